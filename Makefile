@@ -1,0 +1,84 @@
+# moonstep — build, test, demo, bench.
+#
+#   make              libmoonstep.so into build/ (CUDA too when nvcc is found, or CUDA=1)
+#   make test         install missing Debian packages, build, run every test
+#   make demo         install, build, run the demo script
+#   make bench        run the benchmarks (scripts/bench/)
+#   make asan         a CPU-only build with -fsanitize=address,undefined in build-asan/
+#   make test-asan    the test suite against that build
+#   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
+
+BUILD    ?= build
+CC       ?= gcc
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA     ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+
+CFLAGS   ?= -O3
+CFLAGS   += -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fopenmp -Wall -Wextra \
+            -Iruntime -Iruntime/include
+LDLIBS   := -lopenblas -lm -fopenmp
+
+C_SRCS   := $(filter-out runtime/cuda_stub.c,$(wildcard runtime/*.c))
+CU_SRCS  := $(wildcard kernels/*.cu)
+HEADERS  := $(wildcard runtime/*.h runtime/include/*.h kernels/*.cuh)
+
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found; install the CUDA toolkit or use CUDA=0)
+  endif
+  OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/cu_%.o)
+  # sm_90 machine code plus PTX so newer GPUs can JIT it; cudart static so the library
+  # loads (CPU-only) on machines without the CUDA runtime.
+  NVFLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Iruntime -Iruntime/include \
+             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static \
+             -ldl -lrt -lpthread -lstdc++
+else
+  OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(BUILD)/cuda_stub.o
+endif
+
+# -z nodelete: LuaJIT may unload the library at exit before the last tensor finalisers
+# (which call into it) have run.
+LIB := $(BUILD)/libmoonstep.so
+
+.PHONY: all deps test test-asan asan demo bench clean
+all: $(LIB)
+
+$(LIB): $(OBJS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS)
+
+$(BUILD)/%.o: runtime/%.c $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/cu_%.o: kernels/%.cu $(HEADERS) | $(BUILD)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD):
+	mkdir -p $@
+
+deps:
+	@scripts/install-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests.sh
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan CUDA=0 \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDLIBS="-lopenblas -lm -fopenmp -fsanitize=address,undefined" all
+
+test-asan: deps asan
+	@MOONSTEP_LIB=build-asan/libmoonstep.so MOONSTEP_ASAN=1 scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bin/moonstep scripts/demo.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bin/moonstep scripts/bench/core.lua
+
+clean:
+	rm -rf build build-asan

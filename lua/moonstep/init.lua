@@ -1,0 +1,49 @@
+-- moonstep — a Lua-scriptable optimization runtime over a C/CUDA core.
+--
+--   local ms = require 'moonstep'
+--   ms.manual_seed(0)
+--   local x = ms.randn(128, 784)
+--   local w = ms.zeros(784, 10)
+--   local y = ms.matmul(x, w)
+local core = require 'moonstep.core'
+local tensor = require 'moonstep.tensor'
+local random = require 'moonstep.random'
+
+local ms = {
+  C = core.C,
+  Tensor = tensor.Tensor,
+  is_tensor = tensor.is_tensor,
+  cuda = require 'moonstep.cuda',
+  version = '0.1.0',
+}
+
+for _, name in ipairs { 'empty', 'zeros', 'ones', 'full', 'arange', 'linspace', 'tensor',
+                        'where', 'dot', 'matmul', 'bmm', 'cat', 'index_select', 'gather' } do
+  ms[name] = tensor[name]
+end
+for _, name in ipairs { 'manual_seed', 'rng_state', 'set_rng_state', 'rand', 'randn', 'philox' } do
+  ms[name] = random[name]
+end
+
+-- Elementwise functions as free functions too: ms.exp(t), ms.add(a, b), ...
+for _, name in ipairs { 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu',
+                        'sign', 'square', 'reciprocal', 'clamp', 'add', 'sub', 'mul', 'div',
+                        'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge',
+                        'sum', 'mean', 'max', 'min', 'argmax', 'argmin', 'norm', 'var', 'std',
+                        'addcmul', 'addcdiv', 'lerp' } do
+  local method = tensor.Tensor[name]
+  ms[name] = function(t, ...)
+    if not tensor.is_tensor(t) then
+      error(('%s: argument 1 is a %s, expected a tensor'):format(name, type(t)), 2)
+    end
+    return method(t, ...)
+  end
+end
+
+function ms.num_threads() return core.C.ms_num_threads() end
+function ms.set_num_threads(n)
+  if type(n) ~= 'number' or n < 1 then error('set_num_threads: expected a count >= 1', 2) end
+  core.C.ms_set_num_threads(n)
+end
+
+return ms

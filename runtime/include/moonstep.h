@@ -1,0 +1,185 @@
+/* moonstep.h — the one public C ABI of the moonstep runtime.
+ *
+ * LuaJIT binds this file with ffi.cdef: everything between the MS_CDEF_BEGIN and
+ * MS_CDEF_END markers must stay FFI-parseable (no macros, no preprocessor lines,
+ * literal array sizes). Any other language can bind the same declarations.
+ *
+ * Conventions
+ *   - Every entry point that can fail returns int: 0 on success, -1 on failure, and
+ *     then ms_last_error() holds a message naming the function, the argument, what was
+ *     given and what was expected. Nothing aborts; out of memory is an error.
+ *   - Tensors are views (shape, strides, offset in elements) on refcounted storage;
+ *     the device is a property of the storage. Ops write into an `out` tensor that the
+ *     caller allocated with the right shape (out-parameter first, as in TH).
+ *   - Indices in the C ABI are 0-based, except where a function takes `base`: index
+ *     tensors are then read as base-based (Lua passes 1).
+ *   - Not thread-safe per tensor: refcounts are plain ints, one host thread drives a
+ *     tensor. Kernels themselves run multi-threaded (OpenMP) or on the GPU.
+ */
+#ifndef MOONSTEP_H
+#define MOONSTEP_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* MS_CDEF_BEGIN */
+
+enum { MS_ABI_VERSION = 1 };
+enum { MS_MAX_DIMS = 8 };
+
+enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
+enum ms_device { MS_CPU = 0, MS_CUDA = 1 };
+
+typedef struct ms_storage {
+  void *data;        /* host or device pointer, NULL for 0 bytes */
+  int64_t nbytes;
+  int32_t device;    /* enum ms_device */
+  int32_t refcount;  /* number of tensors viewing this storage */
+} ms_storage;
+
+typedef struct ms_tensor {
+  ms_storage *storage;  /* NULL once the tensor was released explicitly */
+  int64_t offset;       /* first element, in elements */
+  int64_t count;        /* number of elements: product of sizes */
+  int64_t sizes[8];     /* the shape */
+  int64_t strides[8];   /* in elements; 0 for broadcast (expanded) dims */
+  int32_t ndim;         /* 0 .. MS_MAX_DIMS; 0 is a scalar with one element */
+  int32_t dtype_id;     /* enum ms_dtype */
+} ms_tensor;
+
+/* ---- errors, version, threads, interrupt -------------------------------------- */
+const char *ms_last_error(void);
+int ms_abi_version(void);
+int ms_num_threads(void);
+void ms_set_num_threads(int n);
+/* Ctrl-C: the handler sets a flag that every op checks on entry; the op then fails
+ * with "interrupted". The REPL installs it while a chunk runs. */
+void ms_sigint_install(void);
+void ms_sigint_uninstall(void);
+int ms_interrupt_pending(void);
+void ms_interrupt_clear(void);
+
+/* ---- tensors -------------------------------------------------------------------
+ * The caller owns tensor headers (Lua allocates them as GC-managed structs, C code
+ * keeps them on the stack); the functions below fill a header that holds no storage
+ * reference yet, and ms_tensor_release drops it again. */
+int ms_tensor_empty(ms_tensor *out, int32_t ndim, const int64_t *shape, int32_t dtype,
+                    int32_t device);
+/* out views base's storage; every element it can address must lie inside the
+ * storage (checked). Used for reshape, narrow, select, transpose, expand. */
+int ms_tensor_view(ms_tensor *out, const ms_tensor *base, int32_t ndim,
+                   const int64_t *shape, const int64_t *stride, int64_t offset);
+/* Drops the storage reference (the finaliser, and an explicit early free); the
+ * header then reads as freed and any op on it is an error. Idempotent. */
+void ms_tensor_release(ms_tensor *t);
+int ms_tensor_is_contiguous(const ms_tensor *t);
+int ms_dtype_size(int32_t dtype);
+
+/* Element access for any device (the Lua layer reads CPU memory directly). */
+int ms_get(const ms_tensor *t, const int64_t *index, double *value);
+int ms_set(ms_tensor *t, const int64_t *index, double value);
+
+/* dst <- src, converting dtype, broadcasting src to dst's shape, across devices. */
+int ms_copy(ms_tensor *dst, const ms_tensor *src);
+int ms_fill(ms_tensor *t, double value);
+/* t[i] = start + i * step over the flattened (row-major) elements. */
+int ms_arange(ms_tensor *t, double start, double step);
+
+/* ---- elementwise ---------------------------------------------------------------
+ * float32 on CPU and CUDA, float64 on CPU. `out` may alias an input (in-place) when
+ * it has the same shape and strides. Broadcasting follows NumPy/PyTorch rules. */
+enum ms_unary_op {
+  MS_NEG, MS_ABS, MS_EXP, MS_LOG, MS_SQRT, MS_RSQRT, MS_TANH, MS_SIGMOID, MS_RELU,
+  MS_SIGN, MS_SQUARE, MS_RECIP,
+  MS_CLAMP,       /* min(max(x, a), b) */
+  MS_ADD_SCALAR,  /* x + a */
+  MS_MUL_SCALAR,  /* x * a */
+  MS_POW_SCALAR,  /* x ^ a */
+  MS_RSUB_SCALAR, /* a - x */
+  MS_RDIV_SCALAR, /* a / x */
+  MS_RPOW_SCALAR, /* a ^ x */
+  MS_MAX_SCALAR, MS_MIN_SCALAR,
+  MS_EQ_SCALAR, MS_NE_SCALAR, MS_LT_SCALAR, MS_LE_SCALAR, MS_GT_SCALAR, MS_GE_SCALAR,
+  MS_UNARY_COUNT
+};
+enum ms_binary_op {
+  MS_ADD,   /* a + alpha * b (axpy when out aliases a) */
+  MS_SUB,   /* a - alpha * b */
+  MS_MUL, MS_DIV, MS_POW, MS_MAX, MS_MIN,
+  MS_EQ, MS_NE, MS_LT, MS_LE, MS_GT, MS_GE,  /* 1.0 or 0.0 in out's dtype */
+  MS_BINARY_COUNT
+};
+enum ms_ternary_op {
+  MS_ADDCMUL,  /* a + alpha * b * c */
+  MS_ADDCDIV,  /* a + alpha * b / c */
+  MS_WHERE,    /* a != 0 ? b : c */
+  MS_LERP,     /* a + alpha * (b - a); c unused */
+  MS_TERNARY_COUNT
+};
+int ms_unary(ms_tensor *out, const ms_tensor *x, int32_t op, double a, double b);
+int ms_binary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t op,
+              double alpha);
+int ms_ternary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b,
+               const ms_tensor *c, int32_t op, double alpha);
+
+/* ---- reductions: accumulate in float64 ------------------------------------------ */
+enum ms_reduce_op {
+  MS_SUM, MS_MEAN, MS_RMAX, MS_RMIN, MS_ARGMAX, MS_ARGMIN,
+  MS_NORM,  /* p-norm, p = param (inf allowed) */
+  MS_VAR,   /* variance with correction = param (1 = unbiased) */
+  MS_REDUCE_COUNT
+};
+/* Over all elements: *value gets the result; for ARGMAX/ARGMIN *value is the 0-based
+ * flat index. An empty tensor is an error for max/min/arg*. */
+int ms_reduce_all(const ms_tensor *x, int32_t op, double param, double *value);
+/* Over one dim (0-based): out holds the other dims in order (numel = numel(x)/size);
+ * out is float for values and int64 for arg ops (then base-based indices). */
+int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op,
+                  double param, int64_t base);
+
+/* ---- linear algebra -------------------------------------------------------------- */
+/* sum a[i]*b[i] over equal-numel float tensors, accumulated in float64. */
+int ms_dot(const ms_tensor *a, const ms_tensor *b, double *value);
+/* out = alpha * op(a) @ op(b) + beta * out, op = transpose when trans_* is nonzero.
+ * 2-D: a [m,k], b [k,n], out [m,n]. 3-D: batched over dim 0 (a or b may have batch
+ * stride 0). out must be contiguous. */
+int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t trans_a,
+              int32_t trans_b, double alpha, double beta);
+
+/* ---- indexing -------------------------------------------------------------------- */
+/* out = x with dim restricted to the entries of the 1-D int64 index (base-based). */
+int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim,
+                    const ms_tensor *index, int64_t base);
+/* out[i..] = x[..index[i..]..] along dim; index has out's shape (torch.gather). */
+int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
+              int64_t base);
+
+/* ---- random numbers: Philox4x32-10 ------------------------------------------------
+ * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,
+ * stream as 64 bits), key = seed. Same bits on CPU and GPU for any thread count. */
+enum ms_dist {
+  MS_UNIFORM,     /* [a, b) */
+  MS_NORMAL,      /* mean a, std b (Box-Muller) */
+  MS_RADEMACHER,  /* -1 or +1 with probability 1/2 */
+  MS_BERNOULLI,   /* 1 with probability a, else 0 */
+  MS_DIST_COUNT
+};
+void ms_philox4x32_10(const uint32_t *counter, const uint32_t *key, uint32_t *out);
+int ms_rng_fill(ms_tensor *t, int32_t dist, uint64_t seed, uint64_t stream, double a,
+                double b);
+/* The global generator: a seed and the next stream; each fill from it uses one stream. */
+void ms_manual_seed(uint64_t seed);
+void ms_rng_get_state(uint64_t *seed, uint64_t *stream);
+void ms_rng_set_state(uint64_t seed, uint64_t stream);
+int ms_random_fill(ms_tensor *t, int32_t dist, double a, double b);
+
+/* ---- CUDA -------------------------------------------------------------------------- */
+int ms_cuda_compiled(void);       /* 1 when this library was built with CUDA */
+int ms_cuda_device_count(void);   /* 0 without a usable GPU or driver */
+int ms_cuda_synchronize(void);
+
+/* MS_CDEF_END */
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,137 @@
+/* index.c — index_select and gather, for every dtype (elements are moved as bytes).
+ *
+ * Index tensors are int64 and read with a base (Lua passes 1): a value v selects
+ * position v - base; anything outside 0..size-1 is an error naming the value. */
+#include "internal.h"
+#include <string.h>
+
+static int bad_index(const char *fn, int64_t v, int64_t base, int dim, int64_t size) {
+  return ms_fail("%s: index %lld is out of range for dimension %d of size %lld (expected "
+                 "%lld..%lld)", fn, (long long)v, dim + 1, (long long)size, (long long)base,
+                 (long long)(size - 1 + base));
+}
+
+int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
+                    int64_t base) {
+  static const char fn[] = "index_select";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_tensor(fn, "self", x));
+  MS_TRY(ms_check_same(fn, "out", out, "self", x));
+  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
+  if (ms_device_of(index) != ms_device_of(x))
+    return ms_fail("%s: argument 'index' is on %s but 'self' is on %s, expected one device",
+                   fn, ms_device_name(ms_device_of(index)), ms_device_name(ms_device_of(x)));
+  if (dim < 0 || dim >= x->ndim)
+    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
+                   dim + 1, x->ndim, x->ndim);
+  if (index->ndim != 1)
+    return ms_fail("%s: argument 'index' has %d dims, expected a 1-D tensor", fn, index->ndim);
+  int64_t want[MS_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) want[d] = d == dim ? index->count : x->sizes[d];
+  MS_TRY(ms_check_shape(fn, "out", out, x->ndim, want));
+  if (!ms_tensor_is_contiguous(out))
+    return ms_fail("%s: argument 'out' is not contiguous, expected a contiguous tensor", fn);
+  if (out->count == 0) return 0;
+  int64_t size = x->sizes[dim], outer = 1, inner = 1, nidx = index->count;
+  for (int d = 0; d < dim; d++) outer *= x->sizes[d];
+  for (int d = dim + 1; d < x->ndim; d++) inner *= x->sizes[d];
+  ms_tensor xc, ic;
+  MS_TRY(ms_contiguous(&xc, x));
+  if (ms_contiguous(&ic, index)) { ms_tensor_release(&xc); return -1; }
+  const int64_t *idx = (const int64_t *)ms_ptr(&ic);
+  int es = ms_dtype_size(x->dtype_id);
+  int rc = 0;
+  if (ms_device_of(x) == MS_CUDA) {
+    int64_t bad = 0;
+    rc = ms_cuda_index_select((float *)ms_ptr(out), (const float *)ms_ptr(&xc), idx, outer,
+                              size, inner, nidx, base, es, &bad);
+    if (rc == 1) rc = bad_index(fn, bad, base, dim, size);
+  } else {
+    for (int64_t j = 0; j < nidx; j++)
+      if (idx[j] - base < 0 || idx[j] - base >= size) {
+        rc = bad_index(fn, idx[j], base, dim, size);
+        break;
+      }
+    if (rc == 0) {
+      const char *src = ms_ptr(&xc);
+      char *dst = ms_ptr(out);
+      size_t row = (size_t)(inner * es);
+      int nth = ms_threads_for(out->count);
+#pragma omp parallel for num_threads(nth) schedule(static)
+      for (int64_t r = 0; r < outer * nidx; r++) {
+        int64_t o = r / nidx, j = r % nidx;
+        memcpy(dst + r * row, src + (o * size + idx[j] - base) * row, row);
+      }
+    }
+  }
+  ms_tensor_release(&xc);
+  ms_tensor_release(&ic);
+  return rc;
+}
+
+/* Move one element of es bytes. */
+static inline void move_elem(char *dst, const char *src, int es) {
+  switch (es) {
+    case 1: *(uint8_t *)dst = *(const uint8_t *)src; break;
+    case 4: *(uint32_t *)dst = *(const uint32_t *)src; break;
+    default: *(uint64_t *)dst = *(const uint64_t *)src; break;
+  }
+}
+
+int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
+              int64_t base) {
+  static const char fn[] = "gather";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_tensor(fn, "self", x));
+  MS_TRY(ms_check_same(fn, "out", out, "self", x));
+  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
+  if (dim < 0 || dim >= x->ndim)
+    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
+                   dim + 1, x->ndim, x->ndim);
+  char s1[160], s2[160];
+  if (index->ndim != x->ndim)
+    return ms_fail("%s: argument 'index' has %d dims, expected %d (as many as 'self')", fn,
+                   index->ndim, x->ndim);
+  for (int d = 0; d < x->ndim; d++)
+    if (d != dim && index->sizes[d] > x->sizes[d])
+      return ms_fail("%s: argument 'index' has shape %s, expected at most %s outside dim %d",
+                     fn, ms_shape_str(s1, index->ndim, index->sizes),
+                     ms_shape_str(s2, x->ndim, x->sizes), dim + 1);
+  MS_TRY(ms_check_shape(fn, "out", out, index->ndim, index->sizes));
+  if (out->count == 0) return 0;
+  /* x seen with index's shape and stride 0 along dim: the iterator then gives the
+   * offset of x[.., 0, ..] and the index value adds index * stride[dim]. */
+  ms_tensor xv = *x;
+  for (int d = 0; d < x->ndim; d++) xv.sizes[d] = index->sizes[d];
+  xv.strides[dim] = 0;
+  xv.count = index->count;
+  const ms_tensor *ops[3] = {out, index, &xv};
+  const char *names[3] = {"out", "index", "self"};
+  ms_iter it;
+  MS_TRY(ms_iter_init(&it, fn, names, 3, ops));
+  int64_t size = x->sizes[dim], sdim = x->strides[dim];
+  if (ms_device_of(x) == MS_CUDA) {
+    int64_t bad = 0;
+    int rc = ms_cuda_gather(&it, dim, size, sdim, base, &bad);
+    return rc == 1 ? bad_index(fn, bad, base, dim, size) : rc;
+  }
+  int es = ms_dtype_size(x->dtype_id);
+  int last = it.ndim - 1;
+  int64_t inner = it.sizes[last];
+  int failed = 0;
+  int64_t bad = 0;
+  ms_cursor c;
+  ms_cursor_seek(&it, &c, 0);
+  for (int64_t i = 0; i < it.count && !failed;) {
+    for (int64_t j = 0; j < inner - c.idx[last]; j++) {
+      int64_t v = ((const int64_t *)it.data[1])[c.off[1] + j * it.strides[1][last]];
+      if (v - base < 0 || v - base >= size) { failed = 1; bad = v; break; }
+      move_elem(it.data[0] + (c.off[0] + j * it.strides[0][last]) * es,
+                it.data[2] + (c.off[2] + j * it.strides[2][last] + (v - base) * sdim) * es, es);
+    }
+    int64_t len = inner - c.idx[last];
+    i += len;
+    if (i < it.count) ms_cursor_advance(&it, &c, len);
+  }
+  return failed ? bad_index(fn, bad, base, dim, size) : 0;
+}

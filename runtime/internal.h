@@ -1,0 +1,150 @@
+/* internal.h — what the runtime's .c files and the CUDA kernels share, never exported.
+ *
+ *   errors     ms_fail(fmt, ...) sets the thread-local message and returns -1
+ *   checks     ms_check_*(fn, arg, ...) validate one argument and name it on failure
+ *   iterator   ms_iter: broadcast + collapse the shapes of up to 4 operands once, so
+ *              a kernel walks (inner rows x strides); used by CPU loops and handed to
+ *              CUDA kernels as-is
+ *   cuda       the entry points the kernels/ .cu files implement (or cuda_stub.c refuses)
+ */
+#ifndef MS_INTERNAL_H
+#define MS_INTERNAL_H
+#include "include/moonstep.h"
+#include <stddef.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ----------------------------------------------------------------------- */
+int ms_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern volatile int ms_interrupt_flag;
+int ms_fail_interrupted(const char *fn);
+#define MS_CHECK_INTERRUPT(fn) \
+  do { if (ms_interrupt_flag) return ms_fail_interrupted(fn); } while (0)
+#define MS_TRY(expr) do { if ((expr) != 0) return -1; } while (0)
+
+/* "[2,3]" into buf (at least 160 bytes). */
+const char *ms_shape_str(char *buf, int ndim, const int64_t *shape);
+const char *ms_dtype_name(int32_t dtype);
+const char *ms_device_name(int32_t device);
+
+/* Each returns 0 or fails with a message "fn: argument 'arg' ...". */
+int ms_check_tensor(const char *fn, const char *arg, const ms_tensor *t);
+int ms_check_float(const char *fn, const char *arg, const ms_tensor *t);
+int ms_check_dtype(const char *fn, const char *arg, const ms_tensor *t, int32_t dtype);
+int ms_check_same(const char *fn, const char *arg, const ms_tensor *t,
+                  const char *ref_arg, const ms_tensor *ref); /* dtype and device */
+int ms_check_shape(const char *fn, const char *arg, const ms_tensor *t, int ndim,
+                   const int64_t *shape);
+
+static inline int ms_device_of(const ms_tensor *t) { return t->storage->device; }
+static inline char *ms_ptr(const ms_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)ms_dtype_size(t->dtype_id);
+}
+
+/* A contiguous tensor with t's shape, dtype and device, holding t's values: a view of
+ * t when t is already contiguous, else a fresh copy. Release it after use. */
+int ms_contiguous(ms_tensor *out, const ms_tensor *t);
+int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t);
+
+/* ---- storage ------------------------------------------------------------------------ */
+int ms_storage_new(ms_storage **out, int64_t nbytes, int32_t device);
+void ms_storage_decref(ms_storage *s);
+
+/* ---- broadcast iterator ------------------------------------------------------------ */
+enum { MS_ITER_MAX_OPS = 4 };
+typedef struct ms_iter {
+  int ndim;                                    /* >= 1 after collapsing */
+  int nops;                                    /* operand 0 is the output */
+  int64_t count;                                /* elements */
+  int64_t sizes[MS_MAX_DIMS];                   /* innermost dim last */
+  int64_t strides[MS_ITER_MAX_OPS][MS_MAX_DIMS]; /* elements; 0 where broadcast */
+  char *data[MS_ITER_MAX_OPS];                 /* first element of each operand */
+  int32_t dtype[MS_ITER_MAX_OPS];
+} ms_iter;
+
+/* ops[0] defines the shape; every other operand must broadcast to it. */
+int ms_iter_init(ms_iter *it, const char *fn, const char *const *names, int nops,
+                 const ms_tensor *const *ops);
+
+/* A position inside an iterator: multi-index and per-operand element offsets. */
+typedef struct ms_cursor {
+  int64_t idx[MS_MAX_DIMS];
+  int64_t off[MS_ITER_MAX_OPS];
+} ms_cursor;
+
+static inline void ms_cursor_seek(const ms_iter *it, ms_cursor *c, int64_t linear) {
+  for (int k = 0; k < it->nops; k++) c->off[k] = 0;
+  for (int d = it->ndim - 1; d >= 0; d--) {
+    int64_t i = linear % it->sizes[d];
+    linear /= it->sizes[d];
+    c->idx[d] = i;
+    for (int k = 0; k < it->nops; k++) c->off[k] += i * it->strides[k][d];
+  }
+}
+
+/* Move forward by len elements, len <= what is left of the current inner row. */
+static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t len) {
+  int d = it->ndim - 1;
+  c->idx[d] += len;
+  for (int k = 0; k < it->nops; k++) c->off[k] += len * it->strides[k][d];
+  while (d > 0 && c->idx[d] == it->sizes[d]) {
+    for (int k = 0; k < it->nops; k++) c->off[k] -= it->sizes[d] * it->strides[k][d];
+    c->idx[d] = 0;
+    d--;
+    c->idx[d]++;
+    for (int k = 0; k < it->nops; k++) c->off[k] += it->strides[k][d];
+  }
+}
+
+/* ---- CPU threading ------------------------------------------------------------------- */
+#ifdef _OPENMP
+#include <omp.h>
+#define ms_thread_id() omp_get_thread_num()
+#else
+#define ms_thread_id() 0
+#endif
+enum { MS_PARALLEL_GRAIN = 32768 };  /* elements below which a loop stays serial */
+int ms_threads_for(int64_t work);
+/* The [lo, hi) share of thread `tid` of `nth` over n items. */
+static inline void ms_split(int64_t n, int tid, int nth, int64_t *lo, int64_t *hi) {
+  int64_t q = n / nth, r = n % nth;
+  *lo = tid * q + (tid < r ? tid : r);
+  *hi = *lo + q + (tid < r ? 1 : 0);
+}
+
+/* ---- CUDA backend (kernels/ .cu files, or cuda_stub.c when built without CUDA) ------------ */
+int ms_cuda_check(const char *fn);  /* fails unless a GPU is usable */
+int ms_cuda_malloc(void **p, int64_t nbytes);
+void ms_cuda_free(void *p);
+enum { MS_H2D, MS_D2H, MS_D2D };
+int ms_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
+/* Kernels over an iterator built on device pointers. */
+int ms_cuda_copy(const ms_iter *it);  /* 2 ops, dtype conversion allowed */
+int ms_cuda_fill(const ms_iter *it, double value);
+int ms_cuda_arange(const ms_iter *it, double start, double step);
+int ms_cuda_unary(const ms_iter *it, int op, double a, double b);
+int ms_cuda_binary(const ms_iter *it, int op, double alpha);
+int ms_cuda_ternary(const ms_iter *it, int op, double alpha);
+/* x contiguous float32 on the device, viewed as [outer, size, inner]. */
+int ms_cuda_reduce(const float *x, int64_t outer, int64_t size, int64_t inner, int op,
+                   double param, double *out_host_all, void *out_dev, int32_t out_dtype,
+                   int64_t base);
+int ms_cuda_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, int64_t stride_a, const float *b,
+                 int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                 int64_t stride_c, int64_t batch);
+int ms_cuda_dot(const float *a, const float *b, int64_t n, double *out);
+/* out [outer, nidx, inner] <- x [outer, size, inner] at idx (contiguous all). */
+int ms_cuda_index_select(float *out, const float *x, const int64_t *idx, int64_t outer,
+                         int64_t size, int64_t inner, int64_t nidx, int64_t base,
+                         int esize, int64_t *bad_host);
+int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t xstride_dim,
+                   int64_t base, int64_t *bad_host);
+int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
+                     uint64_t stream, double a, double b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,104 @@
+/* random.c — fills from Philox4x32-10 and the global generator state.
+ *
+ *   uniform      a + (b - a) u,  u = top 24 bits / 2^24 (float32) or 53 bits (float64)
+ *   normal       a + b z, z from Box-Muller on the word pair (0,1) or (2,3) of a block:
+ *                even elements take r cos(theta), odd ones r sin(theta)
+ *   rademacher   +1 when the word's top bit is set, else -1
+ *   bernoulli    1 when u < a
+ * The global generator is (seed, next stream): each fill from it takes one stream,
+ * so ms_rng_set_state(seed, stream) replays a draw exactly. */
+#include "internal.h"
+#include "philox.h"
+#include <math.h>
+
+static uint64_t rng_seed = 0, rng_stream = 0;
+
+void ms_philox4x32_10(const uint32_t *counter, const uint32_t *key, uint32_t *out) {
+  ms_philox_block(counter[0], counter[1], counter[2], counter[3], key[0], key[1], out);
+}
+
+void ms_manual_seed(uint64_t seed) { rng_seed = seed, rng_stream = 0; }
+void ms_rng_get_state(uint64_t *seed, uint64_t *stream) { *seed = rng_seed, *stream = rng_stream; }
+void ms_rng_set_state(uint64_t seed, uint64_t stream) { rng_seed = seed, rng_stream = stream; }
+
+/* Element j (0..3) of a block of words w, for the distribution. */
+static inline float value_f32(const uint32_t w[4], int j, int dist, float a, float b) {
+  switch (dist) {
+    case MS_UNIFORM: return ms_affinef(a, b, ms_u01f(w[j]));
+    case MS_NORMAL: {
+      int p = j & 2;
+      float r = sqrtf(-2.0f * logf(ms_u01f_open(w[p])));
+      float th = 6.2831853071795864f * ms_u01f(w[p + 1]);
+      return a + b * ((j & 1) ? r * sinf(th) : r * cosf(th));
+    }
+    case MS_RADEMACHER: return (w[j] >> 31) ? 1.0f : -1.0f;
+    default: return ms_u01f(w[j]) < a ? 1.0f : 0.0f;
+  }
+}
+
+static inline double value_f64(const uint32_t w[4], int j, int dist, double a, double b) {
+  switch (dist) {
+    case MS_UNIFORM: return a + (b - a) * ms_u01d(w[j], w[j ^ 1]);
+    case MS_NORMAL: {
+      int p = j & 2;
+      double r = sqrt(-2.0 * log(1.0 - ms_u01d(w[p], w[p + 1])));
+      double th = 6.283185307179586 * ms_u01d(w[p + 1], w[p]);
+      return a + b * ((j & 1) ? r * sin(th) : r * cos(th));
+    }
+    case MS_RADEMACHER: return (w[j] >> 31) ? 1.0 : -1.0;
+    default: return ms_u01f(w[j]) < a ? 1.0 : 0.0;
+  }
+}
+
+/* data: n contiguous elements on the CPU. */
+static void fill_cpu(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
+                     uint64_t stream, double a, double b) {
+  int64_t nblocks = (n + 3) / 4;
+  int nth = ms_threads_for(n);
+#pragma omp parallel for num_threads(nth) schedule(static)
+  for (int64_t blk = 0; blk < nblocks; blk++) {
+    uint32_t w[4];
+    ms_philox_at(seed, stream, (uint64_t)blk, w);
+    int64_t i0 = blk * 4;
+    int m = n - i0 < 4 ? (int)(n - i0) : 4;
+    if (dtype == MS_FLOAT32)
+      for (int j = 0; j < m; j++) ((float *)data)[i0 + j] = value_f32(w, j, dist, (float)a, (float)b);
+    else
+      for (int j = 0; j < m; j++) ((double *)data)[i0 + j] = value_f64(w, j, dist, a, b);
+  }
+}
+
+static const char *const dist_names[MS_DIST_COUNT] = {"uniform_", "normal_", "rademacher_",
+                                                      "bernoulli_"};
+
+int ms_rng_fill(ms_tensor *t, int32_t dist, uint64_t seed, uint64_t stream, double a,
+                double b) {
+  if (dist < 0 || dist >= MS_DIST_COUNT) return ms_fail("rng_fill: unknown distribution %d", dist);
+  const char *fn = dist_names[dist];
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float(fn, "self", t));
+  if (dist == MS_NORMAL && !(b >= 0))
+    return ms_fail("%s: std is %g, expected >= 0", fn, b);
+  if (dist == MS_BERNOULLI && !(a >= 0 && a <= 1))
+    return ms_fail("%s: p is %g, expected 0 <= p <= 1", fn, a);
+  if (t->count == 0) return 0;
+  /* Element i is the i-th in row-major order of t, so fill a contiguous buffer. */
+  ms_tensor buf;
+  int direct = ms_tensor_is_contiguous(t);
+  if (direct) MS_TRY(ms_tensor_view(&buf, t, t->ndim, t->sizes, t->strides, t->offset));
+  else MS_TRY(ms_tensor_new_like(&buf, t));
+  int rc = 0;
+  if (ms_device_of(t) == MS_CUDA)
+    rc = ms_cuda_rng_fill(ms_ptr(&buf), t->dtype_id, t->count, dist, seed, stream, a, b);
+  else
+    fill_cpu(ms_ptr(&buf), t->dtype_id, t->count, dist, seed, stream, a, b);
+  if (rc == 0 && !direct) rc = ms_copy(t, &buf);
+  ms_tensor_release(&buf);
+  return rc;
+}
+
+int ms_random_fill(ms_tensor *t, int32_t dist, double a, double b) {
+  MS_TRY(ms_rng_fill(t, dist, rng_seed, rng_stream, a, b));
+  rng_stream++;
+  return 0;
+}

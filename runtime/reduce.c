@@ -1,0 +1,198 @@
+/* reduce.c — sum, mean, max, min, argmax, argmin, p-norm and variance, over all
+ * elements or along one dim. Accumulation is in float64 whatever the input type.
+ *
+ * Both forms view a contiguous x as [outer, size, inner] and reduce the middle dim
+ * ("all" is outer = inner = 1 and splits the span across threads). */
+#include "internal.h"
+#include <math.h>
+
+static const char *const reduce_names[MS_REDUCE_COUNT] = {
+  "sum", "mean", "max", "min", "argmax", "argmin", "norm", "var"};
+
+/* Partial result over one strided span of a reduction. */
+typedef struct {
+  double acc;     /* sum, sum of |x|^p, best value, or sum of squared deviations */
+  int64_t index;  /* position of the best value within the span (arg ops) */
+  int64_t count;
+} partial;
+
+#define SPAN_LOOP(T)                                                                     \
+  do {                                                                                   \
+    const T *x = (const T *)xv;                                                          \
+    switch (op) {                                                                        \
+      case MS_SUM: case MS_MEAN:                                                         \
+        if (stride == 1) for (int64_t i = 0; i < n; i++) acc += x[i];                    \
+        else for (int64_t i = 0; i < n; i++) acc += x[i * stride];                       \
+        break;                                                                           \
+      case MS_VAR:                                                                       \
+        for (int64_t i = 0; i < n; i++) { double d = x[i * stride] - mean; acc += d * d; } \
+        break;                                                                           \
+      case MS_NORM:                                                                      \
+        if (p == 2) for (int64_t i = 0; i < n; i++) { double v = x[i * stride]; acc += v * v; } \
+        else if (p == 1) for (int64_t i = 0; i < n; i++) acc += fabs((double)x[i * stride]); \
+        else if (isinf(p)) for (int64_t i = 0; i < n; i++) {                            \
+          double v = fabs((double)x[i * stride]); if (!(v <= acc)) acc = v; }            \
+        else if (p == 0) for (int64_t i = 0; i < n; i++) acc += x[i * stride] != 0;      \
+        else for (int64_t i = 0; i < n; i++) acc += pow(fabs((double)x[i * stride]), p); \
+        break;                                                                           \
+      case MS_RMAX: case MS_ARGMAX:                                                      \
+        for (int64_t i = 0; i < n; i++) {                                                \
+          double v = x[i * stride];                                                      \
+          if (acc == acc && !(v <= acc)) { acc = v; best = i; } }                        \
+        break;                                                                           \
+      default: /* MS_RMIN, MS_ARGMIN */                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                \
+          double v = x[i * stride];                                                      \
+          if (acc == acc && !(v >= acc)) { acc = v; best = i; } }                        \
+        break;                                                                           \
+    }                                                                                    \
+  } while (0)
+
+static partial reduce_span(const void *xv, int32_t dtype, int64_t n, int64_t stride, int op,
+                           double p, double mean) {
+  double acc = 0;
+  int64_t best = 0;
+  if (op == MS_RMAX || op == MS_ARGMAX) acc = -INFINITY;
+  if (op == MS_RMIN || op == MS_ARGMIN) acc = INFINITY;
+  if (dtype == MS_FLOAT32) SPAN_LOOP(float);
+  else SPAN_LOOP(double);
+  partial r = {acc, best, n};
+  return r;
+}
+
+/* Combine b (covering later elements) into a. */
+static void combine(partial *a, partial b, int op, double p) {
+  switch (op) {
+    case MS_RMAX: case MS_ARGMAX:
+      if (a->acc == a->acc && !(b.acc <= a->acc)) { a->acc = b.acc; a->index = a->count + b.index; }
+      break;
+    case MS_RMIN: case MS_ARGMIN:
+      if (a->acc == a->acc && !(b.acc >= a->acc)) { a->acc = b.acc; a->index = a->count + b.index; }
+      break;
+    case MS_NORM:
+      if (isinf(p)) { if (!(b.acc <= a->acc)) a->acc = b.acc; }
+      else a->acc += b.acc;
+      break;
+    default: a->acc += b.acc;
+  }
+  a->count += b.count;
+}
+
+static double finish(partial r, int op, double p, int64_t n) {
+  switch (op) {
+    case MS_MEAN: return r.acc / (double)n;
+    case MS_ARGMAX: case MS_ARGMIN: return (double)r.index;
+    case MS_NORM:
+      if (p == 2) return sqrt(r.acc);
+      if (p == 1 || p == 0 || isinf(p)) return r.acc;
+      return pow(r.acc, 1.0 / p);
+    case MS_VAR: return n - p > 0 ? r.acc / ((double)n - p) : NAN;
+    default: return r.acc;
+  }
+}
+
+/* A whole contiguous span of n elements, split across threads. */
+static partial reduce_parallel(const char *base, int32_t dtype, int64_t n, int op, double p,
+                               double mean) {
+  int es = ms_dtype_size(dtype);
+  int nth = ms_threads_for(n);
+  partial parts[256];
+  if (nth > 256) nth = 256;
+#pragma omp parallel num_threads(nth)
+  {
+    int64_t lo, hi;
+    int tid = ms_thread_id();
+    ms_split(n, tid, nth, &lo, &hi);
+    parts[tid] = reduce_span(base + lo * es, dtype, hi - lo, 1, op, p, mean);
+  }
+  partial r = parts[0];
+  for (int t = 1; t < nth; t++) combine(&r, parts[t], op, p);  /* fixed order */
+  return r;
+}
+
+static int check_op(const char *fn, int op, const ms_tensor *x) {
+  (void)fn;
+  if (op < 0 || op >= MS_REDUCE_COUNT) return ms_fail("reduce: unknown op %d", op);
+  MS_TRY(ms_check_float(reduce_names[op], "self", x));
+  if (x->count == 0 && op != MS_SUM && op != MS_NORM)
+    return ms_fail("%s: argument 'self' is empty, expected at least one element",
+                   reduce_names[op]);
+  return 0;
+}
+
+int ms_reduce_all(const ms_tensor *x, int32_t op, double param, double *value) {
+  MS_TRY(check_op("reduce", op, x));
+  const char *fn = reduce_names[op];
+  MS_CHECK_INTERRUPT(fn);
+  ms_tensor xc;
+  MS_TRY(ms_contiguous(&xc, x));
+  int rc = 0;
+  int64_t n = x->count;
+  if (n == 0) {
+    *value = 0;
+  } else if (ms_device_of(x) == MS_CUDA) {
+    rc = ms_cuda_reduce((const float *)ms_ptr(&xc), 1, n, 1, op, param, value, NULL,
+                        MS_FLOAT64, 0);
+  } else {
+    double mean = 0;
+    if (op == MS_VAR) mean = reduce_parallel(ms_ptr(&xc), x->dtype_id, n, MS_SUM, 0, 0).acc / n;
+    partial r = reduce_parallel(ms_ptr(&xc), x->dtype_id, n, op, param, mean);
+    *value = finish(r, op, param, n);
+  }
+  ms_tensor_release(&xc);
+  return rc;
+}
+
+int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, double param,
+                  int64_t base) {
+  MS_TRY(check_op("reduce", op, x));
+  const char *fn = reduce_names[op];
+  MS_CHECK_INTERRUPT(fn);
+  if (dim < 0 || dim >= x->ndim)
+    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
+                   dim + 1, x->ndim, x->ndim);
+  int arg = op == MS_ARGMAX || op == MS_ARGMIN;
+  int32_t want = arg ? MS_INT64 : x->dtype_id;
+  MS_TRY(ms_check_dtype(fn, "out", out, want));
+  if (ms_device_of(out) != ms_device_of(x))
+    return ms_fail("%s: argument 'out' is on %s but 'self' is on %s, expected one device", fn,
+                   ms_device_name(ms_device_of(out)), ms_device_name(ms_device_of(x)));
+  int64_t size = x->sizes[dim], outer = 1, inner = 1;
+  for (int d = 0; d < dim; d++) outer *= x->sizes[d];
+  for (int d = dim + 1; d < x->ndim; d++) inner *= x->sizes[d];
+  if (out->count != outer * inner || !ms_tensor_is_contiguous(out))
+    return ms_fail("%s: argument 'out' has %lld elements%s, expected a contiguous tensor of "
+                   "%lld", fn, (long long)out->count,
+                   ms_tensor_is_contiguous(out) ? "" : " (not contiguous)",
+                   (long long)(outer * inner));
+  if (out->count == 0) return 0;
+  if (size == 0 && op != MS_SUM && op != MS_NORM)
+    return ms_fail("%s: dimension %d is empty, expected at least one element", fn, dim + 1);
+  ms_tensor xc;
+  MS_TRY(ms_contiguous(&xc, x));
+  int rc = 0;
+  if (ms_device_of(x) == MS_CUDA) {
+    rc = ms_cuda_reduce((const float *)ms_ptr(&xc), outer, size, inner, op, param, NULL,
+                        ms_ptr(out), out->dtype_id, base);
+  } else {
+    const char *xb = ms_ptr(&xc);
+    int es = ms_dtype_size(x->dtype_id);
+    int64_t nout = outer * inner;
+    int nth = ms_threads_for(nout * size);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t j = 0; j < nout; j++) {
+      int64_t o = j / inner, i = j % inner;
+      const char *start = xb + (o * size * inner + i) * es;
+      double mean = 0;
+      if (op == MS_VAR)
+        mean = reduce_span(start, x->dtype_id, size, inner, MS_SUM, 0, 0).acc / size;
+      partial r = reduce_span(start, x->dtype_id, size, inner, op, param, mean);
+      double v = finish(r, op, param, size);
+      if (arg) ((int64_t *)ms_ptr(out))[j] = (int64_t)v + base;
+      else if (out->dtype_id == MS_FLOAT32) ((float *)ms_ptr(out))[j] = (float)v;
+      else ((double *)ms_ptr(out))[j] = v;
+    }
+  }
+  ms_tensor_release(&xc);
+  return rc;
+}

@@ -14,9 +14,11 @@ NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2
 CUDA     ?= $(if $(NVCC),1,0)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
+# CFLAGS/LDFLAGS are the caller's (optimisation, sanitizers); MS_* are always used.
 CFLAGS   ?= -O3
-CFLAGS   += -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fopenmp -Wall -Wextra \
-            -Iruntime -Iruntime/include
+LDFLAGS  ?=
+MS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fopenmp -Wall -Wextra \
+             -Iruntime -Iruntime/include $(CFLAGS)
 LDLIBS   := -lopenblas -lm -fopenmp
 
 C_SRCS   := $(filter-out runtime/cuda_stub.c,$(wildcard runtime/*.c))
@@ -46,10 +48,10 @@ LIB := $(BUILD)/libmoonstep.so
 all: $(LIB)
 
 $(LIB): $(OBJS)
-	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS)
+	$(CC) -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 $(BUILD)/%.o: runtime/%.c $(HEADERS) | $(BUILD)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(MS_CFLAGS) -c $< -o $@
 
 $(BUILD)/cu_%.o: kernels/%.cu $(HEADERS) | $(BUILD)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
@@ -67,7 +69,7 @@ test: deps
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan CUDA=0 \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDLIBS="-lopenblas -lm -fopenmp -fsanitize=address,undefined" all
+	  LDFLAGS="-fsanitize=address,undefined" all
 
 test-asan: deps asan
 	@MOONSTEP_LIB=build-asan/libmoonstep.so MOONSTEP_ASAN=1 scripts/run-tests.sh

@@ -29,10 +29,10 @@ static const char *const ternary_names[MS_TERNARY_COUNT] = {
 static int run(const char *fn, int arity, int op, const char *const *names,
                const ms_tensor *const *ops, double a, double b) {
   MS_CHECK_INTERRUPT(fn);
-  for (int k = 0; k <= arity; k++) {
-    MS_TRY(ms_check_float(fn, names[k], ops[k]));
-    if (k > 0) MS_TRY(ms_check_same(fn, names[k], ops[k], names[0], ops[0]));
-  }
+  /* inputs first, so the message names what the caller passed */
+  MS_TRY(ms_check_float(fn, names[1], ops[1]));
+  for (int k = 2; k <= arity; k++) MS_TRY(ms_check_same(fn, names[k], ops[k], names[1], ops[1]));
+  MS_TRY(ms_check_same(fn, names[0], ops[0], names[1], ops[1]));
   if (ops[0]->count == 0) return 0;
   ms_iter it;
   MS_TRY(ms_iter_init(&it, fn, names, arity + 1, ops));

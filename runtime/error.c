@@ -31,9 +31,14 @@ volatile int ms_interrupt_flag = 0;
 static struct sigaction ms_old_sigint;
 static int ms_sigint_installed = 0;
 
+/* The flag counts presses not yet handled. A Lua loop that calls no op and runs
+ * JIT-compiled (where debug hooks never fire) cannot see it, so the third pending
+ * press falls back to the default action and ends the process. */
 static void ms_on_sigint(int sig) {
-  (void)sig;
-  ms_interrupt_flag = 1;
+  if (++ms_interrupt_flag >= 3) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
 }
 
 void ms_sigint_install(void) {

@@ -40,6 +40,17 @@ for _, name in ipairs { 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'si
   end
 end
 
+-- Wall-clock seconds from a monotonic clock (os.clock is CPU time summed over threads).
+core.ffi.cdef [[
+struct ms_timespec { long tv_sec; long tv_nsec; };
+int clock_gettime(int clk_id, struct ms_timespec *tp);
+]]
+local ts = core.ffi.new('struct ms_timespec')
+function ms.clock()
+  core.ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
 function ms.num_threads() return core.C.ms_num_threads() end
 function ms.set_num_threads(n)
   if type(n) ~= 'number' or n < 1 then error('set_num_threads: expected a count >= 1', 2) end

@@ -56,13 +56,17 @@ local function check_device(fn, device)
   return id
 end
 
--- A fresh tensor of the given shape table; dtype/device are ids.
-local function empty(shape, dtype_id, device_id)
+-- A fresh tensor of the given shape table; dtype/device are ids; fn names the
+-- user-facing function in errors (default 'empty').
+local function empty(shape, dtype_id, device_id, fn)
   local n = #shape
-  if n > 8 then error(fmt('empty: %d dimensions given, expected at most 8', n), 3) end
+  if n > 8 then error(fmt('%s: %d dimensions given, expected at most 8', fn or 'empty', n), 3) end
   for d = 1, n do shape_buf[d - 1] = shape[d] end
   local t = TensorCT()
-  if C.ms_tensor_empty(t, n, shape_buf, dtype_id, device_id) ~= 0 then fail(3) end
+  if C.ms_tensor_empty(t, n, shape_buf, dtype_id, device_id) ~= 0 then
+    local msg = ffi.string(C.ms_last_error())
+    error(fn and (msg:gsub('^empty:', fn .. ':')) or msg, 3)
+  end
   return t
 end
 M._empty = empty
@@ -126,14 +130,14 @@ end
 
 function M.zeros(...)
   local shape, dt, dev = parse_sizes('zeros', ...)
-  local t = empty(shape, dt, dev)
+  local t = empty(shape, dt, dev, 'zeros')
   if C.ms_fill(t, 0) ~= 0 then fail() end
   return t
 end
 
 function M.ones(...)
   local shape, dt, dev = parse_sizes('ones', ...)
-  local t = empty(shape, dt, dev)
+  local t = empty(shape, dt, dev, 'ones')
   if C.ms_fill(t, 1) ~= 0 then fail() end
   return t
 end
@@ -147,7 +151,7 @@ function M.full(shape, value, opts)
     error(fmt('full: value is a %s, expected a number', type(value)), 2)
   end
   local s, dt, dev = parse_sizes('full', shape, opts)
-  local t = empty(s, dt, dev)
+  local t = empty(s, dt, dev, 'full')
   if C.ms_fill(t, value) ~= 0 then fail() end
   return t
 end

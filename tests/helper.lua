@@ -1,0 +1,61 @@
+-- tests/helper.lua — shared assertions for the specs.
+local ms = require 'moonstep'
+local H = {}
+
+-- Flatten a nested Lua table of numbers (row-major).
+function H.flatten(t, out)
+  out = out or {}
+  if type(t) == 'number' then out[#out + 1] = t; return out end
+  for _, v in ipairs(t) do H.flatten(v, out) end
+  return out
+end
+
+-- Assert that tensor t matches the expected values (nested table or flat list or
+-- tensor) within rel/abs tolerance; reports the first mismatch.
+function H.assert_close(t, expected, tol, msg)
+  tol = tol or 1e-6
+  local got = H.flatten(t:totable())
+  local want = ms.is_tensor(expected) and H.flatten(expected:totable()) or H.flatten(expected)
+  assert(#got == #want, ('%s: %d values, expected %d'):format(msg or 'assert_close', #got, #want))
+  for i = 1, #got do
+    local g, w = got[i], want[i]
+    local ok = (g == w) or (g ~= g and w ~= w) or math.abs(g - w) <= tol * math.max(1, math.abs(w))
+    assert(ok, ('%s: element %d is %.9g, expected %.9g (tol %g)'):format(msg or 'assert_close', i, g, w, tol))
+  end
+end
+
+-- Assert that f raises an error whose message contains every given fragment.
+function H.assert_error(f, ...)
+  local ok, err = pcall(f)
+  assert(not ok, 'expected an error, but the call succeeded')
+  err = tostring(err)
+  for _, frag in ipairs { ... } do
+    assert(err:find(frag, 1, true), ('error message %q does not mention %q'):format(err, frag))
+  end
+  return err
+end
+
+-- Deterministic pseudo-random numbers in Lua (independent of the runtime's RNG).
+function H.lcg(seed)
+  local s = seed
+  return function()
+    s = (1103515245 * s + 12345) % 2147483648
+    return s / 2147483648 * 2 - 1
+  end
+end
+
+-- A float32 tensor of the given shape with independent pseudo-random values, and
+-- the same values as a flat Lua list.
+function H.random_tensor(shape, seed, opts)
+  local r = H.lcg(seed or 1)
+  local n = 1
+  for _, s in ipairs(shape) do n = n * s end
+  local vals = {}
+  for i = 1, n do vals[i] = r() end
+  local t = ms.empty(shape, opts)
+  local flat = t:view(n)
+  for i = 1, n do flat:set(i, vals[i]) end
+  return t, H.flatten(t:totable())
+end
+
+return H

@@ -8,6 +8,7 @@
  * so uniform, Rademacher and Bernoulli values are bit-identical on CPU and GPU. */
 #ifndef MS_PHILOX_H
 #define MS_PHILOX_H
+#include <math.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -48,15 +49,46 @@ MS_HD double ms_u01d(uint32_t hi, uint32_t lo) {
   return (double)(((uint64_t)(hi >> 5) << 26) | (lo >> 6)) * 1.1102230246251565e-16;
 }
 
-#ifdef __CUDACC__
+/* a + (b - a) u, each step rounded on its own (no fused multiply-add on either side;
+ * gcc does not contract across statements under -std=c11). */
 MS_HD float ms_affinef(float a, float b, float u) {
+#ifdef __CUDA_ARCH__
   return __fadd_rn(a, __fmul_rn(__fsub_rn(b, a), u));
-}
 #else
-MS_HD float ms_affinef(float a, float b, float u) {
-  float d = b - a, s = d * u;  /* separate statements: no contraction under -std=c11 */
+  float d = b - a, s = d * u;
   return a + s;
-}
 #endif
+}
+
+/* The value of element j (0..3) of a block of words w, for one distribution
+ * (enum ms_dist). Box-Muller for normal: words (0,1) feed elements 0 and 1, words
+ * (2,3) elements 2 and 3; even elements take r cos(theta), odd ones r sin(theta). */
+MS_HD float ms_rng_value_f32(const uint32_t w[4], int j, int dist, float a, float b) {
+  switch (dist) {
+    case 0: return ms_affinef(a, b, ms_u01f(w[j]));  /* uniform [a, b) */
+    case 1: {                                          /* normal (a, b^2) */
+      int p = j & 2;
+      float r = sqrtf(-2.0f * logf(ms_u01f_open(w[p])));
+      float th = 6.2831853071795864f * ms_u01f(w[p + 1]);
+      return a + b * ((j & 1) ? r * sinf(th) : r * cosf(th));
+    }
+    case 2: return (w[j] >> 31) ? 1.0f : -1.0f;        /* Rademacher */
+    default: return ms_u01f(w[j]) < a ? 1.0f : 0.0f;   /* Bernoulli(a) */
+  }
+}
+
+MS_HD double ms_rng_value_f64(const uint32_t w[4], int j, int dist, double a, double b) {
+  switch (dist) {
+    case 0: return a + (b - a) * ms_u01d(w[j], w[j ^ 1]);
+    case 1: {
+      int p = j & 2;
+      double r = sqrt(-2.0 * log(1.0 - ms_u01d(w[p], w[p + 1])));
+      double th = 6.283185307179586 * ms_u01d(w[p + 1], w[p]);
+      return a + b * ((j & 1) ? r * sin(th) : r * cos(th));
+    }
+    case 2: return (w[j] >> 31) ? 1.0 : -1.0;
+    default: return ms_u01f(w[j]) < a ? 1.0 : 0.0;
+  }
+}
 
 #endif

@@ -1,8 +1,7 @@
 /* random.c — fills from Philox4x32-10 and the global generator state.
  *
  *   uniform      a + (b - a) u,  u = top 24 bits / 2^24 (float32) or 53 bits (float64)
- *   normal       a + b z, z from Box-Muller on the word pair (0,1) or (2,3) of a block:
- *                even elements take r cos(theta), odd ones r sin(theta)
+ *   normal       a + b z, z from Box-Muller (philox.h: ms_rng_value_*)
  *   rademacher   +1 when the word's top bit is set, else -1
  *   bernoulli    1 when u < a
  * The global generator is (seed, next stream): each fill from it takes one stream,
@@ -10,6 +9,9 @@
 #include "internal.h"
 #include "philox.h"
 #include <math.h>
+
+_Static_assert(MS_UNIFORM == 0 && MS_NORMAL == 1 && MS_RADEMACHER == 2 && MS_BERNOULLI == 3,
+               "philox.h ms_rng_value_* switch on these values");
 
 static uint64_t rng_seed = 0, rng_stream = 0;
 
@@ -20,35 +22,6 @@ void ms_philox4x32_10(const uint32_t *counter, const uint32_t *key, uint32_t *ou
 void ms_manual_seed(uint64_t seed) { rng_seed = seed, rng_stream = 0; }
 void ms_rng_get_state(uint64_t *seed, uint64_t *stream) { *seed = rng_seed, *stream = rng_stream; }
 void ms_rng_set_state(uint64_t seed, uint64_t stream) { rng_seed = seed, rng_stream = stream; }
-
-/* Element j (0..3) of a block of words w, for the distribution. */
-static inline float value_f32(const uint32_t w[4], int j, int dist, float a, float b) {
-  switch (dist) {
-    case MS_UNIFORM: return ms_affinef(a, b, ms_u01f(w[j]));
-    case MS_NORMAL: {
-      int p = j & 2;
-      float r = sqrtf(-2.0f * logf(ms_u01f_open(w[p])));
-      float th = 6.2831853071795864f * ms_u01f(w[p + 1]);
-      return a + b * ((j & 1) ? r * sinf(th) : r * cosf(th));
-    }
-    case MS_RADEMACHER: return (w[j] >> 31) ? 1.0f : -1.0f;
-    default: return ms_u01f(w[j]) < a ? 1.0f : 0.0f;
-  }
-}
-
-static inline double value_f64(const uint32_t w[4], int j, int dist, double a, double b) {
-  switch (dist) {
-    case MS_UNIFORM: return a + (b - a) * ms_u01d(w[j], w[j ^ 1]);
-    case MS_NORMAL: {
-      int p = j & 2;
-      double r = sqrt(-2.0 * log(1.0 - ms_u01d(w[p], w[p + 1])));
-      double th = 6.283185307179586 * ms_u01d(w[p + 1], w[p]);
-      return a + b * ((j & 1) ? r * sin(th) : r * cos(th));
-    }
-    case MS_RADEMACHER: return (w[j] >> 31) ? 1.0 : -1.0;
-    default: return ms_u01f(w[j]) < a ? 1.0 : 0.0;
-  }
-}
 
 /* data: n contiguous elements on the CPU. */
 static void fill_cpu(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
@@ -62,9 +35,9 @@ static void fill_cpu(void *data, int32_t dtype, int64_t n, int dist, uint64_t se
     int64_t i0 = blk * 4;
     int m = n - i0 < 4 ? (int)(n - i0) : 4;
     if (dtype == MS_FLOAT32)
-      for (int j = 0; j < m; j++) ((float *)data)[i0 + j] = value_f32(w, j, dist, (float)a, (float)b);
+      for (int j = 0; j < m; j++) ((float *)data)[i0 + j] = ms_rng_value_f32(w, j, dist, (float)a, (float)b);
     else
-      for (int j = 0; j < m; j++) ((double *)data)[i0 + j] = value_f64(w, j, dist, a, b);
+      for (int j = 0; j < m; j++) ((double *)data)[i0 + j] = ms_rng_value_f64(w, j, dist, a, b);
   }
 }
 

@@ -78,8 +78,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@bin/moonstep scripts/demo.lua
 
+# The benchmark's competitor: plain C loops built with the library's own flags.
+$(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
+	$(CC) $(MS_CFLAGS) -shared -o $@ $<
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/libbaseline.so
 	@bin/moonstep scripts/bench/core.lua
 
 clean:

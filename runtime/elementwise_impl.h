@@ -2,7 +2,9 @@
  *
  * Included once per type with T (the C type) and SFX (a name suffix) defined. Each op
  * has its own loop so that the compiler can vectorise it; the contiguous case
- * (all inner strides 1) is separate from the strided one for the same reason.
+ * (all inner strides 1) is separate from the strided one for the same reason, and
+ * so is the in-place case (o == x): there gcc's runtime overlap check between o and x
+ * would fail and fall back to scalar code, so that loop names only one pointer.
  * x, y, z: inputs; o: output; s*: inner strides in elements; n: row length. */
 
 #define CAT_(a, b) a##b
@@ -11,7 +13,9 @@
 
 /* One row of a unary op: o[i] = EXPR(v) with v = x[i]. */
 #define MAP1(EXPR)                                                                 \
-  if (so == 1 && sx == 1) {                                                        \
+  if (o == x && so == 1 && sx == 1) {                                              \
+    for (int64_t i = 0; i < n; i++) { T v = o[i]; o[i] = (EXPR); }                 \
+  } else if (so == 1 && sx == 1) {                                                 \
     for (int64_t i = 0; i < n; i++) { T v = x[i]; o[i] = (EXPR); }                 \
   } else {                                                                         \
     for (int64_t i = 0; i < n; i++) { T v = x[i * sx]; o[i * so] = (EXPR); }       \
@@ -54,7 +58,12 @@ static void FN(unary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, int
 /* One row of a binary op: o[i] = EXPR(u, v) with u = x[i], v = y[i]. The common
  * broadcast case (y a scalar or a broadcast row: sy == 0) gets its own loop. */
 #define MAP2(EXPR)                                                                      \
-  if (so == 1 && sx == 1 && sy == 1) {                                                  \
+  if (o == x && so == 1 && sx == 1 && sy == 1) {                                        \
+    for (int64_t i = 0; i < n; i++) { T u = o[i], v = y[i]; o[i] = (EXPR); }            \
+  } else if (o == x && so == 1 && sx == 1 && sy == 0) {                                 \
+    const T v = y[0];                                                                   \
+    for (int64_t i = 0; i < n; i++) { T u = o[i]; o[i] = (EXPR); }                      \
+  } else if (so == 1 && sx == 1 && sy == 1) {                                           \
     for (int64_t i = 0; i < n; i++) { T u = x[i], v = y[i]; o[i] = (EXPR); }            \
   } else if (so == 1 && sx == 1 && sy == 0) {                                           \
     const T v = y[0];                                                                   \
@@ -88,7 +97,11 @@ static void FN(binary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, co
 
 /* One row of a ternary op: o[i] = EXPR(u, v, w). */
 #define MAP3(EXPR)                                                                       \
-  if (so == 1 && sx == 1 && sy == 1 && sz == 1) {                                        \
+  if (o == x && so == 1 && sx == 1 && sy == 1 && sz == 1) {                              \
+    for (int64_t i = 0; i < n; i++) {                                                    \
+      T u = o[i], v = y[i], w = z[i]; (void)w; o[i] = (EXPR);                            \
+    }                                                                                    \
+  } else if (so == 1 && sx == 1 && sy == 1 && sz == 1) {                                 \
     for (int64_t i = 0; i < n; i++) { T u = x[i], v = y[i], w = z[i]; (void)w; o[i] = (EXPR); } \
   } else {                                                                               \
     for (int64_t i = 0; i < n; i++) {                                                    \
@@ -109,38 +122,48 @@ static void FN(ternary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx,
   }
 }
 
-/* Walk the iterator, one thread per share of the elements, calling ROW per inner run. */
-static void FN(elementwise_)(const ms_iter *itp, int arity, int op, double a, double b) {
-  const ms_iter it = *itp;
-  const int last = it.ndim - 1;
-  const int64_t inner = it.sizes[last];
-  const int64_t so = it.strides[0][last], sx = it.strides[1][last];
-  const int64_t sy = arity > 1 ? it.strides[2][last] : 0;
-  const int64_t sz = arity > 2 ? it.strides[3][last] : 0;
-  const int nth = ms_threads_for(it.count);
-#pragma omp parallel num_threads(nth)
-  {
-    int64_t lo, hi;
-    ms_split(it.count, ms_thread_id(), nth, &lo, &hi);
-    ms_cursor c;
-    ms_cursor_seek(&it, &c, lo);
-    for (int64_t i = lo; i < hi;) {
-      int64_t n = inner - c.idx[last];
-      if (n > hi - i) n = hi - i;
-      T *o = (T *)it.data[0] + c.off[0];
-      const T *x = (const T *)it.data[1] + c.off[1];
-      if (arity == 1) {
-        FN(unary_row_)(op, o, so, x, sx, n, (T)a, (T)b);
-      } else if (arity == 2) {
-        FN(binary_row_)(op, o, so, x, sx, (const T *)it.data[2] + c.off[2], sy, n, (T)a);
-      } else {
-        FN(ternary_row_)(op, o, so, x, sx, (const T *)it.data[2] + c.off[2], sy,
-                         (const T *)it.data[3] + c.off[3], sz, n, (T)a);
-      }
-      i += n;
-      if (i < hi) ms_cursor_advance(&it, &c, n);
+/* Elements [lo, hi) of the iterator, one inner run at a time. */
+static void FN(elementwise_range_)(const ms_iter *it, int arity, int op, double a, double b,
+                                   int64_t lo, int64_t hi) {
+  const int last = it->ndim - 1;
+  const int64_t inner = it->sizes[last];
+  const int64_t so = it->strides[0][last], sx = it->strides[1][last];
+  const int64_t sy = arity > 1 ? it->strides[2][last] : 0;
+  const int64_t sz = arity > 2 ? it->strides[3][last] : 0;
+  ms_cursor c;
+  ms_cursor_seek(it, &c, lo);
+  for (int64_t i = lo; i < hi;) {
+    int64_t n = inner - c.idx[last];
+    if (n > hi - i) n = hi - i;
+    T *o = (T *)it->data[0] + c.off[0];
+    const T *x = (const T *)it->data[1] + c.off[1];
+    if (arity == 1) {
+      FN(unary_row_)(op, o, so, x, sx, n, (T)a, (T)b);
+    } else if (arity == 2) {
+      FN(binary_row_)(op, o, so, x, sx, (const T *)it->data[2] + c.off[2], sy, n, (T)a);
+    } else {
+      FN(ternary_row_)(op, o, so, x, sx, (const T *)it->data[2] + c.off[2], sy,
+                       (const T *)it->data[3] + c.off[3], sz, n, (T)a);
     }
+    i += n;
+    if (i < hi) ms_cursor_advance(it, &c, n);
   }
+}
+
+typedef struct {
+  const ms_iter *it;
+  int arity, op;
+  double a, b;
+} FN(elementwise_job_);
+
+static void FN(elementwise_share_)(void *ctx, int64_t lo, int64_t hi) {
+  const FN(elementwise_job_) *j = ctx;
+  FN(elementwise_range_)(j->it, j->arity, j->op, j->a, j->b, lo, hi);
+}
+
+static void FN(elementwise_)(const ms_iter *it, int arity, int op, double a, double b) {
+  FN(elementwise_job_) job = {it, arity, op, a, b};
+  ms_parallel_for(it->count, it->count, FN(elementwise_share_), &job);
 }
 
 #undef MAP1

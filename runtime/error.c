@@ -91,6 +91,21 @@ int ms_threads_for(int64_t work) {
   return most < nth ? (int)most : nth;
 }
 
+void ms_parallel_for(int64_t n, int64_t work, ms_range_fn fn, void *ctx) {
+  int nth = ms_threads_for(work);
+  if (nth > n) nth = n > 0 ? (int)n : 1;
+  if (nth == 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+#pragma omp parallel num_threads(nth)
+  {
+    int64_t lo, hi;
+    ms_split(n, ms_thread_id(), nth, &lo, &hi);
+    fn(ctx, lo, hi);
+  }
+}
+
 /* ---- names and checks ----------------------------------------------------------------- */
 const char *ms_dtype_name(int32_t dtype) {
   switch (dtype) {

@@ -11,6 +11,23 @@ static int bad_index(const char *fn, int64_t v, int64_t base, int dim, int64_t s
                  (long long)(size - 1 + base));
 }
 
+/* Rows [lo, hi) of out viewed as [outer * nidx, inner]: each a memcpy of one row. */
+typedef struct {
+  const char *src;
+  char *dst;
+  const int64_t *idx;
+  size_t row;  /* bytes */
+  int64_t size, nidx, base;
+} select_job;
+
+static void select_share(void *ctx, int64_t lo, int64_t hi) {
+  const select_job *j = ctx;
+  for (int64_t r = lo; r < hi; r++) {
+    int64_t o = r / j->nidx, k = r % j->nidx;
+    memcpy(j->dst + r * j->row, j->src + (o * j->size + j->idx[k] - j->base) * j->row, j->row);
+  }
+}
+
 int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
                     int64_t base) {
   static const char fn[] = "index_select";
@@ -53,15 +70,8 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_te
         break;
       }
     if (rc == 0) {
-      const char *src = ms_ptr(&xc);
-      char *dst = ms_ptr(out);
-      size_t row = (size_t)(inner * es);
-      int nth = ms_threads_for(out->count);
-#pragma omp parallel for num_threads(nth) schedule(static)
-      for (int64_t r = 0; r < outer * nidx; r++) {
-        int64_t o = r / nidx, j = r % nidx;
-        memcpy(dst + r * row, src + (o * size + idx[j] - base) * row, row);
-      }
+      select_job job = {ms_ptr(&xc), ms_ptr(out), idx, (size_t)(inner * es), size, nidx, base};
+      ms_parallel_for(outer * nidx, out->count, select_share, &job);
     }
   }
   ms_tensor_release(&xc);

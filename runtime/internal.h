@@ -106,6 +106,11 @@ static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t le
 #endif
 enum { MS_PARALLEL_GRAIN = 32768 };  /* elements below which a loop stays serial */
 int ms_threads_for(int64_t work);
+/* fn(ctx, lo, hi) over items [0, n) split in contiguous shares, one per thread; work
+ * (in elements touched) sets the thread count, and a call below the grain runs on the
+ * calling thread without entering OpenMP at all (that alone costs more than a small op). */
+typedef void (*ms_range_fn)(void *ctx, int64_t lo, int64_t hi);
+void ms_parallel_for(int64_t n, int64_t work, ms_range_fn fn, void *ctx);
 /* The [lo, hi) share of thread `tid` of `nth` over n items. */
 static inline void ms_split(int64_t n, int tid, int nth, int64_t *lo, int64_t *hi) {
   int64_t q = n / nth, r = n % nth;

@@ -23,22 +23,36 @@ void ms_manual_seed(uint64_t seed) { rng_seed = seed, rng_stream = 0; }
 void ms_rng_get_state(uint64_t *seed, uint64_t *stream) { *seed = rng_seed, *stream = rng_stream; }
 void ms_rng_set_state(uint64_t seed, uint64_t stream) { rng_seed = seed, rng_stream = stream; }
 
-/* data: n contiguous elements on the CPU. */
+/* Philox blocks [lo, hi) (four elements each) of a contiguous CPU fill of n elements. */
+typedef struct {
+  void *data;
+  int32_t dtype;
+  int64_t n;
+  int dist;
+  uint64_t seed, stream;
+  double a, b;
+} fill_job;
+
+static void fill_share(void *ctx, int64_t lo, int64_t hi) {
+  const fill_job *f = ctx;
+  for (int64_t blk = lo; blk < hi; blk++) {
+    uint32_t w[4];
+    ms_philox_at(f->seed, f->stream, (uint64_t)blk, w);
+    int64_t i0 = blk * 4;
+    int m = f->n - i0 < 4 ? (int)(f->n - i0) : 4;
+    if (f->dtype == MS_FLOAT32)
+      for (int j = 0; j < m; j++)
+        ((float *)f->data)[i0 + j] = ms_rng_value_f32(w, j, f->dist, (float)f->a, (float)f->b);
+    else
+      for (int j = 0; j < m; j++)
+        ((double *)f->data)[i0 + j] = ms_rng_value_f64(w, j, f->dist, f->a, f->b);
+  }
+}
+
 static void fill_cpu(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
                      uint64_t stream, double a, double b) {
-  int64_t nblocks = (n + 3) / 4;
-  int nth = ms_threads_for(n);
-#pragma omp parallel for num_threads(nth) schedule(static)
-  for (int64_t blk = 0; blk < nblocks; blk++) {
-    uint32_t w[4];
-    ms_philox_at(seed, stream, (uint64_t)blk, w);
-    int64_t i0 = blk * 4;
-    int m = n - i0 < 4 ? (int)(n - i0) : 4;
-    if (dtype == MS_FLOAT32)
-      for (int j = 0; j < m; j++) ((float *)data)[i0 + j] = ms_rng_value_f32(w, j, dist, (float)a, (float)b);
-    else
-      for (int j = 0; j < m; j++) ((double *)data)[i0 + j] = ms_rng_value_f64(w, j, dist, a, b);
-  }
+  fill_job job = {data, dtype, n, dist, seed, stream, a, b};
+  ms_parallel_for((n + 3) / 4, n * 8, fill_share, &job);  /* Philox: ~8x a copy per element */
 }
 
 static const char *const dist_names[MS_DIST_COUNT] = {"uniform_", "normal_", "rademacher_",

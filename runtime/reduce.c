@@ -96,6 +96,7 @@ static partial reduce_parallel(const char *base, int32_t dtype, int64_t n, int o
                                double mean) {
   int es = ms_dtype_size(dtype);
   int nth = ms_threads_for(n);
+  if (nth == 1) return reduce_span(base, dtype, n, 1, op, p, mean);
   partial parts[256];
   if (nth > 256) nth = 256;
 #pragma omp parallel num_threads(nth)
@@ -143,6 +144,35 @@ int ms_reduce_all(const ms_tensor *x, int32_t op, double param, double *value) {
   return rc;
 }
 
+/* Outputs [lo, hi) of a reduction along one dim: x is [outer, size, inner]. */
+typedef struct {
+  const char *x;
+  int32_t dtype;
+  int64_t size, inner;
+  int op;
+  double param;
+  int64_t base;
+  ms_tensor *out;
+} dim_job;
+
+static void reduce_dim_share(void *ctx, int64_t lo, int64_t hi) {
+  const dim_job *j = ctx;
+  int es = ms_dtype_size(j->dtype);
+  int arg = j->op == MS_ARGMAX || j->op == MS_ARGMIN;
+  for (int64_t k = lo; k < hi; k++) {
+    int64_t o = k / j->inner, i = k % j->inner;
+    const char *start = j->x + (o * j->size * j->inner + i) * es;
+    double mean = 0;
+    if (j->op == MS_VAR)
+      mean = reduce_span(start, j->dtype, j->size, j->inner, MS_SUM, 0, 0).acc / j->size;
+    partial r = reduce_span(start, j->dtype, j->size, j->inner, j->op, j->param, mean);
+    double v = finish(r, j->op, j->param, j->size);
+    if (arg) ((int64_t *)ms_ptr(j->out))[k] = (int64_t)v + j->base;
+    else if (j->out->dtype_id == MS_FLOAT32) ((float *)ms_ptr(j->out))[k] = (float)v;
+    else ((double *)ms_ptr(j->out))[k] = v;
+  }
+}
+
 int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, double param,
                   int64_t base) {
   MS_TRY(check_op("reduce", op, x));
@@ -175,23 +205,8 @@ int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, d
     rc = ms_cuda_reduce((const float *)ms_ptr(&xc), outer, size, inner, op, param, NULL,
                         ms_ptr(out), out->dtype_id, base);
   } else {
-    const char *xb = ms_ptr(&xc);
-    int es = ms_dtype_size(x->dtype_id);
-    int64_t nout = outer * inner;
-    int nth = ms_threads_for(nout * size);
-#pragma omp parallel for num_threads(nth) schedule(static)
-    for (int64_t j = 0; j < nout; j++) {
-      int64_t o = j / inner, i = j % inner;
-      const char *start = xb + (o * size * inner + i) * es;
-      double mean = 0;
-      if (op == MS_VAR)
-        mean = reduce_span(start, x->dtype_id, size, inner, MS_SUM, 0, 0).acc / size;
-      partial r = reduce_span(start, x->dtype_id, size, inner, op, param, mean);
-      double v = finish(r, op, param, size);
-      if (arg) ((int64_t *)ms_ptr(out))[j] = (int64_t)v + base;
-      else if (out->dtype_id == MS_FLOAT32) ((float *)ms_ptr(out))[j] = (float)v;
-      else ((double *)ms_ptr(out))[j] = v;
-    }
+    dim_job job = {ms_ptr(&xc), x->dtype_id, size, inner, op, param, base, out};
+    ms_parallel_for(outer * inner, outer * inner * size, reduce_dim_share, &job);
   }
   ms_tensor_release(&xc);
   return rc;

@@ -8,33 +8,40 @@
 #include <string.h>
 
 /* ---- storage ------------------------------------------------------------------------ */
+/* On the CPU the header and the data are one allocation: [header | pad to 64 | data],
+ * 64-byte aligned (whole cache lines, aligned vector loads); one malloc per tensor
+ * keeps small ops cheap. On the GPU the header is host memory, the data device memory. */
+enum { MS_HEADER_BYTES = 64 };
+_Static_assert(sizeof(ms_storage) <= MS_HEADER_BYTES, "storage header fits its slot");
+
 int ms_storage_new(ms_storage **out, int64_t nbytes, int32_t device) {
-  ms_storage *s = calloc(1, sizeof *s);
-  if (!s) return ms_fail("out of memory allocating a storage header");
-  s->nbytes = nbytes;
-  s->device = device;
-  s->refcount = 1;
-  if (nbytes > 0) {
-    if (device == MS_CPU) {
-      /* 64-byte alignment: whole cache lines, aligned AVX-512 loads. */
-      if (posix_memalign(&s->data, 64, (size_t)nbytes) != 0) {
-        free(s);
-        return ms_fail("out of memory: cannot allocate %lld bytes on cpu",
-                       (long long)nbytes);
-      }
-    } else if (ms_cuda_malloc(&s->data, nbytes) != 0) {
+  ms_storage *s;
+  if (device == MS_CPU) {
+    void *block;
+    if ((uint64_t)nbytes > (uint64_t)INT64_MAX - MS_HEADER_BYTES ||
+        posix_memalign(&block, 64, (size_t)(MS_HEADER_BYTES + nbytes)) != 0)
+      return ms_fail("out of memory: cannot allocate %lld bytes on cpu", (long long)nbytes);
+    s = block;
+    s->data = nbytes > 0 ? (char *)block + MS_HEADER_BYTES : NULL;
+  } else {
+    s = malloc(sizeof *s);
+    if (!s) return ms_fail("out of memory allocating a storage header");
+    s->data = NULL;
+    if (nbytes > 0 && ms_cuda_malloc(&s->data, nbytes) != 0) {
       free(s);
       return -1;
     }
   }
+  s->nbytes = nbytes;
+  s->device = device;
+  s->refcount = 1;
   *out = s;
   return 0;
 }
 
 void ms_storage_decref(ms_storage *s) {
   if (!s || --s->refcount > 0) return;
-  if (s->device == MS_CPU) free(s->data);
-  else ms_cuda_free(s->data);
+  if (s->device != MS_CPU) ms_cuda_free(s->data);
   free(s);
 }
 
@@ -226,29 +233,23 @@ int ms_set(ms_tensor *t, const int64_t *index, double value) {
     default: COPY_ROW(TD, uint8_t); break;                         \
   }
 
-static void copy_cpu(const ms_iter *itp) {
-  const ms_iter it = *itp;
+static void copy_share(void *ctx, int64_t lo, int64_t hi) {
+  const ms_iter it = *(const ms_iter *)ctx;
   int64_t s0 = it.strides[0][it.ndim - 1], s1 = it.strides[1][it.ndim - 1];
   int64_t inner = it.sizes[it.ndim - 1];
-  int nth = ms_threads_for(it.count);
-#pragma omp parallel num_threads(nth)
-  {
-    int64_t lo, hi;
-    ms_split(it.count, ms_thread_id(), nth, &lo, &hi);
-    ms_cursor c;
-    ms_cursor_seek(&it, &c, lo);
-    for (int64_t i = lo; i < hi;) {
-      int64_t len = inner - c.idx[it.ndim - 1];
-      if (len > hi - i) len = hi - i;
-      switch (it.dtype[0]) {
-        case MS_FLOAT32: COPY_FROM(float); break;
-        case MS_FLOAT64: COPY_FROM(double); break;
-        case MS_INT64: COPY_FROM(int64_t); break;
-        default: COPY_FROM(uint8_t); break;
-      }
-      i += len;
-      if (i < hi) ms_cursor_advance(&it, &c, len);
+  ms_cursor c;
+  ms_cursor_seek(&it, &c, lo);
+  for (int64_t i = lo; i < hi;) {
+    int64_t len = inner - c.idx[it.ndim - 1];
+    if (len > hi - i) len = hi - i;
+    switch (it.dtype[0]) {
+      case MS_FLOAT32: COPY_FROM(float); break;
+      case MS_FLOAT64: COPY_FROM(double); break;
+      case MS_INT64: COPY_FROM(int64_t); break;
+      default: COPY_FROM(uint8_t); break;
     }
+    i += len;
+    if (i < hi) ms_cursor_advance(&it, &c, len);
   }
 }
 
@@ -292,11 +293,14 @@ int ms_copy(ms_tensor *dst, const ms_tensor *src) {
       MS_TRY(ms_cuda_check(fn));
     return copy_across(dst, src);
   }
-  /* Same dtype, both contiguous, same numel and no broadcast: one memcpy. */
-  if (dst->dtype_id == src->dtype_id && dst->count == src->count &&
-      ms_tensor_is_contiguous(dst) && ms_tensor_is_contiguous(src) &&
-      dst->ndim == src->ndim && ms_device_of(dst) == MS_CPU) {
-    memmove(ms_ptr(dst), ms_ptr(src), (size_t)(dst->count * ms_dtype_size(dst->dtype_id)));
+  /* Same dtype, both contiguous, same shape (no broadcast): one memcpy. */
+  int same_shape = dst->ndim == src->ndim;
+  for (int d = 0; same_shape && d < dst->ndim; d++) same_shape = dst->sizes[d] == src->sizes[d];
+  if (dst->dtype_id == src->dtype_id && same_shape && ms_tensor_is_contiguous(dst) &&
+      ms_tensor_is_contiguous(src)) {
+    int64_t nbytes = dst->count * ms_dtype_size(dst->dtype_id);
+    if (ms_device_of(dst) == MS_CUDA) return ms_cuda_memcpy(ms_ptr(dst), ms_ptr(src), nbytes, MS_D2D);
+    memmove(ms_ptr(dst), ms_ptr(src), (size_t)nbytes);
     return 0;
   }
   const ms_tensor *ops[2] = {dst, src};
@@ -304,40 +308,45 @@ int ms_copy(ms_tensor *dst, const ms_tensor *src) {
   ms_iter it;
   MS_TRY(ms_iter_init(&it, fn, names, 2, ops));
   if (ms_device_of(dst) == MS_CUDA) return ms_cuda_copy(&it);
-  copy_cpu(&it);
+  ms_parallel_for(it.count, it.count, copy_share, &it);
   return 0;
 }
 
-/* ---- fill and arange ---------------------------------------------------------------- */
-#define FILL_ROWS(T, VALUE_AT)                                                   \
-  do {                                                                           \
-    int nth = ms_threads_for(it.count);                                          \
-    int64_t inner = it.sizes[it.ndim - 1], s0 = it.strides[0][it.ndim - 1];       \
-    _Pragma("omp parallel num_threads(nth)") {                                   \
-      int64_t lo, hi;                                                            \
-      ms_split(it.count, ms_thread_id(), nth, &lo, &hi);                         \
-      ms_cursor c;                                                               \
-      ms_cursor_seek(&it, &c, lo);                                               \
-      for (int64_t i = lo; i < hi;) {                                            \
-        int64_t len = inner - c.idx[it.ndim - 1];                                \
-        if (len > hi - i) len = hi - i;                                          \
-        T *o = (T *)it.data[0] + c.off[0];                                       \
-        for (int64_t j = 0; j < len; j++) o[j * s0] = (T)(VALUE_AT);             \
-        i += len;                                                                \
-        if (i < hi) ms_cursor_advance(&it, &c, len);                             \
-      }                                                                          \
-    }                                                                            \
+/* ---- fill and arange ----------------------------------------------------------------
+ * Both write start + (row-major element number) * step; fill is step 0. The iterator
+ * of a single operand keeps row-major order, so its linear index is that number. */
+typedef struct {
+  const ms_iter *it;
+  double start, step;
+} fill_job;
+
+#define FILL_ROW(T)                                                                \
+  do {                                                                             \
+    T *o = (T *)it->data[0] + c.off[0];                                            \
+    for (int64_t j = 0; j < len; j++) o[j * s0] = (T)(job->start + (double)(i + j) * job->step); \
   } while (0)
-#define FILL_ANY(VALUE_AT)                                            \
-  switch (it.dtype[0]) {                                              \
-    case MS_FLOAT32: FILL_ROWS(float, VALUE_AT); break;               \
-    case MS_FLOAT64: FILL_ROWS(double, VALUE_AT); break;              \
-    case MS_INT64: FILL_ROWS(int64_t, VALUE_AT); break;               \
-    default: FILL_ROWS(uint8_t, VALUE_AT); break;                     \
-  }
 
-int ms_fill(ms_tensor *t, double value) {
-  static const char fn[] = "fill_";
+static void fill_share(void *ctx, int64_t lo, int64_t hi) {
+  const fill_job *job = ctx;
+  const ms_iter *it = job->it;
+  int64_t inner = it->sizes[it->ndim - 1], s0 = it->strides[0][it->ndim - 1];
+  ms_cursor c;
+  ms_cursor_seek(it, &c, lo);
+  for (int64_t i = lo; i < hi;) {
+    int64_t len = inner - c.idx[it->ndim - 1];
+    if (len > hi - i) len = hi - i;
+    switch (it->dtype[0]) {
+      case MS_FLOAT32: FILL_ROW(float); break;
+      case MS_FLOAT64: FILL_ROW(double); break;
+      case MS_INT64: FILL_ROW(int64_t); break;
+      default: FILL_ROW(uint8_t); break;
+    }
+    i += len;
+    if (i < hi) ms_cursor_advance(it, &c, len);
+  }
+}
+
+static int fill_affine(const char *fn, ms_tensor *t, double start, double step) {
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_tensor(fn, "self", t));
   if (t->count == 0) return 0;
@@ -345,23 +354,14 @@ int ms_fill(ms_tensor *t, double value) {
   const char *names[1] = {"self"};
   ms_iter it;
   MS_TRY(ms_iter_init(&it, fn, names, 1, ops));
-  if (ms_device_of(t) == MS_CUDA) return ms_cuda_fill(&it, value);
-  FILL_ANY(value);
+  if (ms_device_of(t) == MS_CUDA)
+    return step == 0 ? ms_cuda_fill(&it, start) : ms_cuda_arange(&it, start, step);
+  fill_job job = {&it, start, step};
+  ms_parallel_for(it.count, it.count, fill_share, &job);
   return 0;
 }
 
+int ms_fill(ms_tensor *t, double value) { return fill_affine("fill_", t, value, 0); }
 int ms_arange(ms_tensor *t, double start, double step) {
-  static const char fn[] = "arange";
-  MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_tensor(fn, "self", t));
-  if (t->count == 0) return 0;
-  /* Row-major order of t itself, so build the iterator without collapsing away order:
-   * the cursor's linear index is the row-major element number. */
-  const ms_tensor *ops[1] = {t};
-  const char *names[1] = {"self"};
-  ms_iter it;
-  MS_TRY(ms_iter_init(&it, fn, names, 1, ops));
-  if (ms_device_of(t) == MS_CUDA) return ms_cuda_arange(&it, start, step);
-  FILL_ANY(start + (double)(i + j) * step);
-  return 0;
+  return fill_affine("arange", t, start, step);
 }

@@ -71,6 +71,15 @@ local function empty(shape, dtype_id, device_id, fn)
 end
 M._empty = empty
 
+-- A fresh tensor with t's shape (no Lua shape table: the hot path of every op).
+local function empty_like(t, dtype_id)
+  local out = TensorCT()
+  if C.ms_tensor_empty(out, t.ndim, t.sizes, dtype_id or t.dtype_id, t.storage.device) ~= 0 then
+    fail(3)
+  end
+  return out
+end
+
 -- A view of t with new shape/strides (tables) and element offset.
 local function view_of(t, shape, stride, offset)
   local n = #shape
@@ -609,7 +618,16 @@ local B = {   -- binary op -> { tensor-tensor op, tensor-scalar op, scalar-on-le
   gt = { C.MS_GT, C.MS_GT_SCALAR }, ge = { C.MS_GE, C.MS_GE_SCALAR },
 }
 
--- The broadcast shape of two tensors (NumPy rules), or an error naming both.
+-- The broadcast shape of two tensors (NumPy rules), or an error naming both; nil
+-- when the shapes are equal (the caller then allocates like a).
+local function same_shape(a, b)
+  if a.ndim ~= b.ndim then return false end
+  for d = 0, a.ndim - 1 do
+    if a.sizes[d] ~= b.sizes[d] then return false end
+  end
+  return true
+end
+
 local function broadcast_shape(fn, a, b)
   local na, nb = a.ndim, b.ndim
   local n = na > nb and na or nb
@@ -631,7 +649,7 @@ M.broadcast_shape = broadcast_shape
 for name, op in pairs(U) do
   Tensor[name] = function(t)
     alive(t, name)
-    local out = empty(t:shape(), t.dtype_id, t.storage.device)
+    local out = empty_like(t)
     if C.ms_unary(out, t, op, 0, 0) ~= 0 then fail() end
     return out
   end
@@ -671,8 +689,10 @@ end
 for name in pairs(B) do
   Tensor[name] = function(a, b, alpha)
     alive(a, name)
-    local shape = is_tensor(b) and broadcast_shape(name, a, b) or a:shape()
-    return binary_into(name, empty(shape, a.dtype_id, a.storage.device), a, b, alpha)
+    local out
+    if not is_tensor(b) or same_shape(a, b) then out = empty_like(a)
+    else out = empty(broadcast_shape(name, a, b), a.dtype_id, a.storage.device) end
+    return binary_into(name, out, a, b, alpha)
   end
   Tensor[name .. '_'] = function(a, b, alpha)
     alive(a, name .. '_')
@@ -1030,7 +1050,7 @@ local function arith(name, scalar_left)
     if is_tensor(a) then return Tensor[name](a, b) end
     -- number on the left: 2 - t, 2 / t, 2 ^ t
     alive(b, name)
-    local out = empty(b:shape(), b.dtype_id, b.storage.device)
+    local out = empty_like(b)
     if C.ms_unary(out, b, scalar_left, a, 0) ~= 0 then fail(2) end
     return out
   end

@@ -179,6 +179,13 @@ int ms_check_same(const char *fn, const char *arg, const ms_tensor *t, const cha
   return 0;
 }
 
+int ms_check_dim(const char *fn, const ms_tensor *t, int32_t dim) {
+  if (dim < 0 || dim >= t->ndim)
+    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
+                   dim + 1, t->ndim, t->ndim);
+  return 0;
+}
+
 int ms_check_shape(const char *fn, const char *arg, const ms_tensor *t, int ndim,
                    const int64_t *shape) {
   int same = t->ndim == ndim;

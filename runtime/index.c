@@ -28,9 +28,9 @@ static void select_share(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
-int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
-                    int64_t base) {
-  static const char fn[] = "index_select";
+/* What index_select and gather both require of their arguments. */
+static int check_index_args(const char *fn, const ms_tensor *out, const ms_tensor *x,
+                            int32_t dim, const ms_tensor *index) {
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_tensor(fn, "self", x));
   MS_TRY(ms_check_same(fn, "out", out, "self", x));
@@ -38,9 +38,13 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_te
   if (ms_device_of(index) != ms_device_of(x))
     return ms_fail("%s: argument 'index' is on %s but 'self' is on %s, expected one device",
                    fn, ms_device_name(ms_device_of(index)), ms_device_name(ms_device_of(x)));
-  if (dim < 0 || dim >= x->ndim)
-    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
-                   dim + 1, x->ndim, x->ndim);
+  return ms_check_dim(fn, x, dim);
+}
+
+int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
+                    int64_t base) {
+  static const char fn[] = "index_select";
+  MS_TRY(check_index_args(fn, out, x, dim, index));
   if (index->ndim != 1)
     return ms_fail("%s: argument 'index' has %d dims, expected a 1-D tensor", fn, index->ndim);
   int64_t want[MS_MAX_DIMS];
@@ -91,13 +95,7 @@ static inline void move_elem(char *dst, const char *src, int es) {
 int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
               int64_t base) {
   static const char fn[] = "gather";
-  MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_tensor(fn, "self", x));
-  MS_TRY(ms_check_same(fn, "out", out, "self", x));
-  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
-  if (dim < 0 || dim >= x->ndim)
-    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
-                   dim + 1, x->ndim, x->ndim);
+  MS_TRY(check_index_args(fn, out, x, dim, index));
   char s1[160], s2[160];
   if (index->ndim != x->ndim)
     return ms_fail("%s: argument 'index' has %d dims, expected %d (as many as 'self')", fn,

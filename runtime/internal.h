@@ -36,6 +36,7 @@ int ms_check_same(const char *fn, const char *arg, const ms_tensor *t,
                   const char *ref_arg, const ms_tensor *ref); /* dtype and device */
 int ms_check_shape(const char *fn, const char *arg, const ms_tensor *t, int ndim,
                    const int64_t *shape);
+int ms_check_dim(const char *fn, const ms_tensor *t, int32_t dim); /* 0-based, shown 1-based */
 
 static inline int ms_device_of(const ms_tensor *t) { return t->storage->device; }
 static inline char *ms_ptr(const ms_tensor *t) {

@@ -178,9 +178,7 @@ int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, d
   MS_TRY(check_op("reduce", op, x));
   const char *fn = reduce_names[op];
   MS_CHECK_INTERRUPT(fn);
-  if (dim < 0 || dim >= x->ndim)
-    return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,
-                   dim + 1, x->ndim, x->ndim);
+  MS_TRY(ms_check_dim(fn, x, dim));
   int arg = op == MS_ARGMAX || op == MS_ARGMIN;
   int32_t want = arg ? MS_INT64 : x->dtype_id;
   MS_TRY(ms_check_dtype(fn, "out", out, want));

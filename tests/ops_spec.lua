@@ -180,6 +180,17 @@ describe('reductions', function()
     assert.same({ 6 }, x:var(2):shape())
   end)
 
+  it('argmax and argmin pick the first of equal values, as torch does', function()
+    local t = ms.tensor { 1, 3, 3, 2, -1, -1 }
+    assert.equal(2, t:argmax()); assert.equal(5, t:argmin())
+    local m = ms.tensor { { 0, 5, 5 }, { 7, 7, 1 } }
+    assert.same({ 2, 1 }, m:argmax(2):totable())
+    local _, idx = m:max(2)
+    assert.same({ 2, 1 }, idx:totable())
+    local big = ms.zeros(100000)   -- ties across the parallel split, too
+    assert.equal(1, big:argmax()); assert.equal(1, big:argmin())
+  end)
+
   it('max propagates NaN', function()
     local t = ms.tensor { 1, 0 / 0, 3 }
     local m = t:max()

@@ -584,7 +584,7 @@ function Tensor.to(t, a, b)
     end
   end
   if dev == t.storage.device and dt == t.dtype_id then return t end
-  local out = empty(t:shape(), dt, dev)
+  local out = empty(t:shape(), dt, dev, 'to')
   if C.ms_copy(out, t) ~= 0 then fail() end
   return out
 end

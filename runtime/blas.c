@@ -129,12 +129,19 @@ int ms_dot(const ms_tensor *a, const ms_tensor *b, double *value) {
   int rc = 0;
   if (ms_device_of(a) == MS_CUDA)
     rc = ms_cuda_dot((const float *)ms_ptr(&ac), (const float *)ms_ptr(&bc), a->count, value);
-  else if (a->dtype_id == MS_FLOAT32)  /* float inputs, float64 accumulation */
-    *value = cblas_dsdot((int)a->count, (const float *)ms_ptr(&ac), 1,
-                         (const float *)ms_ptr(&bc), 1);
-  else
-    *value = cblas_ddot((int)a->count, (const double *)ms_ptr(&ac), 1,
-                        (const double *)ms_ptr(&bc), 1);
+  else {
+    /* BLAS counts are int: accumulate chunks of 2^30 in float64 */
+    double sum = 0;
+    const int64_t chunk = (int64_t)1 << 30;
+    for (int64_t i = 0; i < a->count; i += chunk) {
+      int len = (int)(a->count - i < chunk ? a->count - i : chunk);
+      if (a->dtype_id == MS_FLOAT32)  /* float inputs, float64 accumulation */
+        sum += cblas_dsdot(len, (const float *)ms_ptr(&ac) + i, 1, (const float *)ms_ptr(&bc) + i, 1);
+      else
+        sum += cblas_ddot(len, (const double *)ms_ptr(&ac) + i, 1, (const double *)ms_ptr(&bc) + i, 1);
+    }
+    *value = sum;
+  }
   ms_tensor_release(&ac);
   ms_tensor_release(&bc);
   return rc;

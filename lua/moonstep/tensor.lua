@@ -69,7 +69,6 @@ local function empty(shape, dtype_id, device_id, fn)
   end
   return t
 end
-M._empty = empty
 
 -- A fresh tensor with t's shape (no Lua shape table: the hot path of every op).
 local function empty_like(t, dtype_id)
@@ -101,8 +100,7 @@ local function parse_sizes(fn, ...)
   local nargs = select('#', ...)
   local first = ...
   local shape, opts = {}, nil
-  if type(first) == 'table' and getmetatable(first) == nil and #first >= 0 and
-     (nargs >= 1) and (first.dtype == nil and first.device == nil) then
+  if type(first) == 'table' and first.dtype == nil and first.device == nil then
     for i, v in ipairs(first) do shape[i] = v end
     opts = select(2, ...)
   else
@@ -258,7 +256,6 @@ local function norm_dim(t, fn, dim, extra)
   end
   return dim
 end
-M._norm_dim = norm_dim
 
 -- stride(): all strides (in elements) as a table; stride(d): one of them.
 function Tensor.stride(t, dim)
@@ -644,7 +641,6 @@ local function broadcast_shape(fn, a, b)
   end
   return shape
 end
-M.broadcast_shape = broadcast_shape
 
 for name, op in pairs(U) do
   Tensor[name] = function(t)
@@ -1040,7 +1036,6 @@ local function tensor_tostring(t)
   lines[#lines + 1] = footer
   return concat(lines, '\n')
 end
-M.tostring = tensor_tostring
 
 ---------------------------------------------------------------------------------------
 -- the metatype

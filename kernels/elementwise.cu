@@ -33,7 +33,10 @@ __device__ __forceinline__ float unary_op(int op, float v, float a, float b) {
     case MS_LT_SCALAR: return (float)(v < a);
     case MS_LE_SCALAR: return (float)(v <= a);
     case MS_GT_SCALAR: return (float)(v > a);
-    default: return (float)(v >= a);  // MS_GE_SCALAR
+    case MS_GE_SCALAR: return (float)(v >= a);
+    case MS_ERF: return erff(v);
+    case MS_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    default: return v > 0 ? v : a * v;  // MS_LEAKY_RELU
   }
 }
 
@@ -51,7 +54,14 @@ __device__ __forceinline__ float binary_op(int op, float u, float v, float alpha
     case MS_LT: return (float)(u < v);
     case MS_LE: return (float)(u <= v);
     case MS_GT: return (float)(u > v);
-    default: return (float)(u >= v);  // MS_GE
+    case MS_GE: return (float)(u >= v);
+    case MS_RELU_BACKWARD: return u > 0 ? v : 0.0f;
+    case MS_LEAKY_RELU_BACKWARD: return u > 0 ? v : alpha * v;
+    case MS_TANH_BACKWARD: return v * (1.0f - u * u);
+    case MS_SIGMOID_BACKWARD: return v * u * (1.0f - u);
+    default:  // MS_GELU_BACKWARD
+      return v * (0.5f * (1.0f + erff(u * 0.70710678118654752f)) +
+                  u * expf(-0.5f * u * u) * 0.39894228040143267794f);
   }
 }
 

@@ -70,3 +70,21 @@ int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t se
   (void)data, (void)dtype, (void)n, (void)dist, (void)seed, (void)stream, (void)a, (void)b;
   return no_cuda("rng");
 }
+int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_) {
+  (void)y, (void)x, (void)rows, (void)classes, (void)log_;
+  return no_cuda("softmax");
+}
+int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value) {
+  (void)geom, (void)x, (void)cols, (void)pad_value;
+  return no_cuda("im2col");
+}
+int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols) {
+  (void)geom, (void)x, (void)cols;
+  return no_cuda("col2im");
+}
+int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
+                      int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad) {
+  (void)out, (void)src, (void)idx, (void)outer, (void)size, (void)inner, (void)nidx,
+      (void)base, (void)bad;
+  return no_cuda("index_add_");
+}

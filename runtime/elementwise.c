@@ -19,9 +19,10 @@
 static const char *const unary_names[MS_UNARY_COUNT] = {
   "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "sign", "square",
   "reciprocal", "clamp", "add", "mul", "pow", "sub", "div", "pow", "max", "min",
-  "eq", "ne", "lt", "le", "gt", "ge"};
+  "eq", "ne", "lt", "le", "gt", "ge", "erf", "gelu", "leaky_relu"};
 static const char *const binary_names[MS_BINARY_COUNT] = {
-  "add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge"};
+  "add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge",
+  "relu_backward", "leaky_relu_backward", "tanh_backward", "sigmoid_backward", "gelu_backward"};
 static const char *const ternary_names[MS_TERNARY_COUNT] = {
   "addcmul", "addcdiv", "where", "lerp"};
 
@@ -50,7 +51,7 @@ int ms_unary(ms_tensor *out, const ms_tensor *x, int32_t op, double a, double b)
   if (op < 0 || op >= MS_UNARY_COUNT) return ms_fail("unary: unknown op %d", op);
   const char *names[2] = {"out", "self"};
   const ms_tensor *ops[2] = {out, x};
-  return run(unary_names[op], 1, op, names, ops, a, b);
+  return run(unary_names[op] ? unary_names[op] : "unary", 1, op, names, ops, a, b);
 }
 
 int ms_binary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t op,
@@ -58,7 +59,7 @@ int ms_binary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t op
   if (op < 0 || op >= MS_BINARY_COUNT) return ms_fail("binary: unknown op %d", op);
   const char *names[3] = {"out", "self", "other"};
   const ms_tensor *ops[3] = {out, a, b};
-  return run(binary_names[op], 2, op, names, ops, alpha, 0);
+  return run(binary_names[op] ? binary_names[op] : "binary", 2, op, names, ops, alpha, 0);
 }
 
 int ms_ternary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, const ms_tensor *c,

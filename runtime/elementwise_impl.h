@@ -52,6 +52,9 @@ static void FN(unary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, int
     case MS_LE_SCALAR: MAP1((T)(v <= a))
     case MS_GT_SCALAR: MAP1((T)(v > a))
     case MS_GE_SCALAR: MAP1((T)(v >= a))
+    case MS_ERF: MAP1(erf(v))
+    case MS_GELU: MAP1((T)0.5 * v * ((T)1 + erf(v * (T)M_SQRT1_2)))
+    case MS_LEAKY_RELU: MAP1(v > 0 ? v : a * v)
   }
 }
 
@@ -92,6 +95,13 @@ static void FN(binary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, co
     case MS_LE: MAP2((T)(u <= v))
     case MS_GT: MAP2((T)(u > v))
     case MS_GE: MAP2((T)(u >= v))
+    case MS_RELU_BACKWARD: MAP2(u > 0 ? v : (T)0)
+    case MS_LEAKY_RELU_BACKWARD: MAP2(u > 0 ? v : alpha * v)
+    case MS_TANH_BACKWARD: MAP2(v * ((T)1 - u * u))
+    case MS_SIGMOID_BACKWARD: MAP2(v * u * ((T)1 - u))
+    case MS_GELU_BACKWARD:
+      MAP2(v * ((T)0.5 * ((T)1 + erf(u * (T)M_SQRT1_2)) +
+                u * exp((T)-0.5 * u * u) * (T)0.39894228040143267794))
   }
 }
 

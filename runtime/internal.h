@@ -149,6 +149,12 @@ int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t xstride_dim
                    int64_t base, int64_t *bad_host);
 int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
                      uint64_t stream, double a, double b);
+/* nn.c twins; geom points at the 12 int64 of nn.c's conv_geom (n c h w kh kw sh sw ph pw oh ow). */
+int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_);
+int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value);
+int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols);
+int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
+                      int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host);
 
 #ifdef __cplusplus
 }

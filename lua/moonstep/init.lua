@@ -18,6 +18,7 @@ local ms = {
 }
 
 for _, name in ipairs { 'empty', 'zeros', 'ones', 'full', 'arange', 'linspace', 'tensor',
+                        'empty_like', 'zeros_like',
                         'where', 'dot', 'matmul', 'bmm', 'cat', 'index_select', 'gather' } do
   ms[name] = tensor[name]
 end
@@ -56,5 +57,15 @@ function ms.set_num_threads(n)
   if type(n) ~= 'number' or n < 1 then error('set_num_threads: expected a count >= 1', 2) end
   core.C.ms_set_num_threads(n)
 end
+
+ms.params = require('moonstep.params').params
+
+-- Submodules that need `ms` itself load lazily: ms.nn, ms.optim, ms.data, ...
+setmetatable(ms, { __index = function(t, k)
+  local ok, mod = pcall(require, 'moonstep.' .. k)
+  if ok then rawset(t, k, mod); return mod end
+  if not tostring(mod):find("module 'moonstep." .. k .. "' not found", 1, true) then error(mod, 2) end
+  return nil
+end })
 
 return ms

@@ -79,6 +79,13 @@ local function empty_like(t, dtype_id)
   return out
 end
 
+-- empty_like(t [, dtype]): uninitialised, t's shape and device.
+function M.empty_like(t, dtype)
+  if not is_tensor(t) then error('empty_like: expected a tensor', 2) end
+  return empty_like(t, dtype and check_dtype('empty_like', dtype))
+end
+function M.zeros_like(t, dtype) return M.empty_like(t, dtype):zero_() end
+
 -- A view of t with new shape/strides (tables) and element offset.
 local function view_of(t, shape, stride, offset)
   local n = #shape
@@ -603,7 +610,8 @@ end
 local U = {
   neg = C.MS_NEG, abs = C.MS_ABS, exp = C.MS_EXP, log = C.MS_LOG, sqrt = C.MS_SQRT,
   rsqrt = C.MS_RSQRT, tanh = C.MS_TANH, sigmoid = C.MS_SIGMOID, relu = C.MS_RELU,
-  sign = C.MS_SIGN, square = C.MS_SQUARE, reciprocal = C.MS_RECIP,
+  sign = C.MS_SIGN, square = C.MS_SQUARE, reciprocal = C.MS_RECIP, erf = C.MS_ERF,
+  gelu = C.MS_GELU,
 }
 local B = {   -- binary op -> { tensor-tensor op, tensor-scalar op, scalar-on-left op }
   add = { C.MS_ADD, C.MS_ADD_SCALAR }, sub = { C.MS_SUB, C.MS_ADD_SCALAR },
@@ -654,6 +662,24 @@ for name, op in pairs(U) do
     return t
   end
 end
+
+function Tensor.leaky_relu(t, slope)
+  alive(t, 'leaky_relu')
+  local out = empty_like(t)
+  if C.ms_unary(out, t, C.MS_LEAKY_RELU, slope or 0.01, 0) ~= 0 then fail() end
+  return out
+end
+
+-- softmax / log_softmax over the last dim (a contiguous copy is made when needed).
+local function softmax(t, log_)
+  alive(t, log_ == 1 and 'log_softmax' or 'softmax')
+  local x = t:contiguous()
+  local out = empty_like(x)
+  if C.ms_softmax(out, x, log_) ~= 0 then fail(3) end
+  return out
+end
+function Tensor.softmax(t) return softmax(t, 0) end
+function Tensor.log_softmax(t) return softmax(t, 1) end
 
 function Tensor.clamp(t, lo, hi)
   alive(t, 'clamp')

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 1 };
+enum { MS_ABI_VERSION = 2 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -100,6 +100,9 @@ enum ms_unary_op {
   MS_RPOW_SCALAR, /* a ^ x */
   MS_MAX_SCALAR, MS_MIN_SCALAR,
   MS_EQ_SCALAR, MS_NE_SCALAR, MS_LT_SCALAR, MS_LE_SCALAR, MS_GT_SCALAR, MS_GE_SCALAR,
+  MS_ERF,
+  MS_GELU,        /* x * Phi(x), the exact (erf) form */
+  MS_LEAKY_RELU,  /* x > 0 ? x : a * x */
   MS_UNARY_COUNT
 };
 enum ms_binary_op {
@@ -107,6 +110,12 @@ enum ms_binary_op {
   MS_SUB,   /* a - alpha * b */
   MS_MUL, MS_DIV, MS_POW, MS_MAX, MS_MIN,
   MS_EQ, MS_NE, MS_LT, MS_LE, MS_GT, MS_GE,  /* 1.0 or 0.0 in out's dtype */
+  /* activation gradients: a = the forward input x (or output y), b = gradOutput g */
+  MS_RELU_BACKWARD,        /* x > 0 ? g : 0 */
+  MS_LEAKY_RELU_BACKWARD,  /* x > 0 ? g : alpha * g */
+  MS_TANH_BACKWARD,        /* g * (1 - y^2) */
+  MS_SIGMOID_BACKWARD,     /* g * y * (1 - y) */
+  MS_GELU_BACKWARD,        /* g * (Phi(x) + x phi(x)) */
   MS_BINARY_COUNT
 };
 enum ms_ternary_op {
@@ -153,6 +162,24 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim,
 /* out[i..] = x[..index[i..]..] along dim; index has out's shape (torch.gather). */
 int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
               int64_t base);
+
+/* ---- neural-network kernels ---------------------------------------------------------
+ * float32 on CPU and CUDA, float64 on CPU (gradient checks). */
+/* Softmax (log_ = 0) or log-softmax (log_ = 1) over the last dim: x and out contiguous
+ * with the same shape, viewed as [rows, classes]. */
+int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_);
+/* Convolution lowering. x [N, C, H, W] contiguous; cols [N, C*kh*kw, OH*OW] with row
+ * c*kh*kw + i*kw + j holding x[n, c, oh*sh - ph + i, ow*sw - pw + j] (pad_value outside),
+ * OH = (H + 2ph - kh)/sh + 1, OW likewise. col2im is the adjoint: x = sum of cols back
+ * at those positions (x is overwritten; padding positions are dropped). */
+int ms_im2col(ms_tensor *cols, const ms_tensor *x, int32_t kh, int32_t kw, int32_t sh,
+              int32_t sw, int32_t ph, int32_t pw, double pad_value);
+int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32_t sh,
+              int32_t sw, int32_t ph, int32_t pw);
+/* out.index_select(dim, index) += src, summing repeated indices (embedding backward).
+ * out contiguous; src has out's shape with dim replaced by index's length. */
+int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
+                 int64_t base);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

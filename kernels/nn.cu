@@ -1,0 +1,139 @@
+// nn.cu — the CUDA twins of runtime/nn.c (float32): softmax, im2col, col2im, index_add.
+#include "common.cuh"
+
+// One block per row of [rows, classes]: block max, block sum of exp, then write.
+__global__ void softmax_kernel(float *y, const float *x, int64_t rows, int64_t classes, int log_) {
+  __shared__ float sh[MS_BLOCK];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *xr = x + r * classes;
+    float *yr = y + r * classes;
+    float mx = -INFINITY;
+    for (int64_t c = threadIdx.x; c < classes; c += blockDim.x) mx = fmaxf(mx, xr[c]);
+    sh[threadIdx.x] = mx;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+      if (threadIdx.x < w) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + w]);
+      __syncthreads();
+    }
+    mx = sh[0];
+    __syncthreads();
+    float s = 0;
+    for (int64_t c = threadIdx.x; c < classes; c += blockDim.x) s += expf(xr[c] - mx);
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+      if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+      __syncthreads();
+    }
+    float sum = sh[0];
+    __syncthreads();
+    float lse = logf(sum) + mx;
+    for (int64_t c = threadIdx.x; c < classes; c += blockDim.x)
+      yr[c] = log_ ? xr[c] - lse : expf(xr[c] - mx) / sum;
+  }
+}
+
+struct Geom {
+  int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+};
+
+// One thread per cols element [n, (c*kh + i)*kw + j, oy*OW + ox].
+__global__ void im2col_kernel(Geom g, const float *x, float *cols, float pad) {
+  int64_t L = g.oh * g.ow, K = g.c * g.kh * g.kw, total = g.n * K * L;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t l = e % L, k = (e / L) % K, n = e / (L * K);
+    int64_t c = k / (g.kh * g.kw), i = (k / g.kw) % g.kh, j = k % g.kw;
+    int64_t y = (l / g.ow) * g.sh - g.ph + i, xx = (l % g.ow) * g.sw - g.pw + j;
+    cols[e] = (y >= 0 && y < g.h && xx >= 0 && xx < g.w)
+                  ? x[((n * g.c + c) * g.h + y) * g.w + xx] : pad;
+  }
+}
+
+// One thread per input element: sum the cols entries that read it (no atomics, so
+// the result is deterministic).
+__global__ void col2im_kernel(Geom g, float *x, const float *cols) {
+  int64_t L = g.oh * g.ow, total = g.n * g.c * g.h * g.w;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t xx = e % g.w, y = (e / g.w) % g.h, p = e / (g.w * g.h);
+    int64_t n = p / g.c, c = p % g.c;
+    float s = 0;
+    for (int64_t i = 0; i < g.kh; i++) {
+      int64_t ty = y + g.ph - i;  // = oy * sh
+      if (ty < 0 || ty % g.sh) continue;
+      int64_t oy = ty / g.sh;
+      if (oy >= g.oh) continue;
+      for (int64_t j = 0; j < g.kw; j++) {
+        int64_t tx = xx + g.pw - j;
+        if (tx < 0 || tx % g.sw) continue;
+        int64_t ox = tx / g.sw;
+        if (ox >= g.ow) continue;
+        s += cols[((n * g.c + c) * g.kh * g.kw + i * g.kw + j) * L + oy * g.ow + ox];
+      }
+    }
+    x[e] = s;
+  }
+}
+
+struct BadIndexAdd {
+  int found;
+  long long value;
+};
+
+__global__ void index_add_kernel(float *out, const float *src, const int64_t *idx,
+                                 int64_t outer, int64_t size, int64_t inner, int64_t nidx,
+                                 int64_t base, BadIndexAdd *bad) {
+  int64_t total = outer * nidx * inner;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
+    int64_t v = idx[j] - base;
+    if (v < 0 || v >= size) {
+      if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
+      continue;
+    }
+    atomicAdd(&out[(o * size + v) * inner + i], src[e]);
+  }
+}
+
+extern "C" {
+
+int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_) {
+  int grid = (int)(rows < 65535 * 8 ? rows : 65535 * 8);
+  softmax_kernel<<<grid, MS_BLOCK>>>((float *)y, (const float *)x, rows, classes, log_);
+  MS_CUDA_LAUNCHED(log_ ? "log_softmax" : "softmax");
+  return 0;
+}
+
+int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value) {
+  Geom g = *(const Geom *)geom;
+  im2col_kernel<<<ms_grid(g.n * g.c * g.kh * g.kw * g.oh * g.ow), MS_BLOCK>>>(
+      g, (const float *)x, (float *)cols, (float)pad_value);
+  MS_CUDA_LAUNCHED("im2col");
+  return 0;
+}
+
+int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols) {
+  Geom g = *(const Geom *)geom;
+  col2im_kernel<<<ms_grid(g.n * g.c * g.h * g.w), MS_BLOCK>>>(g, (float *)x, (const float *)cols);
+  MS_CUDA_LAUNCHED("col2im");
+  return 0;
+}
+
+int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
+                      int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host) {
+  void *ws;
+  MS_TRY(ms_cuda_workspace(&ws, sizeof(BadIndexAdd)));
+  MS_CUDA_TRY("index_add_", cudaMemset(ws, 0, sizeof(BadIndexAdd)));
+  index_add_kernel<<<ms_grid(outer * nidx * inner), MS_BLOCK>>>(
+      (float *)out, (const float *)src, idx, outer, size, inner, nidx, base, (BadIndexAdd *)ws);
+  MS_CUDA_LAUNCHED("index_add_");
+  BadIndexAdd h;
+  MS_CUDA_TRY("index_add_", cudaMemcpy(&h, ws, sizeof h, cudaMemcpyDeviceToHost));
+  if (!h.found) return 0;
+  *bad_host = h.value;
+  return 1;
+}
+
+}  // extern "C"

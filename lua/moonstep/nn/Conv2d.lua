@@ -1,0 +1,69 @@
+-- nn.Conv2d(in_channels, out_channels, kernel, {stride=1, padding=0, bias=true})
+--   x [N, C, H, W] -> y [N, O, OH, OW], OH = (H + 2 pad - k) / stride + 1
+--   lowering: cols = im2col(x) [N, C*kh*kw, OH*OW];  y = W [O, C*kh*kw] @ cols (+ b)
+--   backward: gW += sum_n g_n cols_n^T,  gb += sum g,  gx = col2im(W^T @ g)
+--   init as PyTorch: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C*kh*kw
+local ms = require 'moonstep'
+local Module = require 'moonstep.nn.Module'
+local F = require 'moonstep.nn.functional'
+
+local Conv2d = Module:extend('Conv2d')
+
+local function pair(v, what)
+  if type(v) == 'number' then return v, v end
+  if type(v) == 'table' and #v == 2 then return v[1], v[2] end
+  error(('Conv2d: %s must be a number or {h, w}'):format(what), 4)
+end
+
+function Conv2d:__init(cin, cout, kernel, opts)
+  Module.init(self)
+  opts = opts or {}
+  if type(cin) ~= 'number' or type(cout) ~= 'number' or kernel == nil then
+    error('Conv2d: expected (in_channels, out_channels, kernel [, {stride=, padding=, bias=}])', 3)
+  end
+  self.cin, self.cout = cin, cout
+  self.kh, self.kw = pair(kernel, 'kernel')
+  self.sh, self.sw = pair(opts.stride or 1, 'stride')
+  self.ph, self.pw = pair(opts.padding or 0, 'padding')
+  local k = cin * self.kh * self.kw
+  local bound = 1 / math.sqrt(k)
+  self:register_parameter('weight', ms.empty(cout, cin, self.kh, self.kw):uniform_(-bound, bound), 'weight')
+  if opts.bias ~= false then
+    self:register_parameter('bias', ms.empty(cout):uniform_(-bound, bound), 'bias')
+  end
+end
+
+function Conv2d:extra_repr()
+  return ('%d -> %d, %dx%d, stride %d, padding %d'):format(self.cin, self.cout, self.kh, self.kw, self.sh, self.ph)
+end
+
+function Conv2d:forward(x)
+  if x:dim() ~= 4 or x:size(2) ~= self.cin then
+    error(('Conv2d.forward: input has shape [%s], expected [N, %d, H, W]'):format(
+      table.concat(x:shape(), ','), self.cin), 2)
+  end
+  local cols, oh, ow = F.im2col(x:contiguous(), self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+  self.cols = cols
+  local w2 = self.weight:view(self.cout, -1)
+  local y = ms.matmul(w2, cols)                                  -- [N, O, L]
+  if self.bias then y:add_(self.bias:view(1, self.cout, 1)) end
+  self.output = y:view(x:size(1), self.cout, oh, ow)
+  return self.output
+end
+
+function Conv2d:backward(x, g)
+  self:ensure_arena()
+  if not self.cols then self:forward(x) end
+  local n = x:size(1)
+  local g3 = g:contiguous():view(n, self.cout, -1)                -- [N, O, L]
+  local gw = self.grad_weight:view(self.cout, -1)
+  for i = 1, n do
+    ms.matmul(g3:select(1, i), self.cols:select(1, i), { transpose_b = true, out = gw, beta = 1 })
+  end
+  if self.bias then self.grad_bias:add_(g3:sum(3):sum(1)) end
+  local gcols = ms.matmul(self.weight:view(self.cout, -1), g3, { transpose_a = true })  -- [N, K, L]
+  self.gradInput = F.col2im(gcols, x:shape(), self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+  return self.gradInput
+end
+
+return Conv2d

@@ -1,0 +1,54 @@
+-- moonstep.nn.functional — the kernels layers call that are not plain tensor methods:
+-- activation gradients, convolution lowering and index_add. Shapes in each header.
+local core = require 'moonstep.core'
+local T = require 'moonstep.tensor'
+local C, fail = core.C, core.fail
+
+local F = {}
+
+-- gradInput of an activation from its input x (or output y) and gradOutput g.
+local function grad_op(op)
+  return function(xy, g, alpha)
+    local out = T.empty_like(xy)
+    if C.ms_binary(out, xy, g, op, alpha or 0) ~= 0 then fail(2) end
+    return out
+  end
+end
+F.relu_backward = grad_op(C.MS_RELU_BACKWARD)            -- (x, g)
+F.leaky_relu_backward = grad_op(C.MS_LEAKY_RELU_BACKWARD) -- (x, g, slope)
+F.tanh_backward = grad_op(C.MS_TANH_BACKWARD)            -- (y, g)
+F.sigmoid_backward = grad_op(C.MS_SIGMOID_BACKWARD)      -- (y, g)
+F.gelu_backward = grad_op(C.MS_GELU_BACKWARD)            -- (x, g)
+
+-- Output spatial size of a convolution or pooling window.
+function F.conv_out(size, k, stride, pad) return math.floor((size + 2 * pad - k) / stride) + 1 end
+
+-- x [N, C, H, W] -> cols [N, C*kh*kw, OH*OW]; pad_value fills outside the image.
+function F.im2col(x, kh, kw, sh, sw, ph, pw, pad_value)
+  local n, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
+  local oh, ow = F.conv_out(h, kh, sh, ph), F.conv_out(w, kw, sw, pw)
+  local cols = T.empty({ n, c * kh * kw, oh * ow }, { dtype = x.dtype, device = x.device })
+  if C.ms_im2col(cols, x, kh, kw, sh, sw, ph, pw, pad_value or 0) ~= 0 then fail(2) end
+  return cols, oh, ow
+end
+
+-- The adjoint of im2col: cols [N, C*kh*kw, OH*OW] summed back into a fresh [N, C, H, W].
+function F.col2im(cols, shape, kh, kw, sh, sw, ph, pw)
+  local x = T.empty(shape, { dtype = cols.dtype, device = cols.device })
+  if C.ms_col2im(x, cols, kh, kw, sh, sw, ph, pw) ~= 0 then fail(2) end
+  return x
+end
+
+-- out:index_select(dim, index) += src, repeats summed (1-based index, in place).
+function F.index_add_(out, dim, index, src)
+  if C.ms_index_add(out, dim - 1, index, src, 1) ~= 0 then fail(2) end
+  return out
+end
+
+-- A [N, C] float one-hot of 1-based int64 targets [N], via a broadcast comparison.
+function F.one_hot(target, classes, like)
+  local ids = T.arange(1, classes + 1, { dtype = like.dtype, device = like.device }):view(1, classes)
+  return target:to(like.dtype):view(-1, 1):eq(ids)
+end
+
+return F

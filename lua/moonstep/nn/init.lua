@@ -1,0 +1,20 @@
+-- moonstep.nn — layers and losses (one concept per file), the Torch7 protocol:
+--   local model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+--   local out = model:forward(x); model:backward(x, crit:backward(out, y))
+local nn = {
+  Module = require 'moonstep.nn.Module',
+  Sequential = require 'moonstep.nn.Sequential',
+  Linear = require 'moonstep.nn.Linear',
+  Conv2d = require 'moonstep.nn.Conv2d',
+  Dropout = require 'moonstep.nn.Dropout',
+  Flatten = require 'moonstep.nn.Flatten',
+  Embedding = require 'moonstep.nn.Embedding',
+  LayerNorm = require 'moonstep.nn.LayerNorm',
+  functional = require 'moonstep.nn.functional',
+}
+for _, group in ipairs { require 'moonstep.nn.activations', require 'moonstep.nn.Softmax',
+                         require 'moonstep.nn.BatchNorm', require 'moonstep.nn.Pool2d',
+                         require 'moonstep.nn.losses' } do
+  for name, cls in pairs(group) do nn[name] = cls end
+end
+return nn

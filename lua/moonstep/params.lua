@@ -1,0 +1,104 @@
+-- moonstep.params — the parameter arena: all parameters of a model in one contiguous
+-- tensor and all gradients in a second one, so that an optimizer updates everything
+-- in one fused pass (one kernel launch on the GPU).
+--
+--   local set = ms.params{ w, b }     -- plain tensors: w and b now view the arena
+--   set:flat_parameters()             -- 1-D tensor [total]
+--   set:flat_gradients()              -- 1-D tensor [total], zeroed at build
+--   set:slices()                      -- { {name=, offset=, numel=, shape=, kind=}, ... }
+--                                     --   offset: 0-based element offset into the arena
+--   set.grads[i]                      -- gradient view of the i-th parameter
+--
+-- Building an arena re-points each parameter tensor (the same Lua object) at its slice,
+-- so every reference a script holds keeps working and sees the arena.
+local ffi = require 'ffi'
+local core = require 'moonstep.core'
+local T = require 'moonstep.tensor'
+local C = core.C
+
+local ParamSet = {}
+ParamSet.__index = ParamSet
+local M = { ParamSet = ParamSet }
+
+-- Make tensor t view what v views (t keeps its identity, v gives up its reference).
+local function rebind(t, v)
+  C.ms_tensor_release(t)
+  ffi.copy(t, v, ffi.sizeof('ms_tensor'))
+  v.storage = nil
+end
+M.rebind = rebind
+
+-- entries: list of { name = string, param = tensor, kind = 'weight'|'bias'|'norm' }.
+-- dtype/device default to the first parameter's. Returns a ParamSet whose
+-- params[i] / grads[i] are the entries' tensors (rebound) and their gradients.
+function M.build(entries, dtype, device)
+  local total = 0
+  for i, e in ipairs(entries) do
+    if not T.is_tensor(e.param) then
+      error(('params: entry %d (%s) is a %s, expected a tensor'):format(i, tostring(e.name), type(e.param)), 3)
+    end
+    if e.param.dtype ~= 'float32' and e.param.dtype ~= 'float64' then
+      error(('params: %s has dtype %s, expected float32 or float64'):format(e.name, e.param.dtype), 3)
+    end
+    total = total + e.param:numel()
+  end
+  dtype = dtype or (entries[1] and entries[1].param.dtype) or 'float32'
+  device = device or (entries[1] and entries[1].param.device) or 'cpu'
+  local flat = T.empty(total, { dtype = dtype, device = device })
+  local gflat = T.zeros(total, { dtype = dtype, device = device })
+  local set = setmetatable({ flat = flat, gflat = gflat, params = {}, grads = {}, entries = {} }, ParamSet)
+  local offset = 0
+  for i, e in ipairs(entries) do
+    local n, shape = e.param:numel(), e.param:shape()
+    local view = flat:narrow(1, offset + 1, n):view(shape)
+    view:copy_(e.param)
+    rebind(e.param, view)
+    set.params[i] = e.param
+    set.grads[i] = gflat:narrow(1, offset + 1, n):view(shape)
+    set.entries[i] = { name = e.name, offset = offset, numel = n, shape = shape, kind = e.kind or 'weight' }
+    offset = offset + n
+  end
+  return set
+end
+
+function ParamSet:flat_parameters() return self.flat end
+function ParamSet:flat_gradients() return self.gflat end
+function ParamSet:zero_grad() self.gflat:zero_() end
+function ParamSet:numel() return self.flat:numel() end
+
+function ParamSet:slices()
+  local out = {}
+  for i, e in ipairs(self.entries) do
+    out[i] = { name = e.name, offset = e.offset, numel = e.numel, shape = { unpack(e.shape) }, kind = e.kind }
+  end
+  return out
+end
+
+-- Move (or convert) the whole arena: one new allocation for params, one for grads;
+-- every parameter and gradient view is re-pointed. Gradients are kept.
+function ParamSet:to(dtype, device)
+  local flat = self.flat:to(dtype, device)
+  local gflat = self.gflat:to(dtype, device)
+  if flat == self.flat then return self end
+  for i, e in ipairs(self.entries) do
+    rebind(self.params[i], flat:narrow(1, e.offset + 1, e.numel):view(e.shape))
+    rebind(self.grads[i], gflat:narrow(1, e.offset + 1, e.numel):view(e.shape))
+  end
+  self.flat, self.gflat = flat, gflat
+  return self
+end
+
+-- ms.params{t1, t2, ...} or ms.params{name1 = t1, ...}: an arena over plain tensors.
+function M.params(list)
+  if type(list) ~= 'table' then error('params: expected a table of tensors', 2) end
+  local entries = {}
+  for i, t in ipairs(list) do entries[#entries + 1] = { name = tostring(i), param = t } end
+  local names = {}
+  for k in pairs(list) do if type(k) == 'string' then names[#names + 1] = k end end
+  table.sort(names)
+  for _, k in ipairs(names) do entries[#entries + 1] = { name = k, param = list[k] } end
+  if #entries == 0 then error('params: the table holds no tensors', 2) end
+  return M.build(entries)
+end
+
+return M

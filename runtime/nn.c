@@ -1,0 +1,226 @@
+/* nn.c — the kernels layers need beyond elementwise ops and matmul: softmax,
+ * convolution lowering (im2col / col2im) and index_add. Each loop exists for float
+ * and double (CPU gradient checks run in double); kernels/nn.cu holds the CUDA twins. */
+#include "internal.h"
+#include <math.h>
+#include <string.h>
+
+/* ---- softmax ---------------------------------------------------------------------- */
+/* Row r of [rows, classes]: subtract the max, exponentiate, normalise (or take logs). */
+#define SOFTMAX_ROWS(T)                                                           \
+  static void softmax_rows_##T(void *ctx, int64_t lo, int64_t hi) {               \
+    const softmax_job *j = ctx;                                                   \
+    for (int64_t r = lo; r < hi; r++) {                                           \
+      const T *x = (const T *)j->x + r * j->classes;                              \
+      T *y = (T *)j->y + r * j->classes;                                          \
+      T mx = x[0];                                                                \
+      for (int64_t c = 1; c < j->classes; c++) mx = x[c] > mx ? x[c] : mx;        \
+      double sum = 0;                                                             \
+      for (int64_t c = 0; c < j->classes; c++) sum += exp((double)(x[c] - mx));   \
+      if (j->log_) {                                                              \
+        T lse = (T)log(sum) + mx;                                                 \
+        for (int64_t c = 0; c < j->classes; c++) y[c] = x[c] - lse;               \
+      } else {                                                                    \
+        for (int64_t c = 0; c < j->classes; c++)                                  \
+          y[c] = (T)(exp((double)(x[c] - mx)) / sum);                             \
+      }                                                                           \
+    }                                                                             \
+  }
+
+typedef struct {
+  const void *x;
+  void *y;
+  int64_t classes;
+  int log_;
+} softmax_job;
+SOFTMAX_ROWS(float)
+SOFTMAX_ROWS(double)
+
+static int check_nn_pair(const char *fn, const char *out_name, const ms_tensor *out,
+                         const char *in_name, const ms_tensor *in) {
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float(fn, in_name, in));
+  MS_TRY(ms_check_same(fn, out_name, out, in_name, in));
+  if (!ms_tensor_is_contiguous(in) || !ms_tensor_is_contiguous(out))
+    return ms_fail("%s: arguments must be contiguous ('%s' is%s, '%s' is%s)", fn, in_name,
+                   ms_tensor_is_contiguous(in) ? "" : " not", out_name,
+                   ms_tensor_is_contiguous(out) ? "" : " not");
+  return 0;
+}
+
+int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_) {
+  const char *fn = log_ ? "log_softmax" : "softmax";
+  MS_TRY(check_nn_pair(fn, "out", out, "self", x));
+  MS_TRY(ms_check_shape(fn, "out", out, x->ndim, x->sizes));
+  if (x->ndim < 1) return ms_fail("%s: argument 'self' is a scalar, expected at least 1 dim", fn);
+  int64_t classes = x->sizes[x->ndim - 1];
+  if (x->count == 0) return 0;
+  int64_t rows = x->count / classes;
+  if (ms_device_of(x) == MS_CUDA) return ms_cuda_softmax(ms_ptr(out), ms_ptr(x), rows, classes, log_);
+  softmax_job job = {ms_ptr(x), ms_ptr(out), classes, log_};
+  ms_parallel_for(rows, x->count * 4,
+                  x->dtype_id == MS_FLOAT32 ? softmax_rows_float : softmax_rows_double, &job);
+  return 0;
+}
+
+/* ---- im2col / col2im ----------------------------------------------------------------- */
+typedef struct {
+  int64_t n, c, h, w;      /* input [n, c, h, w] */
+  int64_t kh, kw, sh, sw, ph, pw;
+  int64_t oh, ow;          /* output spatial size */
+} conv_geom;
+
+static int conv_geometry(const char *fn, const ms_tensor *x, const ms_tensor *cols,
+                         int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph,
+                         int32_t pw, conv_geom *g) {
+  if (x->ndim != 4)
+    return ms_fail("%s: input has %d dims, expected 4 [N, C, H, W]", fn, x->ndim);
+  if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
+    return ms_fail("%s: kernel %dx%d, stride %dx%d, padding %dx%d: expected kernel and stride "
+                   ">= 1, padding >= 0", fn, kh, kw, sh, sw, ph, pw);
+  g->n = x->sizes[0], g->c = x->sizes[1], g->h = x->sizes[2], g->w = x->sizes[3];
+  g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw, g->ph = ph, g->pw = pw;
+  if (g->h + 2 * ph < kh || g->w + 2 * pw < kw)
+    return ms_fail("%s: kernel %dx%d is larger than the padded input %lldx%lld", fn, kh, kw,
+                   (long long)(g->h + 2 * ph), (long long)(g->w + 2 * pw));
+  g->oh = (g->h + 2 * ph - kh) / sh + 1;
+  g->ow = (g->w + 2 * pw - kw) / sw + 1;
+  int64_t want[3] = {g->n, g->c * kh * kw, g->oh * g->ow};
+  return ms_check_shape(fn, "cols", cols, 3, want);
+}
+
+/* One row (n, c, i, j) of cols per item: cols[n, (c*kh + i)*kw + j, oh*OW + ow]. */
+#define IM2COL_ROWS(T)                                                                 \
+  static void im2col_rows_##T(void *ctx, int64_t lo, int64_t hi) {                     \
+    const conv_job *job = ctx;                                                         \
+    const conv_geom *g = &job->g;                                                      \
+    int64_t krows = g->c * g->kh * g->kw, L = g->oh * g->ow;                           \
+    for (int64_t r = lo; r < hi; r++) {                                                \
+      int64_t n = r / krows, k = r % krows;                                            \
+      int64_t c = k / (g->kh * g->kw), i = (k / g->kw) % g->kh, j = k % g->kw;         \
+      const T *x = (const T *)job->x + (n * g->c + c) * g->h * g->w;                   \
+      T *col = (T *)job->cols + r * L;                                                 \
+      for (int64_t oy = 0; oy < g->oh; oy++) {                                         \
+        int64_t y = oy * g->sh - g->ph + i;                                            \
+        for (int64_t ox = 0; ox < g->ow; ox++) {                                       \
+          int64_t xx = ox * g->sw - g->pw + j;                                         \
+          col[oy * g->ow + ox] = (y >= 0 && y < g->h && xx >= 0 && xx < g->w)          \
+                                     ? x[y * g->w + xx] : (T)job->pad_value;           \
+        }                                                                              \
+      }                                                                                \
+    }                                                                                  \
+  }
+
+/* One input plane (n, c) per item: gather every cols entry that reads it. Planes are
+ * disjoint, so threads never write the same element. */
+#define COL2IM_PLANES(T)                                                               \
+  static void col2im_planes_##T(void *ctx, int64_t lo, int64_t hi) {                   \
+    const conv_job *job = ctx;                                                         \
+    const conv_geom *g = &job->g;                                                      \
+    int64_t L = g->oh * g->ow;                                                         \
+    for (int64_t p = lo; p < hi; p++) {                                                \
+      int64_t n = p / g->c, c = p % g->c;                                              \
+      T *x = (T *)job->x + p * g->h * g->w;                                            \
+      memset(x, 0, sizeof(T) * g->h * g->w);                                          \
+      for (int64_t i = 0; i < g->kh; i++)                                              \
+        for (int64_t j = 0; j < g->kw; j++) {                                          \
+          const T *col = (const T *)job->cols +                                        \
+                         (n * g->c * g->kh * g->kw + (c * g->kh + i) * g->kw + j) * L; \
+          for (int64_t oy = 0; oy < g->oh; oy++) {                                     \
+            int64_t y = oy * g->sh - g->ph + i;                                        \
+            if (y < 0 || y >= g->h) continue;                                          \
+            for (int64_t ox = 0; ox < g->ow; ox++) {                                   \
+              int64_t xx = ox * g->sw - g->pw + j;                                     \
+              if (xx >= 0 && xx < g->w) x[y * g->w + xx] += col[oy * g->ow + ox];      \
+            }                                                                          \
+          }                                                                            \
+        }                                                                              \
+    }                                                                                  \
+  }
+
+typedef struct {
+  conv_geom g;
+  void *x, *cols;
+  double pad_value;
+} conv_job;
+IM2COL_ROWS(float)
+IM2COL_ROWS(double)
+COL2IM_PLANES(float)
+COL2IM_PLANES(double)
+
+int ms_im2col(ms_tensor *cols, const ms_tensor *x, int32_t kh, int32_t kw, int32_t sh,
+              int32_t sw, int32_t ph, int32_t pw, double pad_value) {
+  static const char fn[] = "im2col";
+  MS_TRY(check_nn_pair(fn, "cols", cols, "input", x));
+  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), pad_value};
+  MS_TRY(conv_geometry(fn, x, cols, kh, kw, sh, sw, ph, pw, &job.g));
+  if (cols->count == 0) return 0;
+  if (ms_device_of(x) == MS_CUDA) return ms_cuda_im2col(&job.g.n, job.x, job.cols, pad_value);
+  int64_t rows = job.g.n * job.g.c * kh * kw;
+  ms_parallel_for(rows, cols->count,
+                  x->dtype_id == MS_FLOAT32 ? im2col_rows_float : im2col_rows_double, &job);
+  return 0;
+}
+
+int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32_t sh,
+              int32_t sw, int32_t ph, int32_t pw) {
+  static const char fn[] = "col2im";
+  MS_TRY(check_nn_pair(fn, "input", x, "cols", cols));
+  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), 0};
+  MS_TRY(conv_geometry(fn, x, cols, kh, kw, sh, sw, ph, pw, &job.g));
+  if (x->count == 0) return 0;
+  if (ms_device_of(x) == MS_CUDA) return ms_cuda_col2im(&job.g.n, job.x, job.cols);
+  ms_parallel_for(job.g.n * job.g.c, cols->count,
+                  x->dtype_id == MS_FLOAT32 ? col2im_planes_float : col2im_planes_double, &job);
+  return 0;
+}
+
+/* ---- index_add ----------------------------------------------------------------------- */
+int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
+                 int64_t base) {
+  static const char fn[] = "index_add_";
+  MS_TRY(check_nn_pair(fn, "self", out, "source", src));
+  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
+  if (ms_device_of(index) != ms_device_of(out))
+    return ms_fail("%s: argument 'index' is on %s but 'self' is on %s, expected one device",
+                   fn, ms_device_name(ms_device_of(index)), ms_device_name(ms_device_of(out)));
+  MS_TRY(ms_check_dim(fn, out, dim));
+  if (index->ndim != 1 || !ms_tensor_is_contiguous(index))
+    return ms_fail("%s: argument 'index' must be a contiguous 1-D tensor (has %d dims)", fn,
+                   index->ndim);
+  int64_t want[MS_MAX_DIMS];
+  for (int d = 0; d < out->ndim; d++) want[d] = d == dim ? index->count : out->sizes[d];
+  MS_TRY(ms_check_shape(fn, "source", src, out->ndim, want));
+  int64_t size = out->sizes[dim], outer = 1, inner = 1, nidx = index->count;
+  for (int d = 0; d < dim; d++) outer *= out->sizes[d];
+  for (int d = dim + 1; d < out->ndim; d++) inner *= out->sizes[d];
+  const int64_t *idx = (const int64_t *)ms_ptr(index);
+  if (ms_device_of(out) == MS_CUDA) {
+    int64_t bad = 0;
+    int rc = ms_cuda_index_add(ms_ptr(out), ms_ptr(src), idx, outer, size, inner, nidx, base, &bad);
+    if (rc == 1)
+      return ms_fail("%s: index %lld is out of range for dimension %d of size %lld", fn,
+                     (long long)bad, dim + 1, (long long)size);
+    return rc;
+  }
+  for (int64_t j = 0; j < nidx; j++)
+    if (idx[j] - base < 0 || idx[j] - base >= size)
+      return ms_fail("%s: index %lld is out of range for dimension %d of size %lld (expected "
+                     "%lld..%lld)", fn, (long long)idx[j], dim + 1, (long long)size,
+                     (long long)base, (long long)(size - 1 + base));
+  /* Serial over index entries (repeats accumulate in order), vector over inner. */
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t j = 0; j < nidx; j++) {
+      int64_t row = o * size + idx[j] - base, srow = o * nidx + j;
+      if (out->dtype_id == MS_FLOAT32) {
+        float *d = (float *)ms_ptr(out) + row * inner;
+        const float *s = (const float *)ms_ptr(src) + srow * inner;
+        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
+      } else {
+        double *d = (double *)ms_ptr(out) + row * inner;
+        const double *s = (const double *)ms_ptr(src) + srow * inner;
+        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
+      }
+    }
+  return 0;
+}

@@ -88,3 +88,15 @@ int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t ou
       (void)base, (void)bad;
   return no_cuda("index_add_");
 }
+int ms_cuda_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float mu,
+                float dampening, float wd, int nesterov, int first) {
+  (void)p, (void)g, (void)buf, (void)n, (void)lr, (void)mu, (void)dampening, (void)wd,
+      (void)nesterov, (void)first;
+  return no_cuda("sgd");
+}
+int ms_cuda_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float b1,
+                 float b2, float eps, float wd, int decoupled, float bc1, float bc2) {
+  (void)p, (void)g, (void)m, (void)v, (void)n, (void)lr, (void)b1, (void)b2, (void)eps,
+      (void)wd, (void)decoupled, (void)bc1, (void)bc2;
+  return no_cuda("adam");
+}

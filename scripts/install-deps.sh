@@ -12,6 +12,7 @@ packages=(
   zlib1g-dev          # gzip (data loading, checkpoints)
   libreadline-dev     # line editing and history in the REPL (bound through the FFI)
   tmux                # drives the REPL in its tests
+  dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz (IDX)
 )
 # Optional extras, set MOONSTEP_EXTRAS=1: PyTorch as an independent reference.
 if [[ "${MOONSTEP_EXTRAS:-0}" == 1 ]]; then packages+=(python3-torch); fi

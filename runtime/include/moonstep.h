@@ -181,6 +181,21 @@ int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32
 int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
                  int64_t base);
 
+/* ---- fused optimizer steps --------------------------------------------------------------
+ * One pass over flat, contiguous tensors of one shape and float dtype (the arena), one
+ * kernel launch on the GPU; PyTorch (torch.optim) semantics. */
+/* SGD: g = grad + wd p; with momentum: buf = first ? g : mu buf + (1 - dampening) g,
+ * g = nesterov ? g + mu buf : buf; then p -= lr g. buf may be NULL when mu == 0. */
+int ms_sgd_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *buf, double lr,
+                double momentum, double dampening, double weight_decay, int32_t nesterov,
+                int32_t first);
+/* Adam (decoupled = 0: g = grad + wd p) / AdamW (decoupled = 1: p *= 1 - lr wd):
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), bc_i = 1 - b_i^step (step >= 1). */
+int ms_adam_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *m, ms_tensor *v,
+                 double lr, double beta1, double beta2, double eps, double weight_decay,
+                 int32_t decoupled, int64_t step);
+
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,
  * stream as 64 bits), key = seed. Same bits on CPU and GPU for any thread count. */

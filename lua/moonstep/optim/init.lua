@@ -1,0 +1,10 @@
+-- moonstep.optim — optimizers over a model's parameter arena (one file each).
+--   local opt = optim.Adam(model, {lr = 1e-3})
+--   opt:step(function() ... return loss end)
+local adam = require 'moonstep.optim.Adam'
+return {
+  Optimizer = require 'moonstep.optim.Optimizer',
+  SGD = require 'moonstep.optim.SGD',
+  Adam = adam.Adam,
+  AdamW = adam.AdamW,
+}

@@ -19,7 +19,7 @@ CFLAGS   ?= -O3
 LDFLAGS  ?=
 MS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fopenmp -Wall -Wextra \
              -Iruntime -Iruntime/include $(CFLAGS)
-LDLIBS   := -lopenblas -lm -fopenmp
+LDLIBS   := -lopenblas -lz -lm -fopenmp
 
 C_SRCS   := $(filter-out runtime/cuda_stub.c,$(wildcard runtime/*.c))
 CU_SRCS  := $(wildcard kernels/*.cu)
@@ -44,7 +44,7 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
-.PHONY: all deps test test-asan asan demo bench clean
+.PHONY: all deps test test-asan asan demo bench fuzz clean
 all: $(LIB)
 
 $(LIB): $(OBJS)
@@ -85,6 +85,19 @@ $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/libbaseline.so
 	@bin/moonstep scripts/bench/core.lua
+
+# Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
+# interesting inputs are added to tests/fuzz/corpus (which the test suite replays).
+FUZZ_SECONDS ?= 60
+$(BUILD)/checkpoint_fuzz: tests/fuzz/checkpoint_fuzz.c runtime/checkpoint.c runtime/error.c $(HEADERS) | $(BUILD)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -fsanitize=fuzzer,address,undefined \
+	  -Iruntime -Iruntime/include tests/fuzz/checkpoint_fuzz.c runtime/checkpoint.c \
+	  runtime/error.c -o $@ -lz -lopenblas
+
+fuzz: deps $(BUILD)/checkpoint_fuzz
+	mkdir -p $(BUILD)/fuzz-new
+	$(BUILD)/checkpoint_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -artifact_prefix=tests/fuzz/corpus/crash- $(BUILD)/fuzz-new tests/fuzz/corpus
 
 clean:
 	rm -rf build build-asan

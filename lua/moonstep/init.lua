@@ -59,6 +59,8 @@ function ms.set_num_threads(n)
 end
 
 ms.params = require('moonstep.params').params
+function ms.save(path, value) return require('moonstep.checkpoint').save(path, value) end
+function ms.load(path, opts) return require('moonstep.checkpoint').load(path, opts) end
 
 -- Submodules that need `ms` itself load lazily: ms.nn, ms.optim, ms.data, ...
 setmetatable(ms, { __index = function(t, k)

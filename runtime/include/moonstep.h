@@ -215,6 +215,32 @@ void ms_rng_get_state(uint64_t *seed, uint64_t *stream);
 void ms_rng_set_state(uint64_t seed, uint64_t stream);
 int ms_random_fill(ms_tensor *t, int32_t dist, double a, double b);
 
+/* ---- checkpoints ---------------------------------------------------------------------
+ * File: "MSCKPT\r\n", u32 version (1), u32 flags (0), u64 payload length, u32 CRC-32
+ * (zlib) of the payload, u32 zero; then the payload, one value, little-endian:
+ *   tag u8: 0 nil, 1 false, 2 true, 3 number (f64), 4 string (u64 length, bytes),
+ *           5 table (u64 pair count, then key value, value value per pair),
+ *           6 tensor (u8 dtype, u8 ndim, ndim u64 sizes, row-major element bytes).
+ * ms_ckpt_parse validates a whole file held in memory (header, CRC, every length and
+ * offset, nesting depth <= 64) and lists its values in pre-order; nodes == NULL only
+ * counts them. Any inconsistency is an error naming the byte offset. */
+enum { MS_CKPT_VERSION = 1 };
+enum ms_ckpt_tag { MS_CKPT_NIL, MS_CKPT_FALSE, MS_CKPT_TRUE, MS_CKPT_NUMBER, MS_CKPT_STRING,
+                   MS_CKPT_TABLE, MS_CKPT_TENSOR };
+typedef struct ms_ckpt_node {
+  int32_t tag;
+  int32_t dtype;       /* tensor */
+  int32_t ndim;        /* tensor */
+  int32_t depth;
+  double number;
+  int64_t offset;      /* string bytes or tensor data: byte offset into the file */
+  int64_t length;      /* string length, tensor byte count, or table pair count */
+  int64_t sizes[8];    /* tensor */
+} ms_ckpt_node;
+int ms_ckpt_parse(const uint8_t *buf, int64_t len, ms_ckpt_node *nodes, int64_t cap,
+                  int64_t *count);
+uint32_t ms_crc32(uint32_t crc, const void *data, int64_t len);
+
 /* ---- CUDA -------------------------------------------------------------------------- */
 int ms_cuda_compiled(void);       /* 1 when this library was built with CUDA */
 int ms_cuda_device_count(void);   /* 0 without a usable GPU or driver */

@@ -24,6 +24,12 @@ end
 
 ffi.cdef(read_header())
 
+-- OpenMP threads that spin after a parallel region steal the cores OpenBLAS's own
+-- threads need for the next GEMM (5x slower training on 2 cores, measured); libgomp
+-- reads this when it is loaded, so set it first unless the user chose otherwise.
+ffi.cdef 'int setenv(const char *name, const char *value, int overwrite);'
+ffi.C.setenv('OMP_WAIT_POLICY', 'PASSIVE', 0)
+
 local libpath = os.getenv('MOONSTEP_LIB') or (home .. '/build/libmoonstep.so')
 local ok, C = pcall(ffi.load, libpath)
 if not ok then

@@ -61,6 +61,10 @@ function Conv2d:backward(x, g)
     ms.matmul(g3:select(1, i), self.cols:select(1, i), { transpose_b = true, out = gw, beta = 1 })
   end
   if self.bias then self.grad_bias:add_(g3:sum(3):sum(1)) end
+  if self.input_grad == false then
+    self.gradInput = nil
+    return nil
+  end
   local gcols = ms.matmul(self.weight:view(self.cout, -1), g3, { transpose_a = true })  -- [N, K, L]
   self.gradInput = F.col2im(gcols, x:shape(), self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
   return self.gradInput

@@ -1,8 +1,10 @@
 -- nn.Linear(in_features, out_features, bias = true) — y = x W^T + b.
 --   x [N, in] (or [..., in]), W [out, in], b [out], y [N, out]
 --   init as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming-uniform with a = sqrt(5))
+--   m.input_grad = false skips gx (a layer fed by data needs no gradient w.r.t. it)
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
+local F = require 'moonstep.nn.functional'
 
 local Linear = Module:extend('Linear')
 
@@ -37,8 +39,14 @@ end
 
 function Linear:forward(x)
   local x2 = as_matrix(self, x, 'forward')
-  local y = ms.matmul(x2, self.weight, { transpose_b = true })
-  if self.bias then y:add_(self.bias) end
+  local y = F.buffer(self, '_out', { x2:size(1), self.out_features }, x2)
+  if self.bias then
+    -- y = b (broadcast rows), then y += x W^T inside the GEMM (beta = 1)
+    y:copy_(self.bias)
+    ms.matmul(x2, self.weight, { transpose_b = true, out = y, beta = 1 })
+  else
+    ms.matmul(x2, self.weight, { transpose_b = true, out = y })
+  end
   if x:dim() ~= 2 then
     local shape = x:shape()
     shape[#shape] = self.out_features
@@ -54,7 +62,12 @@ function Linear:backward(x, gy)
   local g2 = gy:dim() == 2 and gy or gy:reshape(-1, self.out_features)
   ms.matmul(g2, x2, { transpose_a = true, out = self.grad_weight, beta = 1 })  -- gW += g^T x
   if self.bias then self.grad_bias:add_(g2:sum(1)) end
-  local gx = ms.matmul(g2, self.weight)                                        -- gx = g W
+  if self.input_grad == false then
+    self.gradInput = nil
+    return nil
+  end
+  local gx = F.buffer(self, '_gin', { g2:size(1), self.in_features }, g2)
+  ms.matmul(g2, self.weight, { out = gx })                                   -- gx = g W
   self.gradInput = x:dim() == 2 and gx or gx:view(x:shape())
   return self.gradInput
 end

@@ -2,6 +2,8 @@
 -- parameter arena once, when composed.
 --   forward(x):      x -> m1 -> m2 -> ...        (each child's input is kept for backward)
 --   backward(x, gy): gradients flow back through the children in reverse order
+--   m.input_grad = false: no gradient w.r.t. x itself (the first child skips it, as
+--       PyTorch does for data that does not require grad); backward then returns nil
 local Module = require 'moonstep.nn.Module'
 
 local Sequential = Module:extend('Sequential')
@@ -30,8 +32,13 @@ end
 
 function Sequential:backward(x, gy)
   if not self.inputs or self.inputs[1] ~= x then self:forward(x) end
+  local first = self.modules[1]
+  if first then first.input_grad = self.input_grad end
   for i = #self.modules, 1, -1 do
     gy = self.modules[i]:backward(self.inputs[i], gy)
+    if gy == nil and i > 1 then
+      error(('Sequential: module %d (%s) returned no gradInput'):format(i, self.modules[i].__name), 2)
+    end
   end
   self.gradInput = gy
   return gy

@@ -2,6 +2,7 @@
 -- elementwise, any shape; the gradients are fused C/CUDA ops (nn.functional).
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local C = require('moonstep.core').C
 
 local M = {}
 
@@ -26,8 +27,8 @@ local function activation(name, forward, backward, from_output)
   return cls
 end
 
-activation('ReLU', function(_, x) return x:relu() end,
-           function(_, x, g) return F.relu_backward(x, g) end)
+activation('ReLU', function(self, x) return F.unary_into(F.buffer(self, '_out', x:shape(), x), x, C.MS_RELU) end,
+           function(self, x, g) return F.relu_backward(x, g, 0, F.buffer(self, '_gin', x:shape(), x)) end)
 activation('GELU', function(_, x) return x:gelu() end,
            function(_, x, g) return F.gelu_backward(x, g) end)
 activation('Tanh', function(_, x) return x:tanh() end,

@@ -8,8 +8,8 @@ local F = {}
 
 -- gradInput of an activation from its input x (or output y) and gradOutput g.
 local function grad_op(op)
-  return function(xy, g, alpha)
-    local out = T.empty_like(xy)
+  return function(xy, g, alpha, out)
+    out = out or T.empty_like(xy)
     if C.ms_binary(out, xy, g, op, alpha or 0) ~= 0 then fail(2) end
     return out
   end
@@ -19,6 +19,35 @@ F.leaky_relu_backward = grad_op(C.MS_LEAKY_RELU_BACKWARD) -- (x, g, slope)
 F.tanh_backward = grad_op(C.MS_TANH_BACKWARD)            -- (y, g)
 F.sigmoid_backward = grad_op(C.MS_SIGMOID_BACKWARD)      -- (y, g)
 F.gelu_backward = grad_op(C.MS_GELU_BACKWARD)            -- (x, g)
+
+-- A buffer owned by module m under key, with the given shape, dtype and device as t:
+-- reused while they stay the same (outputs and gradInputs are overwritten by the next
+-- forward/backward, as in Torch7), reallocated otherwise. Reuse matters: a fresh
+-- large block is a fresh mmap, and its page faults cost as much as the op.
+function F.buffer(m, key, shape, like)
+  local b = m[key]
+  if b ~= nil and b.storage ~= nil and b.dtype_id == like.dtype_id and
+     b.storage.device == like.storage.device and b:dim() == #shape then
+    local same = true
+    for d = 1, #shape do same = same and b.sizes[d - 1] == shape[d] end
+    if same then return b end
+  end
+  b = T.empty(shape, { dtype = like.dtype, device = like.device })
+  m[key] = b
+  return b
+end
+
+-- out <- unary op of x (a C op id), into a buffer.
+function F.unary_into(out, x, op, a)
+  if C.ms_unary(out, x, op, a or 0, 0) ~= 0 then fail(2) end
+  return out
+end
+
+-- out <- binary op of (a, b).
+function F.binary_into(out, a, b, op, alpha)
+  if C.ms_binary(out, a, b, op, alpha or 1) ~= 0 then fail(2) end
+  return out
+end
 
 -- Output spatial size of a convolution or pooling window.
 function F.conv_out(size, k, stride, pad) return math.floor((size + 2 * pad - k) / stride) + 1 end

@@ -152,6 +152,9 @@ int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t se
 /* nn.c twins; geom points at the 12 int64 of nn.c's conv_geom (n c h w kh kw sh sw ph pw oh ow). */
 int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_);
 int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value);
+int ms_cuda_maxpool2d(const int64_t *geom, const void *x, void *out, int64_t *argmax);
+int ms_cuda_maxpool2d_backward(void *gin, const void *gout, const int64_t *argmax,
+                               int64_t planes, int64_t hw, int64_t ohw);
 int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols);
 /* optim.c twins: hyper-parameters as in the header, bias corrections precomputed. */
 int ms_cuda_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float mu,

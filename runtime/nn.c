@@ -1,5 +1,5 @@
 /* nn.c — the kernels layers need beyond elementwise ops and matmul: softmax,
- * convolution lowering (im2col / col2im) and index_add. Each loop exists for float
+ * convolution lowering (im2col / col2im), max pooling and index_add. Each loop exists for float
  * and double (CPU gradient checks run in double); kernels/nn.cu holds the CUDA twins. */
 #include "internal.h"
 #include <math.h>
@@ -70,9 +70,8 @@ typedef struct {
   int64_t oh, ow;          /* output spatial size */
 } conv_geom;
 
-static int conv_geometry(const char *fn, const ms_tensor *x, const ms_tensor *cols,
-                         int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph,
-                         int32_t pw, conv_geom *g) {
+static int conv_geometry(const char *fn, const ms_tensor *x, int32_t kh, int32_t kw,
+                         int32_t sh, int32_t sw, int32_t ph, int32_t pw, conv_geom *g) {
   if (x->ndim != 4)
     return ms_fail("%s: input has %d dims, expected 4 [N, C, H, W]", fn, x->ndim);
   if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
@@ -85,28 +84,49 @@ static int conv_geometry(const char *fn, const ms_tensor *x, const ms_tensor *co
                    (long long)(g->h + 2 * ph), (long long)(g->w + 2 * pw));
   g->oh = (g->h + 2 * ph - kh) / sh + 1;
   g->ow = (g->w + 2 * pw - kw) / sw + 1;
-  int64_t want[3] = {g->n, g->c * kh * kw, g->oh * g->ow};
-  return ms_check_shape(fn, "cols", cols, 3, want);
+  return 0;
 }
 
-/* One row (n, c, i, j) of cols per item: cols[n, (c*kh + i)*kw + j, oh*OW + ow]. */
-#define IM2COL_ROWS(T)                                                                 \
-  static void im2col_rows_##T(void *ctx, int64_t lo, int64_t hi) {                     \
+/* The output columns ox in [*lo, *hi) whose input column ox*sw - pw + j is inside
+ * [0, w): outside them a row of cols is padding. */
+static void valid_range(const conv_geom *g, int64_t j, int64_t *lo, int64_t *hi) {
+  int64_t a = g->pw - j;                 /* need ox*sw >= a */
+  *lo = a <= 0 ? 0 : (a + g->sw - 1) / g->sw;
+  int64_t b = g->w + g->pw - j;          /* need ox*sw < b */
+  *hi = b <= 0 ? 0 : (b + g->sw - 1) / g->sw;
+  if (*hi > g->ow) *hi = g->ow;
+  if (*lo > *hi) *lo = *hi;
+}
+
+/* Item (k, n): the L = OH*OW columns of image n in row k of cols. Inner runs over ox
+ * are contiguous copies when the stride is 1. */
+#define IM2COL_ITEMS(T)                                                                \
+  static void im2col_items_##T(void *ctx, int64_t lo, int64_t hi) {                    \
     const conv_job *job = ctx;                                                         \
     const conv_geom *g = &job->g;                                                      \
-    int64_t krows = g->c * g->kh * g->kw, L = g->oh * g->ow;                           \
-    for (int64_t r = lo; r < hi; r++) {                                                \
-      int64_t n = r / krows, k = r % krows;                                            \
+    const int64_t L = g->oh * g->ow;                                                   \
+    const T pad = (T)job->pad_value;                                                   \
+    for (int64_t item = lo; item < hi; item++) {                                       \
+      int64_t k = item / g->n, n = item % g->n;                                        \
       int64_t c = k / (g->kh * g->kw), i = (k / g->kw) % g->kh, j = k % g->kw;         \
       const T *x = (const T *)job->x + (n * g->c + c) * g->h * g->w;                   \
-      T *col = (T *)job->cols + r * L;                                                 \
+      T *col = (T *)job->cols + k * g->n * L + n * L;                                  \
+      int64_t ox0, ox1;                                                                \
+      valid_range(g, j, &ox0, &ox1);                                                   \
       for (int64_t oy = 0; oy < g->oh; oy++) {                                         \
+        T *dst = col + oy * g->ow;                                                     \
         int64_t y = oy * g->sh - g->ph + i;                                            \
-        for (int64_t ox = 0; ox < g->ow; ox++) {                                       \
-          int64_t xx = ox * g->sw - g->pw + j;                                         \
-          col[oy * g->ow + ox] = (y >= 0 && y < g->h && xx >= 0 && xx < g->w)          \
-                                     ? x[y * g->w + xx] : (T)job->pad_value;           \
+        if (y < 0 || y >= g->h) {                                                      \
+          for (int64_t ox = 0; ox < g->ow; ox++) dst[ox] = pad;                        \
+          continue;                                                                    \
         }                                                                              \
+        const T *src = x + y * g->w - g->pw + j;                                       \
+        for (int64_t ox = 0; ox < ox0; ox++) dst[ox] = pad;                            \
+        if (g->sw == 1)                                                                \
+          for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = src[ox];                    \
+        else                                                                           \
+          for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = src[ox * g->sw];            \
+        for (int64_t ox = ox1; ox < g->ow; ox++) dst[ox] = pad;                        \
       }                                                                                \
     }                                                                                  \
   }
@@ -117,22 +137,22 @@ static int conv_geometry(const char *fn, const ms_tensor *x, const ms_tensor *co
   static void col2im_planes_##T(void *ctx, int64_t lo, int64_t hi) {                   \
     const conv_job *job = ctx;                                                         \
     const conv_geom *g = &job->g;                                                      \
-    int64_t L = g->oh * g->ow;                                                         \
+    const int64_t L = g->oh * g->ow;                                                   \
     for (int64_t p = lo; p < hi; p++) {                                                \
       int64_t n = p / g->c, c = p % g->c;                                              \
       T *x = (T *)job->x + p * g->h * g->w;                                            \
       memset(x, 0, sizeof(T) * g->h * g->w);                                          \
       for (int64_t i = 0; i < g->kh; i++)                                              \
         for (int64_t j = 0; j < g->kw; j++) {                                          \
-          const T *col = (const T *)job->cols +                                        \
-                         (n * g->c * g->kh * g->kw + (c * g->kh + i) * g->kw + j) * L; \
+          int64_t k = (c * g->kh + i) * g->kw + j, ox0, ox1;                           \
+          const T *col = (const T *)job->cols + k * g->n * L + n * L;                  \
+          valid_range(g, j, &ox0, &ox1);                                               \
           for (int64_t oy = 0; oy < g->oh; oy++) {                                     \
             int64_t y = oy * g->sh - g->ph + i;                                        \
             if (y < 0 || y >= g->h) continue;                                          \
-            for (int64_t ox = 0; ox < g->ow; ox++) {                                   \
-              int64_t xx = ox * g->sw - g->pw + j;                                     \
-              if (xx >= 0 && xx < g->w) x[y * g->w + xx] += col[oy * g->ow + ox];      \
-            }                                                                          \
+            T *dst = x + y * g->w - g->pw + j;                                         \
+            const T *src = col + oy * g->ow;                                           \
+            for (int64_t ox = ox0; ox < ox1; ox++) dst[ox * g->sw] += src[ox];         \
           }                                                                            \
         }                                                                              \
     }                                                                                  \
@@ -143,22 +163,28 @@ typedef struct {
   void *x, *cols;
   double pad_value;
 } conv_job;
-IM2COL_ROWS(float)
-IM2COL_ROWS(double)
+IM2COL_ITEMS(float)
+IM2COL_ITEMS(double)
 COL2IM_PLANES(float)
 COL2IM_PLANES(double)
+
+static int check_cols(const char *fn, const ms_tensor *cols, const conv_geom *g) {
+  int64_t want[2] = {g->c * g->kh * g->kw, g->n * g->oh * g->ow};
+  return ms_check_shape(fn, "cols", cols, 2, want);
+}
 
 int ms_im2col(ms_tensor *cols, const ms_tensor *x, int32_t kh, int32_t kw, int32_t sh,
               int32_t sw, int32_t ph, int32_t pw, double pad_value) {
   static const char fn[] = "im2col";
   MS_TRY(check_nn_pair(fn, "cols", cols, "input", x));
   conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), pad_value};
-  MS_TRY(conv_geometry(fn, x, cols, kh, kw, sh, sw, ph, pw, &job.g));
+  MS_TRY(conv_geometry(fn, x, kh, kw, sh, sw, ph, pw, &job.g));
+  MS_TRY(check_cols(fn, cols, &job.g));
   if (cols->count == 0) return 0;
   if (ms_device_of(x) == MS_CUDA) return ms_cuda_im2col(&job.g.n, job.x, job.cols, pad_value);
-  int64_t rows = job.g.n * job.g.c * kh * kw;
-  ms_parallel_for(rows, cols->count,
-                  x->dtype_id == MS_FLOAT32 ? im2col_rows_float : im2col_rows_double, &job);
+  int64_t items = job.g.c * kh * kw * job.g.n;
+  ms_parallel_for(items, cols->count,
+                  x->dtype_id == MS_FLOAT32 ? im2col_items_float : im2col_items_double, &job);
   return 0;
 }
 
@@ -167,11 +193,120 @@ int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32
   static const char fn[] = "col2im";
   MS_TRY(check_nn_pair(fn, "input", x, "cols", cols));
   conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), 0};
-  MS_TRY(conv_geometry(fn, x, cols, kh, kw, sh, sw, ph, pw, &job.g));
+  MS_TRY(conv_geometry(fn, x, kh, kw, sh, sw, ph, pw, &job.g));
+  MS_TRY(check_cols(fn, cols, &job.g));
   if (x->count == 0) return 0;
   if (ms_device_of(x) == MS_CUDA) return ms_cuda_col2im(&job.g.n, job.x, job.cols);
   ms_parallel_for(job.g.n * job.g.c, cols->count,
                   x->dtype_id == MS_FLOAT32 ? col2im_planes_float : col2im_planes_double, &job);
+  return 0;
+}
+
+/* ---- max pooling ---------------------------------------------------------------------- */
+typedef struct {
+  conv_geom g;
+  const void *x;
+  void *out;
+  int64_t *argmax;
+  const void *gout;
+  void *gin;
+} pool_job;
+
+/* Plane p: each output takes the first maximum of its window (NaN wins, as in max()). */
+#define MAXPOOL_PLANES(T)                                                              \
+  static void maxpool_planes_##T(void *ctx, int64_t lo, int64_t hi) {                  \
+    const pool_job *job = ctx;                                                         \
+    const conv_geom *g = &job->g;                                                      \
+    for (int64_t p = lo; p < hi; p++) {                                                \
+      const T *x = (const T *)job->x + p * g->h * g->w;                                \
+      T *out = (T *)job->out + p * g->oh * g->ow;                                      \
+      int64_t *am = job->argmax + p * g->oh * g->ow;                                   \
+      for (int64_t oy = 0; oy < g->oh; oy++)                                           \
+        for (int64_t ox = 0; ox < g->ow; ox++) {                                       \
+          T best = 0;                                                                  \
+          int64_t where = -1;                                                          \
+          for (int64_t i = 0; i < g->kh; i++) {                                        \
+            int64_t y = oy * g->sh - g->ph + i;                                        \
+            if (y < 0 || y >= g->h) continue;                                          \
+            for (int64_t j = 0; j < g->kw; j++) {                                      \
+              int64_t xx = ox * g->sw - g->pw + j;                                     \
+              if (xx < 0 || xx >= g->w) continue;                                      \
+              T v = x[y * g->w + xx];                                                  \
+              if (where < 0 || (best == best && !(v <= best))) best = v, where = y * g->w + xx; \
+            }                                                                          \
+          }                                                                            \
+          out[oy * g->ow + ox] = best;                                                 \
+          am[oy * g->ow + ox] = where;                                                 \
+        }                                                                              \
+    }                                                                                  \
+  }
+
+#define MAXPOOL_BACK_PLANES(T)                                                         \
+  static void maxpool_back_planes_##T(void *ctx, int64_t lo, int64_t hi) {             \
+    const pool_job *job = ctx;                                                         \
+    const conv_geom *g = &job->g;                                                      \
+    int64_t hw = g->h * g->w, ohw = g->oh * g->ow;                                     \
+    for (int64_t p = lo; p < hi; p++) {                                                \
+      T *gin = (T *)job->gin + p * hw;                                                 \
+      const T *gout = (const T *)job->gout + p * ohw;                                  \
+      const int64_t *am = job->argmax + p * ohw;                                       \
+      memset(gin, 0, sizeof(T) * hw);                                                  \
+      for (int64_t o = 0; o < ohw; o++) gin[am[o]] += gout[o];                         \
+    }                                                                                  \
+  }
+MAXPOOL_PLANES(float)
+MAXPOOL_PLANES(double)
+MAXPOOL_BACK_PLANES(float)
+MAXPOOL_BACK_PLANES(double)
+
+int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, int32_t k,
+                 int32_t stride, int32_t pad) {
+  static const char fn[] = "maxpool2d";
+  MS_TRY(check_nn_pair(fn, "out", out, "input", x));
+  MS_TRY(ms_check_dtype(fn, "argmax", argmax, MS_INT64));
+  pool_job job = {{0}, ms_ptr(x), ms_ptr(out), (int64_t *)ms_ptr(argmax), NULL, NULL};
+  MS_TRY(conv_geometry(fn, x, k, k, stride, stride, pad, pad, &job.g));
+  if (2 * pad > k) return ms_fail("%s: padding %d is more than half the kernel %d", fn, pad, k);
+  int64_t want[4] = {job.g.n, job.g.c, job.g.oh, job.g.ow};
+  MS_TRY(ms_check_shape(fn, "out", out, 4, want));
+  MS_TRY(ms_check_shape(fn, "argmax", argmax, 4, want));
+  if (ms_device_of(argmax) != ms_device_of(x) || !ms_tensor_is_contiguous(argmax))
+    return ms_fail("%s: argument 'argmax' must be contiguous and on the input's device", fn);
+  if (out->count == 0) return 0;
+  if (ms_device_of(x) == MS_CUDA) return ms_cuda_maxpool2d(&job.g.n, job.x, job.out, job.argmax);
+  ms_parallel_for(job.g.n * job.g.c, x->count,
+                  x->dtype_id == MS_FLOAT32 ? maxpool_planes_float : maxpool_planes_double, &job);
+  return 0;
+}
+
+int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor *argmax) {
+  static const char fn[] = "maxpool2d_backward";
+  MS_TRY(check_nn_pair(fn, "grad_input", gin, "grad_output", gout));
+  MS_TRY(ms_check_dtype(fn, "argmax", argmax, MS_INT64));
+  MS_TRY(ms_check_shape(fn, "argmax", argmax, gout->ndim, gout->sizes));
+  if (gin->ndim != 4 || gout->ndim != 4 || gin->sizes[0] != gout->sizes[0] ||
+      gin->sizes[1] != gout->sizes[1])
+    return ms_fail("%s: grad_input and grad_output must be [N, C, H, W] and [N, C, OH, OW]", fn);
+  if (ms_device_of(argmax) != ms_device_of(gin) || !ms_tensor_is_contiguous(argmax))
+    return ms_fail("%s: argument 'argmax' must be contiguous and on the gradient's device", fn);
+  int64_t planes = gin->sizes[0] * gin->sizes[1], hw = gin->sizes[2] * gin->sizes[3];
+  int64_t ohw = gout->sizes[2] * gout->sizes[3];
+  if (gin->count == 0) return 0;
+  if (ms_device_of(gin) == MS_CUDA)
+    return ms_cuda_maxpool2d_backward(ms_ptr(gin), ms_ptr(gout), (const int64_t *)ms_ptr(argmax),
+                                      planes, hw, ohw);
+  /* argmax holds positions this module produced; still, never write outside a plane */
+  const int64_t *am = (const int64_t *)ms_ptr(argmax);
+  for (int64_t i = 0; i < argmax->count; i++)
+    if (am[i] < 0 || am[i] >= hw)
+      return ms_fail("%s: argmax holds %lld, outside a plane of %lld elements", fn,
+                     (long long)am[i], (long long)hw);
+  pool_job job = {{0}, NULL, NULL, (int64_t *)am, ms_ptr(gout), ms_ptr(gin)};
+  job.g.h = gin->sizes[2], job.g.w = gin->sizes[3];
+  job.g.oh = gout->sizes[2], job.g.ow = gout->sizes[3];
+  ms_parallel_for(planes, gin->count,
+                  gin->dtype_id == MS_FLOAT32 ? maxpool_back_planes_float : maxpool_back_planes_double,
+                  &job);
   return 0;
 }
 

@@ -7,7 +7,8 @@ packages=(
   build-essential     # gcc, make
   luajit              # the interpreter moonstep scripts run on
   libluajit-5.1-dev   # lua.h for tools that embed it
-  libopenblas-dev     # cblas sgemm/dgemm
+  libopenblas-dev     # cblas sgemm/dgemm (headers)
+  libopenblas-openmp-dev  # the OpenMP build, linked explicitly (one thread pool with ours)
   lua-busted          # test runner
   zlib1g-dev          # gzip (data loading, checkpoints)
   libreadline-dev     # line editing and history in the REPL (bound through the FFI)

@@ -24,11 +24,16 @@ end
 
 ffi.cdef(read_header())
 
--- OpenMP threads that spin after a parallel region steal the cores OpenBLAS's own
--- threads need for the next GEMM (5x slower training on 2 cores, measured); libgomp
--- reads this when it is loaded, so set it first unless the user chose otherwise.
-ffi.cdef 'int setenv(const char *name, const char *value, int overwrite);'
-ffi.C.setenv('OMP_WAIT_POLICY', 'PASSIVE', 0)
+-- OpenMP threads (ours and OpenBLAS's: one pool, see the Makefile) spin a while after
+-- each parallel region before sleeping, so back-to-back ops do not pay a wake-up each
+-- (measured: 120K -> 145K samples/s training an MLP on 2 cores); the spin is bounded
+-- (tens of ms), so an idle REPL does not burn a core. libgomp reads this when loaded.
+ffi.cdef [[
+int setenv(const char *name, const char *value, int overwrite);
+int unsetenv(const char *name);
+]]
+local spin_set = os.getenv('GOMP_SPINCOUNT') == nil
+if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '10000000', 1) end
 
 local libpath = os.getenv('MOONSTEP_LIB') or (home .. '/build/libmoonstep.so')
 local ok, C = pcall(ffi.load, libpath)
@@ -36,6 +41,8 @@ if not ok then
   error(('moonstep: cannot load %s (%s).\nBuild it first with `make` in %s, or set ' ..
          'MOONSTEP_LIB to the library path.'):format(libpath, tostring(C), home), 0)
 end
+-- libgomp has read it; child processes (benchmark competitors, shells) must not inherit it
+if spin_set then ffi.C.unsetenv('GOMP_SPINCOUNT') end
 if C.ms_abi_version() ~= C.MS_ABI_VERSION then
   error(('moonstep: %s has ABI version %d but the header says %d; rebuild with `make`')
         :format(libpath, C.ms_abi_version(), C.MS_ABI_VERSION), 0)

@@ -56,6 +56,24 @@ local function check_device(fn, device)
   return id
 end
 
+-- The GC sees only the small tensor headers, not the storage behind them, so dead
+-- temporaries would pile up for many steps (a training loop then allocates fresh,
+-- page-faulting memory all the time). Count the bytes allocated since the last
+-- collection and collect once they pass a threshold, as Torch7's heap tracking did.
+local GC_THRESHOLD = 256 * 2 ^ 20
+local allocated = 0
+local collectgarbage = collectgarbage
+local function account(t)
+  local st = t.storage
+  if st ~= nil then
+    allocated = allocated + tonumber(st.nbytes)
+    if allocated > GC_THRESHOLD then
+      allocated = 0
+      collectgarbage()
+    end
+  end
+end
+
 -- A fresh tensor of the given shape table; dtype/device are ids; fn names the
 -- user-facing function in errors (default 'empty').
 local function empty(shape, dtype_id, device_id, fn)
@@ -67,6 +85,7 @@ local function empty(shape, dtype_id, device_id, fn)
     local msg = ffi.string(C.ms_last_error())
     error(fn and (msg:gsub('^empty:', fn .. ':')) or msg, 3)
   end
+  account(t)
   return t
 end
 
@@ -76,6 +95,7 @@ local function empty_like(t, dtype_id)
   if C.ms_tensor_empty(out, t.ndim, t.sizes, dtype_id or t.dtype_id, t.storage.device) ~= 0 then
     fail(3)
   end
+  account(out)
   return out
 end
 

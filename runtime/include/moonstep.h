@@ -24,7 +24,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 2 };
+enum { MS_ABI_VERSION = 3 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -73,6 +73,11 @@ int ms_tensor_view(ms_tensor *out, const ms_tensor *base, int32_t ndim,
  * header then reads as freed and any op on it is an error. Idempotent. */
 void ms_tensor_release(ms_tensor *t);
 int ms_tensor_is_contiguous(const ms_tensor *t);
+/* CPU storage of 64 KiB and more is cached after release and reused for the next
+ * request of the same size (a training step allocates the same shapes every time; a
+ * fresh block costs page faults). At most 1 GiB is kept; these report and empty it. */
+int64_t ms_cpu_cache_bytes(void);
+void ms_cpu_cache_clear(void);
 int ms_dtype_size(int32_t dtype);
 
 /* Element access for any device (the Lua layer reads CPU memory directly). */
@@ -168,14 +173,22 @@ int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *
 /* Softmax (log_ = 0) or log-softmax (log_ = 1) over the last dim: x and out contiguous
  * with the same shape, viewed as [rows, classes]. */
 int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_);
-/* Convolution lowering. x [N, C, H, W] contiguous; cols [N, C*kh*kw, OH*OW] with row
- * c*kh*kw + i*kw + j holding x[n, c, oh*sh - ph + i, ow*sw - pw + j] (pad_value outside),
- * OH = (H + 2ph - kh)/sh + 1, OW likewise. col2im is the adjoint: x = sum of cols back
- * at those positions (x is overwritten; padding positions are dropped). */
+/* Convolution lowering. x [N, C, H, W] contiguous; cols [C*kh*kw, N*OH*OW]: row
+ * k = (c*kh + i)*kw + j, column (n*OH + oh)*OW + ow holds x[n, c, oh*sh - ph + i,
+ * ow*sw - pw + j] (pad_value outside), OH = (H + 2ph - kh)/sh + 1, OW likewise. With the
+ * batch in the columns, a convolution is one GEMM W [O, K] @ cols. col2im is the
+ * adjoint: x = the sum of cols back at those positions (x is overwritten). */
 int ms_im2col(ms_tensor *cols, const ms_tensor *x, int32_t kh, int32_t kw, int32_t sh,
               int32_t sw, int32_t ph, int32_t pw, double pad_value);
 int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32_t sh,
               int32_t sw, int32_t ph, int32_t pw);
+/* Max pooling over k x k windows (stride, padding as im2col; padding never wins).
+ * x [N, C, H, W] -> out [N, C, OH, OW] and argmax [N, C, OH, OW] (int64, the 0-based
+ * position h*W + w of the first maximum in its plane). The backward pass writes gin
+ * [N, C, H, W]: zero, plus each gout routed to its argmax (summed where windows overlap). */
+int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, int32_t k,
+                 int32_t stride, int32_t pad);
+int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor *argmax);
 /* out.index_select(dim, index) += src, summing repeated indices (embedding backward).
  * out contiguous; src has out's shape with dim replaced by index's length. */
 int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,

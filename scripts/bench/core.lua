@@ -19,7 +19,9 @@ void cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float a
 ]]
 local home = require('moonstep.core').home
 local BL = ffi.load(home .. '/build/libbaseline.so')
-local blas = ffi.load('openblas')
+-- the OpenBLAS moonstep links (the OpenMP build), else the system default
+local blas = select(2, pcall(ffi.load, '/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0'))
+if type(blas) ~= 'userdata' then blas = ffi.load('openblas') end
 local clock = ms.clock
 
 -- Best of `runs` timings of `reps` calls, in seconds per call.

@@ -52,20 +52,37 @@ end
 -- Output spatial size of a convolution or pooling window.
 function F.conv_out(size, k, stride, pad) return math.floor((size + 2 * pad - k) / stride) + 1 end
 
--- x [N, C, H, W] -> cols [N, C*kh*kw, OH*OW]; pad_value fills outside the image.
-function F.im2col(x, kh, kw, sh, sw, ph, pw, pad_value)
+-- x [N, C, H, W] -> cols [C*kh*kw, N*OH*OW] (the batch in the columns, so that a
+-- convolution is one GEMM); pad_value fills outside the image. Returns cols, OH, OW.
+function F.im2col(x, kh, kw, sh, sw, ph, pw, pad_value, out)
   local n, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
   local oh, ow = F.conv_out(h, kh, sh, ph), F.conv_out(w, kw, sw, pw)
-  local cols = T.empty({ n, c * kh * kw, oh * ow }, { dtype = x.dtype, device = x.device })
+  local cols = out or T.empty({ c * kh * kw, n * oh * ow }, { dtype = x.dtype, device = x.device })
   if C.ms_im2col(cols, x, kh, kw, sh, sw, ph, pw, pad_value or 0) ~= 0 then fail(2) end
   return cols, oh, ow
 end
 
--- The adjoint of im2col: cols [N, C*kh*kw, OH*OW] summed back into a fresh [N, C, H, W].
+-- The adjoint of im2col: cols [C*kh*kw, N*OH*OW] summed back into a fresh [N, C, H, W].
 function F.col2im(cols, shape, kh, kw, sh, sw, ph, pw)
   local x = T.empty(shape, { dtype = cols.dtype, device = cols.device })
   if C.ms_col2im(x, cols, kh, kw, sh, sw, ph, pw) ~= 0 then fail(2) end
   return x
+end
+
+-- Max pooling: x [N, C, H, W] -> out, argmax [N, C, OH, OW] (argmax: plane positions).
+function F.maxpool2d(x, k, stride, pad)
+  local n, c = x:size(1), x:size(2)
+  local oh, ow = F.conv_out(x:size(3), k, stride, pad), F.conv_out(x:size(4), k, stride, pad)
+  local out = T.empty({ n, c, oh, ow }, { dtype = x.dtype, device = x.device })
+  local argmax = T.empty({ n, c, oh, ow }, { dtype = 'int64', device = x.device })
+  if C.ms_maxpool2d(out, argmax, x, k, stride, pad) ~= 0 then fail(2) end
+  return out, argmax
+end
+
+function F.maxpool2d_backward(gout, argmax, in_shape)
+  local gin = T.empty(in_shape, { dtype = gout.dtype, device = gout.device })
+  if C.ms_maxpool2d_backward(gin, gout, argmax) ~= 0 then fail(2) end
+  return gin
 end
 
 -- out:index_select(dim, index) += src, repeats summed (1-based index, in place).

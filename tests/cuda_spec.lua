@@ -111,6 +111,62 @@ describe('cuda', function()
     assert.is_true((gn:cpu() - cn):abs():max() < 1e-5)
   end)
 
+  git('layers, losses and optimizer steps match the CPU', function()
+    local nn = ms.nn
+    local function pair(make, x)
+      ms.manual_seed(3)
+      local cpu = make()
+      ms.manual_seed(3)
+      local gpu = make():cuda()
+      local y, gy = cpu:forward(x), gpu:forward(x:cuda())
+      H.assert_close(gy:cpu(), y, 1e-4, cpu.__name .. ' forward')
+      local g = ms.empty(y:shape()):normal_(0, 1, { seed = 4 })
+      cpu:zero_grad(); gpu:zero_grad()
+      local gx, ggx = cpu:backward(x, g), gpu:backward(x:cuda(), g:cuda())
+      if gx then H.assert_close(ggx:cpu(), gx, 1e-4, cpu.__name .. ' gradInput') end
+      if #cpu:parameters() > 0 then
+        H.assert_close(gpu:flat_gradients():cpu(), cpu:flat_gradients(), 1e-3, cpu.__name .. ' gradients')
+      end
+    end
+    local img = ms.empty(4, 3, 9, 9):normal_(0, 1, { seed = 5 })
+    local vec = ms.empty(6, 10):normal_(0, 1, { seed = 6 })
+    pair(function() return nn.Linear(10, 7) end, vec)
+    pair(function() return nn.Conv2d(3, 5, 3, { stride = 2, padding = 1 }) end, img)
+    pair(function() return nn.MaxPool2d(3, { stride = 2, padding = 1 }) end, img)
+    pair(function() return nn.AvgPool2d(2) end, img)
+    pair(function() return nn.BatchNorm2d(3) end, img)
+    pair(function() return nn.LayerNorm(10) end, vec)
+    for _, name in ipairs { 'ReLU', 'GELU', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax' } do
+      pair(function() return nn[name]() end, vec)
+    end
+    local t = ms.tensor({ 1, 3, 2, 7, 5, 1 }, 'int64')
+    local ce = nn.CrossEntropyLoss { label_smoothing = 0.1 }
+    assert.is_true(math.abs(ce:forward(vec:cuda(), t:cuda()) - ce:forward(vec, t)) < 1e-5)
+    H.assert_close(ce:backward(vec:cuda(), t:cuda()):cpu(), ce:backward(vec, t), 1e-5, 'cross-entropy')
+    for _, make in ipairs { function(s) return ms.optim.SGD(s, { lr = 0.1, momentum = 0.9, nesterov = true }) end,
+                            function(s) return ms.optim.AdamW(s, { lr = 0.01 }) end } do
+      local a, b = ms.randn(100), nil
+      b = a:cuda()
+      local sa, sb = ms.params { a }, ms.params { b }
+      local oa, ob = make(sa), make(sb)
+      for k = 1, 3 do
+        local g = ms.empty(100):normal_(0, 1, { seed = k })
+        oa:step(function() sa.grads[1]:copy_(g); return 0 end)
+        ob:step(function() sb.grads[1]:copy_(g); return 0 end)
+      end
+      H.assert_close(b:cpu(), a, 1e-5, 'optimizer')
+    end
+  end)
+
+  git('a checkpoint saved from the GPU loads on the CPU and back', function()
+    local path = os.tmpname()
+    local t = ms.randn(3, 4):cuda()
+    ms.save(path, { t = t })
+    assert.equal('cpu', ms.load(path).t.device)
+    H.assert_close(ms.load(path, { device = 'cuda' }).t:cpu(), t:cpu(), 0)
+    os.remove(path)
+  end)
+
   git('mixing devices in one op names both', function()
     H.assert_error(function() return ms.zeros(2):cuda() + ms.zeros(2) end, 'cuda', 'cpu')
     H.assert_error(function() return ms.matmul(ms.zeros(2, 2):cuda(), ms.zeros(2, 2)) end, 'cuda', 'cpu')

@@ -116,6 +116,16 @@ describe('modes and randomness', function()
   end)
 end)
 
+describe('pooling', function()
+  it('MaxPool2d routes the gradient to the first maximum of a window, as PyTorch', function()
+    local pool = nn.MaxPool2d(2)
+    local x = ms.tensor { { { { 1, 1, 0, 2 }, { 1, 1, 2, 2 } } } }   -- [1, 1, 2, 4]: ties
+    assert.same({ { { { 1, 2 } } } }, pool:forward(x):totable())
+    local g = pool:backward(x, ms.ones(1, 1, 1, 2))
+    assert.same({ { { { 1, 0, 0, 1 }, { 0, 0, 0, 0 } } } }, g:totable())
+  end)
+end)
+
 describe('bad input to layers and losses', function()
   it('names the layer, the shape given and the shape expected', function()
     H.assert_error(function() nn.Linear(4, 2):forward(ms.zeros(3, 5)) end, 'Linear', '[3,5]', '[..., 4]')

@@ -1,5 +1,5 @@
 // index.cu — the CUDA twin of runtime/index.c: index_select and gather, moving
-// elements as 1-, 4- or 8-byte words so every dtype works.
+// elements as 1-, 4- or 8-byte words so every dtype works, and index_add.
 //
 // An out-of-range index is not a crash: the kernel records the offending value in a
 // device flag, skips the element, and the host turns the flag into an error.
@@ -42,6 +42,23 @@ __global__ void gather_kernel(ms_iter it, int64_t size, int64_t sdim, int64_t ba
       continue;
     }
     ((W *)it.data[0])[off[0]] = ((const W *)it.data[2])[off[2] + v * sdim];
+  }
+}
+
+// out[o, idx[j] - base, i] += src[o, j, i] (atomics: indices may repeat).
+__global__ void index_add_kernel(float *out, const float *src, const int64_t *idx,
+                                 int64_t outer, int64_t size, int64_t inner, int64_t nidx,
+                                 int64_t base, BadIndex *bad) {
+  int64_t total = outer * nidx * inner;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
+    int64_t v = idx[j] - base;
+    if (v < 0 || v >= size) {
+      if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
+      continue;
+    }
+    atomicAdd(&out[(o * size + v) * inner + i], src[e]);
   }
 }
 
@@ -93,5 +110,16 @@ extern "C" int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t 
   if (esize == 1) gather_kernel<uint8_t><<<g, MS_BLOCK>>>(*it, size, sdim, base, bad);
   else if (esize == 4) gather_kernel<uint32_t><<<g, MS_BLOCK>>>(*it, size, sdim, base, bad);
   else gather_kernel<uint64_t><<<g, MS_BLOCK>>>(*it, size, sdim, base, bad);
+  return flag_read(fn, bad, bad_host);
+}
+
+extern "C" int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
+                                 int64_t size, int64_t inner, int64_t nidx, int64_t base,
+                                 int64_t *bad_host) {
+  const char *fn = "index_add_";
+  BadIndex *bad;
+  MS_TRY(flag_reset(fn, &bad));
+  index_add_kernel<<<ms_grid(outer * nidx * inner), MS_BLOCK>>>(
+      (float *)out, (const float *)src, idx, outer, size, inner, nidx, base, bad);
   return flag_read(fn, bad, bad_host);
 }

@@ -1,5 +1,4 @@
-// nn.cu — the CUDA twins of runtime/nn.c (float32): softmax, im2col, col2im, max pooling,
-// index_add.
+// nn.cu — the CUDA twins of runtime/nn.c (float32): softmax, im2col, col2im, max pooling.
 #include "common.cuh"
 
 // One block per row of [rows, classes]: block max, block sum of exp, then write.
@@ -113,27 +112,6 @@ __global__ void maxpool_backward_kernel(float *gin, const float *gout, const int
   }
 }
 
-struct BadIndexAdd {
-  int found;
-  long long value;
-};
-
-__global__ void index_add_kernel(float *out, const float *src, const int64_t *idx,
-                                 int64_t outer, int64_t size, int64_t inner, int64_t nidx,
-                                 int64_t base, BadIndexAdd *bad) {
-  int64_t total = outer * nidx * inner;
-  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-       e += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
-    int64_t v = idx[j] - base;
-    if (v < 0 || v >= size) {
-      if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
-      continue;
-    }
-    atomicAdd(&out[(o * size + v) * inner + i], src[e]);
-  }
-}
-
 extern "C" {
 
 int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_) {
@@ -172,21 +150,6 @@ int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols) {
   col2im_kernel<<<ms_grid(g.n * g.c * g.h * g.w), MS_BLOCK>>>(g, (float *)x, (const float *)cols);
   MS_CUDA_LAUNCHED("col2im");
   return 0;
-}
-
-int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
-                      int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host) {
-  void *ws;
-  MS_TRY(ms_cuda_workspace(&ws, sizeof(BadIndexAdd)));
-  MS_CUDA_TRY("index_add_", cudaMemset(ws, 0, sizeof(BadIndexAdd)));
-  index_add_kernel<<<ms_grid(outer * nidx * inner), MS_BLOCK>>>(
-      (float *)out, (const float *)src, idx, outer, size, inner, nidx, base, (BadIndexAdd *)ws);
-  MS_CUDA_LAUNCHED("index_add_");
-  BadIndexAdd h;
-  MS_CUDA_TRY("index_add_", cudaMemcpy(&h, ws, sizeof h, cudaMemcpyDeviceToHost));
-  if (!h.found) return 0;
-  *bad_host = h.value;
-  return 1;
 }
 
 }  // extern "C"

@@ -1,4 +1,5 @@
-/* index.c — index_select and gather, for every dtype (elements are moved as bytes).
+/* index.c — index_select and gather for every dtype (elements are moved as bytes),
+ * and index_add (float; the backward of index_select, e.g. for embeddings).
  *
  * Index tensors are int64 and read with a base (Lua passes 1): a value v selects
  * position v - base; anything outside 0..size-1 is an error naming the value. */
@@ -142,4 +143,52 @@ int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *
     if (i < it.count) ms_cursor_advance(&it, &c, len);
   }
   return failed ? bad_index(fn, bad, base, dim, size) : 0;
+}
+
+/* ---- index_add ----------------------------------------------------------------------- */
+int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
+                 int64_t base) {
+  static const char fn[] = "index_add_";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float(fn, "source", src));
+  MS_TRY(ms_check_same(fn, "self", out, "source", src));
+  if (!ms_tensor_is_contiguous(out) || !ms_tensor_is_contiguous(src))
+    return ms_fail("%s: 'self' and 'source' must be contiguous", fn);
+  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
+  if (ms_device_of(index) != ms_device_of(out))
+    return ms_fail("%s: argument 'index' is on %s but 'self' is on %s, expected one device",
+                   fn, ms_device_name(ms_device_of(index)), ms_device_name(ms_device_of(out)));
+  MS_TRY(ms_check_dim(fn, out, dim));
+  if (index->ndim != 1 || !ms_tensor_is_contiguous(index))
+    return ms_fail("%s: argument 'index' must be a contiguous 1-D tensor (has %d dims)", fn,
+                   index->ndim);
+  int64_t want[MS_MAX_DIMS];
+  for (int d = 0; d < out->ndim; d++) want[d] = d == dim ? index->count : out->sizes[d];
+  MS_TRY(ms_check_shape(fn, "source", src, out->ndim, want));
+  int64_t size = out->sizes[dim], outer = 1, inner = 1, nidx = index->count;
+  for (int d = 0; d < dim; d++) outer *= out->sizes[d];
+  for (int d = dim + 1; d < out->ndim; d++) inner *= out->sizes[d];
+  const int64_t *idx = (const int64_t *)ms_ptr(index);
+  if (ms_device_of(out) == MS_CUDA) {
+    int64_t bad = 0;
+    int rc = ms_cuda_index_add(ms_ptr(out), ms_ptr(src), idx, outer, size, inner, nidx, base, &bad);
+    return rc == 1 ? bad_index(fn, bad, base, dim, size) : rc;
+  }
+  for (int64_t j = 0; j < nidx; j++)
+    if (idx[j] - base < 0 || idx[j] - base >= size) return bad_index(fn, idx[j], base, dim, size);
+  /* Serial over index entries (repeats accumulate in order), vector over inner. */
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t j = 0; j < nidx; j++) {
+      int64_t row = o * size + idx[j] - base, srow = o * nidx + j;
+      if (out->dtype_id == MS_FLOAT32) {
+        float *d = (float *)ms_ptr(out) + row * inner;
+        const float *s = (const float *)ms_ptr(src) + srow * inner;
+        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
+      } else {
+        double *d = (double *)ms_ptr(out) + row * inner;
+        const double *s = (const double *)ms_ptr(src) + srow * inner;
+        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
+      }
+    }
+  return 0;
 }

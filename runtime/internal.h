@@ -149,7 +149,8 @@ int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t xstride_dim
                    int64_t base, int64_t *bad_host);
 int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
                      uint64_t stream, double a, double b);
-/* nn.c twins; geom points at the 12 int64 of nn.c's conv_geom (n c h w kh kw sh sw ph pw oh ow). */
+/* nn.c and index.c twins; geom points at the 12 int64 of nn.c's conv_geom
+ * (n c h w kh kw sh sw ph pw oh ow). */
 int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_);
 int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value);
 int ms_cuda_maxpool2d(const int64_t *geom, const void *x, void *out, int64_t *argmax);

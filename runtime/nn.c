@@ -1,5 +1,5 @@
 /* nn.c — the kernels layers need beyond elementwise ops and matmul: softmax,
- * convolution lowering (im2col / col2im), max pooling and index_add. Each loop exists for float
+ * convolution lowering (im2col / col2im) and max pooling. Each loop exists for float
  * and double (CPU gradient checks run in double); kernels/nn.cu holds the CUDA twins. */
 #include "internal.h"
 #include <math.h>
@@ -307,55 +307,5 @@ int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor
   ms_parallel_for(planes, gin->count,
                   gin->dtype_id == MS_FLOAT32 ? maxpool_back_planes_float : maxpool_back_planes_double,
                   &job);
-  return 0;
-}
-
-/* ---- index_add ----------------------------------------------------------------------- */
-int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
-                 int64_t base) {
-  static const char fn[] = "index_add_";
-  MS_TRY(check_nn_pair(fn, "self", out, "source", src));
-  MS_TRY(ms_check_dtype(fn, "index", index, MS_INT64));
-  if (ms_device_of(index) != ms_device_of(out))
-    return ms_fail("%s: argument 'index' is on %s but 'self' is on %s, expected one device",
-                   fn, ms_device_name(ms_device_of(index)), ms_device_name(ms_device_of(out)));
-  MS_TRY(ms_check_dim(fn, out, dim));
-  if (index->ndim != 1 || !ms_tensor_is_contiguous(index))
-    return ms_fail("%s: argument 'index' must be a contiguous 1-D tensor (has %d dims)", fn,
-                   index->ndim);
-  int64_t want[MS_MAX_DIMS];
-  for (int d = 0; d < out->ndim; d++) want[d] = d == dim ? index->count : out->sizes[d];
-  MS_TRY(ms_check_shape(fn, "source", src, out->ndim, want));
-  int64_t size = out->sizes[dim], outer = 1, inner = 1, nidx = index->count;
-  for (int d = 0; d < dim; d++) outer *= out->sizes[d];
-  for (int d = dim + 1; d < out->ndim; d++) inner *= out->sizes[d];
-  const int64_t *idx = (const int64_t *)ms_ptr(index);
-  if (ms_device_of(out) == MS_CUDA) {
-    int64_t bad = 0;
-    int rc = ms_cuda_index_add(ms_ptr(out), ms_ptr(src), idx, outer, size, inner, nidx, base, &bad);
-    if (rc == 1)
-      return ms_fail("%s: index %lld is out of range for dimension %d of size %lld", fn,
-                     (long long)bad, dim + 1, (long long)size);
-    return rc;
-  }
-  for (int64_t j = 0; j < nidx; j++)
-    if (idx[j] - base < 0 || idx[j] - base >= size)
-      return ms_fail("%s: index %lld is out of range for dimension %d of size %lld (expected "
-                     "%lld..%lld)", fn, (long long)idx[j], dim + 1, (long long)size,
-                     (long long)base, (long long)(size - 1 + base));
-  /* Serial over index entries (repeats accumulate in order), vector over inner. */
-  for (int64_t o = 0; o < outer; o++)
-    for (int64_t j = 0; j < nidx; j++) {
-      int64_t row = o * size + idx[j] - base, srow = o * nidx + j;
-      if (out->dtype_id == MS_FLOAT32) {
-        float *d = (float *)ms_ptr(out) + row * inner;
-        const float *s = (const float *)ms_ptr(src) + srow * inner;
-        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
-      } else {
-        double *d = (double *)ms_ptr(out) + row * inner;
-        const double *s = (const double *)ms_ptr(src) + srow * inner;
-        for (int64_t i = 0; i < inner; i++) d[i] += s[i];
-      }
-    }
   return 0;
 }

@@ -42,33 +42,23 @@ function G.check_module(m, x, opts)
   m:zero_grad()
   m:forward(x)
   local gx = m:backward(x, r)
-  if opts.check_input ~= false then
-    local flat = x:view(-1)
-    local gflat = gx:contiguous():view(-1)
-    local idx = sample(x:numel(), k, 1)
+  -- values/grads: flat views; compares at sampled coordinates
+  local function check_flat(what, values, grads, seed)
     local an, nu = {}, {}
-    for j, i in ipairs(idx) do
-      local v = flat:get(i)
-      flat:set(i, v + h); local fp = f()
-      flat:set(i, v - h); local fm = f()
-      flat:set(i, v)
-      an[j], nu[j] = gflat:get(i), (fp - fm) / (2 * h)
+    for j, i in ipairs(sample(values:numel(), k, seed)) do
+      local v = values:get(i)
+      values:set(i, v + h); local fp = f()
+      values:set(i, v - h); local fm = f()
+      values:set(i, v)
+      an[j], nu[j] = grads:get(i), (fp - fm) / (2 * h)
     end
-    compare('gradInput', an, nu, tol)
+    compare(what, an, nu, tol)
   end
-  local n = #m:parameters() > 0 and m:flat_parameters():numel() or 0
-  if n > 0 then
-    local p, g = m:flat_parameters(), m:flat_gradients()
-    local idx = sample(n, k, 2)
-    local an, nu = {}, {}
-    for j, i in ipairs(idx) do
-      local v = p:get(i)
-      p:set(i, v + h); local fp = f()
-      p:set(i, v - h); local fm = f()
-      p:set(i, v)
-      an[j], nu[j] = g:get(i), (fp - fm) / (2 * h)
-    end
-    compare('parameter gradient', an, nu, tol)
+  if opts.check_input ~= false then
+    check_flat('gradInput', x:view(-1), gx:contiguous():view(-1), 1)
+  end
+  if #m:parameters() > 0 then
+    check_flat('parameter gradient', m:flat_parameters(), m:flat_gradients(), 2)
   end
 end
 

@@ -167,6 +167,10 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim,
 /* out[i..] = x[..index[i..]..] along dim; index has out's shape (torch.gather). */
 int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *index,
               int64_t base);
+/* out.index_select(dim, index) += src, summing repeated indices (embedding backward);
+ * float; out and src contiguous, src of out's shape with dim replaced by index's length. */
+int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
+                 int64_t base);
 
 /* ---- neural-network kernels ---------------------------------------------------------
  * float32 on CPU and CUDA, float64 on CPU (gradient checks). */
@@ -189,10 +193,6 @@ int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32
 int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, int32_t k,
                  int32_t stride, int32_t pad);
 int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor *argmax);
-/* out.index_select(dim, index) += src, summing repeated indices (embedding backward).
- * out contiguous; src has out's shape with dim replaced by index's length. */
-int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_tensor *src,
-                 int64_t base);
 
 /* ---- fused optimizer steps --------------------------------------------------------------
  * One pass over flat, contiguous tensors of one shape and float dtype (the arena), one

@@ -71,7 +71,7 @@ if args.resume then
   print(('resumed from %s after epoch %d'):format(args.resume, ck.epoch))
 end
 
-ffi = require 'ffi'
+local ffi = require 'ffi'
 ffi.cdef 'int isatty(int fd);'
 local tty = ffi.C.isatty(2) == 1
 local function progress(b, nb, loss, rate)

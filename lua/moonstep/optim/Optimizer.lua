@@ -28,7 +28,7 @@ end
 
 -- cls: the optimizer class; defaults: its hyper-parameters with default values.
 function Optimizer.define(name, defaults)
-  local cls = setmetatable({ __name = name, defaults = defaults }, { __index = Optimizer })
+  local cls = { __name = name, defaults = defaults }
   cls.__index = cls
   setmetatable(cls, { __index = Optimizer, __call = function(c, target, config) return c.new(target, config) end })
   function cls.new(target, config)

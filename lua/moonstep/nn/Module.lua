@@ -155,7 +155,7 @@ function Module:to(a, b)
   self:apply(function(m)
     for _, buf in ipairs(m._buffers) do
       local moved = buf.tensor:to(a, b)
-      if moved ~= buf.tensor then params.rebind(buf.tensor, moved:clone()) end
+      if moved ~= buf.tensor then params.rebind(buf.tensor, moved) end
     end
   end)
   return self

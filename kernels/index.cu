@@ -10,6 +10,20 @@ struct BadIndex {
   long long value;
 };
 
+// Element e of [outer, nidx, inner] maps to element (o, idx[j] - base, i) of
+// [outer, size, inner]: its offset there, or -1 (after flagging the bad index).
+__device__ __forceinline__ int64_t selected(int64_t e, const int64_t *idx, int64_t size,
+                                            int64_t inner, int64_t nidx, int64_t base,
+                                            BadIndex *bad) {
+  int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
+  int64_t v = idx[j] - base;
+  if (v < 0 || v >= size) {
+    if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
+    return -1;
+  }
+  return (o * size + v) * inner + i;
+}
+
 // out [outer, nidx, inner] <- x [outer, size, inner] at rows idx[j] - base.
 template <typename W>
 __global__ void index_select_kernel(W *out, const W *x, const int64_t *idx, int64_t outer,
@@ -18,13 +32,8 @@ __global__ void index_select_kernel(W *out, const W *x, const int64_t *idx, int6
   int64_t total = outer * nidx * inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
-    int64_t v = idx[j] - base;
-    if (v < 0 || v >= size) {
-      if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
-      continue;
-    }
-    out[e] = x[(o * size + v) * inner + i];
+    int64_t at = selected(e, idx, size, inner, nidx, base, bad);
+    if (at >= 0) out[e] = x[at];
   }
 }
 
@@ -52,13 +61,8 @@ __global__ void index_add_kernel(float *out, const float *src, const int64_t *id
   int64_t total = outer * nidx * inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
-    int64_t v = idx[j] - base;
-    if (v < 0 || v >= size) {
-      if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
-      continue;
-    }
-    atomicAdd(&out[(o * size + v) * inner + i], src[e]);
+    int64_t at = selected(e, idx, size, inner, nidx, base, bad);
+    if (at >= 0) atomicAdd(&out[at], src[e]);
   }
 }
 

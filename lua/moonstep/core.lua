@@ -50,6 +50,18 @@ end
 
 local M = { C = C, ffi = ffi, home = home }
 
+-- The first of several names of a system library that ffi.load accepts, or nil and the
+-- last loader error (zlib for data, readline for the REPL).
+function M.load_first(names)
+  local err
+  for _, name in ipairs(names) do
+    local ok, lib = pcall(ffi.load, name)
+    if ok then return lib end
+    err = lib
+  end
+  return nil, err
+end
+
 -- Raise the runtime's last error as a Lua error at the caller's caller (level 3 by
 -- default: the user code that called the method that called fail).
 function M.fail(level)

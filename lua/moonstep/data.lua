@@ -35,10 +35,8 @@ const char *gzerror(gzFile file, int *errnum);
 local zlib
 local function z()
   if not zlib then
-    local ok, lib = pcall(ffi.load, 'z')
-    if not ok then ok, lib = pcall(ffi.load, 'libz.so.1') end
-    if not ok then error('moonstep.data: cannot load zlib (install zlib1g)', 3) end
-    zlib = lib
+    zlib = core.load_first { 'z', 'libz.so.1' }
+    if not zlib then error('moonstep.data: cannot load zlib (install zlib1g)', 3) end
   end
   return zlib
 end

@@ -25,7 +25,6 @@ ffi.cdef [[
 char *readline(const char *prompt);
 void add_history(const char *line);
 int read_history(const char *file);
-int write_history(const char *file);
 int append_history(int n, const char *file);
 int history_truncate_file(const char *file, int lines);
 void rl_replace_line(const char *text, int clear_undo);
@@ -40,11 +39,7 @@ int isatty(int fd);
 
 local function open_readline()
   if os.getenv('MOONSTEP_NO_READLINE') or ffi.C.isatty(0) == 0 then return nil end
-  for _, name in ipairs { 'readline', 'libreadline.so.8', 'libreadline.so.7' } do
-    local ok, lib = pcall(ffi.load, name)
-    if ok then return lib end
-  end
-  return nil
+  return (core.load_first { 'readline', 'libreadline.so.8', 'libreadline.so.7' })
 end
 
 local function history_path()

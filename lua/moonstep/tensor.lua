@@ -34,6 +34,7 @@ local value_buf = ffi_new('double[1]')
 local TensorCT  -- the ctype, set by ffi.metatype at the end of this file
 local function is_tensor(x) return type(x) == 'cdata' and ffi.istype(TensorCT, x) end
 M.is_tensor = is_tensor
+require('moonstep.check').is_tensor = is_tensor
 
 local function shape_str(shape)
   return '[' .. concat(shape, ',') .. ']'

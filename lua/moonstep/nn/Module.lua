@@ -56,6 +56,26 @@ function Module:register_buffer(name, tensor)
   self[name] = tensor
 end
 
+-- The Torch7 protocol pairs backward(x, g) with the forward(x) just before it. Every
+-- forward calls self:record_input(x) first and every backward self:check_input(x):
+-- backward with another input (or none yet) is an error, never a silent re-run of
+-- forward (which would update BatchNorm statistics and draw new dropout masks).
+function Module:record_input(x)
+  self._input = x
+end
+
+function Module:check_input(x)
+  local check = require 'moonstep.check'
+  if self._input == nil then
+    check.fail('%s.backward: no forward pass to differentiate; call forward(input) first', self.__name)
+  end
+  if not rawequal(self._input, x) then
+    check.fail('%s.backward: input is not the one of the last forward(input) (%s), ' ..
+               'expected backward(input, gradOutput) with that same input', self.__name, check.describe(x))
+  end
+  check.tensor(self.__name .. '.backward', 'input', x)
+end
+
 function Module:add(m)
   self.modules[#self.modules + 1] = m
   return self

@@ -15,6 +15,7 @@ local ffi = require 'ffi'
 local core = require 'moonstep.core'
 local T = require 'moonstep.tensor'
 local C = core.C
+local check = require 'moonstep.check'
 
 local ParamSet = {}
 ParamSet.__index = ParamSet
@@ -33,14 +34,31 @@ M.rebind = rebind
 -- params[i] / grads[i] are the entries' tensors (rebound) and their gradients.
 function M.build(entries, dtype, device)
   local total = 0
+  local seen = {}
   for i, e in ipairs(entries) do
-    if not T.is_tensor(e.param) then
-      error(('params: entry %d (%s) is a %s, expected a tensor'):format(i, tostring(e.name), type(e.param)), 3)
+    local p = e.param
+    if not T.is_tensor(p) or p.storage == nil then
+      check.fail('params: entry %s is %s, expected a tensor', tostring(e.name), check.describe(p))
     end
-    if e.param.dtype ~= 'float32' and e.param.dtype ~= 'float64' then
-      error(('params: %s has dtype %s, expected float32 or float64'):format(e.name, e.param.dtype), 3)
+    if p.dtype ~= 'float32' and p.dtype ~= 'float64' then
+      check.fail('params: %s has dtype %s, expected float32 or float64', e.name, p.dtype)
     end
-    total = total + e.param:numel()
+    local first = entries[1].param
+    if p.dtype ~= first.dtype or p.device ~= first.device then
+      check.fail('params: %s is a %s tensor on %s but %s is %s on %s, expected one dtype and device',
+                 e.name, p.dtype, p.device, entries[1].name, first.dtype, first.device)
+    end
+    -- The arena re-points each tensor at its own slice: a tensor given twice, or two
+    -- overlapping views of one storage, would silently stop sharing memory.
+    local key, lo, hi = tostring(p.storage), tonumber(p.offset), tonumber(p.offset)
+    for d = 0, p.ndim - 1 do hi = hi + (tonumber(p.sizes[d]) - 1) * tonumber(p.strides[d]) end
+    for _, o in ipairs(seen) do
+      if o.key == key and p:numel() > 0 and o.numel > 0 and lo <= o.hi and o.lo <= hi then
+        check.fail('params: %s and %s overlap in memory, expected distinct tensors', o.name, e.name)
+      end
+    end
+    seen[#seen + 1] = { key = key, lo = lo, hi = hi, name = e.name, numel = p:numel() }
+    total = total + p:numel()
   end
   dtype = dtype or (entries[1] and entries[1].param.dtype) or 'float32'
   device = device or (entries[1] and entries[1].param.device) or 'cpu'
@@ -90,14 +108,22 @@ end
 
 -- ms.params{t1, t2, ...} or ms.params{name1 = t1, ...}: an arena over plain tensors.
 function M.params(list)
-  if type(list) ~= 'table' then error('params: expected a table of tensors', 2) end
+  if type(list) ~= 'table' or T.is_tensor(list) then
+    check.fail('params: argument is %s, expected a table of tensors', check.describe(list))
+  end
   local entries = {}
   for i, t in ipairs(list) do entries[#entries + 1] = { name = tostring(i), param = t } end
   local names = {}
-  for k in pairs(list) do if type(k) == 'string' then names[#names + 1] = k end end
+  for k in pairs(list) do
+    if type(k) == 'string' then
+      names[#names + 1] = k
+    elseif not (type(k) == 'number' and k >= 1 and k <= #list and k == math.floor(k)) then
+      check.fail('params: key %s is neither a name nor a position 1..%d in the list', check.describe(k), #list)
+    end
+  end
   table.sort(names)
   for _, k in ipairs(names) do entries[#entries + 1] = { name = k, param = list[k] } end
-  if #entries == 0 then error('params: the table holds no tensors', 2) end
+  if #entries == 0 then check.fail('params: the table holds no tensors') end
   return M.build(entries)
 end
 

@@ -1,80 +1,216 @@
--- nn.Conv2d(in_channels, out_channels, kernel, {stride=1, padding=0, bias=true})
---   x [N, C, H, W] -> y [N, O, OH, OW], OH = (H + 2 pad - k) / stride + 1
---   lowering: cols = im2col(x) [K, N*L] (K = C*kh*kw, L = OH*OW); Y = W [O, K] @ cols
---             [O, N*L], one GEMM for the whole batch, then y = Y as [N, O, L] (+ b)
+-- nn.Conv2d(in_channels, out_channels, kernel_size, stride = 1, padding = 0, dilation = 1,
+--           groups = 1, bias = true, padding_mode = 'zeros') — PyTorch's signature,
+--   positionally (nn.Conv2d(1, 8, 3, 1, 1)) and/or with a trailing options table
+--   {stride=, padding=, dilation=, groups=, bias=, padding_mode=}. Sizes are a number or
+--   {h, w}; padding also 'valid' (0) or 'same' (stride 1 only: total d*(k-1), the odd
+--   extra on the bottom/right, as PyTorch); padding_mode 'zeros', 'reflect',
+--   'replicate' or 'circular' (the input padded as F.pad does, then a 'valid' conv).
+--   x [N, C, H, W] (or [C, H, W]) -> y [N, O, OH, OW],
+--   OH = floor((H + pt + pb - dh*(kh-1) - 1) / sh) + 1
+--   weight [O, C/groups, kh, kw]; init as PyTorch: W, b ~ U(-1/sqrt(fan_in), ...),
+--   fan_in = C/groups*kh*kw
+--   lowering: cols = im2col(x) [K, N*L] (K = C*kh*kw, L = OH*OW; the rows of a group
+--             are contiguous); Y = W [O, K] @ cols [O, N*L], one GEMM for the whole batch
+--             (one batched GEMM over groups), then y = Y as [N, O, L] (+ b)
 --   backward: G = g as [O, N*L]; gW += G cols^T; gb += sum g; gx = col2im(W^T G)
---   init as PyTorch: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C*kh*kw
 --   m.input_grad = false skips gx
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local W = require 'moonstep.nn.window'
+local check = require 'moonstep.check'
 
 local Conv2d = Module:extend('Conv2d')
 
-local function pair(v, what)
-  if type(v) == 'number' then return v, v end
-  if type(v) == 'table' and #v == 2 then return v[1], v[2] end
-  error(('Conv2d: %s must be a number or {h, w}'):format(what), 4)
-end
+local USAGE = 'Conv2d(in_channels, out_channels, kernel_size [, stride, padding, dilation, ' ..
+              'groups, bias, padding_mode] [, {options}])'
+local NAMES = { 'stride', 'padding', 'dilation', 'groups', 'bias', 'padding_mode' }
+local MODES = { 'zeros', 'reflect', 'replicate', 'circular' }
+local pair = W.pair
 
-function Conv2d:__init(cin, cout, kernel, opts)
+function Conv2d:__init(cin, cout, kernel, ...)
   Module.init(self)
-  opts = opts or {}
-  if type(cin) ~= 'number' or type(cout) ~= 'number' or kernel == nil then
-    error('Conv2d: expected (in_channels, out_channels, kernel [, {stride=, padding=, bias=}])', 3)
+  local fn = 'Conv2d'
+  if kernel == nil then check.fail('%s: kernel_size is missing, expected %s', fn, USAGE) end
+  check.integer(fn, 'in_channels', cin, 1)
+  check.integer(fn, 'out_channels', cout, 1)
+  local a = W.gather_args(fn, NAMES, USAGE, ...)
+  local g = {}
+  g.kh, g.kw = pair(fn, 'kernel_size', kernel, 1)
+  g.sh, g.sw = pair(fn, 'stride', a.stride == nil and 1 or a.stride, 1)
+  g.dh, g.dw = pair(fn, 'dilation', a.dilation == nil and 1 or a.dilation, 1)
+  local groups = check.integer(fn, 'groups', a.groups == nil and 1 or a.groups, 1)
+  if cin % groups ~= 0 then
+    check.fail('%s: in_channels %d is not divisible by groups %d', fn, cin, groups)
   end
-  self.cin, self.cout = cin, cout
-  self.kh, self.kw = pair(kernel, 'kernel')
-  self.sh, self.sw = pair(opts.stride or 1, 'stride')
-  self.ph, self.pw = pair(opts.padding or 0, 'padding')
-  local k = cin * self.kh * self.kw
-  local bound = 1 / math.sqrt(k)
-  self:register_parameter('weight', ms.empty(cout, cin, self.kh, self.kw):uniform_(-bound, bound), 'weight')
-  if opts.bias ~= false then
+  if cout % groups ~= 0 then
+    check.fail('%s: out_channels %d is not divisible by groups %d', fn, cout, groups)
+  end
+  local bias = a.bias
+  if bias == nil then bias = true end
+  check.boolean(fn, 'bias', bias)
+  self.padding_mode = check.oneof(fn, 'padding_mode', a.padding_mode == nil and 'zeros' or a.padding_mode, MODES)
+  local padding = a.padding == nil and 0 or a.padding
+  if padding == 'same' then
+    if g.sh ~= 1 or g.sw ~= 1 then
+      check.fail("%s: padding='same' is not supported for strided convolutions (stride %dx%d), " ..
+                 'expected stride 1 as in PyTorch', fn, g.sh, g.sw)
+    end
+    -- PyTorch: total d*(k-1), the left half rounded down, the rest on the right
+    local th, tw = g.dh * (g.kh - 1), g.dw * (g.kw - 1)
+    g.pt, g.pl = math.floor(th / 2), math.floor(tw / 2)
+    g.pb, g.pr = th - g.pt, tw - g.pl
+  elseif padding == 'valid' then
+    g.pt, g.pb, g.pl, g.pr = 0, 0, 0, 0
+  elseif type(padding) == 'string' then
+    check.fail("%s: padding is %s, expected an integer, {h, w}, 'same' or 'valid'", fn, check.describe(padding))
+  else
+    g.pt, g.pl = pair(fn, 'padding', padding, 0)
+    g.pb, g.pr = g.pt, g.pl
+  end
+  self.padding = padding
+  self.in_channels, self.out_channels, self.groups = cin, cout, groups
+  self.cin, self.cout = cin, cout   -- older names
+  self.kh, self.kw, self.sh, self.sw, self.ph, self.pw = g.kh, g.kw, g.sh, g.sw, g.pt, g.pl
+  self._geom = g
+  local fan_in = cin / groups * g.kh * g.kw
+  local numel = cout * fan_in
+  if numel > 2 ^ 53 then
+    check.fail('%s: weight [%d, %d, %d, %d] has %s elements, too many', fn, cout, cin / groups,
+               g.kh, g.kw, check.describe(numel))
+  end
+  local bound = 1 / math.sqrt(fan_in)
+  local w = F.alloc(fn, { cout, cin / groups, g.kh, g.kw }, 'float32', 'cpu')
+  self:register_parameter('weight', w:uniform_(-bound, bound), 'weight')
+  if bias then
     self:register_parameter('bias', ms.empty(cout):uniform_(-bound, bound), 'bias')
   end
 end
 
+local function hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
+
 function Conv2d:extra_repr()
-  return ('%d -> %d, %dx%d, stride %d, padding %d'):format(self.cin, self.cout, self.kh, self.kw, self.sh, self.ph)
+  local g = self._geom
+  local pad = type(self.padding) == 'string' and self.padding or hw(g.pt, g.pl)
+  local s = ('%d -> %d, %dx%d, stride %s, padding %s'):format(self.cin, self.cout, g.kh, g.kw,
+                                                               hw(g.sh, g.sw), pad)
+  if g.dh ~= 1 or g.dw ~= 1 then s = s .. ', dilation ' .. hw(g.dh, g.dw) end
+  if self.groups ~= 1 then s = s .. ', groups ' .. self.groups end
+  if self.padding_mode ~= 'zeros' then s = s .. ', padding_mode ' .. self.padding_mode end
+  if not self.bias then s = s .. ', no bias' end
+  return s
+end
+
+-- Non-zero padding modes: x padded as PyTorch's F.pad (index tensors cached per size).
+local function pad_input(self, fn, x)
+  local g, mode = self._geom, self.padding_mode
+  local h, w = x:size(3), x:size(4)
+  if mode == 'reflect' and (g.pt >= h or g.pb >= h or g.pl >= w or g.pr >= w) then
+    check.fail("%s: padding_mode 'reflect' needs padding < the input size, got padding %d/%d x %d/%d " ..
+               'for an input of %dx%d', fn, g.pt, g.pb, g.pl, g.pr, h, w)
+  elseif mode == 'circular' and (g.pt > h or g.pb > h or g.pl > w or g.pr > w) then
+    check.fail("%s: padding_mode 'circular' needs padding <= the input size, got padding %d/%d x %d/%d " ..
+               'for an input of %dx%d', fn, g.pt, g.pb, g.pl, g.pr, h, w)
+  elseif h == 0 or w == 0 then
+    check.fail("%s: padding_mode '%s' needs a non-empty input, got %dx%d", fn, mode, h, w)
+  end
+  local c = self._pad_idx
+  if not c or c.h ~= h or c.w ~= w or c.device ~= x.device then
+    c = { h = h, w = w, device = x.device,
+          ih = W.pad_index(fn, mode, h, g.pt, g.pb, x.device),
+          iw = W.pad_index(fn, mode, w, g.pl, g.pr, x.device) }
+    self._pad_idx = c
+  end
+  return F.protect(fn, function() return x:index_select(3, c.ih):index_select(4, c.iw) end)
 end
 
 function Conv2d:forward(x)
-  if x:dim() ~= 4 or x:size(2) ~= self.cin then
-    error(('Conv2d.forward: input has shape [%s], expected [N, %d, H, W]'):format(
-      table.concat(x:shape(), ','), self.cin), 2)
+  local fn = 'Conv2d.forward'
+  self:_begin_forward(x)
+  check.tensor(fn, 'weight', self.weight)
+  Module._check_float(fn, 'input', x, self.weight)
+  local x4 = W.as_batch(fn, x, self.cin)
+  local g = self._geom
+  local conv_g = g
+  if self.padding_mode ~= 'zeros' then
+    x4 = pad_input(self, fn, x4)
+    conv_g = { kh = g.kh, kw = g.kw, sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw,
+               pt = 0, pb = 0, pl = 0, pr = 0 }
   end
-  local n = x:size(1)
-  local oh = F.conv_out(x:size(3), self.kh, self.sh, self.ph)
-  local ow = F.conv_out(x:size(4), self.kw, self.sw, self.pw)
-  local K = self.cin * self.kh * self.kw
-  local cols = F.buffer(self, '_cols', { K, n * oh * ow }, x)
-  F.im2col(x:contiguous(), self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, 0, cols)
-  local Y = F.buffer(self, '_Y', { self.cout, n * oh * ow }, x)
-  ms.matmul(self.weight:view(self.cout, K), cols, { out = Y })
-  local y = F.buffer(self, '_out', { n, self.cout, oh * ow }, x)
-  y:copy_(Y:view(self.cout, n, oh * ow):transpose(1, 2))          -- [O, N, L] -> [N, O, L]
-  if self.bias then y:add_(self.bias:view(1, self.cout, 1)) end
-  self.output = y:view(n, self.cout, oh, ow)
+  local n, O, G = x4:size(1), self.cout, self.groups
+  local win, oh, ow = W.window(fn, conv_g, x4:size(3), x4:size(4))
+  local K, L = self.cin * g.kh * g.kw, oh * ow
+  if K * n * L > 2 ^ 53 or O * n * L > 2 ^ 53 then
+    check.fail('%s: input [%s] gives an output of %dx%d: too many elements', fn,
+               table.concat(x:shape(), ','), oh, ow)
+  end
+  if n == 0 then                                   -- an empty batch: an empty output
+    self.output = F.alloc(fn, x:dim() == 3 and { O, oh, ow } or { 0, O, oh, ow }, x4.dtype, x4.device)
+    self._fwd = { empty = true }
+    self:record_input(x)
+    return self.output
+  end
+  local cols = F.buffer(self, '_cols', { K, n * L }, x4, fn)
+  W.im2col(fn, x4, win, cols)
+  local Y = F.buffer(self, '_Y', { O, n * L }, x4, fn)
+  local Wt = self.weight
+  if G == 1 then
+    ms.matmul(Wt:view(O, K), cols, { out = Y })
+  else
+    ms.matmul(Wt:view(G, O / G, K / G), cols:view(G, K / G, n * L), { out = Y:view(G, O / G, n * L) })
+  end
+  local y = F.buffer(self, '_out', { n, O, L }, x4, fn)
+  y:copy_(Y:view(O, n, L):transpose(1, 2))                     -- [O, N, L] -> [N, O, L]
+  if self.bias then y:add_(self.bias:view(1, O, 1)) end
+  self.output = x:dim() == 3 and y:view(O, oh, ow) or y:view(n, O, oh, ow)
+  self._fwd = { win = win, padded = x4:shape(), n = n, L = L }
+  self:record_input(x)
   return self.output
 end
 
 function Conv2d:backward(x, g)
+  local fn = 'Conv2d.backward'
+  check.tensor(fn, 'weight', self.weight)
+  self:_begin_backward(x, g)
   self:ensure_arena()
-  if not self._cols then self:forward(x) end
-  local n, K = x:size(1), self.cin * self.kh * self.kw
-  local L = g:size(3) * g:size(4)
-  local g3 = g:view(n, self.cout, L)
-  local G = F.buffer(self, '_G', { self.cout, n * L }, g)
-  G:view(self.cout, n, L):copy_(g3:transpose(1, 2))               -- [N, O, L] -> [O, N, L]
-  ms.matmul(G, self._cols, { transpose_b = true, out = self.grad_weight:view(self.cout, K), beta = 1 })
-  if self.bias then self.grad_bias:add_(G:sum(2)) end
+  local st = self._fwd
+  if st.empty then                                  -- nothing to add to the gradients
+    self.gradInput = self.input_grad ~= false and ms.zeros(x:shape(), { dtype = x.dtype, device = x.device }) or nil
+    return self.gradInput
+  end
+  local O, G, n, L = self.cout, self.groups, st.n, st.L
+  local K = self.cin * self.kh * self.kw
+  local gc = g:contiguous()
+  local Gm = F.buffer(self, '_G', { O, n * L }, gc, fn)
+  Gm:view(O, n, L):copy_(gc:view(n, O, L):transpose(1, 2))    -- [N, O, L] -> [O, N, L]
+  local Wt, cols = self.weight, self._cols
+  if G == 1 then
+    ms.matmul(Gm, cols, { transpose_b = true, out = self.grad_weight:view(O, K), beta = 1 })
+  else
+    ms.matmul(Gm:view(G, O / G, n * L), cols:view(G, K / G, n * L),
+              { transpose_b = true, out = self.grad_weight:view(G, O / G, K / G), beta = 1 })
+  end
+  if self.bias then self.grad_bias:add_(Gm:sum(2)) end
   if self.input_grad == false then
     self.gradInput = nil
     return nil
   end
-  local gcols = ms.matmul(self.weight:view(self.cout, K), G, { transpose_a = true })  -- [K, N*L]
-  self.gradInput = F.col2im(gcols, x:shape(), self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+  local gcols
+  if G == 1 then
+    gcols = ms.matmul(Wt:view(O, K), Gm, { transpose_a = true })                    -- [K, N*L]
+  else
+    gcols = ms.matmul(Wt:view(G, O / G, K / G), Gm:view(G, O / G, n * L), { transpose_a = true })
+    gcols = gcols:view(K, n * L)
+  end
+  local gx = W.col2im(fn, gcols, W.alloc(fn, st.padded, gc), st.win)
+  if self.padding_mode ~= 'zeros' then            -- the adjoint of the padding: sum back
+    local c, s = self._pad_idx, st.padded
+    local part = ms.zeros({ s[1], s[2], s[3], c.w }, { dtype = gc.dtype, device = gc.device })
+    F.index_add_(part, 4, c.iw, gx)
+    gx = ms.zeros({ s[1], s[2], c.h, c.w }, { dtype = gc.dtype, device = gc.device })
+    F.index_add_(gx, 3, c.ih, part)
+  end
+  self.gradInput = gx:view(x:shape())
   return self.gradInput
 end
 

@@ -1,0 +1,154 @@
+-- moonstep.nn.window — what Conv2d and the pooling layers share (private to them): the
+-- argument parsing of their constructors (sizes as a number or {h, w}, positional
+-- arguments and/or a trailing options table) and the wrappers of the C window kernels
+-- (runtime/conv.c, runtime/pool.c), whose messages are re-issued under the public name
+-- of the layer method ('im2col: ...' -> 'Conv2d.forward: ...').
+--
+-- A window is a Lua table {kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, ceil} (kernel,
+-- stride, dilation, padding top/bottom/left/right, ceil_mode), validated when the layer
+-- is built and again by the runtime against each input (overflow-checked).
+local core = require 'moonstep.core'
+local T = require 'moonstep.tensor'
+local check = require 'moonstep.check'
+local F = require 'moonstep.nn.functional'
+local C, ffi = core.C, core.ffi
+
+local W = {}
+
+W.MAX = 2 ^ 31 - 1   -- bound of every kernel size, stride, dilation and padding
+
+-- A size given as a number or {h, w}: integers in [lo, W.MAX].
+function W.pair(fn, name, v, lo)
+  if type(v) == 'table' and getmetatable(v) == nil then
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    if n ~= 2 or v[1] == nil or v[2] == nil then
+      check.fail('%s: %s is a table of %d entries, expected a number or {h, w}', fn, name, n)
+    end
+    return check.integer(fn, name .. '[1]', v[1], lo, W.MAX), check.integer(fn, name .. '[2]', v[2], lo, W.MAX)
+  end
+  if type(v) ~= 'number' then
+    check.fail('%s: %s is %s, expected an integer or {h, w}', fn, name, check.describe(v))
+  end
+  local n = check.integer(fn, name, v, lo, W.MAX)
+  return n, n
+end
+
+-- The arguments after the required ones, positional (in the order of `names`) and/or
+-- in a trailing options table, merged into one table by name. A trailing plain table
+-- without an array part is the options table ({h, w} is a size); a name given both
+-- ways, or too many positional arguments, is an error.
+function W.gather_args(fn, names, usage, ...)
+  local args, n = { ... }, select('#', ...)
+  local opts = {}
+  local last = args[n]
+  if n > 0 and type(last) == 'table' and getmetatable(last) == nil and last[1] == nil then
+    opts = check.options(fn, last, names)
+    n = n - 1
+  end
+  if n > #names then
+    check.fail('%s: %d arguments after the required ones, expected at most %d: %s', fn, n, #names, usage)
+  end
+  local out = {}
+  for k, v in pairs(opts) do out[k] = v end
+  for i = 1, n do
+    if args[i] ~= nil then
+      if opts[names[i]] ~= nil then
+        check.fail('%s: %s is given both as an argument and in the options table', fn, names[i])
+      end
+      out[names[i]] = args[i]
+    end
+  end
+  return out
+end
+
+-- x as [N, C, H, W] contiguous (a [C, H, W] input is a batch of one); channels: the
+-- expected C, or nil for any.
+function W.as_batch(fn, x, channels)
+  local d = x:dim()
+  if (d ~= 4 and d ~= 3) or (channels and x:size(d - 2) ~= channels) then
+    local c = channels and tostring(channels) or 'C'
+    check.fail('%s: input has shape [%s], expected [N, %s, H, W] or [%s, H, W]', fn,
+               table.concat(x:shape(), ','), c, c)
+  end
+  x = x:contiguous()
+  if d == 3 then x = x:view(1, x:size(1), x:size(2), x:size(3)) end
+  return x
+end
+
+-- Raise the runtime's last error as fn's.
+local function cfail(fn)
+  local msg = ffi.string(C.ms_last_error())
+  local head = msg:match('^([%w_%.]+): ')
+  check.raise(head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg)
+end
+
+-- The C struct of window g for an h x w input, and the output size OH, OW.
+function W.window(fn, g, h, w)
+  local win = ffi.new('ms_window2d')
+  win.kh, win.kw, win.sh, win.sw, win.dh, win.dw = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw
+  win.pt, win.pb, win.pl, win.pr = g.pt, g.pb, g.pl, g.pr
+  win.ceil_mode = g.ceil and 1 or 0
+  if C.ms_window2d_out(win, h, w) ~= 0 then cfail(fn) end
+  return win, tonumber(win.oh), tonumber(win.ow)
+end
+
+-- A fresh tensor of `shape` like t (dtype, device); errors name fn.
+function W.alloc(fn, shape, t) return F.alloc(fn, shape, t.dtype, t.device) end
+
+-- x [N, C, H, W] contiguous -> cols [C*kh*kw, N*OH*OW] (the batch in the columns, so
+-- that a convolution is one GEMM); outside the image reads 0.
+function W.im2col(fn, x, win, cols)
+  if C.ms_im2col(cols, x, win, 0) ~= 0 then cfail(fn) end
+  return cols
+end
+
+-- The adjoint of im2col: cols summed back into x [N, C, H, W] (overwritten).
+function W.col2im(fn, cols, x, win)
+  if C.ms_col2im(x, cols, win) ~= 0 then cfail(fn) end
+  return x
+end
+
+-- Max pooling: x -> out, argmax [N, C, OH, OW] (argmax: 0-based plane positions).
+function W.maxpool2d(fn, x, win, out, argmax)
+  if C.ms_maxpool2d(out, argmax, x, win) ~= 0 then cfail(fn) end
+  return out, argmax
+end
+
+function W.maxpool2d_backward(fn, gout, argmax, gin)
+  if C.ms_maxpool2d_backward(gin, gout, argmax) ~= 0 then cfail(fn) end
+  return gin
+end
+
+-- Average pooling (divisor 0: none) and its adjoint.
+function W.avgpool2d(fn, x, win, count_include_pad, divisor, out)
+  if C.ms_avgpool2d(out, x, win, count_include_pad and 1 or 0, divisor or 0) ~= 0 then cfail(fn) end
+  return out
+end
+
+function W.avgpool2d_backward(fn, gout, win, count_include_pad, divisor, gin)
+  if C.ms_avgpool2d_backward(gin, gout, win, count_include_pad and 1 or 0, divisor or 0) ~= 0 then
+    cfail(fn)
+  end
+  return gin
+end
+
+-- Non-zero padding modes as PyTorch's F.pad: padded position p (0-based, -before to
+-- size + after - 1) reads input position src(p). 'reflect' needs pad < size,
+-- 'circular' pad <= size, 'replicate' size >= 1 (the caller checks). Built with tensor
+-- ops (never a Lua table as long as the padded size), as a 1-based int64 index.
+function W.pad_index(fn, mode, size, before, after, device)
+  return F.protect(fn, function()
+    local p = T.arange(-before, size + after, { dtype = 'float64' })
+    if mode == 'replicate' then
+      p = p:clamp(0, size - 1)
+    elseif mode == 'reflect' then                      -- (n-1) - | |p| - (n-1) |
+      p = p:abs():add(-(size - 1)):abs():mul(-1):add(size - 1)
+    else                                               -- circular: p mod n
+      p = p:add(p:lt(0):mul(size)):add(p:ge(size):mul(-size))
+    end
+    return p:add(1):to('int64'):to(device)
+  end)
+end
+
+return W

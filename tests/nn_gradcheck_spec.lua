@@ -2,6 +2,7 @@
 local ms = require 'moonstep'
 local nn = ms.nn
 local G = require 'gradcheck'
+local H = require 'helper'
 
 local function input(shape, seed)
   return ms.empty(shape, 'float64'):normal_(0, 1, { seed = seed or 7 })
@@ -98,5 +99,82 @@ describe('loss gradients (float64 finite differences)', function()
     local go = ms.tensor({ 1, 0, 0, 0, 0 }, 'float64')
     local g = ce:backward(x, t, go)
     assert.equal(0, g:narrow(1, 2, 4):abs():sum())
+  end)
+end)
+
+describe('gradients of the new options (float64 finite differences)', function()
+  before_each(function() ms.manual_seed(2) end)
+
+  it("GELU approximate = 'tanh'", function()
+    G.check_module(nn.GELU { approximate = 'tanh' }, input({ 4, 6 }):mul_(2))
+  end)
+  it('Softmax and LogSoftmax over dims 1, 2, -2 of 3-D and 4-D input', function()
+    for _, d in ipairs { 1, 2, -2 } do
+      G.check_module(nn.Softmax(d), input { 3, 4, 5 })
+      G.check_module(nn.LogSoftmax(d), input { 2, 3, 2, 4 })
+    end
+  end)
+  it('BatchNorm track_running_stats = false, training and evaluation', function()
+    local bn = nn.BatchNorm1d(3, { track_running_stats = false }):double()
+    G.check_module(bn, input { 5, 3, 2 })
+    bn:evaluate()
+    G.check_module(bn, input { 5, 3, 2 })
+    local bn2 = nn.BatchNorm2d(2, { affine = false, track_running_stats = false })
+    bn2:evaluate()
+    G.check_module(bn2, input { 2, 2, 3, 3 })
+  end)
+  it('LayerNorm without affine and without bias', function()
+    G.check_module(nn.LayerNorm(5, { elementwise_affine = false }), input { 3, 5 })
+    local ln = nn.LayerNorm(5, { bias = false }):double()
+    assert.is_nil(ln.bias)
+    ln.weight:normal_(1, 0.3, { seed = 3 })
+    G.check_module(ln, input { 3, 5 })
+  end)
+  it('Embedding padding_idx: the other rows as without it, that row zero', function()
+    local idx = ms.tensor({ { 1, 2, 2 }, { 5, 1, 2 } }, 'int64')
+    local e = nn.Embedding(5, 3, { padding_idx = 2 }):double()
+    G.check_module(e, ms.tensor({ { 1, 3, 3 }, { 5, 1, 4 } }, 'int64'), { check_input = false })
+    local plain = nn.Embedding(5, 3):double()
+    plain.weight:copy_(e.weight)
+    local g = input { 2, 3, 3 }
+    e:zero_grad(); plain:zero_grad()
+    H.assert_close(e:forward(idx), plain:forward(idx), 0, 'output')
+    e:backward(idx, g); plain:backward(idx, g)
+    plain.grad_weight:narrow(1, 2, 1):zero_()
+    H.assert_close(e.grad_weight, plain.grad_weight, 0, 'grad_weight')
+  end)
+
+  local x = input({ 6, 4 }, 3)
+  local t = ms.tensor({ 1, 4, 2, 2, 3, 4 }, 'int64')
+  local w = ms.tensor({ 0.5, 2, 1, 0.25 }, 'float64')
+  for _, reduction in ipairs { 'mean', 'sum', 'none' } do
+    it('CrossEntropyLoss weight, ignore_index, label_smoothing, ' .. reduction, function()
+      local function loss(opts)
+        opts.reduction = reduction
+        local crit = nn.CrossEntropyLoss(opts)
+        if reduction ~= 'none' then return crit end
+        -- 'none': check the sum through gradOutput = ones
+        return setmetatable({
+          forward = function(_, a, b) return crit:forward(a, b):sum() end,
+          backward = function(_, a, b) return crit:backward(a, b, ms.ones(b:shape(), 'float64')) end,
+        }, {})
+      end
+      G.check_loss(loss { weight = w }, x, t)
+      G.check_loss(loss { ignore_index = 2 }, x, t)
+      G.check_loss(loss { weight = w, ignore_index = 4, label_smoothing = 0.3 }, x, t)
+      local xn = input({ 2, 4, 3, 2 }, 5)
+      local tn = ms.tensor({ { { 1, 2 }, { 3, 4 }, { 4, 4 } }, { { 2, 2 }, { 1, 3 }, { 3, 1 } } }, 'int64')
+      G.check_loss(loss { weight = w, ignore_index = 3, label_smoothing = 0.1 }, xn, tn)
+    end)
+  end
+  it('NLLLoss weight and ignore_index over (N, C, d)', function()
+    G.check_loss(nn.NLLLoss { weight = w, ignore_index = 1 }, input({ 2, 4, 3 }, 6):log_softmax(),
+                 ms.tensor({ { 1, 2, 4 }, { 4, 3, 1 } }, 'int64'))
+  end)
+  it('BCEWithLogitsLoss weight and pos_weight', function()
+    local y = input({ 5, 3 }, 8):sigmoid()
+    G.check_loss(nn.BCEWithLogitsLoss { pos_weight = ms.tensor({ 0.5, 2, 3 }, 'float64') }, input({ 5, 3 }, 9), y)
+    G.check_loss(nn.BCEWithLogitsLoss { reduction = 'sum', weight = ms.tensor({ 2, 0.5, 1 }, 'float64'),
+                                        pos_weight = ms.tensor({ 3 }, 'float64') }, input({ 5, 3 }, 9), y)
   end)
 end)

@@ -1,25 +1,35 @@
 -- nn.Linear(in_features, out_features, bias = true) — y = x W^T + b.
 --   x [N, in] (or [..., in]), W [out, in], b [out], y [N, out]
+--   bias: true/false, or an options table { bias = false }
 --   init as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming-uniform with a = sqrt(5))
 --   m.input_grad = false skips gx (a layer fed by data needs no gradient w.r.t. it)
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local check = require 'moonstep.check'
 
 local Linear = Module:extend('Linear')
 
-function Linear:__init(nin, nout, bias)
+local USAGE = 'Linear(in_features, out_features [, bias = true])'
+
+function Linear:__init(nin, nout, bias, ...)
   Module.init(self)
-  for _, v in ipairs { nin, nout } do
-    if type(v) ~= 'number' or v < 1 or v ~= math.floor(v) then
-      error('Linear: expected (in_features, out_features) as positive integers', 3)
-    end
+  Module._check_arity('Linear', 3 + select('#', ...), 3, USAGE)
+  if nout == nil then
+    check.fail('Linear: out_features is missing, expected %s', USAGE)
   end
+  check.integer('Linear', 'in_features', nin, 1)
+  check.integer('Linear', 'out_features', nout, 1)
+  if type(bias) == 'table' and not ms.is_tensor(bias) then
+    bias = check.options('Linear', bias, { 'bias' }).bias
+  end
+  if bias == nil then bias = true end
+  check.boolean('Linear', 'bias', bias)
   self.in_features, self.out_features = nin, nout
   local bound = 1 / math.sqrt(nin)
-  self:register_parameter('weight', ms.empty(nout, nin):uniform_(-bound, bound), 'weight')
-  if bias ~= false then
-    self:register_parameter('bias', ms.empty(nout):uniform_(-bound, bound), 'bias')
+  self:register_parameter('weight', Module._alloc('Linear', ms.empty, nout, nin):uniform_(-bound, bound), 'weight')
+  if bias then
+    self:register_parameter('bias', Module._alloc('Linear', ms.empty, nout):uniform_(-bound, bound), 'bias')
   end
 end
 
@@ -31,13 +41,15 @@ end
 local function as_matrix(self, x, fn)
   local d = x:dim()
   if d < 1 or x:size(d) ~= self.in_features then
-    error(('Linear.%s: input has shape [%s], expected [..., %d]'):format(fn,
-      table.concat(x:shape(), ','), self.in_features), 3)
+    check.fail('Linear.%s: input has shape [%s], expected [..., %d]', fn,
+               table.concat(x:shape(), ','), self.in_features)
   end
   return d == 2 and x or x:reshape(-1, self.in_features)
 end
 
 function Linear:forward(x)
+  self:_begin_forward(x)
+  Module._check_float('Linear.forward', 'input', x, self.weight)
   local x2 = as_matrix(self, x, 'forward')
   local y = F.buffer(self, '_out', { x2:size(1), self.out_features }, x2)
   if self.bias then
@@ -53,10 +65,12 @@ function Linear:forward(x)
     y = y:view(shape)
   end
   self.output = y
+  self:record_input(x)
   return y
 end
 
 function Linear:backward(x, gy)
+  self:_begin_backward(x, gy)
   self:ensure_arena()
   local x2 = as_matrix(self, x, 'backward')
   local g2 = gy:dim() == 2 and gy or gy:reshape(-1, self.out_features)

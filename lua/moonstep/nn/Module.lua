@@ -17,6 +17,12 @@
 -- own builds its arena the first time one is asked for.
 local ms = require 'moonstep'
 local params = require 'moonstep.params'
+local check = require 'moonstep.check'
+
+-- Strip "file:line: " and a leading "fn: " from an error message.
+local function reason(err)
+  return (tostring(err):gsub('^[^:]*:%d+: ', ''):gsub('^[%w_.:]+: ', ''))
+end
 
 local Module = {}
 Module.__index = Module
@@ -46,26 +52,33 @@ function Module.init(self)
 end
 
 function Module:register_parameter(name, tensor, kind)
+  if type(name) ~= 'string' then check.fail('%s.register_parameter: name is %s, expected a string', self.__name, check.describe(name)) end
+  Module._check_float(self.__name .. '.register_parameter', 'tensor', tensor)
   self._params[#self._params + 1] = { name = name, param = tensor, kind = kind or 'weight' }
   self[name] = tensor
   self._arena = nil
 end
 
 function Module:register_buffer(name, tensor)
+  if type(name) ~= 'string' then check.fail('%s.register_buffer: name is %s, expected a string', self.__name, check.describe(name)) end
+  check.tensor(self.__name .. '.register_buffer', 'tensor', tensor)
   self._buffers[#self._buffers + 1] = { name = name, tensor = tensor }
   self[name] = tensor
 end
 
 -- The Torch7 protocol pairs backward(x, g) with the forward(x) just before it. Every
--- forward calls self:record_input(x) first and every backward self:check_input(x):
--- backward with another input (or none yet) is an error, never a silent re-run of
--- forward (which would update BatchNorm statistics and draw new dropout masks).
+-- forward calls self:record_input(x) and every backward self:check_input(x): backward
+-- with another input (or none yet) is an error, never a silent re-run of forward
+-- (which would update BatchNorm statistics and draw new dropout masks).
+-- The layers of moonstep.nn call self:_begin_forward(x) first (x checked, the previous
+-- input forgotten, so that a forward that fails leaves nothing for backward to pair
+-- with), record_input(x) once their output is computed, and self:_begin_backward(x, g)
+-- first in backward. (Underscored: helpers of the layers, not API for their users.)
 function Module:record_input(x)
   self._input = x
 end
 
 function Module:check_input(x)
-  local check = require 'moonstep.check'
   if self._input == nil then
     check.fail('%s.backward: no forward pass to differentiate; call forward(input) first', self.__name)
   end
@@ -76,7 +89,90 @@ function Module:check_input(x)
   check.tensor(self.__name .. '.backward', 'input', x)
 end
 
+local FLOAT = { float32 = true, float64 = true }
+
+-- fn's argument `name` must be a live float tensor; with `like`, of like's dtype and
+-- device too (a layer's parameters or its output).
+function Module._check_float(fn, name, x, like)
+  check.tensor(fn, name, x)
+  local dt = x.dtype
+  if not FLOAT[dt] then
+    check.fail('%s: %s is %s, expected a float32 or float64 tensor', fn, name, check.describe(x))
+  end
+  if check.is_tensor(like) and not check.is_freed(like) and (dt ~= like.dtype or x.device ~= like.device) then
+    check.fail('%s: %s is %s on %s, expected %s on %s (the layer\'s); convert with :to()',
+               fn, name, check.describe(x), x.device, like.dtype, like.device)
+  end
+  return x
+end
+
+-- The module's own parameters and buffers must be live for fn.
+function Module:_check_alive(fn)
+  for _, p in ipairs(self._params) do
+    if check.is_freed(p.param) then check.fail('%s: parameter %s was freed (used after :free())', fn, p.name) end
+  end
+  for _, b in ipairs(self._buffers) do
+    if check.is_freed(b.tensor) then check.fail('%s: buffer %s was freed (used after :free())', fn, b.name) end
+  end
+end
+
+-- Forward starts: x checked (a live float tensor unless kind == 'any'), the last
+-- input forgotten.
+function Module:_begin_forward(x, kind)
+  self._input = nil
+  local fn = self.__name .. '.forward'
+  self:_check_alive(fn)
+  if kind == 'any' then check.tensor(fn, 'input', x) else Module._check_float(fn, 'input', x) end
+  return x
+end
+
+local function dims_of(t)
+  local s = {}
+  for d = 0, t.ndim - 1 do s[#s + 1] = tostring(tonumber(t.sizes[d])) end
+  return '[' .. table.concat(s, ',') .. ']'
+end
+
+-- Backward starts: x is the input of the last forward, g a live tensor of the shape,
+-- dtype and device of `out` (the forward's output by default).
+function Module:_begin_backward(x, g, out)
+  self:check_input(x)
+  local fn = self.__name .. '.backward'
+  self:_check_alive(fn)
+  out = out or self.output
+  local p = self._params[1]
+  if p and out and not check.is_freed(out) and (p.param.dtype ~= out.dtype or p.param.device ~= out.device) then
+    check.fail('%s: the parameters are %s on %s but the last forward ran in %s on %s; call forward again ' ..
+               'after :to()', fn, p.param.dtype, p.param.device, out.dtype, out.device)
+  end
+  Module._check_float(fn, 'gradOutput', g, out)
+  if out ~= nil then
+    local same = g.ndim == out.ndim
+    for d = 0, g.ndim - 1 do same = same and g.sizes[d] == out.sizes[d] end
+    if not same then
+      check.fail('%s: gradOutput has shape %s, expected %s (the output\'s)', fn, dims_of(g), dims_of(out))
+    end
+  end
+  return g
+end
+
+-- f(...) for a constructor: an allocation that fails (out of memory) names fn.
+function Module._alloc(fn, f, ...)
+  local ok, v = pcall(f, ...)
+  if not ok then check.fail('%s: %s', fn, reason(v)) end
+  return v
+end
+
+-- The number of arguments a constructor got beyond `max`: an error naming them.
+function Module._check_arity(fn, n, max, usage)
+  if n > max then
+    check.fail('%s: %d arguments, expected at most %d: %s', fn, n, max, usage)
+  end
+end
+
 function Module:add(m)
+  if type(m) ~= 'table' or type(m.forward) ~= 'function' or type(m._params) ~= 'table' then
+    check.fail('%s.add: module is %s, expected a module', self.__name, check.describe(m))
+  end
   self.modules[#self.modules + 1] = m
   return self
 end
@@ -93,10 +189,16 @@ end
 -- One arena for the whole tree: the root owns it; each module finds its gradients
 -- as self.grad_<name> (grad_weight, grad_bias, ...). Descendants are marked, so that
 -- none of them builds an arena of its own later.
-function Module:build_arena()
+function Module:build_arena(fn)
+  fn = type(fn) == 'string' and fn or self.__name .. '.build_arena'
   local found = collect(self, '', {})
   local entries = {}
-  for i, f in ipairs(found) do entries[i] = { name = f.name, param = f.entry.param, kind = f.entry.kind } end
+  for i, f in ipairs(found) do
+    if not check.is_tensor(f.entry.param) or check.is_freed(f.entry.param) then
+      check.fail('%s: parameter %s is %s, expected a live tensor', fn, f.name, check.describe(f.entry.param))
+    end
+    entries[i] = { name = f.name, param = f.entry.param, kind = f.entry.kind }
+  end
   local set = params.build(entries)
   for i, f in ipairs(found) do
     f.entry.grad = set.grads[i]
@@ -109,33 +211,36 @@ end
 
 -- The arena of a root module (built on first use); a module inside a larger model
 -- refers to the model's.
-function Module:arena()
+function Module:arena(fn)
+  fn = type(fn) == 'string' and fn or self.__name .. '.arena'
   if self._arena then return self._arena end
   if self._in_arena then
-    error(self.__name .. ': this module is part of a larger model; ask the model (the root) ' ..
-          'for its flat parameters', 3)
+    check.fail('%s: this module is part of a larger model; ask the model (the root) ' ..
+               'for its flat parameters', fn)
   end
-  return self:build_arena()
+  return self:build_arena(fn)
 end
-function Module:flat_parameters() return self:arena():flat_parameters() end
-function Module:flat_gradients() return self:arena():flat_gradients() end
-function Module:slices() return self:arena():slices() end
+function Module:flat_parameters() return self:arena(self.__name .. '.flat_parameters'):flat_parameters() end
+function Module:flat_gradients() return self:arena(self.__name .. '.flat_gradients'):flat_gradients() end
+function Module:slices() return self:arena(self.__name .. '.slices'):slices() end
 
 -- Gradients exist once some arena holds this module.
-function Module:ensure_arena()
-  if not self._arena and not self._in_arena then self:build_arena() end
+function Module:ensure_arena(fn)
+  if not self._arena and not self._in_arena then
+    self:build_arena(type(fn) == 'string' and fn or self.__name .. '.ensure_arena')
+  end
 end
 
 -- The parameter tensors of this module and its children (the same views every call).
 function Module:parameters()
-  self:ensure_arena()
+  self:ensure_arena(self.__name .. '.parameters')
   local out = {}
   for i, f in ipairs(collect(self, '', {})) do out[i] = f.entry.param end
   return out
 end
 
 function Module:named_parameters()
-  self:ensure_arena()
+  self:ensure_arena(self.__name .. '.named_parameters')
   local out = {}
   for i, f in ipairs(collect(self, '', {})) do
     out[i] = { name = f.name, param = f.entry.param, grad = f.entry.grad, kind = f.entry.kind }
@@ -145,19 +250,23 @@ end
 
 function Module:zero_grad()
   if self._arena then self._arena:zero_grad(); return self end
-  self:ensure_arena()
+  self:ensure_arena(self.__name .. '.zero_grad')
   for _, f in ipairs(collect(self, '', {})) do f.entry.grad:zero_() end
   return self
 end
 
 -- Apply f to this module and every descendant.
 function Module:apply(f)
+  if type(f) ~= 'function' then
+    check.fail('%s.apply: f is %s, expected a function(module)', self.__name, check.describe(f))
+  end
   f(self)
   for _, m in ipairs(self.modules) do m:apply(f) end
   return self
 end
 
 function Module:train(on)
+  if on ~= nil then check.boolean(self.__name .. '.train', 'mode', on) end
   local mode = on ~= false
   return self:apply(function(m) m.training = mode end)
 end
@@ -165,25 +274,39 @@ function Module:evaluate() return self:train(false) end
 
 -- Two-pass optimizers turn batch-statistics updates off for their extra passes.
 function Module:set_update_stats(on)
+  check.boolean(self.__name .. '.set_update_stats', 'on', on)
   return self:apply(function(m) if m.update_stats ~= nil then m.update_stats = on end end)
 end
 
 -- to('cuda'), to('cpu'), to('float64'), to('cuda', 'float32'): parameters and
 -- gradients move as one arena; buffers move one by one.
-function Module:to(a, b)
-  self:arena():to(a, b)   -- only a root moves: its arena holds every parameter
-  self:apply(function(m)
-    for _, buf in ipairs(m._buffers) do
-      local moved = buf.tensor:to(a, b)
-      if moved ~= buf.tensor then params.rebind(buf.tensor, moved) end
+local TARGETS = { cpu = true, cuda = true, float32 = true, float64 = true }
+
+local function move(self, fn, a, b)
+  for i, v in ipairs { a, b } do
+    if v ~= nil and not TARGETS[v] then
+      check.fail("%s: argument %d is %s, expected a device ('cpu', 'cuda') or a float dtype ('float32', 'float64')",
+                 fn, i, check.describe(v))
     end
+  end
+  local ok, err = pcall(function()
+    self:arena(fn):to(a, b)   -- only a root moves: its arena holds every parameter
+    self:apply(function(m)
+      for _, buf in ipairs(m._buffers) do
+        local moved = buf.tensor:to(a, b)
+        if moved ~= buf.tensor then params.rebind(buf.tensor, moved) end
+      end
+    end)
   end)
+  if not ok then check.fail('%s: %s', fn, reason(err)) end
   return self
 end
-function Module:cuda() return self:to('cuda') end
-function Module:cpu() return self:to('cpu') end
-function Module:double() return self:to('float64') end
-function Module:float() return self:to('float32') end
+
+function Module:to(a, b) return move(self, self.__name .. '.to', a, b) end
+function Module:cuda() return move(self, self.__name .. '.cuda', 'cuda') end
+function Module:cpu() return move(self, self.__name .. '.cpu', 'cpu') end
+function Module:double() return move(self, self.__name .. '.double', 'float64') end
+function Module:float() return move(self, self.__name .. '.float', 'float32') end
 
 -- name -> CPU copy, for parameters ('1.weight') and buffers ('2.running_mean').
 function Module:state_dict()
@@ -197,9 +320,14 @@ function Module:state_dict()
   return sd
 end
 
--- Copies values in (strict: every name present, every shape equal).
+-- Copies values in (strict: every name present, every shape equal, nothing unknown).
+-- Everything is checked before the first value is copied: a refused state dict leaves
+-- the module as it was.
 function Module:load_state_dict(sd)
-  if type(sd) ~= 'table' then error('load_state_dict: expected a table name -> tensor', 2) end
+  local fn = self.__name .. '.load_state_dict'
+  if type(sd) ~= 'table' or ms.is_tensor(sd) then
+    check.fail('%s: state_dict is %s, expected a table name -> tensor (from state_dict())', fn, check.describe(sd))
+  end
   local targets = {}
   for _, p in ipairs(self:named_parameters()) do targets[p.name] = p.param end
   local function walk(m, prefix)
@@ -207,20 +335,27 @@ function Module:load_state_dict(sd)
     for i, child in ipairs(m.modules) do walk(child, prefix .. i .. '.') end
   end
   walk(self, '')
-  for name, t in pairs(targets) do
-    local v = sd[name]
+  local names = {}
+  for name in pairs(targets) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local t, v = targets[name], sd[name]
     if not ms.is_tensor(v) then
-      error(('load_state_dict: missing entry %q (a tensor of shape [%s])'):format(name, table.concat(t:shape(), ',')), 2)
+      check.fail('%s: entry %q is %s, expected a tensor of shape [%s]', fn, name, check.describe(v),
+                 table.concat(t:shape(), ','))
     end
+    check.tensor(fn, ('entry %q'):format(name), v)
     if table.concat(v:shape(), ',') ~= table.concat(t:shape(), ',') then
-      error(('load_state_dict: %q has shape [%s], expected [%s]'):format(name,
-        table.concat(v:shape(), ','), table.concat(t:shape(), ',')), 2)
+      check.fail('%s: %q has shape [%s], expected [%s]', fn, name, table.concat(v:shape(), ','),
+                 table.concat(t:shape(), ','))
     end
-    t:copy_(v)
   end
   for name in pairs(sd) do
-    if not targets[name] then error(('load_state_dict: unexpected entry %q'):format(name), 2) end
+    if not targets[name] then
+      check.fail('%s: unexpected entry %s (this model has: %s)', fn, check.describe(name), table.concat(names, ', '))
+    end
   end
+  for _, name in ipairs(names) do targets[name]:copy_(sd[name]) end
   return self
 end
 

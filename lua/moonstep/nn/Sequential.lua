@@ -1,19 +1,34 @@
 -- nn.Sequential(m1, m2, ...) — applies its children in order; builds the model's
 -- parameter arena once, when composed.
 --   forward(x):      x -> m1 -> m2 -> ...        (each child's input is kept for backward)
---   backward(x, gy): gradients flow back through the children in reverse order
+--   backward(x, gy): gradients flow back through the children in reverse order; x must
+--       be the input of the last forward (an error otherwise: backward never re-runs
+--       forward, which would update BatchNorm statistics and draw new dropout masks)
 --   m.input_grad = false: no gradient w.r.t. x itself (the first child skips it, as
 --       PyTorch does for data that does not require grad); backward then returns nil
 local Module = require 'moonstep.nn.Module'
+local check = require 'moonstep.check'
 
 local Sequential = Module:extend('Sequential')
+
+local function is_module(m)
+  return type(m) == 'table' and getmetatable(m) ~= nil and type(m.forward) == 'function'
+     and type(m.backward) == 'function' and type(m._params) == 'table'
+end
 
 function Sequential:__init(...)
   Module.init(self)
   for i = 1, select('#', ...) do
     local m = select(i, ...)
-    if type(m) ~= 'table' or not m.forward then
-      error(('Sequential: argument %d is a %s, expected a module'):format(i, type(m)), 3)
+    if not is_module(m) then
+      check.fail('Sequential: argument %d is %s, expected a module (nn.Linear(...), nn.ReLU(), ...)',
+                 i, check.describe(m))
+    end
+    for j = 1, i - 1 do
+      if rawequal(select(j, ...), m) then
+        check.fail('Sequential: argument %d is the same module as argument %d; ' ..
+                   'a module can appear once (its input is kept for backward)', i, j)
+      end
     end
     self:add(m)
   end
@@ -21,23 +36,27 @@ function Sequential:__init(...)
 end
 
 function Sequential:forward(x)
-  self.inputs = { x }
+  self:_begin_forward(x, 'any')
+  local inputs = { x }
   for i, m in ipairs(self.modules) do
     x = m:forward(x)
-    self.inputs[i + 1] = x
+    inputs[i + 1] = x
   end
+  self.inputs = inputs
   self.output = x
+  self:record_input(inputs[1])
   return x
 end
 
 function Sequential:backward(x, gy)
-  if not self.inputs or self.inputs[1] ~= x then self:forward(x) end
+  self:check_input(x)
+  check.tensor('Sequential.backward', 'gradOutput', gy)
   local first = self.modules[1]
   if first then first.input_grad = self.input_grad end
   for i = #self.modules, 1, -1 do
     gy = self.modules[i]:backward(self.inputs[i], gy)
     if gy == nil and i > 1 then
-      error(('Sequential: module %d (%s) returned no gradInput'):format(i, self.modules[i].__name), 2)
+      check.fail('Sequential.backward: module %d (%s) returned no gradInput', i, self.modules[i].__name)
     end
   end
   self.gradInput = gy

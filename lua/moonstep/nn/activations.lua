@@ -1,22 +1,46 @@
--- nn.ReLU, nn.LeakyReLU(slope = 0.01), nn.Tanh, nn.Sigmoid, nn.GELU (exact, erf form):
--- elementwise, any shape; the gradients are fused C/CUDA ops (nn.functional).
+-- nn.ReLU(), nn.LeakyReLU(negative_slope = 0.01), nn.Tanh(), nn.Sigmoid(),
+-- nn.GELU(approximate = 'none') with approximate 'none' (the exact erf form) or 'tanh'
+-- (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch); GELU{approximate=}
+-- and GELU('tanh') both work. Elementwise, any shape, float input; the gradients are
+-- fused C/CUDA ops (nn.functional). PyTorch's inplace = true is refused (moonstep's
+-- layers keep their input for backward).
+local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local check = require 'moonstep.check'
 local C = require('moonstep.core').C
 
 local M = {}
+
+-- inplace (PyTorch's flag) may be given as false only.
+local function no_inplace(name, v)
+  if v ~= nil and v ~= false then
+    check.fail('%s: inplace is %s, expected false (in-place activations are not supported)',
+               name, check.describe(v))
+  end
+end
 
 -- An activation whose gradient is computed from its input (from_output = false) or
 -- from its output.
 local function activation(name, forward, backward, from_output)
   local cls = Module:extend(name)
+  function cls:__init(inplace, ...)
+    Module.init(self)
+    Module._check_arity(name, 1 + select('#', ...), 1, name .. '()')
+    no_inplace(name, inplace)
+  end
   function cls:forward(x)
+    self:_begin_forward(x)
     self.output = forward(self, x)
+    self:record_input(x)
     return self.output
   end
   function cls:backward(x, gy)
+    self:_begin_backward(x, gy)
     if from_output then
-      if not self.output then self:forward(x) end
+      if check.is_freed(self.output) then
+        check.fail('%s.backward: the output of the last forward was freed; it is needed for the gradient', name)
+      end
       self.gradInput = backward(self, self.output, gy)
     else
       self.gradInput = backward(self, x, gy)
@@ -29,18 +53,47 @@ end
 
 activation('ReLU', function(self, x) return F.unary_into(F.buffer(self, '_out', x:shape(), x), x, C.MS_RELU) end,
            function(self, x, g) return F.relu_backward(x, g, 0, F.buffer(self, '_gin', x:shape(), x)) end)
-activation('GELU', function(_, x) return x:gelu() end,
-           function(_, x, g) return F.gelu_backward(x, g) end)
 activation('Tanh', function(_, x) return x:tanh() end,
            function(_, y, g) return F.tanh_backward(y, g) end, true)
 activation('Sigmoid', function(_, x) return x:sigmoid() end,
            function(_, y, g) return F.sigmoid_backward(y, g) end, true)
+
+-- LeakyReLU --------------------------------------------------------------------------
 local Leaky = activation('LeakyReLU', function(self, x) return x:leaky_relu(self.slope) end,
                          function(self, x, g) return F.leaky_relu_backward(x, g, self.slope) end)
-function Leaky:__init(slope)
+function Leaky:__init(slope, inplace, ...)
   Module.init(self)
-  self.slope = slope or 0.01
+  Module._check_arity('LeakyReLU', 2 + select('#', ...), 2, 'LeakyReLU([negative_slope = 0.01])')
+  if type(slope) == 'table' then
+    local o = check.options('LeakyReLU', slope, { 'negative_slope', 'inplace' })
+    slope, inplace = o.negative_slope, o.inplace
+  end
+  self.slope = check.number('LeakyReLU', 'negative_slope', slope == nil and 0.01 or slope)
+  no_inplace('LeakyReLU', inplace)
 end
-function Leaky:extra_repr() return tostring(self.slope) end
+function Leaky:extra_repr() return ('negative_slope=%g'):format(self.slope) end
+
+-- GELU ---------------------------------------------------------------------------------
+-- The tanh form: fused elementwise ops of the runtime (x -> y, and (x, g) -> gx).
+local function gelu_tanh(x) return F.unary_into(ms.empty_like(x), x, C.MS_GELU_TANH) end
+local function gelu_tanh_backward(x, g)
+  return F.binary_into(ms.empty_like(x), x, g, C.MS_GELU_TANH_BACKWARD, 0)
+end
+
+local GELU = activation('GELU',
+  function(self, x) if self.approximate == 'tanh' then return gelu_tanh(x) end return x:gelu() end,
+  function(self, x, g)
+    if self.approximate == 'tanh' then return gelu_tanh_backward(x, g) end
+    return F.gelu_backward(x, g)
+  end)
+function GELU:__init(approximate, ...)
+  Module.init(self)
+  Module._check_arity('GELU', 1 + select('#', ...), 1, "GELU([approximate = 'none'])")
+  if type(approximate) == 'table' then
+    approximate = check.options('GELU', approximate, { 'approximate' }).approximate
+  end
+  self.approximate = check.oneof('GELU', 'approximate', approximate or 'none', { 'none', 'tanh' })
+end
+function GELU:extra_repr() return self.approximate == 'tanh' and "approximate='tanh'" or '' end
 
 return M

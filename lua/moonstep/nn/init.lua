@@ -1,6 +1,12 @@
 -- moonstep.nn — layers and losses (one concept per file), the Torch7 protocol:
 --   local model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
 --   local out = model:forward(x); model:backward(x, crit:backward(out, y))
+-- backward(x, g) must follow forward(x) with that same x (an error otherwise; it never
+-- re-runs forward). Constructors take PyTorch's positional arguments, or an options
+-- table whose unknown keys are errors; PyTorch options moonstep lacks are refused.
+-- As everywhere in moonstep, dims (Softmax(dim), Flatten) and class indices (targets,
+-- Embedding indices, padding_idx, ignore_index) are 1-based; negative dims count from
+-- the end.
 local nn = {
   Module = require 'moonstep.nn.Module',
   Sequential = require 'moonstep.nn.Sequential',

@@ -1,190 +1,198 @@
 -- moonstep.checkpoint — ms.save(path, value) and ms.load(path [, {device =}]).
 --
 -- A value is nil, a boolean, a number, a string, a tensor (any dtype, any device) or a
--- table of those (nested; keys numbers, strings or booleans; no cycles). The file
--- format is in runtime/include/moonstep.h: a header with magic, version, payload
--- length and CRC-32, then the value. Writing goes to `path.tmp`, is flushed to disk
--- (fsync) and renamed over `path`, so a crash mid-write leaves the previous
--- checkpoint intact. Loading validates the whole file in C (runtime/checkpoint.c)
--- before building anything; tensors come back on opts.device (default: cpu).
+-- plain table of those (no metatable; keys numbers, strings or booleans; no cycles;
+-- nested at most MS_CKPT_MAX_DEPTH = 64 tables deep, the limit ms.load enforces too).
+-- Modules, optimizers and other objects are refused: save model:state_dict() and
+-- opt:state(). The file format is in runtime/include/moonstep.h.
+--
+-- Saving is atomic and safe with concurrent savers: runtime/checkpoint.c writes a unique
+-- temporary file "<path>.tmp-XXXXXX" next to path, fsyncs it, renames it over path and
+-- fsyncs the directory; on any error the temporary is removed and path is untouched.
+-- (A process killed mid-save can leave its temporary behind, never a broken path.)
+-- Loading reads the whole file (regular files only), validates it in C before building
+-- anything, then decodes it value by value; tensors come back on opts.device (cpu).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
+local check = require 'moonstep.check'
 local C = core.C
 
-ffi.cdef [[
-typedef struct FILE FILE;
-FILE *fopen(const char *path, const char *mode);
-size_t fwrite(const void *p, size_t size, size_t n, FILE *f);
-size_t fread(void *p, size_t size, size_t n, FILE *f);
-int fseek(FILE *f, long off, int whence);
-long ftell(FILE *f);
-int fflush(FILE *f);
-int fclose(FILE *f);
-int fileno(FILE *f);
-int fsync(int fd);
-int rename(const char *from, const char *to);
-int unlink(const char *path);
-char *strerror(int errnum);
-]]
-
 local M = {}
+M.MAX_DEPTH = C.MS_CKPT_MAX_DEPTH
 
 local TAG = { ['nil'] = 0, ['false'] = 1, ['true'] = 2, number = 3, string = 4, table = 5, tensor = 6 }
 local DTYPE_ID = { float32 = 0, float64 = 1, int64 = 2, uint8 = 3 }
+local DTYPE_NAME = { [0] = 'float32', 'float64', 'int64', 'uint8' }
 local ESIZE = { [0] = 4, 8, 8, 1 }
 
--- A writer that streams bytes to a FILE* and keeps a running CRC-32 and length.
-local function writer(f)
-  local w = { crc = 0, len = 0 }
+local function c_error() return ffi.string(C.ms_last_error()) end
+
+-- 'root', 'root.model', 'root.layers[2]', 'root["a b"]': where a value sits.
+local function key_path(path, k)
+  if type(k) == 'string' and k:match('^[%a_][%w_]*$') then return path .. '.' .. k end
+  if type(k) == 'string' then return ('%s[%q]'):format(path, k) end
+  return ('%s[%s]'):format(path, check.describe(k))
+end
+
+-- Why a table with a metatable is refused, and what to save instead.
+local function object_error(v, path)
+  local name = type(v.__name) == 'string' and v.__name or nil
+  if type(v.state_dict) == 'function' then
+    return ('ms.save: the value at %s is a %s module, which ms.save does not store; save ' ..
+            'model:state_dict() instead (restore with model:load_state_dict(ms.load(path)))'):format(
+            path, name or 'nn')
+  elseif type(v.state) == 'function' and type(v.load_state) == 'function' then
+    return ('ms.save: the value at %s is a %s optimizer, which ms.save does not store; save ' ..
+            'opt:state() instead (restore with opt:load_state(...))'):format(path, name or '')
+  end
+  return ('ms.save: the value at %s is %s with a metatable (an object, not plain data); ' ..
+          'ms.save stores nil, booleans, numbers, strings, tensors and plain tables: save ' ..
+          'its data instead'):format(path, name and ('a ' .. name) or 'a table')
+end
+
+-- Streams the encoding of v into the writer w (see the format in moonstep.h).
+local function encoder(w)
   local u8, u64, f64 = ffi.new('uint8_t[1]'), ffi.new('uint64_t[1]'), ffi.new('double[1]')
-  function w.bytes(p, n)
-    if n > 0 then
-      if ffi.C.fwrite(p, 1, n, f) ~= n then error('save: write failed (disk full?)', 0) end
-      w.crc = C.ms_crc32(w.crc, p, n)
-      w.len = w.len + n
-    end
+  local function bytes(p, n)
+    if C.ms_ckpt_write(w, p, n) ~= 0 then error('ms.save: ' .. c_error(), 0) end
   end
-  function w.u8(v) u8[0] = v; w.bytes(u8, 1) end
-  function w.u64(v) u64[0] = v; w.bytes(u64, 8) end   -- little-endian host (x86-64, arm64)
-  function w.f64(v) f64[0] = v; w.bytes(f64, 8) end
-  return w
-end
+  local function put8(v) u8[0] = v; bytes(u8, 1) end
+  local function put64(v) u64[0] = v; bytes(u64, 8) end   -- little-endian host (x86-64, arm64)
+  local function key_order(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta < tb end
+    if ta == 'boolean' then return (not a) and b end
+    return a < b
+  end
 
-local function key_order(a, b)
-  local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta < tb end
-  if ta == 'boolean' then return (not a) and b end
-  return a < b
-end
-
-local function encode(w, v, path, seen)
-  local t = type(v)
-  if v == nil then w.u8(TAG['nil'])
-  elseif t == 'boolean' then w.u8(v and TAG['true'] or TAG['false'])
-  elseif t == 'number' then w.u8(TAG.number); w.f64(v)
-  elseif t == 'string' then w.u8(TAG.string); w.u64(#v); w.bytes(v, #v)
-  elseif ms.is_tensor(v) then
-    if v.storage == nil then error(('save: the tensor at %s was freed'):format(path), 0) end
-    local c = v:to('cpu'):contiguous()
-    w.u8(TAG.tensor); w.u8(DTYPE_ID[c.dtype]); w.u8(c:dim())
-    for d = 1, c:dim() do w.u64(c:size(d)) end
-    w.bytes(ffi.cast('uint8_t*', c.storage.data) + c.offset * ESIZE[c.dtype_id], c:numel() * ESIZE[c.dtype_id])
-  elseif t == 'table' then
-    if seen[v] then error(('save: the table at %s contains itself (a cycle)'):format(path), 0) end
-    seen[v] = true
-    local keys = {}
-    for k in pairs(v) do
-      local kt = type(k)
-      if kt ~= 'number' and kt ~= 'string' and kt ~= 'boolean' then
-        error(('save: a key of the table at %s is a %s; keys must be numbers, strings or booleans'):format(path, kt), 0)
+  local function encode(v, path, depth, seen)
+    if depth > M.MAX_DEPTH then
+      error(('ms.save: the value at %s is nested %d tables deep, more than the %d that ' ..
+             'ms.load accepts'):format(path:sub(1, 200), depth, M.MAX_DEPTH), 0)
+    end
+    local t = type(v)
+    if v == nil then put8(TAG['nil'])
+    elseif t == 'boolean' then put8(v and TAG['true'] or TAG['false'])
+    elseif t == 'number' then put8(TAG.number); f64[0] = v; bytes(f64, 8)
+    elseif t == 'string' then put8(TAG.string); put64(#v); bytes(v, #v)
+    elseif ms.is_tensor(v) then
+      if v.storage == nil then error(('ms.save: the tensor at %s was freed'):format(path), 0) end
+      local c = v:to('cpu'):contiguous()
+      put8(TAG.tensor); put8(DTYPE_ID[c.dtype]); put8(c:dim())
+      for d = 1, c:dim() do put64(c:size(d)) end
+      local es = ESIZE[c.dtype_id]
+      bytes(ffi.cast('uint8_t*', c.storage.data) + c.offset * es, c:numel() * es)
+    elseif t == 'table' then
+      if getmetatable(v) ~= nil then error(object_error(v, path), 0) end
+      if seen[v] then
+        error(('ms.save: the table at %s is the table at %s again (a cycle)'):format(path, seen[v]), 0)
       end
-      keys[#keys + 1] = k
+      seen[v] = path
+      local keys = {}
+      for k in pairs(v) do
+        local kt = type(k)
+        if kt ~= 'number' and kt ~= 'string' and kt ~= 'boolean' then
+          error(('ms.save: a key of the table at %s is %s; keys must be numbers, strings or booleans'):format(
+            path, check.describe(k)), 0)
+        end
+        keys[#keys + 1] = k
+      end
+      table.sort(keys, key_order)
+      put8(TAG.table); put64(#keys)
+      for _, k in ipairs(keys) do
+        encode(k, path, depth + 1, seen)
+        encode(v[k], key_path(path, k), depth + 1, seen)
+      end
+      seen[v] = nil
+    else
+      error(('ms.save: the value at %s is %s, which cannot be saved (nil, booleans, numbers, ' ..
+             'strings, tensors and plain tables can)'):format(path, check.describe(v)), 0)
     end
-    table.sort(keys, key_order)
-    w.u8(TAG.table); w.u64(#keys)
-    for _, k in ipairs(keys) do
-      encode(w, k, path, seen)
-      encode(w, v[k], path .. '.' .. tostring(k), seen)
-    end
-    seen[v] = nil
-  else
-    error(('save: the value at %s is a %s, which cannot be saved (nil, booleans, numbers, strings, tensors, tables)'):format(path, t), 0)
   end
+  return encode
 end
-
-local function errno_msg() return ffi.string(ffi.C.strerror(ffi.errno())) end
 
 function M.save(path, value)
-  if type(path) ~= 'string' then error('save: expected a file path', 2) end
-  local tmp = path .. '.tmp'
-  local f = ffi.C.fopen(tmp, 'wb')
-  if f == nil then error(('save: cannot write %s: %s'):format(tmp, errno_msg()), 2) end
-  local ok, err = pcall(function()
-    ffi.C.fwrite(('\0'):rep(32), 1, 32, f)        -- header placeholder
-    local w = writer(f)
-    encode(w, value, 'root', {})
-    local header = ffi.new('uint8_t[32]')
-    ffi.copy(header, 'MSCKPT\r\n', 8)
-    ffi.cast('uint32_t*', header + 8)[0] = C.MS_CKPT_VERSION
-    ffi.cast('uint64_t*', header + 16)[0] = w.len
-    ffi.cast('uint32_t*', header + 24)[0] = w.crc
-    if ffi.C.fseek(f, 0, 0) ~= 0 or ffi.C.fwrite(header, 1, 32, f) ~= 32 then
-      error('save: cannot write the header: ' .. errno_msg(), 0)
-    end
-    if ffi.C.fflush(f) ~= 0 or ffi.C.fsync(ffi.C.fileno(f)) ~= 0 then
-      error('save: cannot flush to disk: ' .. errno_msg(), 0)
-    end
-  end)
-  ffi.C.fclose(f)
+  if type(path) ~= 'string' or path == '' then
+    check.fail('ms.save: path is %s, expected a file path (a non-empty string)', check.describe(path))
+  end
+  local w = C.ms_ckpt_begin(path)
+  if w == nil then check.fail('ms.save: cannot save to %s: %s', path, c_error()) end
+  w = ffi.gc(w, C.ms_ckpt_abort)   -- removes the temporary if anything below escapes
+  local ok, err = pcall(encoder(w), value, 'root', 0, {})
+  ffi.gc(w, nil)
   if not ok then
-    ffi.C.unlink(tmp)
-    error(err, 2)
+    C.ms_ckpt_abort(w)
+    err = tostring(err)
+    err = 'ms.save: ' .. path .. ': ' .. (err:find('^ms%.save: ') and err:sub(10) or err)
+    check.raise(err)
   end
-  if ffi.C.rename(tmp, path) ~= 0 then
-    local msg = errno_msg()
-    ffi.C.unlink(tmp)
-    error(('save: cannot rename %s to %s: %s'):format(tmp, path, msg), 2)
-  end
+  if C.ms_ckpt_commit(w) ~= 0 then check.fail('ms.save: cannot save to %s: %s', path, c_error()) end
 end
 
--- Build the value from the validated node list, pre-order.
-local function build(nodes, count, buf, device)
-  local i = -1
+-- Builds the value from a validated payload, one node at a time.
+local function build(buf, len, device, path)
+  local node = ffi.new('ms_ckpt_node')
+  local pos = ffi.new('int64_t[1]', 32)
+  local function corrupt(msg) error(('ms.load: %s: corrupt checkpoint: %s'):format(path, msg), 0) end
   local function next_value()
-    i = i + 1
-    local n = nodes[i]
-    local tag = n.tag
+    if C.ms_ckpt_next(buf, len, pos, node) ~= 0 then error(('ms.load: %s: %s'):format(path, c_error()), 0) end
+    local tag = node.tag
     if tag == 0 then return nil
     elseif tag == 1 then return false
     elseif tag == 2 then return true
-    elseif tag == 3 then return n.number
-    elseif tag == 4 then return ffi.string(buf + n.offset, n.length)
+    elseif tag == 3 then return node.number
+    elseif tag == 4 then return ffi.string(buf + node.offset, node.length)
     elseif tag == 5 then
       local t = {}
-      for _ = 1, tonumber(n.length) do
+      for _ = 1, tonumber(node.length) do
         local k = next_value()
         local v = next_value()
-        if k == nil or k ~= k then error('load: corrupt checkpoint: a table key is nil or NaN', 0) end
+        if k == nil or k ~= k then corrupt('a table key is nil or NaN') end
+        if type(k) == 'table' or ms.is_tensor(k) then corrupt('a table key is a table or tensor') end
+        if rawget(t, k) ~= nil then corrupt(('the key %s appears twice'):format(check.describe(k))) end
         t[k] = v
       end
       return t
     else
       local shape = {}
-      for d = 1, n.ndim do shape[d] = tonumber(n.sizes[d - 1]) end
-      local dtype = ({ [0] = 'float32', 'float64', 'int64', 'uint8' })[n.dtype]
-      local t = ms.empty(shape, dtype)
-      if n.length > 0 then ffi.copy(t.storage.data, buf + n.offset, n.length) end
+      for d = 1, node.ndim do shape[d] = tonumber(node.sizes[d - 1]) end
+      local offset, length = node.offset, node.length
+      local t = ms.empty(shape, DTYPE_NAME[node.dtype])
+      if length > 0 then ffi.copy(t.storage.data, buf + offset, length) end
       return device ~= 'cpu' and t:to(device) or t
     end
   end
   local v = next_value()
-  assert(i + 1 == count)
+  if pos[0] ~= len then corrupt('bytes after the value') end
   return v
 end
 
 function M.load(path, opts)
-  if type(path) ~= 'string' then error('load: expected a file path', 2) end
-  local device = (opts and opts.device) or 'cpu'
-  local f = ffi.C.fopen(path, 'rb')
-  if f == nil then error(('load: cannot open %s: %s'):format(path, errno_msg()), 2) end
-  ffi.C.fseek(f, 0, 2)
-  local len = tonumber(ffi.C.ftell(f))
-  ffi.C.fseek(f, 0, 0)
-  local buf = ffi.new('uint8_t[?]', math.max(len, 1))
-  local got = tonumber(ffi.C.fread(buf, 1, len, f))
-  ffi.C.fclose(f)
-  if got ~= len then error(('load: %s: read %d of %d bytes'):format(path, got, len), 2) end
+  if type(path) ~= 'string' or path == '' then
+    check.fail('ms.load: path is %s, expected a file path (a non-empty string)', check.describe(path))
+  end
+  opts = check.options('ms.load', opts, { 'device' })
+  local device = opts.device == nil and 'cpu' or check.oneof('ms.load', 'device', opts.device, { 'cpu', 'cuda' })
+  if device == 'cuda' and not ms.cuda.is_available() then
+    check.fail("ms.load: device 'cuda' was asked for, but CUDA is not available on this machine")
+  end
+  local bufp, lenp = ffi.new('uint8_t*[1]'), ffi.new('int64_t[1]')
+  if C.ms_read_file(path, -1, bufp, lenp) ~= 0 then check.fail('ms.load: %s', c_error()) end
+  local buf, len = ffi.gc(bufp[0], C.ms_free_file), lenp[0]
   local count = ffi.new('int64_t[1]')
   if C.ms_ckpt_parse(buf, len, nil, 0, count) ~= 0 then
-    error(path .. ': ' .. ffi.string(C.ms_last_error()), 2)
+    check.fail('ms.load: %s: %s', path, c_error())
   end
-  local nodes = ffi.new('ms_ckpt_node[?]', count[0])
-  if C.ms_ckpt_parse(buf, len, nodes, count[0], count) ~= 0 then
-    error(path .. ': ' .. ffi.string(C.ms_last_error()), 2)
+  local ok, v = pcall(build, buf, len, device, path)
+  ffi.gc(buf, nil)
+  C.ms_free_file(buf)
+  if not ok then
+    v = tostring(v)
+    if not v:find('^ms%.load: ') then v = ('ms.load: %s: %s'):format(path, v) end
+    check.raise(v)
   end
-  local ok, v = pcall(build, nodes, tonumber(count[0]), buf, device)
-  if not ok then error(path .. ': ' .. tostring(v), 2) end
   return v
 end
 

@@ -1,66 +1,82 @@
 -- moonstep.data — datasets for training loops.
 --
---   ms.data.read_idx(path)                 an IDX file (gzip or raw) as a uint8 tensor
+--   ms.data.read_idx(path [, {max_bytes = 256 MiB}])   an IDX file (gzip or raw) as a
+--       uint8 tensor. The data may not exceed max_bytes (an explicit bound on what a
+--       header can make moonstep allocate); gzip streams must end with a correct trailer.
 --   ms.data.fashion_mnist(split, opts)     'train' (60000) or 'test' (10000) from Debian's
 --       dataset-fashion-mnist: x float32 in [0, 1], [N, 784] (opts.shape = 'image' gives
---       [N, 1, 28, 28]); y int64 class indices 1..10 (the file's 0..9 plus one)
---   ms.data.read_csv(path, opts)           numeric CSV: opts.label = column name or
---       number (default: the last), opts.classes = true for int64 1-based labels
+--       [N, 1, 28, 28]; 'flat' is the default); y int64 class indices 1..10 (the file's
+--       0..9 plus one); opts.dir overrides the directory
+--   ms.data.read_csv(path, opts)           numeric CSV (UTF-8, an optional BOM; fields may
+--       be "quoted", not across lines): opts.label = column name or number (default: the
+--       last), opts.classes = true for int64 labels (integers >= 1), opts.sep (default
+--       ',', taken literally), opts.header = true/false (default: the first row is a
+--       header when its first field is not a number). Returns the Dataset and the header.
 --   ms.data.Dataset(x, y)                  wraps two tensors with the same first dim
 --
 --   for x, y in ds:batches(128, {shuffle = true, seed = 1, drop_last = false}) do ... end
 --       x and y are buffers reused from batch to batch (clone to keep one). Shuffling
 --       draws a Philox permutation: from {seed, epoch} when a seed is given (epoch counts
 --       the calls to batches), else from the global generator (so ms.manual_seed fixes it).
---   ds:size(), ds:subset(first, count) or ds:subset(index_tensor), ds:split(fraction, seed),
+--   ds:size(), ds:subset(first [, count]) or ds:subset(indices), ds:split(fraction [, seed]),
 --   ds:to(device), ds:normalize(mean, std), ds:mean_std()
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
+local check = require 'moonstep.check'
 local C = core.C
 
 local M = {}
+M.MAX_BYTES = 256 * 1024 * 1024      -- read_idx's default bound on the data
+
+local function c_error() return ffi.string(C.ms_last_error()) end
+local function shape_text(shape) return '[' .. table.concat(shape, ',') .. ']' end
 
 ---------------------------------------------------------------------------------------
--- zlib (Debian's zlib1g) for gzip files; raw files go through the same calls, as
--- gzread reads uncompressed files unchanged.
+-- IDX through zlib (Debian's zlib1g): gzread reads uncompressed files unchanged.
+-- runtime/checkpoint.c opens the file (regular files only: a FIFO must not hang).
 ---------------------------------------------------------------------------------------
 ffi.cdef [[
 typedef struct gzFile_s *gzFile;
-gzFile gzopen(const char *path, const char *mode);
 int gzread(gzFile file, void *buf, unsigned int len);
 int gzclose(gzFile file);
+int gzdirect(gzFile file);
 const char *gzerror(gzFile file, int *errnum);
 ]]
+local Z_BUF_ERROR = -5
 local zlib
 local function z()
   if not zlib then
     zlib = core.load_first { 'z', 'libz.so.1' }
-    if not zlib then error('moonstep.data: cannot load zlib (install zlib1g)', 3) end
+    if not zlib then check.fail('read_idx: cannot load zlib (install zlib1g)') end
   end
   return zlib
 end
 
-local function file_exists(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() return true end
-  return false
+local function fail(...) error(string.format(...), 0) end
+
+-- zlib's error for gz, or nil; Z_BUF_ERROR means the gzip stream ended early.
+local function gz_error(gz, path)
+  local errnum = ffi.new('int[1]')
+  local msg = ffi.string(z().gzerror(gz, errnum))
+  if errnum[0] == Z_BUF_ERROR then
+    return ('%s is a truncated gzip file: the compressed stream ends before its end marker ' ..
+            'and CRC-32/length trailer'):format(path)
+  elseif errnum[0] ~= 0 then
+    return ('%s is a corrupt gzip file: %s'):format(path, msg)
+  end
 end
 
 -- Read exactly n bytes into buf; offset names the position in errors.
 local function read_exact(gz, buf, n, path, offset, what)
   local done = 0
   while done < n do
-    local chunk = math.min(n - done, 2 ^ 30)
-    local got = z().gzread(gz, ffi.cast('uint8_t*', buf) + done, chunk)
-    if got < 0 then
-      local errnum = ffi.new('int[1]')
-      local msg = ffi.string(z().gzerror(gz, errnum))
-      error(('read_idx: %s is corrupt at byte offset %d (%s): %s'):format(path, offset + done, what, msg), 0)
-    end
-    if got == 0 then
-      error(('read_idx: %s is truncated at byte offset %d: %s needs %d bytes there, the file ends after %d'):format(
-        path, offset + done, what, n, done), 0)
+    local got = z().gzread(gz, ffi.cast('uint8_t*', buf) + done, math.min(n - done, 2 ^ 30))
+    if got <= 0 then
+      local err = gz_error(gz, path)
+      if err then fail('read_idx: %s (reading %s at byte offset %d)', err, what, offset + done) end
+      fail('read_idx: %s is truncated at byte offset %d: %s needs %d bytes there, the file ends after %d',
+           path, offset + done, what, n, done)
     end
     done = done + got
   end
@@ -68,47 +84,73 @@ end
 
 -- IDX: two zero bytes, a type byte (0x08 = unsigned byte), a dimension count, then
 -- one big-endian uint32 size per dimension, then the data in row-major order.
-function M.read_idx(path)
-  if type(path) ~= 'string' then error('read_idx: expected a file path', 2) end
-  if not file_exists(path) then error(('read_idx: %s: no such file'):format(path), 2) end
-  local gz = z().gzopen(path, 'rb')
-  if gz == nil then error(('read_idx: cannot open %s'):format(path), 2) end
-  local ok, result = pcall(function()
-    local head = ffi.new('uint8_t[4]')
-    read_exact(gz, head, 4, path, 0, 'the header')
-    if head[0] ~= 0 or head[1] ~= 0 then
-      error(('read_idx: %s is not an IDX file: bytes 0-1 are %02x %02x, expected 00 00'):format(path, head[0], head[1]), 0)
+local function read_idx_open(gz, path, file_bytes, max_bytes, max_is_default)
+  local head = ffi.new('uint8_t[4]')
+  read_exact(gz, head, 4, path, 0, 'the header')
+  if head[0] ~= 0 or head[1] ~= 0 then
+    fail('read_idx: %s is not an IDX file: bytes 0-1 are %02x %02x, expected 00 00', path, head[0], head[1])
+  end
+  if head[2] ~= 0x08 then
+    fail('read_idx: %s: byte 2 is type 0x%02x, expected 0x08 (unsigned bytes, the only type moonstep reads)', path, head[2])
+  end
+  local ndim = head[3]
+  if ndim < 1 or ndim > 4 then fail('read_idx: %s: byte 3 gives %d dimensions, expected 1 to 4', path, ndim) end
+  local dims = ffi.new('uint8_t[16]')
+  read_exact(gz, dims, 4 * ndim, path, 4, 'the sizes')
+  local shape, total = {}, 1
+  for d = 1, ndim do
+    local b = dims + 4 * (d - 1)
+    shape[d] = ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+    total = total * shape[d]             -- < 2^128: exact enough to compare (doubles)
+  end
+  local data_at = 4 + 4 * ndim
+  if total > max_bytes then
+    fail('read_idx: %s: sizes %s at byte offset 4 describe %.0f bytes, more than max_bytes = %d%s; ' ..
+         'pass {max_bytes = ...} to read a file this large', path, shape_text(shape), total, max_bytes,
+         max_is_default and ' (the default, 256 MiB)' or '')
+  end
+  if z().gzdirect(gz) == 1 then          -- raw: the file size says whether the data is there
+    if data_at + total > file_bytes then
+      fail('read_idx: %s is truncated: sizes %s at byte offset 4 need %d data bytes from byte offset %d, ' ..
+           'the file ends after %d', path, shape_text(shape), total, data_at, math.max(file_bytes - data_at, 0))
+    elseif data_at + total < file_bytes then
+      fail('read_idx: %s has %d bytes past byte offset %d, where sizes %s end it', path,
+           file_bytes - data_at - total, data_at + total, shape_text(shape))
     end
-    if head[2] ~= 0x08 then
-      error(('read_idx: %s: byte 2 is type 0x%02x, expected 0x08 (unsigned bytes, the only type moonstep reads)'):format(path, head[2]), 0)
-    end
-    local ndim = head[3]
-    if ndim < 1 or ndim > 4 then
-      error(('read_idx: %s: byte 3 gives %d dimensions, expected 1 to 4'):format(path, ndim), 0)
-    end
-    local dims = ffi.new('uint8_t[16]')
-    read_exact(gz, dims, 4 * ndim, path, 4, 'the sizes')
-    local shape, total = {}, 1
-    for d = 1, ndim do
-      local b = dims + 4 * (d - 1)
-      shape[d] = ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
-      total = total * shape[d]
-    end
-    if total > 2 ^ 34 then
-      error(('read_idx: %s: sizes [%s] at byte offset 4 describe %d bytes, more than moonstep will read'):format(
-        path, table.concat(shape, ','), total), 0)
-    end
-    local t = ms.empty(shape, 'uint8')
-    if total > 0 then read_exact(gz, t.storage.data, total, path, 4 + 4 * ndim, 'the data') end
-    local extra = ffi.new('uint8_t[1]')
-    if z().gzread(gz, extra, 1) > 0 then
-      error(('read_idx: %s has data past byte offset %d, where sizes [%s] end it'):format(
-        path, 4 + 4 * ndim + total, table.concat(shape, ',')), 0)
-    end
-    return t
-  end)
-  z().gzclose(gz)
-  if not ok then error(result, 2) end
+  elseif total > file_bytes * 1032 + 4096 then   -- deflate expands at most ~1032:1
+    fail('read_idx: %s: sizes %s at byte offset 4 describe %d bytes, more than a %d-byte gzip ' ..
+         'file can hold', path, shape_text(shape), total, file_bytes)
+  end
+  local t = ms.empty(shape, 'uint8')
+  if total > 0 then read_exact(gz, t.storage.data, total, path, data_at, 'the data') end
+  -- read on: past the data there must be nothing, and a gzip stream must end cleanly
+  -- (its trailer's CRC-32 and length are checked by zlib when it gets there)
+  local extra = ffi.new('uint8_t[1]')
+  local got = z().gzread(gz, extra, 1)
+  if got > 0 then
+    fail('read_idx: %s has data past byte offset %d, where sizes %s end it', path, data_at + total, shape_text(shape))
+  end
+  local err = gz_error(gz, path)
+  if err then fail('read_idx: %s', err) end
+  return t
+end
+
+function M.read_idx(path, opts)
+  if type(path) ~= 'string' or path == '' then
+    check.fail('read_idx: path is %s, expected a file path (a non-empty string)', check.describe(path))
+  end
+  opts = check.options('read_idx', opts, { 'max_bytes' })
+  local max_bytes = opts.max_bytes == nil and M.MAX_BYTES
+                    or check.integer('read_idx', 'max_bytes', opts.max_bytes, 1, 2 ^ 50)
+  z()
+  local size = ffi.new('int64_t[1]')
+  local gz = C.ms_gzopen_regular(path, size)
+  if gz == nil then check.fail('read_idx: %s', c_error()) end
+  gz = ffi.cast('gzFile', gz)
+  local ok, result = pcall(read_idx_open, gz, path, tonumber(size[0]), max_bytes, opts.max_bytes == nil)
+  local closed = z().gzclose(gz)
+  if not ok then check.raise(tostring(result)) end
+  if closed ~= 0 then check.fail('read_idx: %s: closing the gzip stream failed (zlib error %d)', path, closed) end
   return result
 end
 
@@ -117,30 +159,65 @@ end
 ---------------------------------------------------------------------------------------
 local Dataset = {}
 Dataset.__index = Dataset
+Dataset.__name = 'Dataset'
 M.Dataset = setmetatable(Dataset, { __call = function(_, x, y) return Dataset.new(x, y) end })
 
+local function check_self(self, method)
+  if getmetatable(self) ~= Dataset then
+    check.fail('Dataset.%s: called on %s, expected a Dataset (use ds:%s(...) with a colon)',
+               method, check.describe(self), method)
+  end
+end
+
 function Dataset.new(x, y)
-  if not ms.is_tensor(x) or not ms.is_tensor(y) then error('Dataset: expected (x, y) tensors', 3) end
+  check.tensor('Dataset', 'x', x)
+  check.tensor('Dataset', 'y', y)
   if x:dim() < 1 or y:dim() < 1 or x:size(1) ~= y:size(1) then
-    error(('Dataset: x has shape [%s] and y [%s], expected the same first dimension'):format(
-      table.concat(x:shape(), ','), table.concat(y:shape(), ',')), 3)
+    check.fail('Dataset: x has shape %s and y %s, expected the same first dimension',
+               shape_text(x:shape()), shape_text(y:shape()))
+  end
+  if x.device ~= y.device then
+    check.fail('Dataset: x is on %s and y on %s, expected one device', x.device, y.device)
   end
   return setmetatable({ x = x:contiguous(), y = y:contiguous(), epoch = 0 }, Dataset)
 end
 
-function Dataset:size() return self.x:size(1) end
+function Dataset:size() check_self(self, 'size'); return self.x:size(1) end
 
 function Dataset:to(device)
+  check_self(self, 'to')
+  check.oneof('Dataset.to', 'device', device, { 'cpu', 'cuda' })
   return Dataset.new(self.x:to(device), self.y:to(device))
 end
 
--- subset(first, count) or subset(int64 index tensor / table, 1-based)
+-- subset(first [, count]) or subset(indices): a table or int64 tensor of 1-based indices
 function Dataset:subset(a, b)
+  check_self(self, 'subset')
+  local n = self:size()
   if type(a) == 'number' then
-    if b == nil then b = self:size() - a + 1 end
+    check.integer('Dataset.subset', 'first', a, 1, n + 1)
+    b = b == nil and n - a + 1 or check.integer('Dataset.subset', 'count', b, 0, n - a + 1)
     return Dataset.new(self.x:narrow(1, a, b):clone(), self.y:narrow(1, a, b):clone())
   end
-  local idx = ms.is_tensor(a) and a or ms.tensor(a, 'int64')
+  local idx
+  if type(a) == 'table' and not ms.is_tensor(a) then
+    for i, v in ipairs(a) do check.integer('Dataset.subset', ('indices[%d]'):format(i), v, 1, n) end
+    if #a == 0 then check.fail('Dataset.subset: indices is an empty table, expected at least one index') end
+    idx = ms.tensor(a, 'int64')
+  elseif ms.is_tensor(a) and a.storage ~= nil then
+    if a.dtype ~= 'int64' or a:dim() ~= 1 then
+      check.fail('Dataset.subset: indices is %s, expected a 1-d int64 tensor', check.describe(a))
+    end
+    local f = a:numel() > 0 and a:to('float64')
+    if f and (f:min() < 1 or f:max() > n) then
+      check.fail('Dataset.subset: indices hold values in [%s, %s], expected 1 to %d', check.describe(f:min()),
+                 check.describe(f:max()), n)
+    end
+    idx = a
+  else
+    check.fail('Dataset.subset: expected (first [, count]) or a list or int64 tensor of indices, got %s',
+               check.describe(a))
+  end
   idx = idx:to(self.x.device)
   return Dataset.new(self.x:index_select(1, idx), self.y:index_select(1, idx))
 end
@@ -161,19 +238,26 @@ local function permutation(n, gen)
 end
 M.permutation = permutation
 
--- split(fraction, seed): a random split into two datasets of fraction and the rest.
+-- split(fraction [, seed]): a random split into two datasets of fraction and the rest.
 function Dataset:split(fraction, seed)
-  if type(fraction) ~= 'number' or fraction <= 0 or fraction >= 1 then
-    error('split: expected a fraction strictly between 0 and 1', 2)
+  check_self(self, 'split')
+  if type(fraction) ~= 'number' or not (fraction > 0 and fraction < 1) then
+    check.fail('Dataset.split: fraction is %s, expected a number strictly between 0 and 1', check.describe(fraction))
   end
+  seed = seed == nil and 0 or check.integer('Dataset.split', 'seed', seed, 0)
   local n = self:size()
-  local perm = permutation(n, { seed = seed or 0, stream = 0 })
   local k = math.floor(n * fraction + 0.5)
+  if k < 1 or k > n - 1 then
+    check.fail('Dataset.split: fraction %s of %d examples leaves one part empty', check.describe(fraction), n)
+  end
+  local perm = permutation(n, { seed = seed, stream = 0 })
   return self:subset(perm:narrow(1, 1, k)), self:subset(perm:narrow(1, k + 1, n - k))
 end
 
 -- Per-feature mean and std over the dataset (as tensors shaped like one example).
 function Dataset:mean_std()
+  check_self(self, 'mean_std')
+  if self:size() == 0 then check.fail('Dataset.mean_std: the dataset is empty') end
   local flat = self.x:view(self:size(), -1)
   local mean = flat:mean(1)
   local std = flat:var(1, false):sqrt_()
@@ -184,14 +268,27 @@ end
 
 -- In place: x <- (x - mean) / std; mean and std are numbers or broadcastable tensors.
 function Dataset:normalize(mean, std)
+  check_self(self, 'normalize')
+  if not ms.is_tensor(mean) then check.number('Dataset.normalize', 'mean', mean) end
+  if not ms.is_tensor(std) then check.number('Dataset.normalize', 'std', std) end
+  if type(std) == 'number' and std <= 0 then
+    check.fail('Dataset.normalize: std is %s, expected a number > 0', check.describe(std))
+  end
   self.x:sub_(mean)
   if type(std) == 'number' then self.x:div_(std) else self.x:div_(std:clamp(1e-12)) end
   return self
 end
 
 function Dataset:batches(size, opts)
-  opts = opts or {}
-  if type(size) ~= 'number' or size < 1 then error('batches: expected a batch size >= 1', 2) end
+  check_self(self, 'batches')
+  check.integer('Dataset.batches', 'batch size', size, 1)
+  opts = check.options('Dataset.batches', opts, { 'shuffle', 'seed', 'drop_last' })
+  if opts.shuffle ~= nil then check.boolean('Dataset.batches', 'shuffle', opts.shuffle) end
+  if opts.drop_last ~= nil then check.boolean('Dataset.batches', 'drop_last', opts.drop_last) end
+  if opts.seed ~= nil then
+    check.integer('Dataset.batches', 'seed', opts.seed, 0)
+    if not opts.shuffle then check.fail('Dataset.batches: a seed was given without shuffle = true') end
+  end
   local n = self:size()
   self.epoch = self.epoch + 1
   local order
@@ -232,28 +329,33 @@ M.FASHION_MNIST_CLASSES = { 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat
                             'Shirt', 'Sneaker', 'Bag', 'Ankle boot' }
 
 function M.fashion_mnist(split, opts)
-  opts = opts or {}
-  local prefix = ({ train = 'train', test = 't10k' })[split or 'train']
-  if not prefix then
-    error(('fashion_mnist: split %q is unknown, expected \'train\' or \'test\''):format(tostring(split)), 2)
+  split = split == nil and 'train' or check.oneof('fashion_mnist', 'split', split, { 'train', 'test' })
+  opts = check.options('fashion_mnist', opts, { 'dir', 'shape' })
+  local shape = opts.shape == nil and 'flat' or check.oneof('fashion_mnist', 'shape', opts.shape, { 'flat', 'image' })
+  if opts.dir ~= nil and type(opts.dir) ~= 'string' then
+    check.fail('fashion_mnist: dir is %s, expected a directory path', check.describe(opts.dir))
   end
+  local prefix = split == 'train' and 'train' or 't10k'
   local dir = opts.dir or os.getenv('MOONSTEP_FASHION_MNIST') or M.FASHION_MNIST_DIR
   local img = ('%s/%s-images-idx3-ubyte.gz'):format(dir, prefix)
   local lab = ('%s/%s-labels-idx1-ubyte.gz'):format(dir, prefix)
   for _, f in ipairs { img, lab } do
-    if not file_exists(f) then
-      error(('fashion_mnist: %s not found: install the Debian package dataset-fashion-mnist ' ..
-             '(apt-get install dataset-fashion-mnist; `make` does it via scripts/install-deps.sh)'):format(f), 2)
+    local h = io.open(f, 'rb')
+    if not h then
+      check.fail('fashion_mnist: %s not found: install the Debian package dataset-fashion-mnist ' ..
+                 '(apt-get install dataset-fashion-mnist; `make` does it via scripts/install-deps.sh)', f)
     end
+    h:close()
   end
   local images, labels = M.read_idx(img), M.read_idx(lab)
-  if images:dim() ~= 3 or labels:dim() ~= 1 or images:size(1) ~= labels:size(1) then
-    error(('fashion_mnist: %s holds [%s] and %s [%s], expected [N, 28, 28] and [N]'):format(
-      img, table.concat(images:shape(), ','), lab, table.concat(labels:shape(), ',')), 2)
+  if images:dim() ~= 3 or labels:dim() ~= 1 or images:size(1) ~= labels:size(1)
+     or images:size(2) ~= 28 or images:size(3) ~= 28 then
+    check.fail('fashion_mnist: %s holds %s and %s %s, expected [N,28,28] and [N]',
+               img, shape_text(images:shape()), lab, shape_text(labels:shape()))
   end
   local n = images:size(1)
   local x = images:to('float32'):div_(255)
-  x = opts.shape == 'image' and x:view(n, 1, 28, 28) or x:view(n, 784)
+  x = shape == 'image' and x:view(n, 1, 28, 28) or x:view(n, 784)
   local y = labels:to('float32'):add_(1):to('int64')  -- math is float: shift there, exactly
   return Dataset.new(x, y)
 end
@@ -261,58 +363,134 @@ end
 ---------------------------------------------------------------------------------------
 -- CSV
 ---------------------------------------------------------------------------------------
-function M.read_csv(path, opts)
-  opts = opts or {}
-  local f = io.open(path, 'r')
-  if not f then error(('read_csv: cannot open %s'):format(tostring(path)), 2) end
-  local sep = opts.sep or ','
-  local pattern = '([^' .. sep .. ']*)'
-  local rows, header, lineno = {}, nil, 0
-  for line in f:lines() do
+-- The fields of one line; sep is literal; "quoted" fields may hold sep and "" (a quote).
+local function split_line(line, sep, where)
+  local fields, pos, n = {}, 1, #line
+  while true do
+    if line:sub(pos, pos) == '"' then
+      local parts, i = {}, pos + 1
+      while true do
+        local j = line:find('"', i, true)
+        if not j then fail('read_csv: %s, column %d: a quote that is not closed on its line', where, #fields + 1) end
+        parts[#parts + 1] = line:sub(i, j - 1)
+        if line:sub(j + 1, j + 1) ~= '"' then pos = j + 1; break end
+        parts[#parts + 1] = '"'
+        i = j + 2
+      end
+      fields[#fields + 1] = table.concat(parts)
+      if pos > n then return fields end
+      if line:sub(pos, pos + #sep - 1) ~= sep then
+        fail('read_csv: %s, column %d: text after the closing quote, expected the separator %q', where, #fields, sep)
+      end
+      pos = pos + #sep
+    else
+      local j = line:find(sep, pos, true)
+      if not j then fields[#fields + 1] = line:sub(pos); return fields end
+      fields[#fields + 1] = line:sub(pos, j - 1)
+      pos = j + #sep
+    end
+  end
+end
+
+local function parse_csv(text, path, opts)
+  local sep = opts.sep
+  if text:sub(1, 3) == '\239\187\191' then text = text:sub(4) end   -- UTF-8 byte order mark
+  local header, ncol, nrows, lineno = nil, nil, 0, 0
+  local values, lines = {}, {}                -- row-major, every column; line of each row
+  for line in (text .. '\n'):gmatch('([^\n]*)\n') do
     lineno = lineno + 1
     line = line:gsub('\r$', '')
-    if line:match('%S') then
-      local fields = {}
-      for v in (line .. sep):gmatch(pattern .. sep) do fields[#fields + 1] = v end
-      if header == nil and opts.header ~= false and not tonumber(fields[1]) then
-        header = fields
-      else
-        local row = {}
+    if line:find('%S') then
+      local where = ('%s line %d'):format(path, lineno)
+      local fields = split_line(line, sep, where)
+      if ncol == nil then
+        ncol = #fields
+        local is_header = opts.header
+        if is_header == nil then is_header = tonumber(fields[1]) == nil end
+        if is_header then header = fields end
+      elseif #fields ~= ncol then
+        fail('read_csv: %s has %d columns, expected %d as on the first line (column %d is %s)', where, #fields,
+             ncol, math.min(#fields, ncol) + 1, #fields < ncol and 'missing' or 'extra')
+      end
+      if not (header == fields) then
         for i, v in ipairs(fields) do
-          row[i] = tonumber(v)
-          if row[i] == nil then
-            f:close()
-            error(('read_csv: %s line %d, column %d: %q is not a number'):format(path, lineno, i, v), 2)
+          local x = tonumber(v)
+          if x == nil or x ~= x or x == math.huge or x == -math.huge then
+            fail('read_csv: %s, column %d: %s is not a %snumber', where, i, check.describe(v),
+                 x == nil and '' or 'finite ')
           end
+          values[#values + 1] = x
         end
-        if #rows > 0 and #row ~= #rows[1] then
-          f:close()
-          error(('read_csv: %s line %d has %d columns, expected %d'):format(path, lineno, #row, #rows[1]), 2)
-        end
-        rows[#rows + 1] = row
+        nrows = nrows + 1
+        lines[nrows] = lineno
       end
     end
   end
-  f:close()
-  if #rows == 0 then error(('read_csv: %s has no data rows'):format(path), 2) end
-  local ncol = #rows[1]
-  local label = opts.label or ncol
+  if nrows == 0 then fail('read_csv: %s has no data rows', path) end
+  return header, ncol, nrows, values, lines
+end
+
+function M.read_csv(path, opts)
+  if type(path) ~= 'string' or path == '' then
+    check.fail('read_csv: path is %s, expected a file path (a non-empty string)', check.describe(path))
+  end
+  opts = check.options('read_csv', opts, { 'label', 'classes', 'sep', 'header' })
+  local o = { sep = opts.sep == nil and ',' or opts.sep, header = opts.header }
+  if type(o.sep) ~= 'string' or o.sep == '' or o.sep:find('["\r\n]') then
+    check.fail('read_csv: sep is %s, expected a non-empty string without quotes or line breaks', check.describe(o.sep))
+  end
+  if o.header ~= nil then check.boolean('read_csv', 'header', o.header) end
+  if opts.classes ~= nil then check.boolean('read_csv', 'classes', opts.classes) end
+  local label = opts.label
+  if label ~= nil and type(label) ~= 'string' then check.integer('read_csv', 'label', label, 1) end
+  local bufp, lenp = ffi.new('uint8_t*[1]'), ffi.new('int64_t[1]')
+  if C.ms_read_file(path, -1, bufp, lenp) ~= 0 then check.fail('read_csv: %s', c_error()) end
+  local text = ffi.string(bufp[0], lenp[0])
+  C.ms_free_file(bufp[0])
+  local ok, header, ncol, nrows, values, lines = pcall(parse_csv, text, path, o)
+  if not ok then check.raise(tostring(header)) end
   if type(label) == 'string' then
+    if not header then check.fail('read_csv: label %q names a column, but %s has no header row', label, path) end
     local found
-    for i, name in ipairs(header or {}) do if name == label then found = i end end
-    if not found then error(('read_csv: %s has no column named %q'):format(path, label), 2) end
+    for i, name in ipairs(header) do
+      if name == label then
+        if found then check.fail('read_csv: %s has two columns named %q (%d and %d)', path, label, found, i) end
+        found = i
+      end
+    end
+    if not found then
+      check.fail('read_csv: %s has no column named %q (columns: %s)', path, label, table.concat(header, ', '))
+    end
     label = found
+  elseif label == nil then
+    label = ncol
+  elseif label > ncol then
+    check.fail('read_csv: label is %d, but %s has %d columns', label, path, ncol)
   end
-  local feats = {}
-  for i = 1, ncol do if i ~= label then feats[#feats + 1] = i end end
-  local xs, ys = {}, {}
-  for r, row in ipairs(rows) do
-    local xr = {}
-    for k, i in ipairs(feats) do xr[k] = row[i] end
-    xs[r], ys[r] = xr, row[label]
+  if ncol < 2 then
+    check.fail('read_csv: %s has 1 column, the label: no feature columns are left', path)
   end
-  local y = opts.classes and ms.tensor(ys, 'int64') or ms.tensor(ys)
-  return Dataset.new(ms.tensor(xs), y), header
+  local x = ms.empty({ nrows, ncol - 1 }, 'float32')
+  local y = ms.empty({ nrows }, opts.classes and 'int64' or 'float32')
+  local xp = ffi.cast('float*', x.storage.data)
+  local yp = ffi.cast(opts.classes and 'int64_t*' or 'float*', y.storage.data)
+  local k = 0
+  for r = 0, nrows - 1 do
+    for c = 1, ncol do
+      local v = values[r * ncol + c]
+      if c == label then
+        if opts.classes and (v < 1 or v ~= math.floor(v) or v > 2 ^ 53) then
+          check.fail('read_csv: %s line %d, column %d: label %s is not a class index: classes = true ' ..
+                     'expects integers >= 1', path, lines[r + 1], c, check.describe(v))
+        end
+        yp[r] = v
+      else
+        xp[k] = v
+        k = k + 1
+      end
+    end
+  end
+  return Dataset.new(x, y), header
 end
 
 return M

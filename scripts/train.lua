@@ -1,112 +1,276 @@
 -- train.lua — train an MLP or a small CNN on Fashion-MNIST, and save / resume.
 --
---   bin/moonstep scripts/train.lua [options]
---     --model mlp|cnn      mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear
---     --optim adam|sgd     Adam (lr 1e-3) or SGD with momentum 0.9 (lr 0.05)
---     --lr X               learning rate          --epochs N     (default 10)
---     --batch N            (default 128)           --seed N       (default 0)
---     --device cpu|cuda    --threads N             --limit N      use the first N training images
---     --save PATH          checkpoint after every epoch (model, optimizer, RNG, epoch)
---     --resume PATH        continue from a checkpoint: the same losses as without stopping
---   Prints a progress bar (loss, samples/s) and, per epoch, one line:
---     epoch E  loss L  test_accuracy A  seconds S  samples_per_s R
+--   bin/moonstep scripts/train.lua [--flag value ...]      (--help lists the flags)
+--
+-- Prints a progress bar on a terminal (loss, samples/s) and, per epoch, one line:
+--   epoch E  loss L  test_accuracy A  seconds S  samples_per_s R
+-- With --save the checkpoint is written after every epoch. Ctrl-C stops the run with
+-- one line on stderr (exit status 130) and, with --save, first writes a checkpoint of
+-- the last finished step: --resume continues from it with the same losses as a run
+-- that was never stopped.
 local ms = require 'moonstep'
-local nn, optim = ms.nn, ms.optim
+local ffi = require 'ffi'
+local nn, optim, C = ms.nn, ms.optim, ms.C
 
-local defaults = { model = 'mlp', optim = 'adam', epochs = 10, batch = 128, seed = 0, device = 'cpu' }
-local args = {}
-for k, v in pairs(defaults) do args[k] = v end
-local i = 1
-while i <= #arg do
-  local k = arg[i]:match('^%-%-(.+)$')
-  if not k or arg[i + 1] == nil then
-    io.stderr:write('train.lua: expected --option value pairs, got ', tostring(arg[i]), '\n')
-    os.exit(2)
+---------------------------------------------------------------------------------------
+-- Flags: one table gives the parser, the checks and --help.
+---------------------------------------------------------------------------------------
+local FLAGS = {
+  { 'model', 'choice', 'mlp', 'mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear',
+    choices = { 'mlp', 'cnn' } },
+  { 'optim', 'choice', 'adam', 'adam (lr 1e-3) or sgd (momentum 0.9, lr 0.05)',
+    choices = { 'adam', 'sgd' } },
+  { 'lr', 'number', nil, 'learning rate (default: per optimizer)', min = 0 },
+  { 'epochs', 'integer', 10, 'number of epochs', min = 1 },
+  { 'batch', 'integer', 128, 'batch size', min = 1 },
+  { 'seed', 'integer', 0, 'seed of the initial weights and of the shuffling', min = 0 },
+  { 'device', 'choice', 'cpu', 'cpu or cuda', choices = { 'cpu', 'cuda' } },
+  { 'threads', 'integer', nil, 'CPU threads (default: all cores)', min = 1 },
+  { 'limit', 'integer', nil, 'train on the first N training images only', min = 1 },
+  { 'save', 'string', nil, 'write a checkpoint to PATH after every epoch and on Ctrl-C' },
+  { 'resume', 'string', nil, 'continue from the checkpoint at PATH' },
+}
+
+local function usage()
+  local lines = { 'usage: bin/moonstep scripts/train.lua [--flag value ...]', '' }
+  for _, f in ipairs(FLAGS) do
+    local value = ({ integer = 'N', number = 'X', string = 'PATH' })[f[2]] or table.concat(f.choices, '|')
+    local default = f[3] ~= nil and ('  (default ' .. tostring(f[3]) .. ')') or ''
+    lines[#lines + 1] = ('  --%-8s %-9s %s%s'):format(f[1], value, f[4], default)
   end
-  args[k] = tonumber(arg[i + 1]) or arg[i + 1]
-  i = i + 2
+  lines[#lines + 1] = ('  --%-8s %-9s %s'):format('help', '', 'print this and exit')
+  lines[#lines + 1] = ''
+  lines[#lines + 1] = 'Flags take a value, as --epochs 3 or --epochs=3.'
+  return table.concat(lines, '\n') .. '\n'
 end
-if args.threads then ms.set_num_threads(args.threads) end
 
+-- Errors before training: one line on stderr, exit status 2 (usage) or 1.
+local function die(code, fmt, ...)
+  io.stderr:write('train.lua: ', fmt:format(...), '\n')
+  if code == 2 then io.stderr:write('run with --help to list the flags\n') end
+  os.exit(code)
+end
+
+local function parse_value(f, text)
+  local name, kind = f[1], f[2]
+  if kind == 'string' then
+    if text == '' then die(2, '--%s expects a path, got an empty string', name) end
+    return text
+  elseif kind == 'choice' then
+    for _, c in ipairs(f.choices) do if text == c then return text end end
+    die(2, '--%s is %q, expected %s', name, text, table.concat(f.choices, ' or '))
+  end
+  local v = tonumber(text)
+  local want = kind == 'integer' and 'an integer' or 'a number'
+  if not v or v ~= v or v == math.huge or v == -math.huge or (kind == 'integer' and v ~= math.floor(v))
+     or (f.min and v < f.min) then
+    die(2, '--%s expects %s%s, got %q', name, want, f.min and (' >= ' .. f.min) or '', text)
+  end
+  return v
+end
+
+local function parse(argv)
+  local by_name, args = {}, {}
+  for _, f in ipairs(FLAGS) do by_name[f[1]], args[f[1]] = f, f[3] end
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == '--help' or a == '-h' then io.stdout:write(usage()); os.exit(0) end
+    local name, value = a:match('^%-%-([^=]+)=(.*)$')
+    name = name or a:match('^%-%-(.+)$')
+    if not name then die(2, 'expected a flag such as --epochs, got %q', a) end
+    local f = by_name[name]
+    if not f then
+      local near = {}
+      for _, g in ipairs(FLAGS) do
+        if g[1]:sub(1, 3) == name:sub(1, 3) then near[#near + 1] = '--' .. g[1] end
+      end
+      die(2, 'unknown flag --%s%s', name, #near > 0 and (' (did you mean ' .. table.concat(near, ' or ') .. '?)') or '')
+    end
+    if not value then
+      value = argv[i + 1]
+      if value == nil then die(2, '--%s needs a value', name) end
+      i = i + 1
+    end
+    args[name] = parse_value(f, value)
+    i = i + 1
+  end
+  return args
+end
+
+local args = parse(arg or {})
+io.stdout:setvbuf('line')   -- one line per epoch, also when logged to a file
+
+---------------------------------------------------------------------------------------
+-- Ctrl-C: from here on the runtime only sets a flag; ops fail with "interrupted" while
+-- it is set, and the loop checks it after every step.
+---------------------------------------------------------------------------------------
+C.ms_sigint_install()
+local INTERRUPTED = setmetatable({}, { __tostring = function() return 'interrupted (Ctrl-C)' end })
+local function is_interrupt(e)
+  return e == INTERRUPTED or (type(e) == 'string'
+    and (e:find('interrupted (Ctrl-C)', 1, true) or e:find('interrupted!', 1, true)) ~= nil)
+end
+local function check_interrupt()
+  if C.ms_interrupt_pending() ~= 0 then error(INTERRUPTED, 0) end
+end
+
+-- Runs f(...); an error comes back as its message, Ctrl-C (from any op or the
+-- check after a step) as INTERRUPTED.
+local function guarded(f, ...)
+  return xpcall(f, function(e)
+    if is_interrupt(e) then return INTERRUPTED end
+    return (tostring(e):gsub('^[^:\n]*train%.lua:%d+: ', ''))   -- no position in this script
+  end, ...)
+end
+
+---------------------------------------------------------------------------------------
+-- Setup
+---------------------------------------------------------------------------------------
 local function build_model(kind)
   if kind == 'mlp' then
     return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)), 'flat'
-  elseif kind == 'cnn' then
-    return nn.Sequential(nn.Conv2d(1, 32, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
-                         nn.Linear(128, 10)), 'image'
   end
-  error(('train.lua: --model %s is unknown, expected mlp or cnn'):format(tostring(kind)), 0)
+  return nn.Sequential(nn.Conv2d(1, 32, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+                       nn.Conv2d(32, 64, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+                       nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+                       nn.Linear(128, 10)), 'image'
 end
 
-ms.manual_seed(args.seed)
-local model, shape = build_model(args.model)
-model.input_grad = false   -- no gradient w.r.t. the images
-local train = ms.data.fashion_mnist('train', { shape = shape })
-local test = ms.data.fashion_mnist('test', { shape = shape })
-if args.limit then train = train:subset(1, args.limit) end
-if args.device ~= 'cpu' then
-  model:to(args.device)
-  train, test = train:to(args.device), test:to(args.device)
-end
+-- run: everything the training loop and the Ctrl-C handler share.
+local run = { epoch = 1, done = 0, sum = 0, seen = 0 }
 
-local opt
-if args.optim == 'adam' then opt = optim.Adam(model, { lr = args.lr or 1e-3 })
-elseif args.optim == 'sgd' then opt = optim.SGD(model, { lr = args.lr or 0.05, momentum = 0.9 })
-else error(('train.lua: --optim %s is unknown, expected adam or sgd'):format(tostring(args.optim)), 0) end
-local crit = nn.CrossEntropyLoss()
-
-local first_epoch = 1
-if args.resume then
-  local ck = ms.load(args.resume, { device = args.device })
-  if ck.model_kind ~= args.model then
-    error(('train.lua: %s holds a %s model, not %s'):format(args.resume, ck.model_kind, args.model), 0)
+local function setup()
+  if args.threads then ms.set_num_threads(args.threads) end
+  ms.manual_seed(args.seed)
+  local model, shape = build_model(args.model)
+  model.input_grad = false   -- no gradient w.r.t. the images
+  local train = ms.data.fashion_mnist('train', { shape = shape })
+  local test = ms.data.fashion_mnist('test', { shape = shape })
+  if args.limit then
+    if args.limit > train:size() then
+      error(('--limit %d is more than the %d training images'):format(args.limit, train:size()), 0)
+    end
+    train = train:subset(1, args.limit)
   end
-  model:load_state_dict(ck.model)
-  opt:load_state(ck.optimizer)
-  ms.set_rng_state(ck.rng)
-  train.epoch = ck.data_epoch
-  first_epoch = ck.epoch + 1
-  print(('resumed from %s after epoch %d'):format(args.resume, ck.epoch))
+  if args.device ~= 'cpu' then
+    model:to(args.device)
+    train, test = train:to(args.device), test:to(args.device)
+  end
+  local opt
+  if args.optim == 'adam' then opt = optim.Adam(model, { lr = args.lr or 1e-3 })
+  else opt = optim.SGD(model, { lr = args.lr or 0.05, momentum = 0.9 }) end
+  run.model, run.train, run.test, run.opt = model, train, test, opt
+  if args.resume then
+    local ck = ms.load(args.resume, { device = args.device })
+    if ck.model_kind ~= args.model then
+      error(('%s holds a %s model, not %s'):format(args.resume, tostring(ck.model_kind), args.model), 0)
+    end
+    model:load_state_dict(ck.model)
+    opt:load_state(ck.optimizer)
+    ms.set_rng_state(ck.rng)
+    train.epoch = ck.data_epoch
+    run.epoch = ck.epoch + 1
+    local p = ck.partial   -- stopped inside epoch ck.epoch + 1 after p.done steps
+    if p then run.done, run.sum, run.seen = p.done, p.sum, p.seen end
+    print(('resumed from %s after epoch %d%s'):format(args.resume, ck.epoch,
+      p and (' and %d steps of epoch %d'):format(p.done, run.epoch) or ''))
+  end
 end
 
-local ffi = require 'ffi'
+-- The checkpoint of the state after run.done steps of epoch run.epoch (complete: the
+-- epoch's end). data_epoch is the dataset's epoch counter before that epoch's batches.
+local function save_checkpoint(complete)
+  local partial = not complete and { done = run.done, sum = run.sum, seen = run.seen } or nil
+  ms.save(args.save, { model_kind = args.model, model = run.model:state_dict(),
+                       optimizer = run.opt:state(), rng = ms.rng_state(),
+                       epoch = complete and run.epoch or run.epoch - 1,
+                       data_epoch = complete and run.train.epoch or run.data_epoch,
+                       partial = partial })
+end
+
+---------------------------------------------------------------------------------------
+-- Progress bar (stderr, terminals only): each redraw pads over the previous one.
+---------------------------------------------------------------------------------------
 ffi.cdef 'int isatty(int fd);'
 local tty = ffi.C.isatty(2) == 1
+local drawn = 0   -- width of the line on screen
+local function clear_line()
+  if drawn > 0 then io.stderr:write('\r', (' '):rep(drawn), '\r'); drawn = 0 end
+end
 local function progress(b, nb, loss, rate)
   if not tty then return end
   local width = 30
   local done = math.floor(width * b / nb)
-  io.stderr:write(('\r[%s%s] %d/%d  loss %.4f  %.0f samples/s'):format(('='):rep(done),
-    (' '):rep(width - done), b, nb, loss, rate))
-  if b == nb then io.stderr:write('\r', (' '):rep(80), '\r') end
+  local line = ('[%s%s] %d/%d  loss %.4f  %.0f samples/s'):format(('='):rep(done),
+    (' '):rep(width - done), b, nb, loss, rate)
+  io.stderr:write('\r', line, (' '):rep(drawn - #line))
+  drawn = math.max(drawn, #line)
+  io.stderr:flush()
 end
 
-print(('model %s (%d parameters), %s, %d training images, batch %d, %s, %d threads'):format(
-  args.model, model:flat_parameters():numel(), opt.__name, train:size(), args.batch, args.device,
-  ms.num_threads()))
-local nb = math.ceil(train:size() / args.batch)
-for epoch = first_epoch, args.epochs do
-  model:train()
-  local t0, sum, seen = ms.clock(), 0, 0
-  for x, y, b in train:batches(args.batch, { shuffle = true, seed = args.seed }) do
-    local loss = opt:step(function()
-      local out = model:forward(x)
-      local l = crit:forward(out, y)
-      model:backward(x, crit:backward(out, y))
-      return l
-    end)
-    sum, seen = sum + loss * x:size(1), seen + x:size(1)
-    if b % 20 == 0 or b == nb then progress(b, nb, sum / seen, seen / (ms.clock() - t0)) end
-  end
-  if args.device ~= 'cpu' then ms.cuda.synchronize() end
-  local secs = ms.clock() - t0
-  local acc = ms.metrics.accuracy(model, test)
-  print(('epoch %d  loss %.10f  test_accuracy %.4f  seconds %.2f  samples_per_s %.0f'):format(
-    epoch, sum / seen, acc, secs, seen / secs))
-  if args.save then
-    ms.save(args.save, { model_kind = args.model, model = model:state_dict(), optimizer = opt:state(),
-                         rng = ms.rng_state(), epoch = epoch, data_epoch = train.epoch })
+---------------------------------------------------------------------------------------
+-- Training
+---------------------------------------------------------------------------------------
+local function train_all()
+  local model, train, opt = run.model, run.train, run.opt
+  local crit = nn.CrossEntropyLoss()
+  print(('model %s (%d parameters), %s, %d training images, batch %d, %s, %d threads'):format(
+    args.model, model:flat_parameters():numel(), opt.__name, train:size(), args.batch, args.device,
+    ms.num_threads()))
+  local nb = math.ceil(train:size() / args.batch)
+  while run.epoch <= args.epochs do
+    model:train()
+    local t0 = ms.clock()
+    local skip, seen0 = run.done, run.seen       -- steps already taken (a resumed epoch)
+    run.data_epoch = train.epoch
+    for x, y, b in train:batches(args.batch, { shuffle = true, seed = args.seed }) do
+      if b > skip then
+        local loss = opt:step(function()
+          local out = model:forward(x)
+          local l = crit:forward(out, y)
+          model:backward(x, crit:backward(out, y))
+          return l
+        end)
+        run.done, run.sum, run.seen = b, run.sum + loss * x:size(1), run.seen + x:size(1)
+        if b % 20 == 0 or b == nb then
+          progress(b, nb, run.sum / run.seen, (run.seen - seen0) / (ms.clock() - t0))
+        end
+      end
+      check_interrupt()
+    end
+    clear_line()
+    if args.device ~= 'cpu' then ms.cuda.synchronize() end
+    local secs = ms.clock() - t0
+    local acc = ms.metrics.accuracy(model, run.test)
+    check_interrupt()
+    print(('epoch %d  loss %.10f  test_accuracy %.4f  seconds %.2f  samples_per_s %.0f'):format(
+      run.epoch, run.sum / run.seen, acc, secs, (run.seen - seen0) / secs))
+    if args.save then save_checkpoint(true) end
+    run.epoch, run.done, run.sum, run.seen = run.epoch + 1, 0, 0, 0
   end
 end
+
+local ok, err = guarded(setup)
+if ok then ok, err = guarded(train_all) end
+clear_line()
+if ok then os.exit(0) end
+if err ~= INTERRUPTED then
+  die(1, '%s', err)
+end
+
+-- Ctrl-C: one line; with --save (and a model to save) a checkpoint first.
+C.ms_interrupt_clear()
+local where = run.opt and (' in epoch %d after %d steps'):format(run.epoch, run.done) or ' before training'
+local saved = ''
+if args.save and run.opt then
+  local sok, serr = guarded(save_checkpoint, false)
+  if sok then
+    saved = ('; saved %s (continue with --resume %s)'):format(args.save, args.save)
+  else
+    saved = ('; could not save %s: %s'):format(args.save, tostring(serr))
+  end
+end
+io.stdout:flush()
+io.stderr:write('train.lua: interrupted (Ctrl-C)', where, saved, '\n')
+os.exit(130)

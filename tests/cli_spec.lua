@@ -41,4 +41,28 @@ describe('bin/moonstep', function()
     assert.truthy(out:find('10', 1, true))
     assert.truthy(out:find('rc=0', 1, true))
   end)
+
+  it('--help prints the usage and exits 0; bad options are usage errors', function()
+    local out = run('--help')
+    assert.truthy(out:find('usage: moonstep', 1, true), out)
+    assert.truthy(out:find('rc=0', 1, true), out)
+    out = run('--frobnicate')
+    assert.truthy(out:find('unknown option --frobnicate', 1, true), out)
+    assert.truthy(out:find('rc=1', 1, true), out)
+    out = run('-e')
+    assert.truthy(out:find('-e needs an argument', 1, true), out)
+    assert.truthy(out:find('rc=1', 1, true), out)
+    assert.truthy(run('-l'):find('-l needs an argument', 1, true))
+  end)
+
+  it('Ctrl-C in a script prints one line, no traceback, and exits 130', function()
+    local out = os.tmpname()
+    local p = io.popen(("bin/moonstep -e \"jit.off(); print('go'); io.stdout:flush(); "
+      .. "local x = 0; while true do x = x + 1 end\" > %s 2>&1 & pid=$!; "
+      .. "for i in $(seq 100); do grep -q go %s && break; sleep 0.1; done; "
+      .. "kill -INT $pid; wait $pid; echo \"rc=$?\" >> %s; cat %s; rm -f %s"):format(out, out, out, out, out))
+    local text = p:read('*a')
+    p:close()
+    assert.equal('go\nmoonstep: interrupted (Ctrl-C)\nrc=130\n', text)
+  end)
 end)

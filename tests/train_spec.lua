@@ -44,7 +44,7 @@ describe('scripts/train.lua', function()
   end)
 
   it('rejects bad options and mismatched checkpoints', function()
-    assert.truthy(run('--model resnet --epochs 1'):find('unknown, expected mlp or cnn', 1, true))
+    assert.truthy(run('--model resnet --epochs 1'):find('--model is "resnet", expected mlp or cnn', 1, true))
     assert.truthy(run('--model cnn --limit 200 --epochs 1 --resume ' .. ck):find('holds a mlp model', 1, true))
     os.remove(ck)
   end)

@@ -2,15 +2,28 @@
 -- batches; the model's mode is restored afterwards.
 --   ms.metrics.accuracy(model, ds [, {batch = 1000}])         fraction correct (argmax)
 --   ms.metrics.evaluate(model, ds, crit [, {batch = 1000}])   {loss = mean loss, accuracy =}
+local check = require 'moonstep.check'
+
 local M = {}
 
-local function run(model, ds, crit, opts)
-  opts = opts or {}
+local function run(who, model, ds, crit, opts)
+  opts = check.options(who, opts, { 'batch' })
+  local batch = check.integer(who, 'batch', opts.batch or 1000, 1)
+  if type(model) ~= 'table' or type(model.forward) ~= 'function' or type(model.evaluate) ~= 'function' then
+    check.fail('%s: model is %s, expected an nn module', who, check.describe(model))
+  end
+  if type(ds) ~= 'table' or type(ds.batches) ~= 'function' then
+    check.fail('%s: dataset is %s, expected an ms.data.Dataset', who, check.describe(ds))
+  end
+  if (crit ~= nil or who == 'metrics.evaluate') and (type(crit) ~= 'table' or type(crit.forward) ~= 'function') then
+    check.fail('%s: criterion is %s, expected a loss module', who, check.describe(crit))
+  end
+  if ds:size() == 0 then check.fail('%s: the dataset is empty', who) end
   local was_training = model.training
   model:evaluate()
   local correct, loss, n = 0, 0, 0
   local ok, err = pcall(function()
-    for x, y in ds:batches(opts.batch or 1000) do
+    for x, y in ds:batches(batch) do
       local out = model:forward(x)
       local m = x:size(1)
       if crit then loss = loss + crit:forward(out, y) * m end
@@ -26,12 +39,12 @@ local function run(model, ds, crit, opts)
 end
 
 function M.accuracy(model, ds, opts)
-  local acc = run(model, ds, nil, opts)
+  local acc = run('metrics.accuracy', model, ds, nil, opts)
   return acc
 end
 
 function M.evaluate(model, ds, crit, opts)
-  local acc, loss = run(model, ds, crit, opts)
+  local acc, loss = run('metrics.evaluate', model, ds, crit, opts)
   return { loss = loss, accuracy = acc }
 end
 

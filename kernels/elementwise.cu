@@ -5,6 +5,13 @@
 // mirror runtime/elementwise_impl.h case by case.
 #include "common.cuh"
 
+#define T float
+#define SFX _f32
+#define MS_OPS_HD __device__
+#include "elementwise_ops.h"
+#undef T
+#undef SFX
+
 __device__ __forceinline__ float unary_op(int op, float v, float a, float b) {
   switch (op) {
     case MS_NEG: return -v;
@@ -36,7 +43,8 @@ __device__ __forceinline__ float unary_op(int op, float v, float a, float b) {
     case MS_GE_SCALAR: return (float)(v >= a);
     case MS_ERF: return erff(v);
     case MS_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    default: return v > 0 ? v : a * v;  // MS_LEAKY_RELU
+    case MS_LEAKY_RELU: return v > 0 ? v : a * v;
+    default: return ms_gelu_tanh_f32(v);  // MS_GELU_TANH
   }
 }
 
@@ -59,9 +67,10 @@ __device__ __forceinline__ float binary_op(int op, float u, float v, float alpha
     case MS_LEAKY_RELU_BACKWARD: return u > 0 ? v : alpha * v;
     case MS_TANH_BACKWARD: return v * (1.0f - u * u);
     case MS_SIGMOID_BACKWARD: return v * u * (1.0f - u);
-    default:  // MS_GELU_BACKWARD
+    case MS_GELU_BACKWARD:
       return v * (0.5f * (1.0f + erff(u * 0.70710678118654752f)) +
                   u * expf(-0.5f * u * u) * 0.39894228040143267794f);
+    default: return ms_gelu_tanh_backward_f32(u, v);  // MS_GELU_TANH_BACKWARD
   }
 }
 
@@ -70,7 +79,8 @@ __device__ __forceinline__ float ternary_op(int op, float u, float v, float w, f
     case MS_ADDCMUL: return u + alpha * v * w;
     case MS_ADDCDIV: return u + alpha * v / w;
     case MS_WHERE: return u != 0 ? v : w;
-    default: return u + alpha * (v - u);  // MS_LERP
+    case MS_LERP: return u + alpha * (v - u);
+    default: return u + w * (v - u);  // MS_LERP_WEIGHT
   }
 }
 

@@ -16,8 +16,8 @@ __device__ __forceinline__ int64_t selected(int64_t e, const int64_t *idx, int64
                                             int64_t inner, int64_t nidx, int64_t base,
                                             BadIndex *bad) {
   int64_t i = e % inner, r = e / inner, j = r % nidx, o = r / nidx;
-  int64_t v = idx[j] - base;
-  if (v < 0 || v >= size) {
+  int64_t v = ms_index_pos(idx[j], base, size);
+  if (v < 0) {
     if (atomicExch(&bad->found, 1) == 0) bad->value = idx[j];
     return -1;
   }
@@ -45,9 +45,10 @@ __global__ void gather_kernel(ms_iter it, int64_t size, int64_t sdim, int64_t ba
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t off[3];
     ms_iter_offsets<3>(it, e, off);
-    int64_t v = ((const int64_t *)it.data[1])[off[1]] - base;
-    if (v < 0 || v >= size) {
-      if (atomicExch(&bad->found, 1) == 0) bad->value = v + base;
+    int64_t raw = ((const int64_t *)it.data[1])[off[1]];
+    int64_t v = ms_index_pos(raw, base, size);
+    if (v < 0) {
+      if (atomicExch(&bad->found, 1) == 0) bad->value = raw;
       continue;
     }
     ((W *)it.data[0])[off[0]] = ((const W *)it.data[2])[off[2] + v * sdim];

@@ -5,6 +5,7 @@
  * copied to a contiguous tensor first. */
 #include "internal.h"
 #include <cblas.h>
+#include <limits.h>
 
 /* How a 2-D operand [rows, cols] with strides (rs, cs) reaches BLAS. */
 typedef struct {
@@ -48,6 +49,19 @@ static int prepare(const char *fn, const ms_tensor *x, operand *op) {
   return 0;
 }
 
+/* BLAS and cuBLAS take 32-bit ints: a larger size or leading dimension is refused
+ * (a silent truncation would multiply the wrong memory). */
+static int check_int(const char *fn, const char *what, int64_t v) {
+  if (v > INT_MAX)
+    return ms_fail("%s: %s is %lld, larger than BLAS's 32-bit limit 2^31-1; split the "
+                   "product or make the operand contiguous", fn, what, (long long)v);
+  return 0;
+}
+
+static int same_memory(const ms_tensor *x, const ms_tensor *y) {
+  return x->storage == y->storage && x->count > 0 && y->count > 0;
+}
+
 int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t trans_a,
               int32_t trans_b, double alpha, double beta) {
   static const char fn[] = "matmul";
@@ -55,6 +69,17 @@ int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t tr
   MS_TRY(ms_check_float(fn, "self", a));
   MS_TRY(ms_check_same(fn, "other", b, "self", a));
   MS_TRY(ms_check_same(fn, "out", out, "self", a));
+  if (same_memory(out, a) || same_memory(out, b)) {
+    /* out shares memory with an input: BLAS would read what it already overwrote.
+     * Compute into a temporary (holding out's values when beta uses them), copy back. */
+    ms_tensor tmp;
+    MS_TRY(ms_tensor_new_like(&tmp, out));
+    int rc = beta != 0 ? ms_copy(&tmp, out) : 0;
+    if (rc == 0) rc = ms_matmul(&tmp, a, b, trans_a, trans_b, alpha, beta);
+    if (rc == 0) rc = ms_copy(out, &tmp);
+    ms_tensor_release(&tmp);
+    return rc;
+  }
   int nd = a->ndim;
   if ((nd != 2 && nd != 3) || b->ndim != nd || out->ndim != nd)
     return ms_fail("%s: arguments have %d, %d and %d dims (self, other, out), expected all 2 "
@@ -84,9 +109,19 @@ int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t tr
   if (out->count == 0) return 0;
   if (k == 0) return beta == 0 ? ms_fill(out, 0) : ms_unary(out, out, MS_MUL_SCALAR, beta, 0);
 
+  MS_TRY(check_int(fn, "m", m));
+  MS_TRY(check_int(fn, "n", n));
+  MS_TRY(check_int(fn, "k", k));
+  MS_TRY(check_int(fn, "the batch size", batch));
   operand A, B;
   MS_TRY(prepare(fn, a, &A));
   if (prepare(fn, b, &B)) { ms_tensor_release(&A.t); return -1; }
+  if (check_int(fn, "the leading dimension of 'self'", A.l.ld) ||
+      check_int(fn, "the leading dimension of 'other'", B.l.ld)) {
+    ms_tensor_release(&A.t);
+    ms_tensor_release(&B.t);
+    return -1;
+  }
   /* op(memory) = op(user): user transpose XOR layout transpose. */
   int ta = (trans_a != 0) ^ A.l.trans, tb = (trans_b != 0) ^ B.l.trans;
   int rc = 0;

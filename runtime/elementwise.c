@@ -19,12 +19,13 @@
 static const char *const unary_names[MS_UNARY_COUNT] = {
   "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "sign", "square",
   "reciprocal", "clamp", "add", "mul", "pow", "sub", "div", "pow", "max", "min",
-  "eq", "ne", "lt", "le", "gt", "ge", "erf", "gelu", "leaky_relu"};
+  "eq", "ne", "lt", "le", "gt", "ge", "erf", "gelu", "leaky_relu", "gelu"};
 static const char *const binary_names[MS_BINARY_COUNT] = {
   "add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge",
-  "relu_backward", "leaky_relu_backward", "tanh_backward", "sigmoid_backward", "gelu_backward"};
+  "relu_backward", "leaky_relu_backward", "tanh_backward", "sigmoid_backward", "gelu_backward",
+  "gelu_backward"};
 static const char *const ternary_names[MS_TERNARY_COUNT] = {
-  "addcmul", "addcdiv", "where", "lerp"};
+  "addcmul", "addcdiv", "where", "lerp", "lerp"};
 
 /* Shared by the three arities: checks, the iterator, then CPU or CUDA. */
 static int run(const char *fn, int arity, int op, const char *const *names,
@@ -35,6 +36,19 @@ static int run(const char *fn, int arity, int op, const char *const *names,
   for (int k = 2; k <= arity; k++) MS_TRY(ms_check_same(fn, names[k], ops[k], names[1], ops[1]));
   MS_TRY(ms_check_same(fn, names[0], ops[0], names[1], ops[1]));
   if (ops[0]->count == 0) return 0;
+  for (int k = 1; k <= arity; k++)
+    if (ms_overlap(ops[0], ops[k], 1)) {
+      /* out shares memory with an input in another layout (a:add_(a:t())): an element
+       * would be read after it was overwritten. Compute into a temporary, copy back. */
+      ms_tensor tmp;
+      const ms_tensor *tops[MS_ITER_MAX_OPS] = {&tmp};
+      for (int j = 1; j <= arity; j++) tops[j] = ops[j];
+      MS_TRY(ms_tensor_new_like(&tmp, ops[0]));
+      int rc = run(fn, arity, op, names, tops, a, b);
+      if (rc == 0) rc = ms_copy((ms_tensor *)ops[0], &tmp);
+      ms_tensor_release(&tmp);
+      return rc;
+    }
   ms_iter it;
   MS_TRY(ms_iter_init(&it, fn, names, arity + 1, ops));
   if (ms_device_of(ops[0]) == MS_CUDA) {
@@ -65,8 +79,10 @@ int ms_binary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t op
 int ms_ternary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, const ms_tensor *c,
                int32_t op, double alpha) {
   if (op < 0 || op >= MS_TERNARY_COUNT) return ms_fail("ternary: unknown op %d", op);
+  const int lerp = op == MS_LERP || op == MS_LERP_WEIGHT;
   const char *names[4] = {"out", op == MS_WHERE ? "condition" : "self",
-                          op == MS_WHERE ? "x" : "tensor1", op == MS_WHERE ? "y" : "tensor2"};
+                          op == MS_WHERE ? "x" : lerp ? "end" : "tensor1",
+                          op == MS_WHERE ? "y" : lerp ? "weight" : "tensor2"};
   const ms_tensor *ops[4] = {out, a, b, op == MS_LERP ? b : c};
   return run(ternary_names[op], 3, op, names, ops, alpha, 0);
 }

@@ -10,6 +10,7 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
+#include "elementwise_ops.h"
 
 /* One row of a unary op: o[i] = EXPR(v) with v = x[i]. */
 #define MAP1(EXPR)                                                                 \
@@ -55,6 +56,7 @@ static void FN(unary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, int
     case MS_ERF: MAP1(erf(v))
     case MS_GELU: MAP1((T)0.5 * v * ((T)1 + erf(v * (T)M_SQRT1_2)))
     case MS_LEAKY_RELU: MAP1(v > 0 ? v : a * v)
+    case MS_GELU_TANH: MAP1(FN(ms_gelu_tanh)(v))
   }
 }
 
@@ -102,6 +104,7 @@ static void FN(binary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, co
     case MS_GELU_BACKWARD:
       MAP2(v * ((T)0.5 * ((T)1 + erf(u * (T)M_SQRT1_2)) +
                 u * exp((T)-0.5 * u * u) * (T)0.39894228040143267794))
+    case MS_GELU_TANH_BACKWARD: MAP2(FN(ms_gelu_tanh_backward)(u, v))
   }
 }
 
@@ -129,6 +132,7 @@ static void FN(ternary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx,
     case MS_ADDCDIV: MAP3(u + alpha * v / w)
     case MS_WHERE: MAP3(u != 0 ? v : w)
     case MS_LERP: MAP3(u + alpha * (v - u))
+    case MS_LERP_WEIGHT: MAP3(u + w * (v - u))
   }
 }
 

@@ -139,11 +139,26 @@ const char *ms_shape_str(char *buf, int ndim, const int64_t *shape) {
   return buf;
 }
 
+/* Every C entry point checks its tensors here: live, and a header that is consistent
+ * (rank, dtype, device, count = product of sizes) and addresses only elements inside
+ * its storage, so a hand-built or corrupted header is an error, never a wild access. */
 int ms_check_tensor(const char *fn, const char *arg, const ms_tensor *t) {
   if (!t) return ms_fail("%s: argument '%s' is NULL, expected a tensor", fn, arg);
   if (!t->storage)
     return ms_fail("%s: argument '%s' was freed (used after :free()), expected a live tensor",
                    fn, arg);
+  if (t->ndim < 0 || t->ndim > MS_MAX_DIMS || ms_dtype_size(t->dtype_id) == 0 ||
+      (t->storage->device != MS_CPU && t->storage->device != MS_CUDA) ||
+      t->storage->nbytes < 0)
+    return ms_fail("%s: argument '%s' has a corrupt header (%d dims, dtype %d), expected a "
+                   "tensor made by moonstep", fn, arg, t->ndim, t->dtype_id);
+  int64_t numel = 0, lo = 0, hi = 0;
+  MS_TRY(ms_view_extent(fn, t->ndim, t->sizes, t->strides, t->offset, &numel, &lo, &hi));
+  int64_t cap = t->storage->nbytes / ms_dtype_size(t->dtype_id);
+  if (numel != t->count || t->offset < 0 || (numel > 0 && (lo < 0 || hi >= cap)))
+    return ms_fail("%s: argument '%s' has a corrupt header (count %lld, elements %lld..%lld "
+                   "of a storage of %lld), expected a tensor made by moonstep", fn, arg,
+                   (long long)t->count, (long long)lo, (long long)hi, (long long)cap);
   return 0;
 }
 

@@ -7,9 +7,14 @@
 #include <string.h>
 
 static int bad_index(const char *fn, int64_t v, int64_t base, int dim, int64_t size) {
+  int64_t hi = 0;
+  if (size == 0)
+    return ms_fail("%s: index %lld is out of range for dimension %d of size 0 (it has no "
+                   "entries)", fn, (long long)v, dim + 1);
+  if (!ms_add_ok(size - 1, base, &hi)) hi = INT64_MAX;
   return ms_fail("%s: index %lld is out of range for dimension %d of size %lld (expected "
                  "%lld..%lld)", fn, (long long)v, dim + 1, (long long)size, (long long)base,
-                 (long long)(size - 1 + base));
+                 (long long)hi);
 }
 
 /* Rows [lo, hi) of out viewed as [outer * nidx, inner]: each a memcpy of one row. */
@@ -25,7 +30,9 @@ static void select_share(void *ctx, int64_t lo, int64_t hi) {
   const select_job *j = ctx;
   for (int64_t r = lo; r < hi; r++) {
     int64_t o = r / j->nidx, k = r % j->nidx;
-    memcpy(j->dst + r * j->row, j->src + (o * j->size + j->idx[k] - j->base) * j->row, j->row);
+    /* every index was validated: ms_index_pos is >= 0 */
+    int64_t pos = ms_index_pos(j->idx[k], j->base, j->size);
+    memcpy(j->dst + r * j->row, j->src + (o * j->size + pos) * j->row, j->row);
   }
 }
 
@@ -51,6 +58,8 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_te
   int64_t want[MS_MAX_DIMS];
   for (int d = 0; d < x->ndim; d++) want[d] = d == dim ? index->count : x->sizes[d];
   MS_TRY(ms_check_shape(fn, "out", out, x->ndim, want));
+  MS_TRY(ms_check_no_overlap(fn, out, "self", x));
+  MS_TRY(ms_check_no_overlap(fn, out, "index", index));
   if (!ms_tensor_is_contiguous(out))
     return ms_fail("%s: argument 'out' is not contiguous, expected a contiguous tensor", fn);
   if (out->count == 0) return 0;
@@ -70,7 +79,7 @@ int ms_index_select(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_te
     if (rc == 1) rc = bad_index(fn, bad, base, dim, size);
   } else {
     for (int64_t j = 0; j < nidx; j++)
-      if (idx[j] - base < 0 || idx[j] - base >= size) {
+      if (ms_index_pos(idx[j], base, size) < 0) {
         rc = bad_index(fn, idx[j], base, dim, size);
         break;
       }
@@ -107,6 +116,8 @@ int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *
                      fn, ms_shape_str(s1, index->ndim, index->sizes),
                      ms_shape_str(s2, x->ndim, x->sizes), dim + 1);
   MS_TRY(ms_check_shape(fn, "out", out, index->ndim, index->sizes));
+  MS_TRY(ms_check_no_overlap(fn, out, "self", x));
+  MS_TRY(ms_check_no_overlap(fn, out, "index", index));
   if (out->count == 0) return 0;
   /* x seen with index's shape and stride 0 along dim: the iterator then gives the
    * offset of x[.., 0, ..] and the index value adds index * stride[dim]. */
@@ -134,9 +145,10 @@ int ms_gather(ms_tensor *out, const ms_tensor *x, int32_t dim, const ms_tensor *
   for (int64_t i = 0; i < it.count && !failed;) {
     for (int64_t j = 0; j < inner - c.idx[last]; j++) {
       int64_t v = ((const int64_t *)it.data[1])[c.off[1] + j * it.strides[1][last]];
-      if (v - base < 0 || v - base >= size) { failed = 1; bad = v; break; }
+      int64_t pos = ms_index_pos(v, base, size);
+      if (pos < 0) { failed = 1; bad = v; break; }
       move_elem(it.data[0] + (c.off[0] + j * it.strides[0][last]) * es,
-                it.data[2] + (c.off[2] + j * it.strides[2][last] + (v - base) * sdim) * es, es);
+                it.data[2] + (c.off[2] + j * it.strides[2][last] + pos * sdim) * es, es);
     }
     int64_t len = inner - c.idx[last];
     i += len;
@@ -165,6 +177,8 @@ int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_t
   int64_t want[MS_MAX_DIMS];
   for (int d = 0; d < out->ndim; d++) want[d] = d == dim ? index->count : out->sizes[d];
   MS_TRY(ms_check_shape(fn, "source", src, out->ndim, want));
+  MS_TRY(ms_check_no_overlap(fn, out, "source", src));
+  MS_TRY(ms_check_no_overlap(fn, out, "index", index));
   int64_t size = out->sizes[dim], outer = 1, inner = 1, nidx = index->count;
   for (int d = 0; d < dim; d++) outer *= out->sizes[d];
   for (int d = dim + 1; d < out->ndim; d++) inner *= out->sizes[d];
@@ -175,11 +189,11 @@ int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_t
     return rc == 1 ? bad_index(fn, bad, base, dim, size) : rc;
   }
   for (int64_t j = 0; j < nidx; j++)
-    if (idx[j] - base < 0 || idx[j] - base >= size) return bad_index(fn, idx[j], base, dim, size);
+    if (ms_index_pos(idx[j], base, size) < 0) return bad_index(fn, idx[j], base, dim, size);
   /* Serial over index entries (repeats accumulate in order), vector over inner. */
   for (int64_t o = 0; o < outer; o++)
     for (int64_t j = 0; j < nidx; j++) {
-      int64_t row = o * size + idx[j] - base, srow = o * nidx + j;
+      int64_t row = o * size + ms_index_pos(idx[j], base, size), srow = o * nidx + j;
       if (out->dtype_id == MS_FLOAT32) {
         float *d = (float *)ms_ptr(out) + row * inner;
         const float *s = (const float *)ms_ptr(src) + srow * inner;

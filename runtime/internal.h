@@ -23,6 +23,30 @@ int ms_fail_interrupted(const char *fn);
   do { if (ms_interrupt_flag) return ms_fail_interrupted(fn); } while (0)
 #define MS_TRY(expr) do { if ((expr) != 0) return -1; } while (0)
 
+/* ---- checked arithmetic ------------------------------------------------------------
+ * Every size, stride, offset and index computation on values a caller supplied goes
+ * through these (never a bare * or + that could overflow: that is undefined behaviour).
+ * Each returns 1 and stores the result when it fits, 0 on overflow. */
+static inline int ms_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline int ms_add_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_add_overflow(a, b, r); }
+/* The largest element count of one tensor (2^59: times 8 bytes still fits int64 with
+ * room for a header) and therefore of any contiguous stride. */
+#define MS_MAX_NUMEL ((int64_t)1 << 59)
+/* The 0-based position of index value v read with `base` in a dim of `size`, or -1 when
+ * outside 0..size-1. Unsigned arithmetic: no overflow for any v, base (e.g. -2^63). */
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+static inline int64_t ms_index_pos(int64_t v, int64_t base, int64_t size) {
+  if (v < base) return -1;
+  uint64_t p = (uint64_t)v - (uint64_t)base;
+  return p < (uint64_t)size ? (int64_t)p : -1;
+}
+/* numel of a shape and the element range [lo, hi] a view (sizes, strides, offset)
+ * addresses, overflow-checked; fails naming fn. lo/hi are untouched when numel is 0. */
+int ms_view_extent(const char *fn, int ndim, const int64_t *sizes, const int64_t *strides,
+                   int64_t offset, int64_t *numel, int64_t *lo, int64_t *hi);
+
 /* "[2,3]" into buf (at least 160 bytes). */
 const char *ms_shape_str(char *buf, int ndim, const int64_t *shape);
 const char *ms_dtype_name(int32_t dtype);
@@ -46,6 +70,13 @@ static inline char *ms_ptr(const ms_tensor *t) {
 /* A contiguous tensor with t's shape, dtype and device, holding t's values: a view of
  * t when t is already contiguous, else a fresh copy. Release it after use. */
 int ms_contiguous(ms_tensor *out, const ms_tensor *t);
+/* 1 when a and b (checked headers) share storage and their element ranges overlap;
+ * with same_ok, a and b viewing exactly the same elements in the same layout (an
+ * in-place elementwise op) does not count. */
+int ms_overlap(const ms_tensor *a, const ms_tensor *b, int same_ok);
+/* Fails "fn: argument 'out' shares memory with 'arg'" when ms_overlap(out, x, 0). */
+int ms_check_no_overlap(const char *fn, const ms_tensor *out, const char *arg,
+                        const ms_tensor *x);
 int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t);
 
 /* ---- storage ------------------------------------------------------------------------ */

@@ -193,6 +193,7 @@ int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, d
                    "%lld", fn, (long long)out->count,
                    ms_tensor_is_contiguous(out) ? "" : " (not contiguous)",
                    (long long)(outer * inner));
+  MS_TRY(ms_check_no_overlap(fn, out, "self", x));
   if (out->count == 0) return 0;
   if (size == 0 && op != MS_SUM && op != MS_NORM)
     return ms_fail("%s: dimension %d is empty, expected at least one element", fn, dim + 1);

@@ -1,125 +1,50 @@
-/* tensor.c — storage, tensor headers, views, element access, copy and fill.
+/* tensor.c — tensor headers, views, element access, copy and fill.
  *
- * Storage is refcounted; a tensor header holds one reference. Views share storage and
- * are validated so that every element they can address lies inside it. */
+ * Storage (storage.c) is refcounted; a tensor header holds one reference. Views share
+ * storage and are validated so that every element they can address lies inside it,
+ * with overflow-checked arithmetic. */
 #include "internal.h"
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- storage ------------------------------------------------------------------------ */
-/* On the CPU the header and the data are one allocation: [header | pad to 64 | data],
- * 64-byte aligned (whole cache lines, aligned vector loads); one malloc per tensor
- * keeps small ops cheap. On the GPU the header is host memory, the data device memory. */
-enum { MS_HEADER_BYTES = 64 };
-_Static_assert(sizeof(ms_storage) + sizeof(void *) <= MS_HEADER_BYTES, "header fits its slot");
-
-/* ---- the CPU block cache: free lists of released blocks, keyed by exact size ----------
- * A cached block's header slot links it into its list (the word after ms_storage). */
-enum { CACHE_MIN = 64 << 10, CACHE_SLOTS = 256 };
-static const int64_t CACHE_CAP = (int64_t)1 << 30;
-typedef struct { int64_t nbytes; void *head; } cache_slot;
-static cache_slot cache[CACHE_SLOTS];
-static int64_t cache_bytes = 0;
-
-static void **link_of(void *block) { return (void **)((char *)block + sizeof(ms_storage)); }
-
-static void *cache_take(int64_t nbytes) {
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (cache[i].nbytes == nbytes && cache[i].head) {
-      void *b = cache[i].head;
-      cache[i].head = *link_of(b);
-      cache_bytes -= nbytes;
-      return b;
-    }
-  return NULL;
-}
-
-static int cache_put(void *block, int64_t nbytes) {
-#ifdef __SANITIZE_ADDRESS__
-  (void)block;  /* sanitizer builds free every block, so a use after free is caught */
-  return 0;
-#endif
-  if (nbytes < CACHE_MIN || cache_bytes + nbytes > CACHE_CAP) return 0;
-  int slot = -1;
-  for (int i = 0; i < CACHE_SLOTS && slot < 0; i++)
-    if (cache[i].nbytes == nbytes) slot = i;
-  for (int i = 0; i < CACHE_SLOTS && slot < 0; i++)
-    if (!cache[i].head) slot = i, cache[i].nbytes = nbytes;
-  if (slot < 0) return 0;
-  *link_of(block) = cache[slot].head;
-  cache[slot].head = block;
-  cache_bytes += nbytes;
-  return 1;
-}
-
-int64_t ms_cpu_cache_bytes(void) { return cache_bytes; }
-
-void ms_cpu_cache_clear(void) {
-  for (int i = 0; i < CACHE_SLOTS; i++) {
-    while (cache[i].head) {
-      void *b = cache[i].head;
-      cache[i].head = *link_of(b);
-      free(b);
-    }
-    cache[i].nbytes = 0;
-  }
-  cache_bytes = 0;
-}
-
-int ms_storage_new(ms_storage **out, int64_t nbytes, int32_t device) {
-  ms_storage *s;
-  if (device == MS_CPU) {
-    void *block = nbytes >= CACHE_MIN ? cache_take(nbytes) : NULL;
-    if (!block && ((uint64_t)nbytes > (uint64_t)INT64_MAX - MS_HEADER_BYTES ||
-                   posix_memalign(&block, 64, (size_t)(MS_HEADER_BYTES + nbytes)) != 0)) {
-      ms_cpu_cache_clear();  /* memory held by the cache may be what is missing */
-      if (posix_memalign(&block, 64, (size_t)(MS_HEADER_BYTES + nbytes)) != 0)
-        return ms_fail("out of memory: cannot allocate %lld bytes on cpu", (long long)nbytes);
-    }
-    s = block;
-    s->data = nbytes > 0 ? (char *)block + MS_HEADER_BYTES : NULL;
-  } else {
-    s = malloc(sizeof *s);
-    if (!s) return ms_fail("out of memory allocating a storage header");
-    s->data = NULL;
-    if (nbytes > 0 && ms_cuda_malloc(&s->data, nbytes) != 0) {
-      free(s);
-      return -1;
-    }
-  }
-  s->nbytes = nbytes;
-  s->device = device;
-  s->refcount = 1;
-  *out = s;
-  return 0;
-}
-
-void ms_storage_decref(ms_storage *s) {
-  if (!s || --s->refcount > 0) return;
-  if (s->device != MS_CPU) {
-    ms_cuda_free(s->data);
-    free(s);
-  } else if (!cache_put(s, s->nbytes)) {
-    free(s);
-  }
-}
-
 /* ---- tensors ------------------------------------------------------------------------- */
+/* ndim and sizes of a new shape: 0..8 dims, sizes >= 0, and the product of the
+ * non-zero sizes at most MS_MAX_NUMEL, so that numel, every contiguous stride and the
+ * byte count fit an int64 even when another size is 0. */
 static int check_shape_arg(const char *fn, int32_t ndim, const int64_t *shape,
                            int64_t *numel) {
   if (ndim < 0 || ndim > MS_MAX_DIMS)
     return ms_fail("%s: %d dimensions given, expected 0 to %d", fn, ndim, MS_MAX_DIMS);
-  int64_t n = 1;
+  if (ndim > 0 && !shape) return ms_fail("%s: shape is NULL, expected %d sizes", fn, ndim);
+  int64_t n = 1, nonzero = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
       return ms_fail("%s: size of dimension %d is %lld, expected >= 0", fn, d + 1,
                      (long long)shape[d]);
-    if (shape[d] > 0 && n > INT64_MAX / 16 / shape[d])
+    if (shape[d] > 0 && (!ms_mul_ok(nonzero, shape[d], &nonzero) || nonzero > MS_MAX_NUMEL))
       return ms_fail("%s: shape has more than 2^59 elements, too large to allocate", fn);
-    n *= shape[d];
+    n *= shape[d];  /* <= nonzero: cannot overflow */
   }
   *numel = n;
+  return 0;
+}
+
+int ms_view_extent(const char *fn, int ndim, const int64_t *sizes, const int64_t *strides,
+                   int64_t offset, int64_t *numel, int64_t *lo, int64_t *hi) {
+  MS_TRY(check_shape_arg(fn, ndim, sizes, numel));
+  if (*numel == 0) return 0;
+  int64_t l = offset, h = offset;
+  for (int d = 0; d < ndim; d++) {
+    int64_t span;
+    if (!ms_mul_ok(sizes[d] - 1, strides[d], &span) ||
+        !ms_add_ok(span < 0 ? l : h, span, span < 0 ? &l : &h))
+      return ms_fail("%s: view of size %lld and stride %lld in dimension %d reaches past "
+                     "2^63 elements, expected a view inside its storage", fn,
+                     (long long)sizes[d], (long long)strides[d], d + 1);
+  }
+  *lo = l, *hi = h;
   return 0;
 }
 
@@ -127,6 +52,7 @@ int ms_tensor_empty(ms_tensor *t, int32_t ndim, const int64_t *shape, int32_t dt
                     int32_t device) {
   static const char fn[] = "empty";
   int64_t numel = 0;
+  if (!t) return ms_fail("%s: argument 'out' is NULL, expected a tensor header", fn);
   MS_TRY(check_shape_arg(fn, ndim, shape, &numel));
   if (ms_dtype_size(dtype) == 0)
     return ms_fail("%s: dtype %d is unknown, expected float32, float64, int64 or uint8", fn,
@@ -134,8 +60,10 @@ int ms_tensor_empty(ms_tensor *t, int32_t ndim, const int64_t *shape, int32_t dt
   if (device != MS_CPU && device != MS_CUDA)
     return ms_fail("%s: device %d is unknown, expected cpu or cuda", fn, device);
   if (device == MS_CUDA) MS_TRY(ms_cuda_check(fn));
+  ms_storage *s;
+  MS_TRY(ms_storage_new(&s, numel * ms_dtype_size(dtype), device));
   memset(t, 0, sizeof *t);
-  MS_TRY(ms_storage_new(&t->storage, numel * ms_dtype_size(dtype), device));
+  t->storage = s;
   t->ndim = ndim;
   t->dtype_id = dtype;
   t->count = numel;
@@ -143,7 +71,7 @@ int ms_tensor_empty(ms_tensor *t, int32_t ndim, const int64_t *shape, int32_t dt
   for (int d = ndim - 1; d >= 0; d--) {
     t->sizes[d] = shape[d];
     t->strides[d] = stride;
-    stride *= shape[d];
+    if (shape[d] > 0) stride *= shape[d];  /* product of non-zero sizes: checked above */
   }
   return 0;
 }
@@ -151,22 +79,20 @@ int ms_tensor_empty(ms_tensor *t, int32_t ndim, const int64_t *shape, int32_t dt
 int ms_tensor_view(ms_tensor *t, const ms_tensor *base, int32_t ndim,
                    const int64_t *shape, const int64_t *stride, int64_t offset) {
   static const char fn[] = "view";
-  int64_t numel = 0;
+  int64_t numel = 0, lo = 0, hi = 0;
+  if (!t) return ms_fail("%s: argument 'out' is NULL, expected a tensor header", fn);
   MS_TRY(ms_check_tensor(fn, "base", base));
-  MS_TRY(check_shape_arg(fn, ndim, shape, &numel));
-  if (numel > 0) {
-    /* The addressable range [lo, hi] must lie inside the storage. */
-    int64_t lo = offset, hi = offset;
-    for (int d = 0; d < ndim; d++) {
-      int64_t span = (shape[d] - 1) * stride[d];
-      if (span < 0) lo += span; else hi += span;
-    }
-    int64_t cap = base->storage->nbytes / ms_dtype_size(base->dtype_id);
-    if (lo < 0 || hi >= cap)
-      return ms_fail("%s: view reaches elements %lld..%lld of a storage of %lld elements, "
-                     "expected indices inside it", fn, (long long)lo, (long long)hi,
-                     (long long)cap);
-  }
+  if (ndim > 0 && !stride) return ms_fail("%s: stride is NULL, expected %d strides", fn, ndim);
+  MS_TRY(ms_view_extent(fn, ndim, shape, stride, offset, &numel, &lo, &hi));
+  int64_t cap = base->storage->nbytes / ms_dtype_size(base->dtype_id);
+  if (offset < 0 || offset > cap)
+    return ms_fail("%s: offset %lld is outside a storage of %lld elements", fn,
+                   (long long)offset, (long long)cap);
+  /* The addressable range [lo, hi] must lie inside the storage. */
+  if (numel > 0 && (lo < 0 || hi >= cap))
+    return ms_fail("%s: view reaches elements %lld..%lld of a storage of %lld elements, "
+                   "expected indices inside it", fn, (long long)lo, (long long)hi,
+                   (long long)cap);
   ms_storage *s = base->storage;  /* read before writing t: t may be base */
   int32_t dtype = base->dtype_id;
   memset(t, 0, sizeof *t);
@@ -196,6 +122,29 @@ int ms_tensor_is_contiguous(const ms_tensor *t) {
     expect *= t->sizes[d];
   }
   return 1;
+}
+
+int ms_overlap(const ms_tensor *a, const ms_tensor *b, int same_ok) {
+  if (a->storage != b->storage || a->count == 0 || b->count == 0) return 0;
+  if (same_ok && a->offset == b->offset && a->ndim == b->ndim) {
+    int same = 1;
+    for (int d = 0; same && d < a->ndim; d++)
+      same = a->sizes[d] == b->sizes[d] && a->strides[d] == b->strides[d];
+    if (same) return 0;
+  }
+  int64_t n, alo = 0, ahi = 0, blo = 0, bhi = 0;  /* checked headers: cannot fail */
+  if (ms_view_extent("overlap", a->ndim, a->sizes, a->strides, a->offset, &n, &alo, &ahi) ||
+      ms_view_extent("overlap", b->ndim, b->sizes, b->strides, b->offset, &n, &blo, &bhi))
+    return 1;
+  return alo <= bhi && blo <= ahi;
+}
+
+int ms_check_no_overlap(const char *fn, const ms_tensor *out, const char *arg,
+                        const ms_tensor *x) {
+  if (ms_overlap(out, x, 0))
+    return ms_fail("%s: argument 'out' shares memory with '%s', expected a separate tensor",
+                   fn, arg);
+  return 0;
 }
 
 int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t) {
@@ -248,9 +197,23 @@ static void store_double(void *p, int32_t dtype, double v) {
   }
 }
 
+/* A value stored into an integer dtype must be integral and in range (a C cast of an
+ * out-of-range double is undefined behaviour, and a silent wrap a wrong result). */
+static int int_in(double v, double lo, double hi) { return v >= lo && v < hi && v == floor(v); }
+static int check_value(const char *fn, const char *what, int32_t dtype, double v) {
+  if (dtype == MS_INT64 && !int_in(v, -0x1p63, 0x1p63))
+    return ms_fail("%s: %s %.17g is not an integer in -2^63..2^63-1, expected one for an "
+                   "int64 tensor", fn, what, v);
+  if (dtype == MS_UINT8 && !int_in(v, 0, 256))
+    return ms_fail("%s: %s %.17g is not an integer in 0..255, expected one for a uint8 tensor",
+                   fn, what, v);
+  return 0;
+}
+
 int ms_get(const ms_tensor *t, const int64_t *index, double *value) {
   int64_t off = 0;
   MS_TRY(element_offset("get", t, index, &off));
+  if (!value) return ms_fail("get: argument 'value' is NULL");
   int es = ms_dtype_size(t->dtype_id);
   char buf[8];
   const char *p = (const char *)t->storage->data + off * es;
@@ -265,6 +228,7 @@ int ms_get(const ms_tensor *t, const int64_t *index, double *value) {
 int ms_set(ms_tensor *t, const int64_t *index, double value) {
   int64_t off = 0;
   MS_TRY(element_offset("set", t, index, &off));
+  MS_TRY(check_value("set", "value", t->dtype_id, value));
   int es = ms_dtype_size(t->dtype_id);
   char *p = (char *)t->storage->data + off * es;
   if (ms_device_of(t) == MS_CUDA) {
@@ -277,13 +241,25 @@ int ms_set(ms_tensor *t, const int64_t *index, double value) {
 }
 
 /* ---- copy ------------------------------------------------------------------------------ */
-/* dst[i] = (TD)src[i] along one inner row. */
+/* dst[i] = (TD)src[i] along one inner row. A conversion into an integer dtype checks
+ * the range first (a C cast of an out-of-range value is undefined behaviour): values
+ * outside it are stored as 0 and raise the job's flag, and ms_copy then fails. */
 #define COPY_ROW(TD, TS)                                                          \
   do {                                                                            \
     TD *o = (TD *)it.data[0] + c.off[0];                                          \
     const TS *x = (const TS *)it.data[1] + c.off[1];                              \
     if (s0 == 1 && s1 == 1) for (int64_t i = 0; i < len; i++) o[i] = (TD)x[i];    \
     else for (int64_t i = 0; i < len; i++) o[i * s0] = (TD)x[i * s1];             \
+  } while (0)
+#define COPY_ROW_CHECKED(TD, TS, LO, HI)                                          \
+  do {                                                                            \
+    TD *o = (TD *)it.data[0] + c.off[0];                                          \
+    const TS *x = (const TS *)it.data[1] + c.off[1];                              \
+    for (int64_t i = 0; i < len; i++) {                                           \
+      TS v = x[i * s1];                                                           \
+      if (v >= (LO) && v < (HI)) o[i * s0] = (TD)v;                               \
+      else { o[i * s0] = 0; bad = 1; }                                            \
+    }                                                                             \
   } while (0)
 #define COPY_FROM(TD)                                              \
   switch (it.dtype[1]) {                                           \
@@ -293,10 +269,17 @@ int ms_set(ms_tensor *t, const int64_t *index, double value) {
     default: COPY_ROW(TD, uint8_t); break;                         \
   }
 
+typedef struct {
+  ms_iter it;
+  int bad;  /* set by any thread that met a value out of the target's range */
+} copy_job;
+
 static void copy_share(void *ctx, int64_t lo, int64_t hi) {
-  const ms_iter it = *(const ms_iter *)ctx;
+  copy_job *job = ctx;
+  const ms_iter it = job->it;
   int64_t s0 = it.strides[0][it.ndim - 1], s1 = it.strides[1][it.ndim - 1];
   int64_t inner = it.sizes[it.ndim - 1];
+  int bad = 0;
   ms_cursor c;
   ms_cursor_seek(&it, &c, lo);
   for (int64_t i = lo; i < hi;) {
@@ -305,12 +288,27 @@ static void copy_share(void *ctx, int64_t lo, int64_t hi) {
     switch (it.dtype[0]) {
       case MS_FLOAT32: COPY_FROM(float); break;
       case MS_FLOAT64: COPY_FROM(double); break;
-      case MS_INT64: COPY_FROM(int64_t); break;
-      default: COPY_FROM(uint8_t); break;
+      case MS_INT64:
+        switch (it.dtype[1]) {  /* truncation toward zero, as PyTorch's .long() */
+          case MS_FLOAT32: COPY_ROW_CHECKED(int64_t, float, -0x1p63f, 0x1p63f); break;
+          case MS_FLOAT64: COPY_ROW_CHECKED(int64_t, double, -0x1p63, 0x1p63); break;
+          case MS_INT64: COPY_ROW(int64_t, int64_t); break;
+          default: COPY_ROW(int64_t, uint8_t); break;
+        }
+        break;
+      default:
+        switch (it.dtype[1]) {
+          case MS_FLOAT32: COPY_ROW_CHECKED(uint8_t, float, 0.0f, 256.0f); break;
+          case MS_FLOAT64: COPY_ROW_CHECKED(uint8_t, double, 0.0, 256.0); break;
+          case MS_INT64: COPY_ROW_CHECKED(uint8_t, int64_t, 0, 256); break;
+          default: COPY_ROW(uint8_t, uint8_t); break;
+        }
+        break;
     }
     i += len;
     if (i < hi) ms_cursor_advance(&it, &c, len);
   }
+  if (bad) __atomic_store_n(&job->bad, 1, __ATOMIC_RELAXED);
 }
 
 /* Copy between devices: stage through a contiguous tensor on each side. */
@@ -348,6 +346,16 @@ int ms_copy(ms_tensor *dst, const ms_tensor *src) {
   MS_TRY(ms_check_tensor(fn, "self", dst));
   MS_TRY(ms_check_tensor(fn, "src", src));
   if (dst->count == 0) return 0;
+  if (ms_overlap(dst, src, 0) && !(dst->offset == src->offset && dst->dtype_id == src->dtype_id &&
+                                   ms_tensor_is_contiguous(dst) && ms_tensor_is_contiguous(src))) {
+    /* src and dst share memory (t:copy_(t:t())): read all of src before writing */
+    ms_tensor tmp;
+    MS_TRY(ms_tensor_new_like(&tmp, src));
+    int rc = ms_copy(&tmp, src);
+    if (rc == 0) rc = ms_copy(dst, &tmp);
+    ms_tensor_release(&tmp);
+    return rc;
+  }
   if (ms_device_of(dst) != ms_device_of(src)) {
     if (ms_device_of(dst) == MS_CUDA || ms_device_of(src) == MS_CUDA)
       MS_TRY(ms_cuda_check(fn));
@@ -365,10 +373,15 @@ int ms_copy(ms_tensor *dst, const ms_tensor *src) {
   }
   const ms_tensor *ops[2] = {dst, src};
   const char *names[2] = {"self", "src"};
-  ms_iter it;
-  MS_TRY(ms_iter_init(&it, fn, names, 2, ops));
-  if (ms_device_of(dst) == MS_CUDA) return ms_cuda_copy(&it);
-  ms_parallel_for(it.count, it.count, copy_share, &it);
+  copy_job job;
+  job.bad = 0;
+  MS_TRY(ms_iter_init(&job.it, fn, names, 2, ops));
+  if (ms_device_of(dst) == MS_CUDA) return ms_cuda_copy(&job.it);
+  ms_parallel_for(job.it.count, job.it.count, copy_share, &job);
+  if (job.bad)
+    return ms_fail("%s: a value of 'src' (%s) is NaN or outside the range of %s, expected "
+                   "values that fit the target dtype", fn, ms_dtype_name(src->dtype_id),
+                   ms_dtype_name(dst->dtype_id));
   return 0;
 }
 
@@ -410,6 +423,15 @@ static int fill_affine(const char *fn, ms_tensor *t, double start, double step) 
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_tensor(fn, "self", t));
   if (t->count == 0) return 0;
+  if (t->dtype_id == MS_INT64 || t->dtype_id == MS_UINT8) {
+    /* integral endpoints and step keep every value integral and in range */
+    MS_TRY(check_value(fn, step == 0 ? "value" : "start", t->dtype_id, start));
+    if (step != 0) {
+      MS_TRY(check_value(fn, "step", t->dtype_id == MS_UINT8 && step < 0 ? MS_INT64 : t->dtype_id,
+                         step));
+      MS_TRY(check_value(fn, "last value", t->dtype_id, start + (double)(t->count - 1) * step));
+    }
+  }
   const ms_tensor *ops[1] = {t};
   const char *names[1] = {"self"};
   ms_iter it;

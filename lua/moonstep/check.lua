@@ -42,7 +42,8 @@ function M.fail(f, ...)
 end
 
 -- A short, safe description of any value for an error message.
-M.is_tensor = function() return false end   -- set by moonstep.tensor
+M.is_tensor = function() return false end   -- set by moonstep.tensor_base
+M.is_freed = function() return false end    -- likewise (the storage rule lives there)
 function M.describe(v)
   local tv = type(v)
   if tv == 'number' then
@@ -58,14 +59,15 @@ function M.describe(v)
     local dims = {}
     for d = 0, v.ndim - 1 do dims[#dims + 1] = tostring(tonumber(v.sizes[d])) end
     local dtype = ({ [0] = 'float32', 'float64', 'int64', 'uint8' })[v.dtype_id] or '?'
-    local what = v.storage == nil and 'a freed ' or 'a '
+    local what = M.is_freed(v) and 'a freed ' or 'a '
     return what .. dtype .. ' tensor [' .. table.concat(dims, ',') .. ']'
   elseif tv == 'nil' then
     return 'nil'
   elseif tv == 'boolean' then
     return tostring(v)
-  elseif tv == 'table' and type(v.__name) == 'string' then
-    return 'a ' .. v.__name
+  elseif tv == 'table' then
+    local ok, name = pcall(function() return v.__name end)  -- a strict __index may raise
+    if ok and type(name) == 'string' then return 'a ' .. name end
   end
   return 'a ' .. tv
 end
@@ -133,8 +135,11 @@ end
 
 -- A live tensor (not freed).
 function M.tensor(fn, name, v)
-  if not M.is_tensor(v) or v.storage == nil then
+  if not M.is_tensor(v) then
     M.fail('%s: %s is %s, expected a tensor', fn, name, M.describe(v))
+  end
+  if M.is_freed(v) then
+    M.fail('%s: %s was freed (used after :free()), expected a live tensor', fn, name)
   end
   return v
 end

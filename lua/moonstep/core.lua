@@ -62,10 +62,18 @@ function M.load_first(names)
   return nil, err
 end
 
--- Raise the runtime's last error as a Lua error at the caller's caller (level 3 by
--- default: the user code that called the method that called fail).
-function M.fail(level)
-  error(ffi.string(C.ms_last_error()), level or 3)
+-- Raise the runtime's last error as a Lua error at the user's line (the first stack
+-- frame outside the moonstep package, as check.fail). fail(fn) with a string also
+-- replaces the message's leading function name by fn, the public function the user
+-- called ("copy_: ..." from clone reads "clone: ..."); a number (an old stack level)
+-- is ignored: the user's line is found on the stack.
+function M.fail(fn)
+  local msg = ffi.string(C.ms_last_error())
+  if type(fn) == 'string' then
+    local head = msg:match('^([%w_%.]+): ')
+    if head then msg = fn .. msg:sub(#head + 1) else msg = fn .. ': ' .. msg end
+  end
+  require('moonstep.check').raise(msg)
 end
 
 return M

@@ -17,8 +17,10 @@ local ms = {
   version = '0.1.0',
 }
 
+local check = require 'moonstep.check'
+
 for _, name in ipairs { 'empty', 'zeros', 'ones', 'full', 'arange', 'linspace', 'tensor',
-                        'empty_like', 'zeros_like',
+                        'empty_like', 'zeros_like', 'ones_like',
                         'where', 'dot', 'matmul', 'bmm', 'cat', 'index_select', 'gather' } do
   ms[name] = tensor[name]
 end
@@ -31,12 +33,11 @@ for _, name in ipairs { 'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'si
                         'sign', 'square', 'reciprocal', 'clamp', 'add', 'sub', 'mul', 'div',
                         'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge',
                         'sum', 'mean', 'max', 'min', 'argmax', 'argmin', 'norm', 'var', 'std',
-                        'addcmul', 'addcdiv', 'lerp' } do
+                        'addcmul', 'addcdiv', 'lerp', 'gelu', 'leaky_relu', 'softmax',
+                        'log_softmax', 'erf' } do
   local method = tensor.Tensor[name]
   ms[name] = function(t, ...)
-    if not tensor.is_tensor(t) then
-      error(('%s: argument 1 is a %s, expected a tensor'):format(name, type(t)), 2)
-    end
+    tensor.live(name, t)
     return method(t, ...)
   end
 end
@@ -54,8 +55,7 @@ end
 
 function ms.num_threads() return core.C.ms_num_threads() end
 function ms.set_num_threads(n)
-  if type(n) ~= 'number' or n < 1 then error('set_num_threads: expected a count >= 1', 2) end
-  core.C.ms_set_num_threads(n)
+  core.C.ms_set_num_threads(check.integer('set_num_threads', 'count', n, 1, 1024))
 end
 
 ms.params = require('moonstep.params').params
@@ -63,11 +63,15 @@ function ms.save(path, value) return require('moonstep.checkpoint').save(path, v
 function ms.load(path, opts) return require('moonstep.checkpoint').load(path, opts) end
 
 -- Submodules that need `ms` itself load lazily: ms.nn, ms.optim, ms.data, ...
+-- Anything else is an error naming the key (rawget(ms, k) probes without one).
 setmetatable(ms, { __index = function(t, k)
+  -- generic probes (ms[1] from ipairs, __name from describe) read nil
+  if type(k) ~= 'string' or k:sub(1, 2) == '__' then return nil end
+  if not k:match('^[%a_][%w_]*$') then check.fail('ms: no function or module %s', check.describe(k)) end
   local ok, mod = pcall(require, 'moonstep.' .. k)
   if ok then rawset(t, k, mod); return mod end
   if not tostring(mod):find("module 'moonstep." .. k .. "' not found", 1, true) then error(mod, 2) end
-  return nil
+  check.fail('ms: no function or module %s', check.describe(k))
 end })
 
 return ms

@@ -108,6 +108,7 @@ enum ms_unary_op {
   MS_ERF,
   MS_GELU,        /* x * Phi(x), the exact (erf) form */
   MS_LEAKY_RELU,  /* x > 0 ? x : a * x */
+  MS_GELU_TANH,   /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), approximate='tanh' */
   MS_UNARY_COUNT
 };
 enum ms_binary_op {
@@ -121,6 +122,7 @@ enum ms_binary_op {
   MS_TANH_BACKWARD,        /* g * (1 - y^2) */
   MS_SIGMOID_BACKWARD,     /* g * y * (1 - y) */
   MS_GELU_BACKWARD,        /* g * (Phi(x) + x phi(x)) */
+  MS_GELU_TANH_BACKWARD,   /* g * d/dx of MS_GELU_TANH at x */
   MS_BINARY_COUNT
 };
 enum ms_ternary_op {
@@ -128,6 +130,7 @@ enum ms_ternary_op {
   MS_ADDCDIV,  /* a + alpha * b / c */
   MS_WHERE,    /* a != 0 ? b : c */
   MS_LERP,     /* a + alpha * (b - a); c unused */
+  MS_LERP_WEIGHT,  /* a + c * (b - a): lerp with a tensor weight c */
   MS_TERNARY_COUNT
 };
 int ms_unary(ms_tensor *out, const ms_tensor *x, int32_t op, double a, double b);
@@ -177,26 +180,52 @@ int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_t
 /* Softmax (log_ = 0) or log-softmax (log_ = 1) over the last dim: x and out contiguous
  * with the same shape, viewed as [rows, classes]. */
 int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_);
+/* The window of a 2-d convolution or pooling (PyTorch's geometry): output (oy, ox)
+ * reads input rows oy*sh - pt + i*dh for i in [0, kh) and columns ox*sw - pl + j*dw
+ * for j in [0, kw); outside the input is padding. Kernel, stride and dilation >= 1,
+ * padding >= 0 (top/bottom and left/right may differ: 'same' with even kernels).
+ * oh = (H + pt + pb - dh*(kh-1) - 1)/sh + 1 rounded down, or up with ceil_mode (less
+ * one if the last window would start past the input and its top padding); OW alike.
+ * ms_window2d_out validates win for an H x W input (overflow-checked) and sets oh, ow;
+ * every window op below does the same itself. */
+typedef struct ms_window2d {
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pt, pb, pl, pr;
+  int64_t ceil_mode;
+  int64_t oh, ow;
+} ms_window2d;
+int ms_window2d_out(ms_window2d *win, int64_t h, int64_t w);
 /* Convolution lowering. x [N, C, H, W] contiguous; cols [C*kh*kw, N*OH*OW]: row
- * k = (c*kh + i)*kw + j, column (n*OH + oh)*OW + ow holds x[n, c, oh*sh - ph + i,
- * ow*sw - pw + j] (pad_value outside), OH = (H + 2ph - kh)/sh + 1, OW likewise. With the
- * batch in the columns, a convolution is one GEMM W [O, K] @ cols. col2im is the
- * adjoint: x = the sum of cols back at those positions (x is overwritten). */
-int ms_im2col(ms_tensor *cols, const ms_tensor *x, int32_t kh, int32_t kw, int32_t sh,
-              int32_t sw, int32_t ph, int32_t pw, double pad_value);
-int ms_col2im(ms_tensor *x, const ms_tensor *cols, int32_t kh, int32_t kw, int32_t sh,
-              int32_t sw, int32_t ph, int32_t pw);
-/* Max pooling over k x k windows (stride, padding as im2col; padding never wins).
+ * k = (c*kh + i)*kw + j, column (n*OH + oy)*OW + ox holds x[n, c, oy*sh - pt + i*dh,
+ * ox*sw - pl + j*dw] (pad_value outside). With the batch in the columns, a convolution
+ * is one GEMM W [O, K] @ cols (per group: rows of one group are contiguous). col2im is
+ * the adjoint: x = the sum of cols back at those positions (x is overwritten). */
+int ms_im2col(ms_tensor *cols, const ms_tensor *x, const ms_window2d *win, double pad_value);
+int ms_col2im(ms_tensor *x, const ms_tensor *cols, const ms_window2d *win);
+/* Max pooling over win (padding never wins; dilation, ceil_mode as PyTorch).
  * x [N, C, H, W] -> out [N, C, OH, OW] and argmax [N, C, OH, OW] (int64, the 0-based
- * position h*W + w of the first maximum in its plane). The backward pass writes gin
- * [N, C, H, W]: zero, plus each gout routed to its argmax (summed where windows overlap). */
-int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, int32_t k,
-                 int32_t stride, int32_t pad);
+ * position h*W + w of the first maximum in its plane, -1 for a window that covers no
+ * input element: its output is -inf). The backward pass writes gin [N, C, H, W]: zero,
+ * plus each gout routed to its argmax (summed where windows overlap). */
+int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, const ms_window2d *win);
 int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor *argmax);
+/* Average pooling over win (dilation 1): the sum of each window's input elements over
+ * a divisor: divisor if non-zero, else (count_include_pad) the window's size cut at the
+ * end of the bottom/right padding, else its number of input elements (PyTorch's rule).
+ * x [N, C, H, W] -> out [N, C, OH, OW]; the backward pass spreads gout back (gin is
+ * overwritten). */
+int ms_avgpool2d(ms_tensor *out, const ms_tensor *x, const ms_window2d *win,
+                 int32_t count_include_pad, int64_t divisor);
+int ms_avgpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_window2d *win,
+                          int32_t count_include_pad, int64_t divisor);
 
 /* ---- fused optimizer steps --------------------------------------------------------------
  * One pass over flat, contiguous tensors of one shape and float dtype (the arena), one
- * kernel launch on the GPU; PyTorch (torch.optim) semantics. */
+ * kernel launch on the GPU; PyTorch (torch.optim) semantics. Derived constants (1 - beta,
+ * 1 - dampening, bias corrections, step size, 1 - lr wd) are computed in double and the
+ * per-element rule rounds as torch.optim does in the tensor's dtype (runtime/optim_impl.h):
+ * float32 runs reproduce PyTorch's float32 trajectories. Hyper-parameters must be finite,
+ * lr, momentum and weight_decay >= 0, dampening in [0, 1], eps > 0. */
 /* SGD: g = grad + wd p; with momentum: buf = first ? g : mu buf + (1 - dampening) g,
  * g = nesterov ? g + mu buf : buf; then p -= lr g. buf may be NULL when mu == 0. */
 int ms_sgd_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *buf, double lr,
@@ -235,9 +264,13 @@ int ms_random_fill(ms_tensor *t, int32_t dist, double a, double b);
  *           5 table (u64 pair count, then key value, value value per pair),
  *           6 tensor (u8 dtype, u8 ndim, ndim u64 sizes, row-major element bytes).
  * ms_ckpt_parse validates a whole file held in memory (header, CRC, every length and
- * offset, nesting depth <= 64) and lists its values in pre-order; nodes == NULL only
- * counts them. Any inconsistency is an error naming the byte offset. */
+ * offset, values nested at most MS_CKPT_MAX_DEPTH tables deep: the root is depth 0) and
+ * lists its values in pre-order; nodes == NULL only counts them. Any inconsistency is an
+ * error naming the byte offset. ms_ckpt_next decodes the one value at *pos (a table's
+ * entries follow it) and advances *pos: the loader walks a validated file with it
+ * (payload starts at byte 32). Messages carry no function name; callers add theirs. */
 enum { MS_CKPT_VERSION = 1 };
+enum { MS_CKPT_MAX_DEPTH = 64 };
 enum ms_ckpt_tag { MS_CKPT_NIL, MS_CKPT_FALSE, MS_CKPT_TRUE, MS_CKPT_NUMBER, MS_CKPT_STRING,
                    MS_CKPT_TABLE, MS_CKPT_TENSOR };
 typedef struct ms_ckpt_node {
@@ -253,6 +286,24 @@ typedef struct ms_ckpt_node {
 int ms_ckpt_parse(const uint8_t *buf, int64_t len, ms_ckpt_node *nodes, int64_t cap,
                   int64_t *count);
 uint32_t ms_crc32(uint32_t crc, const void *data, int64_t len);
+int ms_ckpt_next(const uint8_t *buf, int64_t len, int64_t *pos, ms_ckpt_node *node);
+/* Atomic saving: begin creates a unique temporary file "<path>.tmp-XXXXXX" next to path
+ * (NULL on failure), write appends payload bytes (CRC and length kept), commit writes
+ * the header, fsyncs, renames over path, fsyncs the directory and frees the writer
+ * (failure or not); abort closes and removes the temporary and frees the writer. */
+typedef struct ms_ckpt_writer ms_ckpt_writer;
+ms_ckpt_writer *ms_ckpt_begin(const char *path);
+int ms_ckpt_write(ms_ckpt_writer *w, const void *p, int64_t n);
+int ms_ckpt_commit(ms_ckpt_writer *w);
+void ms_ckpt_abort(ms_ckpt_writer *w);
+/* Reading files without hanging on FIFOs or reading directories: ms_open_regular opens
+ * a regular file (anything else is an error naming what it is) and returns its fd and
+ * size; ms_read_file reads one whole (max_bytes < 0: no limit) into a buffer to free
+ * with ms_free_file; ms_gzopen_regular opens one with zlib (gzip or raw; NULL on error). */
+int ms_open_regular(const char *path, int64_t *size);
+int ms_read_file(const char *path, int64_t max_bytes, uint8_t **buf, int64_t *len);
+void ms_free_file(uint8_t *buf);
+struct gzFile_s *ms_gzopen_regular(const char *path, int64_t *size);
 
 /* ---- CUDA -------------------------------------------------------------------------- */
 int ms_cuda_compiled(void);       /* 1 when this library was built with CUDA */

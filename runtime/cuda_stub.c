@@ -1,6 +1,8 @@
 /* cuda_stub.c — the CUDA backend of a library built without CUDA: no device exists,
  * and every device entry point fails with a message that says how to get one. */
 #include "internal.h"
+#include "optim_impl.h"
+#include "window.h"
 
 static int no_cuda(const char *fn) {
   return ms_fail("%s: CUDA is not available: this moonstep was built without CUDA "
@@ -88,17 +90,22 @@ int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t ou
       (void)base, (void)bad;
   return no_cuda("index_add_");
 }
-int ms_cuda_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float mu,
-                float dampening, float wd, int nesterov, int first) {
-  (void)p, (void)g, (void)buf, (void)n, (void)lr, (void)mu, (void)dampening, (void)wd,
-      (void)nesterov, (void)first;
-  return no_cuda("sgd");
+int ms_cuda_sgd_step(float *p, const float *g, float *buf, int64_t n, const ms_sgd_consts *k) {
+  (void)p, (void)g, (void)buf, (void)n, (void)k;
+  return no_cuda("sgd_step");
 }
-int ms_cuda_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float b1,
-                 float b2, float eps, float wd, int decoupled, float bc1, float bc2) {
-  (void)p, (void)g, (void)m, (void)v, (void)n, (void)lr, (void)b1, (void)b2, (void)eps,
-      (void)wd, (void)decoupled, (void)bc1, (void)bc2;
-  return no_cuda("adam");
+int ms_cuda_adam_step(float *p, const float *g, float *m, float *v, int64_t n,
+                      const ms_adam_consts *k) {
+  (void)p, (void)g, (void)m, (void)v, (void)n, (void)k;
+  return no_cuda("adam_step");
+}
+int ms_cuda_avgpool2d(const int64_t *geom, const void *x, void *out) {
+  (void)geom, (void)x, (void)out;
+  return no_cuda("avgpool2d");
+}
+int ms_cuda_avgpool2d_backward(const int64_t *geom, void *gin, const void *gout) {
+  (void)geom, (void)gin, (void)gout;
+  return no_cuda("avgpool2d_backward");
 }
 int ms_cuda_maxpool2d(const int64_t *geom, const void *x, void *out, int64_t *argmax) {
   (void)geom, (void)x, (void)out, (void)argmax;

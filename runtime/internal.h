@@ -180,19 +180,15 @@ int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t xstride_dim
                    int64_t base, int64_t *bad_host);
 int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
                      uint64_t stream, double a, double b);
-/* nn.c and index.c twins; geom points at the 12 int64 of nn.c's conv_geom
- * (n c h w kh kw sh sw ph pw oh ow). */
+/* nn.c, conv.c, pool.c and index.c twins; geom points at an ms_geom (runtime/window.h,
+ * 18 int64). Average pooling's twins are declared in window.h, the optimizers' in
+ * optim_impl.h (with the constant structs they take). */
 int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_);
 int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value);
 int ms_cuda_maxpool2d(const int64_t *geom, const void *x, void *out, int64_t *argmax);
 int ms_cuda_maxpool2d_backward(void *gin, const void *gout, const int64_t *argmax,
                                int64_t planes, int64_t hw, int64_t ohw);
 int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols);
-/* optim.c twins: hyper-parameters as in the header, bias corrections precomputed. */
-int ms_cuda_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float mu,
-                float dampening, float wd, int nesterov, int first);
-int ms_cuda_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float b1,
-                 float b2, float eps, float wd, int decoupled, float bc1, float bc2);
 int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
                       int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host);
 

@@ -35,19 +35,6 @@
 #define OPT_CLONES
 #endif
 
-/* CPU-only builds do not compile kernels/optim.cu. Their tensors are never on a GPU, so
- * these are never reached there; CUDA builds link the real ones (strong symbols). */
-__attribute__((weak)) int ms_cuda_sgd_step(float *p, const float *g, float *buf, int64_t n,
-                                           const ms_sgd_consts *k) {
-  (void)p, (void)g, (void)buf, (void)n, (void)k;
-  return ms_fail("sgd_step: CUDA is not available in this build");
-}
-__attribute__((weak)) int ms_cuda_adam_step(float *p, const float *g, float *m, float *v,
-                                            int64_t n, const ms_adam_consts *k) {
-  (void)p, (void)g, (void)m, (void)v, (void)n, (void)k;
-  return ms_fail("adam_step: CUDA is not available in this build");
-}
-
 /* All operands: float, contiguous, same shape, dtype and device as param. */
 static int check_state(const char *fn, const ms_tensor *param, const char *const *names,
                        const ms_tensor *const *ts, int n) {

@@ -213,17 +213,3 @@ int ms_avgpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_window
                                               : avgpool_back_planes_double, &job);
   return 0;
 }
-
-/* CPU-only builds: no CUDA tensor can exist, but the symbols must. The CUDA build's
- * kernels/conv_pool.cu defines the real ones, which take precedence over these. */
-__attribute__((weak)) int ms_cuda_avgpool2d(const int64_t *geom, const void *x, void *out) {
-  (void)geom, (void)x, (void)out;
-  MS_TRY(ms_cuda_check("avgpool2d"));
-  return ms_fail("avgpool2d: this library was linked without its CUDA kernels");
-}
-__attribute__((weak)) int ms_cuda_avgpool2d_backward(const int64_t *geom, void *gin,
-                                                     const void *gout) {
-  (void)geom, (void)gin, (void)gout;
-  MS_TRY(ms_cuda_check("avgpool2d_backward"));
-  return ms_fail("avgpool2d_backward: this library was linked without its CUDA kernels");
-}

@@ -120,7 +120,7 @@ MS_MAXPOOL_AT(double)
 
 /* CUDA twins (kernels/conv_pool.cu); geom points at an ms_geom. im2col, col2im and
  * max pooling use the entry points declared in internal.h; average pooling's are
- * declared here (conv.c carries weak stubs for CPU-only builds). */
+ * declared here (cuda_stub.c refuses them in CPU-only builds). */
 int ms_cuda_avgpool2d(const int64_t *geom, const void *x, void *out);
 int ms_cuda_avgpool2d_backward(const int64_t *geom, void *gin, const void *gout);
 

@@ -16,6 +16,7 @@ local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
 local check = require 'moonstep.check'
+local T = require 'moonstep.tensor'
 local C = core.C
 
 local M = {}
@@ -77,12 +78,12 @@ local function encoder(w)
     elseif t == 'number' then put8(TAG.number); f64[0] = v; bytes(f64, 8)
     elseif t == 'string' then put8(TAG.string); put64(#v); bytes(v, #v)
     elseif ms.is_tensor(v) then
-      if v.storage == nil then error(('ms.save: the tensor at %s was freed'):format(path), 0) end
+      if T.is_freed(v) then error(('ms.save: the tensor at %s was freed'):format(path), 0) end
       local c = v:to('cpu'):contiguous()
       put8(TAG.tensor); put8(DTYPE_ID[c.dtype]); put8(c:dim())
       for d = 1, c:dim() do put64(c:size(d)) end
       local es = ESIZE[c.dtype_id]
-      bytes(ffi.cast('uint8_t*', c.storage.data) + c.offset * es, c:numel() * es)
+      bytes(ffi.cast('uint8_t*', T.data(c, 'ms.save')) + c.offset * es, c:numel() * es)
     elseif t == 'table' then
       if getmetatable(v) ~= nil then error(object_error(v, path), 0) end
       if seen[v] then
@@ -160,7 +161,7 @@ local function build(buf, len, device, path)
       for d = 1, node.ndim do shape[d] = tonumber(node.sizes[d - 1]) end
       local offset, length = node.offset, node.length
       local t = ms.empty(shape, DTYPE_NAME[node.dtype])
-      if length > 0 then ffi.copy(t.storage.data, buf + offset, length) end
+      if length > 0 then ffi.copy(T.data(t, 'ms.load'), buf + offset, length) end
       return device ~= 'cpu' and t:to(device) or t
     end
   end

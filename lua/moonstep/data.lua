@@ -23,6 +23,7 @@
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
+local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
 local C = core.C
 
@@ -122,7 +123,7 @@ local function read_idx_open(gz, path, file_bytes, max_bytes, max_is_default)
          'file can hold', path, shape_text(shape), total, file_bytes)
   end
   local t = ms.empty(shape, 'uint8')
-  if total > 0 then read_exact(gz, t.storage.data, total, path, data_at, 'the data') end
+  if total > 0 then read_exact(gz, T.data(t, 'read_idx'), total, path, data_at, 'the data') end
   -- read on: past the data there must be nothing, and a gzip stream must end cleanly
   -- (its trailer's CRC-32 and length are checked by zlib when it gets there)
   local extra = ffi.new('uint8_t[1]')
@@ -204,7 +205,7 @@ function Dataset:subset(a, b)
     for i, v in ipairs(a) do check.integer('Dataset.subset', ('indices[%d]'):format(i), v, 1, n) end
     if #a == 0 then check.fail('Dataset.subset: indices is an empty table, expected at least one index') end
     idx = ms.tensor(a, 'int64')
-  elseif ms.is_tensor(a) and a.storage ~= nil then
+  elseif ms.is_tensor(a) and not T.is_freed(a) then
     if a.dtype ~= 'int64' or a:dim() ~= 1 then
       check.fail('Dataset.subset: indices is %s, expected a 1-d int64 tensor', check.describe(a))
     end
@@ -226,9 +227,9 @@ end
 local function permutation(n, gen)
   local u = ms.empty(n, 'float64')
   if gen then u:uniform_(0, 1, gen) else u:uniform_(0, 1) end
-  local up = ffi.cast('double*', u.storage.data)
+  local up = ffi.cast('double*', T.data(u, 'batches'))
   local perm = ms.empty(n, 'int64')
-  local p = ffi.cast('int64_t*', perm.storage.data)
+  local p = ffi.cast('int64_t*', T.data(perm, 'batches'))
   for i = 0, n - 1 do p[i] = i + 1 end
   for i = n - 1, 1, -1 do
     local j = math.floor(up[i] * (i + 1))
@@ -472,8 +473,8 @@ function M.read_csv(path, opts)
   end
   local x = ms.empty({ nrows, ncol - 1 }, 'float32')
   local y = ms.empty({ nrows }, opts.classes and 'int64' or 'float32')
-  local xp = ffi.cast('float*', x.storage.data)
-  local yp = ffi.cast(opts.classes and 'int64_t*' or 'float*', y.storage.data)
+  local xp = ffi.cast('float*', T.data(x, 'read_csv'))
+  local yp = ffi.cast(opts.classes and 'int64_t*' or 'float*', T.data(y, 'read_csv'))
   local k = 0
   for r = 0, nrows - 1 do
     for c = 1, ncol do

@@ -11,10 +11,7 @@
 --
 -- Building an arena re-points each parameter tensor (the same Lua object) at its slice,
 -- so every reference a script holds keeps working and sees the arena.
-local ffi = require 'ffi'
-local core = require 'moonstep.core'
 local T = require 'moonstep.tensor'
-local C = core.C
 local check = require 'moonstep.check'
 
 local ParamSet = {}
@@ -22,11 +19,7 @@ ParamSet.__index = ParamSet
 local M = { ParamSet = ParamSet }
 
 -- Make tensor t view what v views (t keeps its identity, v gives up its reference).
-local function rebind(t, v)
-  C.ms_tensor_release(t)
-  ffi.copy(t, v, ffi.sizeof('ms_tensor'))
-  v.storage = nil
-end
+local rebind = T.rebind
 M.rebind = rebind
 
 -- entries: list of { name = string, param = tensor, kind = 'weight'|'bias'|'norm' }.
@@ -37,7 +30,7 @@ function M.build(entries, dtype, device)
   local seen = {}
   for i, e in ipairs(entries) do
     local p = e.param
-    if not T.is_tensor(p) or p.storage == nil then
+    if not T.is_tensor(p) or T.is_freed(p) then
       check.fail('params: entry %s is %s, expected a tensor', tostring(e.name), check.describe(p))
     end
     if p.dtype ~= 'float32' and p.dtype ~= 'float64' then
@@ -50,7 +43,7 @@ function M.build(entries, dtype, device)
     end
     -- The arena re-points each tensor at its own slice: a tensor given twice, or two
     -- overlapping views of one storage, would silently stop sharing memory.
-    local key, lo, hi = tostring(p.storage), tonumber(p.offset), tonumber(p.offset)
+    local key, lo, hi = T.storage_key(p), tonumber(p.offset), tonumber(p.offset)
     for d = 0, p.ndim - 1 do hi = hi + (tonumber(p.sizes[d]) - 1) * tonumber(p.strides[d]) end
     for _, o in ipairs(seen) do
       if o.key == key and p:numel() > 0 and o.numel > 0 and lo <= o.hi and o.lo <= hi then

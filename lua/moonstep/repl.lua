@@ -184,7 +184,7 @@ end
 -- printing values
 ---------------------------------------------------------------------------------------
 local function summary(t)
-  if t.storage == nil then return 'ms.Tensor (freed)' end
+  if T.is_freed(t) then return 'ms.Tensor (freed)' end
   local dims = table.concat(t:shape(), 'x')
   return ('ms.Tensor %s %s %s'):format(t.dtype, dims == '' and 'scalar' or dims, t.device)
 end

@@ -9,6 +9,7 @@
 -- Run: make bench (builds build/libbaseline.so), or bin/moonstep scripts/bench/core.lua
 local ms = require 'moonstep'
 local ffi = require 'ffi'
+local T = require 'moonstep.tensor'
 
 ffi.cdef [[
 void bl_add(float *o, const float *a, const float *b, int64_t n, int nth);
@@ -46,7 +47,7 @@ local function best_pair(f, g, reps, runs)
   return tf, tg
 end
 
-local function ptr(t) return ffi.cast('float*', t.storage.data) + t.offset end
+local function ptr(t) return ffi.cast('float*', T.data(t, 'bench')) + t.offset end
 
 -- ours and theirs are rates (higher is better); ratio = ours / theirs.
 local function row(name, ours, theirs, goal)

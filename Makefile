@@ -6,6 +6,7 @@
 #   make bench        run the benchmarks (scripts/bench/)
 #   make asan         a CPU-only build with -fsanitize=address,undefined in build-asan/
 #   make test-asan    the test suite against that build
+#   make fuzz-api N=100000 SEED=1       random misuse of the Lua API (fuzz-api-asan: sanitized)
 #   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
 
 BUILD    ?= build
@@ -47,7 +48,7 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
-.PHONY: all deps test test-asan asan demo bench fuzz clean
+.PHONY: all deps test test-asan asan demo bench fuzz fuzz-api fuzz-api-asan clean
 all: $(LIB)
 
 $(LIB): $(OBJS)
@@ -92,15 +93,31 @@ bench: deps
 # Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
 # interesting inputs are added to tests/fuzz/corpus (which the test suite replays).
 FUZZ_SECONDS ?= 60
-$(BUILD)/checkpoint_fuzz: tests/fuzz/checkpoint_fuzz.c runtime/checkpoint.c runtime/error.c $(HEADERS) | $(BUILD)
+$(BUILD)/checkpoint_fuzz: tests/fuzz/checkpoint_fuzz.c $(C_SRCS) runtime/cuda_stub.c $(HEADERS) | $(BUILD)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fopenmp -fsanitize=fuzzer,address,undefined \
-	  -Iruntime -Iruntime/include tests/fuzz/checkpoint_fuzz.c runtime/checkpoint.c \
-	  runtime/error.c -o $@ -lz -lopenblas
+	  -Iruntime -Iruntime/include tests/fuzz/checkpoint_fuzz.c $(C_SRCS) runtime/cuda_stub.c \
+	  -o $@ -lz -lopenblas -lm
 
 fuzz: deps $(BUILD)/checkpoint_fuzz
 	mkdir -p $(BUILD)/fuzz-new
 	$(BUILD)/checkpoint_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -artifact_prefix=tests/fuzz/corpus/crash- $(BUILD)/fuzz-new tests/fuzz/corpus
+
+# Seeded random misuse of the whole public Lua API (tests/fuzz/api_misuse.lua): N calls,
+# fails on any process death (each is reported with a one-line reproducer) and prints the
+# share of unclear error messages. fuzz-api-asan runs it against the sanitizer build.
+N    ?= 100000
+SEED ?= 1
+fuzz-api: deps
+	@$(MAKE) --no-print-directory all
+	@MOONSTEP_LIB=$${MOONSTEP_LIB:-$(BUILD)/libmoonstep.so} bin/moonstep tests/fuzz/api_misuse.lua --seed $(SEED) --calls $(N)
+
+fuzz-api-asan: deps asan
+	@MOONSTEP_LIB=build-asan/libmoonstep.so \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1" \
+	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	  bin/moonstep tests/fuzz/api_misuse.lua --seed $(SEED) --calls $(N)
 
 clean:
 	rm -rf build build-asan

@@ -115,7 +115,10 @@ void ms_tensor_release(ms_tensor *t) {
   t->storage = NULL;
 }
 
+/* Row-major with no gaps. A tensor with no elements touches no memory, so any strides
+ * count as contiguous (as in PyTorch): views of it, like view(), must not be refused. */
 int ms_tensor_is_contiguous(const ms_tensor *t) {
+  if (t->count == 0) return 1;
   int64_t expect = 1;
   for (int d = t->ndim - 1; d >= 0; d--) {
     if (t->sizes[d] != 1 && t->strides[d] != expect) return 0;

@@ -31,14 +31,108 @@ function M.user_level()
   end
 end
 
--- error(msg) at the user's line.
+-- Public methods of moonstep's classes (function -> method name), registered with
+-- check.methods(cls). When an error is raised below one of them, the user called that
+-- method: a message that does not already start with its name gets it in front
+-- ("sub_: ..." from Dataset.normalize reads "Dataset.normalize: sub_: ..."), so a
+-- method added later is named in its errors without a per-call rename.
+-- The registry is shared by every copy of this module a process loads (a test runner
+-- that reloads packages gets a second copy, while the Tensor metatype keeps the first).
+local registry = debug.getregistry()
+local methods = registry['moonstep.check.methods'] or setmetatable({}, { __mode = 'k' })
+registry['moonstep.check.methods'] = methods
+
+-- Whether v is an instance of class cls or of a subclass (classes chain by the
+-- __index of their metatables; a class itself is not an instance).
+local function is_instance(v, cls)
+  if type(v) ~= 'table' then return false end
+  local c = getmetatable(v)
+  for _ = 1, 16 do
+    if rawequal(c, cls) then return true end
+    if type(c) ~= 'table' then return false end
+    local mt = getmetatable(c)
+    c = type(mt) == 'table' and rawget(mt, '__index') or nil
+  end
+  return false
+end
+
+-- Called on the class, not on an instance (Module:extend('Linear')).
+local STATIC = { extend = true, new = true, define = true }
+
+-- A public method f (a function whose first parameter is `self`, not '_'-prefixed)
+-- wrapped so that a call without its object (obj.step(f) for obj:step(f)) is an error
+-- naming it, and registered for naming the errors raised below it.
+local function guard(cls, k, f)
+  if type(k) ~= 'string' or k:match('^_') or STATIC[k] or type(f) ~= 'function'
+     or methods[f] == false or debug.getlocal(f, 1) ~= 'self' then
+    return f
+  end
+  methods[f] = k
+  local wrapped = function(self, ...)
+    if not is_instance(self, cls) then
+      local cname = tostring(rawget(cls, '__name') or 'object')
+      local var = M.field(cls, '__var') or 'obj'   -- how the docs name an instance: m, opt, ds
+      M.fail('%s.%s: called on %s, expected an instance of %s (use %s:%s(...) with a colon)',
+             cname, k, M.describe(self), cname, var, k)
+    end
+    return f(self, ...)                 -- a tail call: f's frame is the one below the user's
+  end
+  methods[wrapped] = false              -- already guarded
+  return wrapped
+end
+
+-- Make class table cls's public methods (those present and those assigned later)
+-- guarded and named: errors raised below them are named <self.__name>.<method>.
+function M.methods(cls)
+  local names = {}
+  for k in pairs(cls) do names[#names + 1] = k end
+  for _, k in ipairs(names) do rawset(cls, k, guard(cls, k, rawget(cls, k))) end
+  local mt = getmetatable(cls)
+  if mt == nil then mt = {}; setmetatable(cls, mt) end
+  mt.__newindex = function(c, k, v) rawset(c, k, guard(c, k, v)) end
+  return cls
+end
+
+-- The name of the public method the user called, from the frame at `level` (seen from
+-- the caller of this function), or nil.
+local function method_name(level)
+  local info = debug.getinfo(level + 1, 'f')
+  local k = info and methods[info.func]
+  if type(k) ~= 'string' then return nil end
+  local pname, self = debug.getlocal(level + 1, 1)
+  if pname ~= 'self' then return nil end
+  local cname = M.field(self, '__name')
+  if type(cname) ~= 'string' then return nil end
+  return cname .. '.' .. k
+end
+
+-- error(msg) at the user's line, named after the public method the user called (if
+-- it is a registered one and the message does not start with its name).
 function M.raise(msg)
-  error(msg, M.user_level())
+  local level = M.user_level()          -- as error() counts: 1 = raise, 2 = its caller
+  if type(msg) == 'string' and level > 2 then
+    local name = method_name(level - 1)
+    if name and msg:sub(1, #name + 1) ~= name .. ':' then msg = name .. ': ' .. msg end
+  end
+  error(msg, level)
 end
 
 -- check.fail(format, ...) = check.raise(format:format(...)).
 function M.fail(f, ...)
-  error(fmt(f, ...), M.user_level())
+  M.raise(fmt(f, ...))
+end
+
+-- f(...) with any error re-issued under fn's name, at the user's line: the one place
+-- that renames what a public function's internal calls raise ("index_select: ..." ->
+-- "Conv2d.forward: ..."; a raw message gets "fn: " in front).
+function M.protect(fn, f, ...)
+  local res = { pcall(f, ...) }
+  if not res[1] then
+    local msg = tostring(res[2]):gsub('^[^:\n]*:%d+: ', '')
+    local head = msg:match('^([%w_%.:]+): ')
+    M.raise(head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg)
+  end
+  return unpack(res, 2, table.maxn(res))
 end
 
 -- A short, safe description of any value for an error message.
@@ -70,6 +164,58 @@ function M.describe(v)
     if ok and type(name) == 'string' then return 'a ' .. name end
   end
   return 'a ' .. tv
+end
+
+-- v[k] without running any __index function: a probe such as "is this a module?" on
+-- an arbitrary value (the `ms` table, whose __index is strict, a tensor, a string)
+-- must neither raise that value's own error nor run user code. Follows chains of
+-- __index tables (classes); nil for anything else.
+function M.field(v, k)
+  if type(v) ~= 'table' then return nil end
+  for _ = 1, 16 do                      -- class chains are short; a cycle must not hang
+    local r = rawget(v, k)
+    if r ~= nil then return r end
+    local mt = getmetatable(v)
+    v = type(mt) == 'table' and rawget(mt, '__index')
+    if type(v) ~= 'table' then return nil end
+  end
+end
+
+-- Edit distance of two short strings, capped (for "did you mean").
+local function distance(a, b)
+  if math.abs(#a - #b) > 2 or #a > 40 or #b > 40 then return 3 end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- Make package table t strict: reading a missing name (ms.nn.Linaer) is an error naming
+-- the package and the nearest names, not a nil that fails later as "attempt to call".
+-- Generic probes (non-string keys, '__' names) still read nil; rawget never raises.
+function M.strict(t, pkgname)
+  local mt = getmetatable(t) or {}
+  mt.__index = function(_, k)
+    if type(k) ~= 'string' or k:sub(1, 2) == '__' then return nil end
+    local near = {}
+    for name in pairs(t) do
+      if type(name) == 'string' and not name:match('^_') and
+         (name:lower() == k:lower() or distance(name:lower(), k:lower()) <= 2) then
+        near[#near + 1] = name
+      end
+    end
+    table.sort(near)
+    M.fail('%s: no function or class %s%s', pkgname, M.describe(k),
+           #near > 0 and (' (did you mean ' .. table.concat(near, ' or ') .. '?)') or '')
+  end
+  return setmetatable(t, mt)
 end
 
 -- opts must be nil or a table whose keys are all in `accepted` (a list of names).

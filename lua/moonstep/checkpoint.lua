@@ -38,12 +38,13 @@ end
 
 -- Why a table with a metatable is refused, and what to save instead.
 local function object_error(v, path)
-  local name = type(v.__name) == 'string' and v.__name or nil
-  if type(v.state_dict) == 'function' then
+  local f = check.field                 -- no __index runs: v may be the strict ms table
+  local name = type(f(v, '__name')) == 'string' and f(v, '__name') or nil
+  if type(f(v, 'state_dict')) == 'function' then
     return ('ms.save: the value at %s is a %s module, which ms.save does not store; save ' ..
             'model:state_dict() instead (restore with model:load_state_dict(ms.load(path)))'):format(
             path, name or 'nn')
-  elseif type(v.state) == 'function' and type(v.load_state) == 'function' then
+  elseif type(f(v, 'state')) == 'function' and type(f(v, 'load_state')) == 'function' then
     return ('ms.save: the value at %s is a %s optimizer, which ms.save does not store; save ' ..
             'opt:state() instead (restore with opt:load_state(...))'):format(path, name or '')
   end

@@ -12,4 +12,4 @@ function M.synchronize()
   if C.ms_cuda_synchronize() ~= 0 then fail(2) end
 end
 
-return M
+return require('moonstep.check').strict(M, 'ms.cuda')

@@ -9,13 +9,15 @@ local M = {}
 local function run(who, model, ds, crit, opts)
   opts = check.options(who, opts, { 'batch' })
   local batch = check.integer(who, 'batch', opts.batch or 1000, 1)
-  if type(model) ~= 'table' or type(model.forward) ~= 'function' or type(model.evaluate) ~= 'function' then
+  if type(check.field(model, 'forward')) ~= 'function' or type(check.field(model, 'evaluate')) ~= 'function'
+     or rawget(model, '__index') == model then                          -- a class, not a model
     check.fail('%s: model is %s, expected an nn module', who, check.describe(model))
   end
-  if type(ds) ~= 'table' or type(ds.batches) ~= 'function' then
+  if type(check.field(ds, 'batches')) ~= 'function' or rawget(ds, '__index') == ds then
     check.fail('%s: dataset is %s, expected an ms.data.Dataset', who, check.describe(ds))
   end
-  if (crit ~= nil or who == 'metrics.evaluate') and (type(crit) ~= 'table' or type(crit.forward) ~= 'function') then
+  if (crit ~= nil or who == 'metrics.evaluate') and (type(check.field(crit, 'forward')) ~= 'function'
+                                                       or rawget(crit, '__index') == crit) then
     check.fail('%s: criterion is %s, expected a loss module', who, check.describe(crit))
   end
   if ds:size() == 0 then check.fail('%s: the dataset is empty', who) end
@@ -34,7 +36,8 @@ local function run(who, model, ds, crit, opts)
     end
   end)
   model:train(was_training)
-  if not ok then error(err, 0) end
+  -- an error of the model or the criterion on this data: say which public call met it
+  if not ok then check.raise(who .. ': ' .. tostring(err):gsub('^[^:\n]*:%d+: ', '')) end
   return correct / n, loss / n
 end
 
@@ -48,4 +51,4 @@ function M.evaluate(model, ds, crit, opts)
   return { loss = loss, accuracy = acc }
 end
 
-return M
+return check.strict(M, 'ms.metrics')

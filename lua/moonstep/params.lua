@@ -16,6 +16,8 @@ local check = require 'moonstep.check'
 
 local ParamSet = {}
 ParamSet.__index = ParamSet
+ParamSet.__name = 'params'      -- errors read params.zero_grad: ..., as the user calls them
+ParamSet.__var = 'set'
 local M = { ParamSet = ParamSet }
 
 -- Make tensor t view what v views (t keeps its identity, v gives up its reference).
@@ -74,7 +76,12 @@ end
 
 function ParamSet:flat_parameters() return self.flat end
 function ParamSet:flat_gradients() return self.gflat end
-function ParamSet:zero_grad() self.gflat:zero_() end
+-- _zero_grad(fn): fn is the public function to name in an error (a module's zero_grad).
+function ParamSet:_zero_grad(fn)
+  check.tensor(fn, 'the gradient arena (flat_gradients())', self.gflat):zero_()
+  return self
+end
+function ParamSet:zero_grad() return self:_zero_grad('params.zero_grad') end
 function ParamSet:numel() return self.flat:numel() end
 
 function ParamSet:slices()
@@ -119,5 +126,7 @@ function M.params(list)
   if #entries == 0 then check.fail('params: the table holds no tensors') end
   return M.build(entries)
 end
+
+check.methods(ParamSet)   -- errors below its methods name them (ParamSet.__name)
 
 return M

@@ -339,6 +339,11 @@ local mt = {
   __concat = function(a, b)
     return (is_tensor(a) and tostring(a) or a) .. (is_tensor(b) and tostring(b) or b)
   end,
+  -- t(...) is a mistake (t[i] or t:get(i) meant?): say so instead of a raw FFI message
+  __call = function()
+    check.fail('Tensor.__call: a tensor is not callable; use t:get(i, ...) for an element, ' ..
+               't:select(1, i) or t:narrow(1, i, n) for a part')
+  end,
   __gc = C.ms_tensor_release,
 }
 TensorCT = ffi.metatype('ms_tensor', mt)

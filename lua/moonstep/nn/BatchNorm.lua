@@ -122,7 +122,7 @@ local function make(name, dims, expect)
     self:_begin_backward(x, g)
     local cs = chan_shape(x)
     if self.weight then
-      self:ensure_arena()
+      self:_ensure_arena(self.__name .. '.backward')
       self.grad_weight:add_(chan_sum(g * self.xhat))
       self.grad_bias:add_(chan_sum(g))
     end

@@ -80,7 +80,7 @@ function Conv2d:__init(cin, cout, kernel, ...)
                g.kh, g.kw, check.describe(numel))
   end
   local bound = 1 / math.sqrt(fan_in)
-  local w = F.alloc(fn, { cout, cin / groups, g.kh, g.kw }, 'float32', 'cpu')
+  local w = W.new_tensor(fn, { cout, cin / groups, g.kh, g.kw }, 'float32', 'cpu')
   self:register_parameter('weight', w:uniform_(-bound, bound), 'weight')
   if bias then
     self:register_parameter('bias', ms.empty(cout):uniform_(-bound, bound), 'bias')
@@ -121,7 +121,7 @@ local function pad_input(self, fn, x)
           iw = W.pad_index(fn, mode, w, g.pl, g.pr, x.device) }
     self._pad_idx = c
   end
-  return F.protect(fn, function() return x:index_select(3, c.ih):index_select(4, c.iw) end)
+  return W.protect(fn, function() return x:index_select(3, c.ih):index_select(4, c.iw) end)
 end
 
 function Conv2d:forward(x)
@@ -145,21 +145,21 @@ function Conv2d:forward(x)
                table.concat(x:shape(), ','), oh, ow)
   end
   if n == 0 then                                   -- an empty batch: an empty output
-    self.output = F.alloc(fn, x:dim() == 3 and { O, oh, ow } or { 0, O, oh, ow }, x4.dtype, x4.device)
+    self.output = W.new_tensor(fn, x:dim() == 3 and { O, oh, ow } or { 0, O, oh, ow }, x4.dtype, x4.device)
     self._fwd = { empty = true }
     self:record_input(x)
     return self.output
   end
-  local cols = F.buffer(self, '_cols', { K, n * L }, x4, fn)
+  local cols = W.buffer(self, '_cols', { K, n * L }, x4, fn)
   W.im2col(fn, x4, win, cols)
-  local Y = F.buffer(self, '_Y', { O, n * L }, x4, fn)
+  local Y = W.buffer(self, '_Y', { O, n * L }, x4, fn)
   local Wt = self.weight
   if G == 1 then
     ms.matmul(Wt:view(O, K), cols, { out = Y })
   else
     ms.matmul(Wt:view(G, O / G, K / G), cols:view(G, K / G, n * L), { out = Y:view(G, O / G, n * L) })
   end
-  local y = F.buffer(self, '_out', { n, O, L }, x4, fn)
+  local y = W.buffer(self, '_out', { n, O, L }, x4, fn)
   y:copy_(Y:view(O, n, L):transpose(1, 2))                     -- [O, N, L] -> [N, O, L]
   if self.bias then y:add_(self.bias:view(1, O, 1)) end
   self.output = x:dim() == 3 and y:view(O, oh, ow) or y:view(n, O, oh, ow)
@@ -172,7 +172,7 @@ function Conv2d:backward(x, g)
   local fn = 'Conv2d.backward'
   check.tensor(fn, 'weight', self.weight)
   self:_begin_backward(x, g)
-  self:ensure_arena()
+  self:_ensure_arena(self.__name .. '.backward')
   local st = self._fwd
   if st.empty then                                  -- nothing to add to the gradients
     self.gradInput = self.input_grad ~= false and ms.zeros(x:shape(), { dtype = x.dtype, device = x.device }) or nil
@@ -181,7 +181,7 @@ function Conv2d:backward(x, g)
   local O, G, n, L = self.cout, self.groups, st.n, st.L
   local K = self.cin * self.kh * self.kw
   local gc = g:contiguous()
-  local Gm = F.buffer(self, '_G', { O, n * L }, gc, fn)
+  local Gm = W.buffer(self, '_G', { O, n * L }, gc, fn)
   Gm:view(O, n, L):copy_(gc:view(n, O, L):transpose(1, 2))    -- [N, O, L] -> [O, N, L]
   local Wt, cols = self.weight, self._cols
   if G == 1 then

@@ -89,7 +89,7 @@ end
 
 function Embedding:backward(idx, g)
   self:_begin_backward(idx, g)
-  self:ensure_arena()
+  self:_ensure_arena(self.__name .. '.backward')
   local gw, p = self.grad_weight, self.padding_idx
   local keep = p and gw:narrow(1, p, 1):clone()       -- the padding row's gradient stays
   F.index_add_(gw, 1, idx:reshape(idx:numel()), g:reshape(idx:numel(), self.dim):contiguous())

@@ -100,7 +100,7 @@ function LayerNorm:backward(x, g)
   local g2 = g:reshape(x:numel() / self.d, self.d)
   local gxh = g2
   if self.weight then
-    self:ensure_arena()
+    self:_ensure_arena(self.__name .. '.backward')
     self.grad_weight:add_((g2 * self.xhat):sum(1):view(self.normalized_shape))
     if self.bias then self.grad_bias:add_(g2:sum(1):view(self.normalized_shape)) end
     gxh = g2 * self.weight:view(1, self.d)

@@ -6,6 +6,7 @@
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
 
 local Linear = Module:extend('Linear')
@@ -51,7 +52,7 @@ function Linear:forward(x)
   self:_begin_forward(x)
   Module._check_float('Linear.forward', 'input', x, self.weight)
   local x2 = as_matrix(self, x, 'forward')
-  local y = F.buffer(self, '_out', { x2:size(1), self.out_features }, x2)
+  local y = W.buffer(self, '_out', { x2:size(1), self.out_features }, x2, 'Linear.forward')
   if self.bias then
     -- y = b (broadcast rows), then y += x W^T inside the GEMM (beta = 1)
     y:copy_(self.bias)
@@ -71,7 +72,7 @@ end
 
 function Linear:backward(x, gy)
   self:_begin_backward(x, gy)
-  self:ensure_arena()
+  self:_ensure_arena(self.__name .. '.backward')
   local x2 = as_matrix(self, x, 'backward')
   local g2 = gy:dim() == 2 and gy or gy:reshape(-1, self.out_features)
   ms.matmul(g2, x2, { transpose_a = true, out = self.grad_weight, beta = 1 })  -- gW += g^T x
@@ -80,7 +81,7 @@ function Linear:backward(x, gy)
     self.gradInput = nil
     return nil
   end
-  local gx = F.buffer(self, '_gin', { g2:size(1), self.in_features }, g2)
+  local gx = W.buffer(self, '_gin', { g2:size(1), self.in_features }, g2, 'Linear.backward')
   ms.matmul(g2, self.weight, { out = gx })                                   -- gx = g W
   self.gradInput = x:dim() == 2 and gx or gx:view(x:shape())
   return self.gradInput

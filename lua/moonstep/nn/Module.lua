@@ -27,6 +27,7 @@ end
 local Module = {}
 Module.__index = Module
 Module.__name = 'Module'
+Module.__var = 'm'                      -- an instance in messages: m:forward(...)
 
 -- Module:extend('Linear') -> a subclass; calling the class constructs an instance.
 function Module:extend(name)
@@ -34,15 +35,22 @@ function Module:extend(name)
   cls.__index = cls
   cls.__name = name
   cls.__tostring = Module.__tostring
+  cls.__call = Module.__call            -- an instance called like a function: an error
   cls.new = function(...)
     local obj = setmetatable({}, cls)
     obj:__init(...)
     return obj
   end
-  return cls
+  return check.methods(cls)             -- its methods, assigned later, are guarded and named
 end
 
 function Module:__init() Module.init(self) end
+
+-- m(x): PyTorch's spelling of forward; moonstep keeps the Torch7 protocol explicit.
+function Module.__call(self)
+  check.fail('%s: a module is not callable; use m:forward(input) (then m:backward(input, gradOutput))',
+             self.__name)
+end
 
 function Module.init(self)
   self._params = {}     -- { {name=, param=, grad=, kind=} } of this module only
@@ -74,8 +82,13 @@ end
 -- input forgotten, so that a forward that fails leaves nothing for backward to pair
 -- with), record_input(x) once their output is computed, and self:_begin_backward(x, g)
 -- first in backward. (Underscored: helpers of the layers, not API for their users.)
+-- The parameters' dtype and device are recorded too: a backward after m:to(...)
+-- would mix the forward's tensors with converted parameters.
 function Module:record_input(x)
   self._input = x
+  local p = self._params[1]
+  local live = p and check.is_tensor(p.param) and not check.is_freed(p.param)
+  self._input_param_type = live and p.param.dtype .. ' on ' .. p.param.device or nil
 end
 
 function Module:check_input(x)
@@ -140,6 +153,11 @@ function Module:_begin_backward(x, g, out)
   self:_check_alive(fn)
   out = out or self.output
   local p = self._params[1]
+  local now = p and p.param.dtype .. ' on ' .. p.param.device
+  if self._input_param_type and now ~= self._input_param_type then
+    check.fail('%s: the parameters are %s but the last forward ran with them %s; call forward again ' ..
+               'after :to()', fn, now, self._input_param_type)
+  end
   if p and out and not check.is_freed(out) and (p.param.dtype ~= out.dtype or p.param.device ~= out.device) then
     check.fail('%s: the parameters are %s on %s but the last forward ran in %s on %s; call forward again ' ..
                'after :to()', fn, p.param.dtype, p.param.device, out.dtype, out.device)
@@ -169,9 +187,38 @@ function Module._check_arity(fn, n, max, usage)
   end
 end
 
+-- Whether v is a module, probed without running any __index function (check.field):
+-- asking the `ms` table or a tensor must not raise their own errors.
+function Module.is_module(v)
+  local f = check.field
+  return type(v) == 'table' and getmetatable(v) ~= nil and type(f(v, 'forward')) == 'function'
+     and type(f(v, 'backward')) == 'function' and type(rawget(v, '_params')) == 'table'
+     and type(rawget(v, 'modules')) == 'table'
+end
+
+-- Whether module `inner` is `outer` or one of its descendants.
+local function contains(outer, inner)
+  if rawequal(outer, inner) then return true end
+  for _, child in ipairs(outer.modules) do
+    if contains(child, inner) then return true end
+  end
+  return false
+end
+
+-- Children form a tree: a module that is already in this model (the model itself
+-- included: forward would recurse forever) is refused, as is a model holding this one.
 function Module:add(m)
-  if type(m) ~= 'table' or type(m.forward) ~= 'function' or type(m._params) ~= 'table' then
-    check.fail('%s.add: module is %s, expected a module', self.__name, check.describe(m))
+  local fn = self.__name .. '.add'
+  if not Module.is_module(m) then
+    check.fail('%s: module is %s, expected a module', fn, check.describe(m))
+  end
+  if contains(m, self) then
+    check.fail('%s: module is %s, which is this model or contains it; a model cannot contain itself',
+               fn, check.describe(m))
+  end
+  if contains(self, m) then
+    check.fail('%s: module is %s, which is already part of this model; ' ..
+               'a module can appear once (its input is kept for backward)', fn, check.describe(m))
   end
   self.modules[#self.modules + 1] = m
   return self
@@ -189,8 +236,10 @@ end
 -- One arena for the whole tree: the root owns it; each module finds its gradients
 -- as self.grad_<name> (grad_weight, grad_bias, ...). Descendants are marked, so that
 -- none of them builds an arena of its own later.
-function Module:build_arena(fn)
-  fn = type(fn) == 'string' and fn or self.__name .. '.build_arena'
+-- fn: the public function to name in an error (these helpers are local; layers reach
+-- them as self:_ensure_arena(fn) and self:_get_arena(fn), not through the public
+-- build_arena(), arena() and ensure_arena(), which name themselves).
+local function build_arena(self, fn)
   local found = collect(self, '', {})
   local entries = {}
   for i, f in ipairs(found) do
@@ -211,47 +260,54 @@ end
 
 -- The arena of a root module (built on first use); a module inside a larger model
 -- refers to the model's.
-function Module:arena(fn)
-  fn = type(fn) == 'string' and fn or self.__name .. '.arena'
+local function get_arena(self, fn)
   if self._arena then return self._arena end
   if self._in_arena then
     check.fail('%s: this module is part of a larger model; ask the model (the root) ' ..
                'for its flat parameters', fn)
   end
-  return self:build_arena(fn)
+  return build_arena(self, fn)
 end
-function Module:flat_parameters() return self:arena(self.__name .. '.flat_parameters'):flat_parameters() end
-function Module:flat_gradients() return self:arena(self.__name .. '.flat_gradients'):flat_gradients() end
-function Module:slices() return self:arena(self.__name .. '.slices'):slices() end
+function Module:flat_parameters() return get_arena(self, self.__name .. '.flat_parameters'):flat_parameters() end
+function Module:flat_gradients() return get_arena(self, self.__name .. '.flat_gradients'):flat_gradients() end
+function Module:slices() return get_arena(self, self.__name .. '.slices'):slices() end
 
 -- Gradients exist once some arena holds this module.
-function Module:ensure_arena(fn)
-  if not self._arena and not self._in_arena then
-    self:build_arena(type(fn) == 'string' and fn or self.__name .. '.ensure_arena')
-  end
+local function ensure_arena(self, fn)
+  if not self._arena and not self._in_arena then build_arena(self, fn) end
 end
+
+function Module:build_arena() return build_arena(self, self.__name .. '.build_arena') end
+function Module:arena() return get_arena(self, self.__name .. '.arena') end
+function Module:ensure_arena() return ensure_arena(self, self.__name .. '.ensure_arena') end
+Module._get_arena, Module._ensure_arena, Module._build_arena = get_arena, ensure_arena, build_arena
 
 -- The parameter tensors of this module and its children (the same views every call).
 function Module:parameters()
-  self:ensure_arena(self.__name .. '.parameters')
+  ensure_arena(self, self.__name .. '.parameters')
   local out = {}
   for i, f in ipairs(collect(self, '', {})) do out[i] = f.entry.param end
   return out
 end
 
-function Module:named_parameters()
-  self:ensure_arena(self.__name .. '.named_parameters')
+-- fn (private callers): the public function to name in an error.
+local function named_parameters(self, fn)
+  ensure_arena(self, fn)
   local out = {}
   for i, f in ipairs(collect(self, '', {})) do
     out[i] = { name = f.name, param = f.entry.param, grad = f.entry.grad, kind = f.entry.kind }
   end
   return out
 end
+function Module:named_parameters() return named_parameters(self, self.__name .. '.named_parameters') end
 
 function Module:zero_grad()
-  if self._arena then self._arena:zero_grad(); return self end
-  self:ensure_arena(self.__name .. '.zero_grad')
-  for _, f in ipairs(collect(self, '', {})) do f.entry.grad:zero_() end
+  local fn = self.__name .. '.zero_grad'
+  if self._arena then self._arena:_zero_grad(fn); return self end
+  ensure_arena(self, fn)
+  for _, f in ipairs(collect(self, '', {})) do
+    check.tensor(fn, 'the gradient of ' .. f.name .. ' (in the model\'s gradient arena)', f.entry.grad):zero_()
+  end
   return self
 end
 
@@ -290,7 +346,7 @@ local function move(self, fn, a, b)
     end
   end
   local ok, err = pcall(function()
-    self:arena(fn):to(a, b)   -- only a root moves: its arena holds every parameter
+    get_arena(self, fn):to(a, b)   -- only a root moves: its arena holds every parameter
     self:apply(function(m)
       for _, buf in ipairs(m._buffers) do
         local moved = buf.tensor:to(a, b)
@@ -310,10 +366,15 @@ function Module:float() return move(self, self.__name .. '.float', 'float32') en
 
 -- name -> CPU copy, for parameters ('1.weight') and buffers ('2.running_mean').
 function Module:state_dict()
+  local fn = self.__name .. '.state_dict'
   local sd = {}
-  for _, p in ipairs(self:named_parameters()) do sd[p.name] = p.param:to('cpu'):clone() end
+  for _, p in ipairs(named_parameters(self, fn)) do
+    sd[p.name] = check.tensor(fn, 'parameter ' .. p.name, p.param):to('cpu'):clone()
+  end
   local function walk(m, prefix)
-    for _, buf in ipairs(m._buffers) do sd[prefix .. buf.name] = buf.tensor:to('cpu'):clone() end
+    for _, buf in ipairs(m._buffers) do
+      sd[prefix .. buf.name] = check.tensor(fn, 'buffer ' .. prefix .. buf.name, buf.tensor):to('cpu'):clone()
+    end
     for i, child in ipairs(m.modules) do walk(child, prefix .. i .. '.') end
   end
   walk(self, '')
@@ -329,7 +390,7 @@ function Module:load_state_dict(sd)
     check.fail('%s: state_dict is %s, expected a table name -> tensor (from state_dict())', fn, check.describe(sd))
   end
   local targets = {}
-  for _, p in ipairs(self:named_parameters()) do targets[p.name] = p.param end
+  for _, p in ipairs(named_parameters(self, fn)) do targets[p.name] = p.param end
   local function walk(m, prefix)
     for _, buf in ipairs(m._buffers) do targets[prefix .. buf.name] = buf.tensor end
     for i, child in ipairs(m.modules) do walk(child, prefix .. i .. '.') end
@@ -339,7 +400,8 @@ function Module:load_state_dict(sd)
   for name in pairs(targets) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do
-    local t, v = targets[name], sd[name]
+    local t, v = targets[name], rawget(sd, name)
+    check.tensor(fn, ('this model\'s %q'):format(name), t)
     if not ms.is_tensor(v) then
       check.fail('%s: entry %q is %s, expected a tensor of shape [%s]', fn, name, check.describe(v),
                  table.concat(t:shape(), ','))
@@ -355,7 +417,7 @@ function Module:load_state_dict(sd)
       check.fail('%s: unexpected entry %s (this model has: %s)', fn, check.describe(name), table.concat(names, ', '))
     end
   end
-  for _, name in ipairs(names) do targets[name]:copy_(sd[name]) end
+  for _, name in ipairs(names) do targets[name]:copy_(rawget(sd, name)) end
   return self
 end
 
@@ -382,5 +444,8 @@ function Module.__tostring(self)
   if #self.modules > 0 then lines[#lines + 1] = ('total: %d parameters'):format(total) end
   return table.concat(lines, '\n')
 end
+
+-- Errors raised below a public method of Module are named after it (check.methods).
+check.methods(Module)
 
 return Module

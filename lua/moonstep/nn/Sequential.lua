@@ -11,10 +11,7 @@ local check = require 'moonstep.check'
 
 local Sequential = Module:extend('Sequential')
 
-local function is_module(m)
-  return type(m) == 'table' and getmetatable(m) ~= nil and type(m.forward) == 'function'
-     and type(m.backward) == 'function' and type(m._params) == 'table'
-end
+local is_module = Module.is_module
 
 function Sequential:__init(...)
   Module.init(self)
@@ -32,7 +29,7 @@ function Sequential:__init(...)
     end
     self:add(m)
   end
-  self:build_arena()
+  self:_build_arena('Sequential')
 end
 
 function Sequential:forward(x)

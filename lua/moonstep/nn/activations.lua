@@ -7,6 +7,7 @@
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
 local C = require('moonstep.core').C
 
@@ -51,8 +52,8 @@ local function activation(name, forward, backward, from_output)
   return cls
 end
 
-activation('ReLU', function(self, x) return F.unary_into(F.buffer(self, '_out', x:shape(), x), x, C.MS_RELU) end,
-           function(self, x, g) return F.relu_backward(x, g, 0, F.buffer(self, '_gin', x:shape(), x)) end)
+activation('ReLU', function(self, x) return F.unary_into(W.buffer(self, '_out', x:shape(), x, 'ReLU.forward'), x, C.MS_RELU) end,
+           function(self, x, g) return F.relu_backward(x, g, 0, W.buffer(self, '_gin', x:shape(), x, 'ReLU.backward')) end)
 activation('Tanh', function(_, x) return x:tanh() end,
            function(_, y, g) return F.tanh_backward(y, g) end, true)
 activation('Sigmoid', function(_, x) return x:sigmoid() end,

@@ -32,50 +32,6 @@ F.tanh_backward = grad_op('tanh_backward', C.MS_TANH_BACKWARD)                  
 F.sigmoid_backward = grad_op('sigmoid_backward', C.MS_SIGMOID_BACKWARD)           -- (y, g)
 F.gelu_backward = grad_op('gelu_backward', C.MS_GELU_BACKWARD)                    -- (x, g)
 
--- f(...) with any error re-issued under fn's name, at the user's line (a layer's
--- internal tensor calls: "index_select: ..." -> "Conv2d.forward: ...").
-function F.protect(fn, f, ...)
-  if type(fn) ~= 'string' then check.fail('protect: fn is %s, expected a string', check.describe(fn)) end
-  if type(f) ~= 'function' then check.fail('protect: f is %s, expected a function', check.describe(f)) end
-  local res = { pcall(f, ...) }
-  if not res[1] then
-    local msg = tostring(res[2]):gsub('^[^:\n]*:%d+: ', '')
-    local head = msg:match('^([%w_%.]+): ')
-    check.raise(head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg)
-  end
-  return unpack(res, 2, table.maxn(res))
-end
-
--- A fresh tensor for fn: an allocation failure (a huge geometry) names fn.
-function F.alloc(fn, shape, dtype, device)
-  if type(fn) ~= 'string' then check.fail('alloc: fn is %s, expected a string', check.describe(fn)) end
-  return F.protect(fn, T.empty, shape, { dtype = dtype, device = device })
-end
-
--- A buffer owned by module m under key, with the given shape, dtype and device as t:
--- reused while they stay the same (outputs and gradInputs are overwritten by the next
--- forward/backward, as in Torch7), reallocated otherwise (also when the old one was
--- freed). Reuse matters: a fresh large block is a fresh mmap, and its page faults cost
--- as much as the op. fn (optional) names the public function in an allocation error.
-function F.buffer(m, key, shape, like, fn)
-  if type(m) ~= 'table' then check.fail('buffer: module is %s, expected a module', check.describe(m)) end
-  if type(key) ~= 'string' then check.fail('buffer: key is %s, expected a string', check.describe(key)) end
-  if type(shape) ~= 'table' or check.is_tensor(shape) then
-    check.fail('buffer: shape is %s, expected a table of sizes', check.describe(shape))
-  end
-  check.tensor('buffer', 'like', like)
-  local b = rawget(m, key)
-  if b ~= nil and check.is_tensor(b) and not check.is_freed(b) and b.dtype == like.dtype and
-     b.device == like.device and b:dim() == #shape then
-    local same = true
-    for d = 1, #shape do same = same and b:size(d) == shape[d] end
-    if same then return b end
-  end
-  b = F.alloc(fn or 'buffer', shape, like.dtype, like.device)
-  m[key] = b
-  return b
-end
-
 -- out <- unary op of x (a C op id), into a buffer.
 function F.unary_into(out, x, op, a)
   check.tensor('unary_into', 'out', out)
@@ -112,8 +68,10 @@ function F.one_hot(target, classes, like)
   check.tensor('one_hot', 'target', target)
   check.integer('one_hot', 'classes', classes, 1)
   check.tensor('one_hot', 'like', like)
-  local ids = T.arange(1, classes + 1, { dtype = like.dtype, device = like.device }):view(1, classes)
-  return F.protect('one_hot', function() return target:to(like.dtype):view(-1, 1):eq(ids) end)
+  return check.protect('one_hot', function()
+    local ids = T.arange(1, classes + 1, { dtype = like.dtype, device = like.device }):view(1, classes)
+    return target:to(like.dtype):view(-1, 1):eq(ids)
+  end)
 end
 
 return F

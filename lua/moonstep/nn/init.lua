@@ -23,4 +23,4 @@ for _, group in ipairs { require 'moonstep.nn.activations', require 'moonstep.nn
                          require 'moonstep.nn.losses' } do
   for name, cls in pairs(group) do nn[name] = cls end
 end
-return nn
+return require('moonstep.check').strict(nn, 'ms.nn')

@@ -94,7 +94,37 @@ function W.window(fn, g, h, w)
 end
 
 -- A fresh tensor of `shape` like t (dtype, device); errors name fn.
-function W.alloc(fn, shape, t) return F.alloc(fn, shape, t.dtype, t.device) end
+-- Helpers the layers share. They take the public function's name as an argument, so
+-- they live here, in a module moonstep does not export (a user could not call them and
+-- be named rightly).
+
+-- f(...) with any error re-issued under fn's name (check.protect).
+W.protect = check.protect
+
+-- A fresh tensor for fn: an allocation failure (a huge geometry) names fn.
+function W.new_tensor(fn, shape, dtype, device)
+  return check.protect(fn, T.empty, shape, { dtype = dtype, device = device })
+end
+
+-- A buffer owned by module m under key, with the given shape, dtype and device as t:
+-- reused while they stay the same (outputs and gradInputs are overwritten by the next
+-- forward/backward, as in Torch7), reallocated otherwise (also when the old one was
+-- freed). Reuse matters: a fresh large block is a fresh mmap, and its page faults cost
+-- as much as the op. fn names the public function (the layer's forward or backward).
+function W.buffer(m, key, shape, like, fn)
+  local b = rawget(m, key)
+  if b ~= nil and check.is_tensor(b) and not check.is_freed(b) and b.dtype == like.dtype and
+     b.device == like.device and b:dim() == #shape then
+    local same = true
+    for d = 1, #shape do same = same and b:size(d) == shape[d] end
+    if same then return b end
+  end
+  b = W.new_tensor(fn, shape, like.dtype, like.device)
+  m[key] = b
+  return b
+end
+
+function W.alloc(fn, shape, t) return W.new_tensor(fn, shape, t.dtype, t.device) end
 
 -- x [N, C, H, W] contiguous -> cols [C*kh*kw, N*OH*OW] (the batch in the columns, so
 -- that a convolution is one GEMM); outside the image reads 0.
@@ -138,7 +168,7 @@ end
 -- 'circular' pad <= size, 'replicate' size >= 1 (the caller checks). Built with tensor
 -- ops (never a Lua table as long as the padded size), as a 1-based int64 index.
 function W.pad_index(fn, mode, size, before, after, device)
-  return F.protect(fn, function()
+  return W.protect(fn, function()
     local p = T.arange(-before, size + after, { dtype = 'float64' })
     if mode == 'replicate' then
       p = p:clamp(0, size - 1)

@@ -13,10 +13,10 @@ local function make(name, wd_default, decoupled)
   local cls = Optimizer.define(name,
     { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = wd_default },
     { lr = 'nonnegative', betas = 'betas', eps = 'positive', weight_decay = 'nonnegative' })
-  function cls:init()
+  function cls:_init()
     self.buffers = { exp_avg = ms.zeros_like(self.arena.flat), exp_avg_sq = ms.zeros_like(self.arena.flat) }
   end
-  function cls:update(h, t)
+  function cls:_update(h, t)
     return C.ms_adam_step(self.arena.flat, self.arena.gflat, self.buffers.exp_avg,
                           self.buffers.exp_avg_sq, h.lr, h.betas[1], h.betas[2], h.eps,
                           h.weight_decay, decoupled and 1 or 0, t)

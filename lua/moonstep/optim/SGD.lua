@@ -14,12 +14,12 @@ local SGD = Optimizer.define('SGD',
   { lr = 'nonnegative', momentum = 'nonnegative', dampening = 'unit',
     weight_decay = 'nonnegative', nesterov = 'boolean' })
 
-function SGD:init()
+function SGD:_init()
   self.buffers = {}
 end
 
 -- v: the hyper-parameters' values (those that are functions: nil at construction).
-function SGD:check_values(who, v)
+function SGD:_check_values(who, v)
   if v.nesterov == true and type(v.momentum) == 'number' and type(v.dampening) == 'number'
      and (v.momentum <= 0 or v.dampening ~= 0) then
     check.fail('%s: nesterov = true needs momentum > 0 and dampening = 0 (as torch.optim.SGD), got momentum %s and dampening %s',
@@ -27,7 +27,7 @@ function SGD:check_values(who, v)
   end
 end
 
-function SGD:update(h)
+function SGD:_update(h)
   local p = self.arena.flat
   local buf, first = self.buffers.momentum, false
   if h.momentum ~= 0 and not buf then buf, first = ms.zeros_like(p), true end
@@ -37,13 +37,10 @@ function SGD:update(h)
   return rc
 end
 
--- Before the first momentum step there is no buffer; a restored state brings one.
-function SGD:load_state(s)
-  if type(s) == 'table' and type(s.buffers) == 'table' and s.buffers.momentum
-     and not self.buffers.momentum then
-    self.buffers.momentum = ms.zeros_like(self.arena.flat)
-  end
-  return Optimizer.load_state(self, s)
+-- Before the first momentum step there is no buffer; a restored state brings one
+-- (Optimizer.load_state keeps it only when the whole state is valid).
+function SGD:_new_buffer(k)
+  if k == 'momentum' then return ms.zeros_like(self.arena.flat) end
 end
 
 return SGD

@@ -2,9 +2,9 @@
 --   local opt = optim.Adam(model, {lr = 1e-3})
 --   opt:step(function() ... return loss end)
 local adam = require 'moonstep.optim.Adam'
-return {
+return require('moonstep.check').strict({
   Optimizer = require 'moonstep.optim.Optimizer',
   SGD = require 'moonstep.optim.SGD',
   Adam = adam.Adam,
   AdamW = adam.AdamW,
-}
+}, 'ms.optim')

@@ -91,20 +91,6 @@ int ms_geom_init(const char *fn, ms_geom *g, const ms_tensor *x, const ms_window
   return 0;
 }
 
-/* Float dtypes, one device, contiguous: what every window op asks of its tensors. */
-static int check_pair(const char *fn, const char *out_name, const ms_tensor *out,
-                      const char *in_name, const ms_tensor *in) {
-  MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_tensor(fn, in_name, in));
-  MS_TRY(ms_check_float(fn, in_name, in));
-  MS_TRY(ms_check_same(fn, out_name, out, in_name, in));
-  if (!ms_tensor_is_contiguous(in) || !ms_tensor_is_contiguous(out))
-    return ms_fail("%s: arguments must be contiguous ('%s' is%s, '%s' is%s)", fn, in_name,
-                   ms_tensor_is_contiguous(in) ? "" : " not", out_name,
-                   ms_tensor_is_contiguous(out) ? "" : " not");
-  return 0;
-}
-
 /* ---- im2col / col2im ----------------------------------------------------------------- */
 typedef struct {
   ms_geom g;
@@ -184,7 +170,8 @@ static int check_cols(const char *fn, const ms_tensor *cols, const ms_geom *g) {
 
 int ms_im2col(ms_tensor *cols, const ms_tensor *x, const ms_window2d *win, double pad_value) {
   static const char fn[] = "im2col";
-  MS_TRY(check_pair(fn, "cols", cols, "input", x));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "cols", cols, "input", x));
   conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), pad_value};
   MS_TRY(ms_geom_init(fn, &job.g, x, win));
   MS_TRY(check_cols(fn, cols, &job.g));
@@ -199,7 +186,8 @@ int ms_im2col(ms_tensor *cols, const ms_tensor *x, const ms_window2d *win, doubl
 
 int ms_col2im(ms_tensor *x, const ms_tensor *cols, const ms_window2d *win) {
   static const char fn[] = "col2im";
-  MS_TRY(check_pair(fn, "input", x, "cols", cols));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "input", x, "cols", cols));
   conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), 0};
   MS_TRY(ms_geom_init(fn, &job.g, x, win));
   MS_TRY(check_cols(fn, cols, &job.g));

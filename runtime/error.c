@@ -194,6 +194,18 @@ int ms_check_same(const char *fn, const char *arg, const ms_tensor *t, const cha
   return 0;
 }
 
+int ms_check_float_pair(const char *fn, const char *out_name, const ms_tensor *out,
+                        const char *in_name, const ms_tensor *in) {
+  MS_TRY(ms_check_tensor(fn, in_name, in));
+  MS_TRY(ms_check_float(fn, in_name, in));
+  MS_TRY(ms_check_same(fn, out_name, out, in_name, in));
+  if (!ms_tensor_is_contiguous(in) || !ms_tensor_is_contiguous(out))
+    return ms_fail("%s: arguments must be contiguous ('%s' is%s, '%s' is%s)", fn, in_name,
+                   ms_tensor_is_contiguous(in) ? "" : " not", out_name,
+                   ms_tensor_is_contiguous(out) ? "" : " not");
+  return 0;
+}
+
 int ms_check_dim(const char *fn, const ms_tensor *t, int32_t dim) {
   if (dim < 0 || dim >= t->ndim)
     return ms_fail("%s: dim %d out of range for a tensor of %d dims (expected 1..%d)", fn,

@@ -61,6 +61,10 @@ int ms_check_same(const char *fn, const char *arg, const ms_tensor *t,
 int ms_check_shape(const char *fn, const char *arg, const ms_tensor *t, int ndim,
                    const int64_t *shape);
 int ms_check_dim(const char *fn, const ms_tensor *t, int32_t dim); /* 0-based, shown 1-based */
+/* What every layer kernel asks of an (output, input) pair: both live, a float dtype, one
+ * dtype and device, both contiguous. */
+int ms_check_float_pair(const char *fn, const char *out_name, const ms_tensor *out,
+                        const char *in_name, const ms_tensor *in);
 
 static inline int ms_device_of(const ms_tensor *t) { return t->storage->device; }
 static inline char *ms_ptr(const ms_tensor *t) {

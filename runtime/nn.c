@@ -36,21 +36,10 @@ typedef struct {
 SOFTMAX_ROWS(float)
 SOFTMAX_ROWS(double)
 
-static int check_nn_pair(const char *fn, const char *out_name, const ms_tensor *out,
-                         const char *in_name, const ms_tensor *in) {
-  MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_float(fn, in_name, in));
-  MS_TRY(ms_check_same(fn, out_name, out, in_name, in));
-  if (!ms_tensor_is_contiguous(in) || !ms_tensor_is_contiguous(out))
-    return ms_fail("%s: arguments must be contiguous ('%s' is%s, '%s' is%s)", fn, in_name,
-                   ms_tensor_is_contiguous(in) ? "" : " not", out_name,
-                   ms_tensor_is_contiguous(out) ? "" : " not");
-  return 0;
-}
-
 int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_) {
   const char *fn = log_ ? "log_softmax" : "softmax";
-  MS_TRY(check_nn_pair(fn, "out", out, "self", x));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "out", out, "self", x));
   MS_TRY(ms_check_shape(fn, "out", out, x->ndim, x->sizes));
   if (x->ndim < 1) return ms_fail("%s: argument 'self' is a scalar, expected at least 1 dim", fn);
   int64_t classes = x->sizes[x->ndim - 1];

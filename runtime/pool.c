@@ -13,19 +13,6 @@ typedef struct {
   int64_t *argmax;
 } pool_job;
 
-static int check_pair(const char *fn, const char *out_name, const ms_tensor *out,
-                      const char *in_name, const ms_tensor *in) {
-  MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_tensor(fn, in_name, in));
-  MS_TRY(ms_check_float(fn, in_name, in));
-  MS_TRY(ms_check_same(fn, out_name, out, in_name, in));
-  if (!ms_tensor_is_contiguous(in) || !ms_tensor_is_contiguous(out))
-    return ms_fail("%s: arguments must be contiguous ('%s' is%s, '%s' is%s)", fn, in_name,
-                   ms_tensor_is_contiguous(in) ? "" : " not", out_name,
-                   ms_tensor_is_contiguous(out) ? "" : " not");
-  return 0;
-}
-
 /* ---- max pooling ---------------------------------------------------------------------- */
 #define MAXPOOL_PLANES(T)                                                              \
   static void maxpool_planes_##T(void *ctx, int64_t lo, int64_t hi) {                  \
@@ -46,7 +33,8 @@ MAXPOOL_PLANES(double)
 
 int ms_maxpool2d(ms_tensor *out, ms_tensor *argmax, const ms_tensor *x, const ms_window2d *win) {
   static const char fn[] = "maxpool2d";
-  MS_TRY(check_pair(fn, "out", out, "input", x));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "out", out, "input", x));
   MS_TRY(ms_check_dtype(fn, "argmax", argmax, MS_INT64));
   pool_job job = {{0}, ms_ptr(x), ms_ptr(out), (int64_t *)ms_ptr(argmax)};
   MS_TRY(ms_geom_init(fn, &job.g, x, win));
@@ -88,7 +76,8 @@ MAXPOOL_BACK_PLANES(double)
 
 int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor *argmax) {
   static const char fn[] = "maxpool2d_backward";
-  MS_TRY(check_pair(fn, "grad_input", gin, "grad_output", gout));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "grad_input", gin, "grad_output", gout));
   MS_TRY(ms_check_tensor(fn, "argmax", argmax));
   MS_TRY(ms_check_dtype(fn, "argmax", argmax, MS_INT64));
   MS_TRY(ms_check_shape(fn, "argmax", argmax, gout->ndim, gout->sizes));
@@ -185,7 +174,8 @@ static int avg_geom(const char *fn, ms_geom *g, const ms_tensor *x, const ms_win
 int ms_avgpool2d(ms_tensor *out, const ms_tensor *x, const ms_window2d *win,
                  int32_t count_include_pad, int64_t divisor) {
   static const char fn[] = "avgpool2d";
-  MS_TRY(check_pair(fn, "out", out, "input", x));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "out", out, "input", x));
   avg_job job = {{0}, ms_ptr(x), ms_ptr(out)};
   MS_TRY(avg_geom(fn, &job.g, x, win, count_include_pad, divisor));
   int64_t want[4] = {job.g.n, job.g.c, job.g.oh, job.g.ow};
@@ -200,7 +190,8 @@ int ms_avgpool2d(ms_tensor *out, const ms_tensor *x, const ms_window2d *win,
 int ms_avgpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_window2d *win,
                           int32_t count_include_pad, int64_t divisor) {
   static const char fn[] = "avgpool2d_backward";
-  MS_TRY(check_pair(fn, "grad_input", gin, "grad_output", gout));
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float_pair(fn, "grad_input", gin, "grad_output", gout));
   avg_job job = {{0}, ms_ptr(gout), ms_ptr(gin)};
   MS_TRY(avg_geom(fn, &job.g, gin, win, count_include_pad, divisor));
   int64_t want[4] = {job.g.n, job.g.c, job.g.oh, job.g.ow};

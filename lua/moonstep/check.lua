@@ -145,6 +145,10 @@ function M.describe(v)
     if v == huge then return 'inf' end
     if v == -huge then return '-inf' end
     if v == floor(v) and v > -1e21 and v < 1e21 then return fmt('%.0f', v) end
+    for digits = 15, 16 do                 -- the shortest form that reads back exactly
+      local s = fmt('%.' .. digits .. 'g', v)
+      if tonumber(s) == v then return s end
+    end
     return fmt('%.17g', v)
   elseif tv == 'string' then
     if #v > 40 then v = v:sub(1, 37) .. '...' end
@@ -220,6 +224,14 @@ end
 
 -- opts must be nil or a table whose keys are all in `accepted` (a list of names).
 -- Returns opts, or an empty table for nil.
+-- A file path: a non-empty string.
+function M.path(fn, v)
+  if type(v) ~= 'string' or v == '' then
+    M.fail('%s: path is %s, expected a file path (a non-empty string)', fn, M.describe(v))
+  end
+  return v
+end
+
 function M.options(fn, opts, accepted)
   if opts == nil then return {} end
   if type(opts) ~= 'table' or M.is_tensor(opts) then

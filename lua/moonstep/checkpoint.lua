@@ -116,9 +116,7 @@ local function encoder(w)
 end
 
 function M.save(path, value)
-  if type(path) ~= 'string' or path == '' then
-    check.fail('ms.save: path is %s, expected a file path (a non-empty string)', check.describe(path))
-  end
+  check.path('ms.save', path)
   local w = C.ms_ckpt_begin(path)
   if w == nil then check.fail('ms.save: cannot save to %s: %s', path, c_error()) end
   w = ffi.gc(w, C.ms_ckpt_abort)   -- removes the temporary if anything below escapes
@@ -172,9 +170,7 @@ local function build(buf, len, device, path)
 end
 
 function M.load(path, opts)
-  if type(path) ~= 'string' or path == '' then
-    check.fail('ms.load: path is %s, expected a file path (a non-empty string)', check.describe(path))
-  end
+  check.path('ms.load', path)
   opts = check.options('ms.load', opts, { 'device' })
   local device = opts.device == nil and 'cpu' or check.oneof('ms.load', 'device', opts.device, { 'cpu', 'cuda' })
   if device == 'cuda' and not ms.cuda.is_available() then

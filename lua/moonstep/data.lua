@@ -137,9 +137,7 @@ local function read_idx_open(gz, path, file_bytes, max_bytes, max_is_default)
 end
 
 function M.read_idx(path, opts)
-  if type(path) ~= 'string' or path == '' then
-    check.fail('read_idx: path is %s, expected a file path (a non-empty string)', check.describe(path))
-  end
+  check.path('read_idx', path)
   opts = check.options('read_idx', opts, { 'max_bytes' })
   local max_bytes = opts.max_bytes == nil and M.MAX_BYTES
                     or check.integer('read_idx', 'max_bytes', opts.max_bytes, 1, 2 ^ 50)
@@ -272,9 +270,7 @@ local function parse_csv(text, path, opts)
 end
 
 function M.read_csv(path, opts)
-  if type(path) ~= 'string' or path == '' then
-    check.fail('read_csv: path is %s, expected a file path (a non-empty string)', check.describe(path))
-  end
+  check.path('read_csv', path)
   opts = check.options('read_csv', opts, { 'label', 'classes', 'sep', 'header' })
   local o = { sep = opts.sep == nil and ',' or opts.sep, header = opts.header }
   if type(o.sep) ~= 'string' or o.sep == '' or o.sep:find('["\r\n]') then

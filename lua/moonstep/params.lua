@@ -40,7 +40,7 @@ function M.build(entries, dtype, device)
     end
     local first = entries[1].param
     if p.dtype ~= first.dtype or p.device ~= first.device then
-      check.fail('params: %s is a %s tensor on %s but %s is %s on %s, expected one dtype and device',
+      check.fail('params: %s is %s on %s but %s is %s on %s, expected one dtype and device',
                  e.name, p.dtype, p.device, entries[1].name, first.dtype, first.device)
     end
     -- The arena re-points each tensor at its own slice: a tensor given twice, or two

@@ -235,7 +235,7 @@ function B.value(fn, name, v, dt)
   end
   local r = INT_RANGE[dt]
   if r and (v ~= floor(v) or v < r[1] or v >= r[2]) then
-    check.fail('%s: %s is %s, expected an integer in %s for a %s tensor', fn, name,
+    check.fail('%s: %s is %s, expected an integer in %s for the %s tensor', fn, name,
                check.describe(v), r[3], DTYPE_NAMES[dt])
   end
   return v

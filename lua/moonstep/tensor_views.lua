@@ -100,7 +100,9 @@ function Tensor.narrow(t, dim, start, len)
   live('narrow', t)
   local d = norm_dim(t, 'narrow', dim)
   local size = tonumber(t.sizes[d - 1])
-  if type(start) ~= 'number' or start ~= floor(start) or start < 1 or start > size + 1 then
+  if type(start) ~= 'number' then check.integer('narrow', 'start', start) end
+  if type(len) ~= 'number' then check.integer('narrow', 'length', len) end
+  if start ~= floor(start) or start < 1 or start > size + 1 then
     check.fail('narrow: start %s out of range for dimension %d of size %d (expected 1..%d)',
                check.describe(start), d, size, size)
   end

@@ -10,8 +10,9 @@ local C, fail = core.C, core.fail
 
 local F = {}
 
+-- (type(v) ~= 'nil', not v ~= nil: a NULL pointer cdata compares equal to nil.)
 local function opt_tensor(fn, name, v)
-  if v ~= nil then check.tensor(fn, name, v) end
+  if type(v) ~= 'nil' then check.tensor(fn, name, v) end
   return v
 end
 
@@ -20,7 +21,7 @@ local function grad_op(name, op)
   return function(xy, g, alpha, out)
     check.tensor(name, 'input', xy)
     check.tensor(name, 'gradOutput', g)
-    if alpha ~= nil then check.number(name, 'alpha', alpha) end
+    if type(alpha) ~= 'nil' then check.number(name, 'alpha', alpha) end
     out = opt_tensor(name, 'out', out) or T.empty_like(xy)
     if C.ms_binary(out, xy, g, op, alpha or 0) ~= 0 then fail(name) end
     return out
@@ -37,7 +38,7 @@ function F.unary_into(out, x, op, a)
   check.tensor('unary_into', 'out', out)
   check.tensor('unary_into', 'input', x)
   check.integer('unary_into', 'op', op, 0, 2 ^ 31 - 1)
-  if a ~= nil then check.number('unary_into', 'a', a) end
+  if type(a) ~= 'nil' then check.number('unary_into', 'a', a) end
   if C.ms_unary(out, x, op, a or 0, 0) ~= 0 then fail('unary_into') end
   return out
 end
@@ -48,7 +49,7 @@ function F.binary_into(out, a, b, op, alpha)
   check.tensor('binary_into', 'a', a)
   check.tensor('binary_into', 'b', b)
   check.integer('binary_into', 'op', op, 0, 2 ^ 31 - 1)
-  if alpha ~= nil then check.number('binary_into', 'alpha', alpha) end
+  if type(alpha) ~= 'nil' then check.number('binary_into', 'alpha', alpha) end
   if C.ms_binary(out, a, b, op, alpha or 1) ~= 0 then fail('binary_into') end
   return out
 end

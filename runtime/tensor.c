@@ -117,6 +117,8 @@ void ms_tensor_release(ms_tensor *t) {
 
 /* Row-major with no gaps. A tensor with no elements touches no memory, so any strides
  * count as contiguous (as in PyTorch): views of it, like view(), must not be refused. */
+int ms_tensor_check(const ms_tensor *t) { return ms_check_tensor("tensor", "self", t); }
+
 int ms_tensor_is_contiguous(const ms_tensor *t) {
   if (t->count == 0) return 1;
   int64_t expect = 1;

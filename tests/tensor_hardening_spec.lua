@@ -280,4 +280,13 @@ describe('aliases', function()
       assert.equal('function', type(f), 'Tensor.' .. name)
     end
   end)
+  it('Lua readers refuse a header a script overwrote (no read outside the storage)', function()
+    local t = ms.ones(3)
+    t.offset = 2 ^ 40
+    H.assert_error(function() return t:get(1) end, 'get', 'corrupt header')
+    local u = ms.ones(3)
+    u.sizes[0] = 100
+    H.assert_error(function() return tostring(u) end, 'corrupt header')
+    H.assert_error(function() return u:totable() end, 'totable', 'corrupt header')
+  end)
 end)

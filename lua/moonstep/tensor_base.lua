@@ -73,6 +73,7 @@ function B.data(t, fn)
   if s.device ~= 0 then
     check.fail('%s: tensor is on %s, expected a cpu tensor', fn, DEVICE_NAMES[s.device])
   end
+  if C.ms_tensor_check(t) ~= 0 then B.fail(fn) end   -- a header a script overwrote
   return ffi.cast(B.PTR_TYPES[t.dtype_id], s.data)
 end
 

@@ -73,6 +73,10 @@ int ms_tensor_view(ms_tensor *out, const ms_tensor *base, int32_t ndim,
  * header then reads as freed and any op on it is an error. Idempotent. */
 void ms_tensor_release(ms_tensor *t);
 int ms_tensor_is_contiguous(const ms_tensor *t);
+/* 0 when t is live and its header is consistent (rank, dtype, device, count, every
+ * addressable element inside its storage), else -1. The fields are plain struct members
+ * a script can overwrite; the Lua side calls this before it reads CPU memory itself. */
+int ms_tensor_check(const ms_tensor *t);
 /* CPU storage of 64 KiB and more is cached after release and reused for the next
  * request of the same size (a training step allocates the same shapes every time; a
  * fresh block costs page faults). At most 1 GiB is kept; these report and empty it. */

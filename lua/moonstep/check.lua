@@ -233,11 +233,15 @@ function M.path(fn, v)
 end
 
 function M.options(fn, opts, accepted)
-  if opts == nil then return {} end
+  if type(opts) == 'nil' then return {} end
   if type(opts) ~= 'table' or M.is_tensor(opts) then
     M.fail('%s: options is %s, expected a table', fn, M.describe(opts))
   end
-  for k in pairs(opts) do
+  for k, v in pairs(opts) do
+    -- A NULL pointer compares equal to nil, so `opts.k ~= nil` tests would pass it on.
+    if type(v) == 'cdata' and v == nil then
+      M.fail('%s: option %s is a NULL pointer, expected a value or no entry', fn, M.describe(k))
+    end
     local known = false
     for _, a in ipairs(accepted) do if a == k then known = true; break end end
     if not known then

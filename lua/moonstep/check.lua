@@ -232,6 +232,9 @@ function M.path(fn, v)
   return v
 end
 
+-- accepted list -> set of its names (lists are usually module constants)
+local accepted_sets = setmetatable({}, { __mode = 'k' })
+
 function M.options(fn, opts, accepted)
   if type(opts) == 'nil' then return {} end
   if type(opts) ~= 'table' or M.is_tensor(opts) then
@@ -242,9 +245,13 @@ function M.options(fn, opts, accepted)
     if type(v) == 'cdata' and v == nil then
       M.fail('%s: option %s is a NULL pointer, expected a value or no entry', fn, M.describe(k))
     end
-    local known = false
-    for _, a in ipairs(accepted) do if a == k then known = true; break end end
-    if not known then
+    local set = accepted_sets[accepted]
+    if not set then
+      set = {}
+      for _, a in ipairs(accepted) do set[a] = true end
+      accepted_sets[accepted] = set
+    end
+    if not set[k] then
       local names = {}
       for i, a in ipairs(accepted) do names[i] = a end
       table.sort(names)

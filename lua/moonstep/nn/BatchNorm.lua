@@ -92,9 +92,10 @@ local function make(name, dims, expect)
       local m = x:numel() / self.channels
       if m <= 1 then
         check.fail('%s: input has shape [%s]: %d value%s per channel, expected more than 1 to ' ..
-                   'compute batch statistics (%s); use evaluate() for single examples', fn,
+                   'compute batch statistics (%s)', fn,
                    table.concat(x:shape(), ','), m, m == 1 and '' or 's',
-                   self.training and 'training mode' or 'track_running_stats = false')
+                   self.track_running_stats and 'training mode; use evaluate() for single examples'
+                   or 'track_running_stats = false: batch statistics in every mode')
       end
       mean = chan_sum(x):div_(m)
       local centered = x - mean:view(cs)

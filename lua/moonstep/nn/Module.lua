@@ -84,11 +84,16 @@ end
 -- first in backward. (Underscored: helpers of the layers, not API for their users.)
 -- The parameters' dtype and device are recorded too: a backward after m:to(...)
 -- would mix the forward's tensors with converted parameters.
+-- dtype and device of a live tensor as one number (cheap to record and compare).
+local function type_key(t)
+  if not check.is_tensor(t) or check.is_freed(t) then return nil end
+  return t.dtype_id * 2 + (t.device == 'cpu' and 0 or 1)
+end
+
 function Module:record_input(x)
   self._input = x
   local p = self._params[1]
-  local live = p and check.is_tensor(p.param) and not check.is_freed(p.param)
-  self._input_param_type = live and p.param.dtype .. ' on ' .. p.param.device or nil
+  self._input_param_type = p and type_key(p.param)
 end
 
 function Module:check_input(x)
@@ -129,11 +134,15 @@ function Module:_check_alive(fn)
   end
 end
 
+-- 'Linear.forward' / 'Linear.backward', built once per class name.
+local fwd_names = setmetatable({}, { __index = function(t, k) local v = k .. '.forward'; t[k] = v; return v end })
+local bwd_names = setmetatable({}, { __index = function(t, k) local v = k .. '.backward'; t[k] = v; return v end })
+
 -- Forward starts: x checked (a live float tensor unless kind == 'any'), the last
 -- input forgotten.
 function Module:_begin_forward(x, kind)
   self._input = nil
-  local fn = self.__name .. '.forward'
+  local fn = fwd_names[self.__name]
   self:_check_alive(fn)
   if kind == 'any' then check.tensor(fn, 'input', x) else Module._check_float(fn, 'input', x) end
   return x
@@ -149,14 +158,13 @@ end
 -- dtype and device of `out` (the forward's output by default).
 function Module:_begin_backward(x, g, out)
   self:check_input(x)
-  local fn = self.__name .. '.backward'
+  local fn = bwd_names[self.__name]
   self:_check_alive(fn)
   out = out or self.output
   local p = self._params[1]
-  local now = p and p.param.dtype .. ' on ' .. p.param.device
-  if self._input_param_type and now ~= self._input_param_type then
-    check.fail('%s: the parameters are %s but the last forward ran with them %s; call forward again ' ..
-               'after :to()', fn, now, self._input_param_type)
+  if self._input_param_type and type_key(p.param) ~= self._input_param_type then
+    check.fail('%s: the parameters are %s on %s but the last forward ran with them in another dtype ' ..
+               'or device; call forward again after :to()', fn, p.param.dtype, p.param.device)
   end
   if p and out and not check.is_freed(out) and (p.param.dtype ~= out.dtype or p.param.device ~= out.device) then
     check.fail('%s: the parameters are %s on %s but the last forward ran in %s on %s; call forward again ' ..

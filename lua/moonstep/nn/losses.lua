@@ -246,6 +246,13 @@ end
 local function class_targets(self, name, t1, c, x2)
   local ft = x2.device == 'cpu' and 'float64' or 'float32'
   local tf = t1:to(ft)
+  -- The common case, settled by two reductions: no weight, an ignore_index that is not a
+  -- class, every target a class (so none is ignored).
+  local ig = self.ignore_index
+  if not self.weight and (ig < 1 or ig > c) and t1:numel() > 0 and tf:min() >= 1 and tf:max() <= c then
+    local ones = ms.ones(t1:numel(), { dtype = x2.dtype, device = x2.device })
+    return ones, t1:contiguous(), nil, ones, true
+  end
   local mask = tf:ne(self.ignore_index)
   local bad = (tf:lt(1) + tf:gt(c)):mul_(mask)
   if t1:numel() > 0 and bad:max() > 0 then
@@ -289,7 +296,7 @@ end
 local function class_forward(self, name, x, t, log_probs)
   self:_begin_loss(x, t)
   local x2, t1, c = class_rows(name, x, t)
-  local mask, safe, w, wt = class_targets(self, name, t1, c, x2)
+  local mask, safe, w, wt, plain = class_targets(self, name, t1, c, x2)
   local logp = log_probs and x2 or x2:log_softmax()
   local picked = logp:gather(2, safe:view(-1, 1)):view(-1)      -- logp[i, t_i]
   local e = self.label_smoothing or 0
@@ -298,7 +305,8 @@ local function class_forward(self, name, x, t, log_probs)
     local sm = w and (logp * w:view(1, c)):sum(2) or logp:sum(2)
     losses:add_(sm:mul_(mask), -e / c)
   end
-  self.cache = { logp = logp, mask = mask, safe = safe, w = w, wt = wt, c = c, den = wt:sum() }
+  self.cache = { logp = logp, mask = mask, safe = safe, w = w, wt = wt, c = c, plain = plain,
+                 den = plain and t1:numel() or wt:sum() }
   local r = self:_reduce(losses, self.cache.den)
   if self.reduction == 'none' then r = r:view(t:shape()) end
   self:_end_loss(x, t)
@@ -314,6 +322,13 @@ function CE:backward(x, t, go)
   local e, c = self.label_smoothing, k.c
   -- d loss_i / dx_ij = p_ij s_i - q_ij,  q_ij = (1-e) w[t_i] [j = t_i] + e/C w_j (rows not ignored),
   -- s_i = sum_j q_ij
+  if k.plain then                       -- no weight, nothing ignored: g = p - q, s_i = 1
+    local g = k.logp:exp():sub_(F.one_hot(k.safe, c, k.logp), 1 - e)
+    if e > 0 then g:add_(-e / c) end
+    local scale = row_scale(self, go, k.den, g:size(1))
+    if scale then g:mul_(scale) end
+    return rows_back(g, x)
+  end
   local q = F.one_hot(k.safe, c, k.logp):mul_(k.wt:view(-1, 1)):mul_(1 - e)
   local wsum = c
   if e > 0 then

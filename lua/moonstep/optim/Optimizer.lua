@@ -97,11 +97,15 @@ local function hyper(self, who, k, t)
 end
 
 -- Every hyper-parameter at step t: a table k -> value, each checked.
+-- Also returns whether any was a function (user code, which may free tensors).
 local function hypers(self, who, t)
-  local h = {}
-  for k in pairs(self.defaults) do h[k] = hyper(self, who, k, t) end
+  local h, called = {}, false
+  for k in pairs(self.defaults) do
+    called = called or type(self[k]) == 'function'
+    h[k] = hyper(self, who, k, t)
+  end
   if self._check_values then self:_check_values(who, h) end
-  return h
+  return h, called
 end
 
 -- cls: the optimizer class. defaults: its hyper-parameters with default values;
@@ -197,8 +201,8 @@ function Optimizer:step(closure)
   -- cls:_update(h, t) runs the fused step with the checked hyper-parameters h of step t
   -- and returns the runtime's status; on failure (Ctrl-C included) nothing was updated.
   local t = self.t + 1
-  local h = hypers(self, who, t)
-  check_live(self, who)                 -- hyper-parameter functions are user code too
+  local h, called = hypers(self, who, t)
+  if called then check_live(self, who) end   -- hyper-parameter functions are user code too
   if self:_update(h, t) ~= 0 then fail(who) end
   self.t = t
   return loss

@@ -128,11 +128,20 @@ end
 function M.protect(fn, f, ...)
   local res = { pcall(f, ...) }
   if not res[1] then
-    local msg = tostring(res[2]):gsub('^[^:\n]*:%d+: ', '')
-    local head = msg:match('^([%w_%.:]+): ')
-    M.raise(head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg)
+    M.raise(M.rename(fn, (tostring(res[2]):gsub('^[^:\n]*:%d+: ', ''))))
   end
   return unpack(res, 2, table.maxn(res))
+end
+
+-- msg under the public name fn: its leading "name: " replaced, or fn put in front.
+function M.rename(fn, msg)
+  local head = msg:match('^([%w_%.]+): ')
+  return head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg
+end
+
+-- What went wrong in err: without its "file:line: " position and leading "name: ".
+function M.reason(err)
+  return (tostring(err):gsub('^[^:\n]*:%d+: ', ''):gsub('^[%w_.:]+: ', ''))
 end
 
 -- A short, safe description of any value for an error message.

@@ -68,12 +68,9 @@ end
 -- called ("copy_: ..." from clone reads "clone: ..."); a number (an old stack level)
 -- is ignored: the user's line is found on the stack.
 function M.fail(fn)
+  local check = require 'moonstep.check'
   local msg = ffi.string(C.ms_last_error())
-  if type(fn) == 'string' then
-    local head = msg:match('^([%w_%.]+): ')
-    if head then msg = fn .. msg:sub(#head + 1) else msg = fn .. ': ' .. msg end
-  end
-  require('moonstep.check').raise(msg)
+  check.raise(type(fn) == 'string' and check.rename(fn, msg) or msg)
 end
 
 return M

@@ -36,6 +36,7 @@ local index_buf, value_buf = B.index_buf, B.value_buf
 M.device_id, M.data, M.storage_key, M.storage_nbytes = B.device_id, B.data, B.storage_key, B.storage_nbytes
 M.is_freed, M.rebind = B.freed, B.rebind
 M.live = B.live
+M.shape_of = B.shape_of
 
 ---------------------------------------------------------------------------------------
 -- constructors

@@ -106,19 +106,18 @@ check.is_freed = function(v) return is_tensor(v) and v.storage == nil end
 ---------------------------------------------------------------------------------------
 -- Raise the runtime's last message at the user's line; the message's leading function
 -- name is replaced by fn (the public function the user called) when given.
-function B.fail(fn)
-  local msg = ffi.string(C.ms_last_error())
-  if fn then
-    local head = msg:match('^([%w_%.]+): ')
-    if head then msg = fn .. msg:sub(#head + 1)
-    else msg = fn .. ': ' .. msg end
-  end
-  check.raise(msg)
-end
+B.fail = core.fail
 
 ---------------------------------------------------------------------------------------
 -- argument parsing
 ---------------------------------------------------------------------------------------
+-- "[2,3]": the shape of tensor t (B.shape_str takes a shape table).
+function B.shape_of(t)
+  local parts = {}
+  for d = 0, t.ndim - 1 do parts[d + 1] = tostring(tonumber(t.sizes[d])) end
+  return '[' .. concat(parts, ',') .. ']'
+end
+
 function B.shape_str(shape)
   local parts = {}
   for i, v in ipairs(shape) do parts[i] = check.describe(v) end

@@ -327,6 +327,7 @@ end
 function M.export(T)
   T.where = M.where
   T.broadcast_shape = broadcast_shape
+  T.same_shape = same_shape
 end
 
 return M

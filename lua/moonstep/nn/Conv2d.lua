@@ -70,8 +70,6 @@ function Conv2d:__init(cin, cout, kernel, ...)
   end
   self.padding = padding
   self.in_channels, self.out_channels, self.groups = cin, cout, groups
-  self.cin, self.cout = cin, cout   -- older names
-  self.kh, self.kw, self.sh, self.sw, self.ph, self.pw = g.kh, g.kw, g.sh, g.sw, g.pt, g.pl
   self._geom = g
   local fan_in = cin / groups * g.kh * g.kw
   local numel = cout * fan_in
@@ -92,7 +90,7 @@ local function hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
 function Conv2d:extra_repr()
   local g = self._geom
   local pad = type(self.padding) == 'string' and self.padding or hw(g.pt, g.pl)
-  local s = ('%d -> %d, %dx%d, stride %s, padding %s'):format(self.cin, self.cout, g.kh, g.kw,
+  local s = ('%d -> %d, %dx%d, stride %s, padding %s'):format(self.in_channels, self.out_channels, g.kh, g.kw,
                                                                hw(g.sh, g.sw), pad)
   if g.dh ~= 1 or g.dw ~= 1 then s = s .. ', dilation ' .. hw(g.dh, g.dw) end
   if self.groups ~= 1 then s = s .. ', groups ' .. self.groups end
@@ -129,7 +127,7 @@ function Conv2d:forward(x)
   self:_begin_forward(x)
   check.tensor(fn, 'weight', self.weight)
   Module._check_float(fn, 'input', x, self.weight)
-  local x4 = W.as_batch(fn, x, self.cin)
+  local x4 = W.as_batch(fn, x, self.in_channels)
   local g = self._geom
   local conv_g = g
   if self.padding_mode ~= 'zeros' then
@@ -137,9 +135,9 @@ function Conv2d:forward(x)
     conv_g = { kh = g.kh, kw = g.kw, sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw,
                pt = 0, pb = 0, pl = 0, pr = 0 }
   end
-  local n, O, G = x4:size(1), self.cout, self.groups
+  local n, O, G = x4:size(1), self.out_channels, self.groups
   local win, oh, ow = W.window(fn, conv_g, x4:size(3), x4:size(4))
-  local K, L = self.cin * g.kh * g.kw, oh * ow
+  local K, L = self.in_channels * g.kh * g.kw, oh * ow
   if K * n * L > 2 ^ 53 or O * n * L > 2 ^ 53 then
     check.fail('%s: input [%s] gives an output of %dx%d: too many elements', fn,
                table.concat(x:shape(), ','), oh, ow)
@@ -178,8 +176,8 @@ function Conv2d:backward(x, g)
     self.gradInput = self.input_grad ~= false and ms.zeros(x:shape(), { dtype = x.dtype, device = x.device }) or nil
     return self.gradInput
   end
-  local O, G, n, L = self.cout, self.groups, st.n, st.L
-  local K = self.cin * self.kh * self.kw
+  local O, G, n, L = self.out_channels, self.groups, st.n, st.L
+  local K = self.in_channels * self._geom.kh * self._geom.kw
   local gc = g:contiguous()
   local Gm = W.buffer(self, '_G', { O, n * L }, gc, fn)
   Gm:view(O, n, L):copy_(gc:view(n, O, L):transpose(1, 2))    -- [N, O, L] -> [O, N, L]

@@ -60,10 +60,6 @@ function Embedding:extra_repr()
   return ('%d, %d%s'):format(self.num, self.dim, self.padding_idx and (', padding_idx=%d'):format(self.padding_idx) or '')
 end
 
--- Strip "file:line: " and a leading "fn: " from a runtime message.
-local function reason(err)
-  return (tostring(err):gsub('^[^:]*:%d+: ', ''):gsub('^[%w_.]+: ', ''))
-end
 
 function Embedding:forward(idx)
   self:_begin_forward(idx, 'any')
@@ -78,7 +74,7 @@ function Embedding:forward(idx)
   shape[#shape + 1] = self.dim
   local ok, rows = pcall(self.weight.index_select, self.weight, 1, flat)
   if not ok then
-    local why = reason(rows)
+    local why = check.reason(rows)
     if not why:find('expected', 1, true) then why = why .. (' (indices are 1-based rows in 1..%d)'):format(self.num) end
     check.fail('Embedding.forward: %s', why)
   end

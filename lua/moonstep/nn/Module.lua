@@ -18,11 +18,9 @@
 local ms = require 'moonstep'
 local params = require 'moonstep.params'
 local check = require 'moonstep.check'
+local T = require 'moonstep.tensor'
 
--- Strip "file:line: " and a leading "fn: " from an error message.
-local function reason(err)
-  return (tostring(err):gsub('^[^:]*:%d+: ', ''):gsub('^[%w_.:]+: ', ''))
-end
+local reason = check.reason
 
 local Module = {}
 Module.__index = Module
@@ -148,12 +146,6 @@ function Module:_begin_forward(x, kind)
   return x
 end
 
-local function dims_of(t)
-  local s = {}
-  for d = 0, t.ndim - 1 do s[#s + 1] = tostring(tonumber(t.sizes[d])) end
-  return '[' .. table.concat(s, ',') .. ']'
-end
-
 -- Backward starts: x is the input of the last forward, g a live tensor of the shape,
 -- dtype and device of `out` (the forward's output by default).
 function Module:_begin_backward(x, g, out)
@@ -171,12 +163,8 @@ function Module:_begin_backward(x, g, out)
                'after :to()', fn, p.param.dtype, p.param.device, out.dtype, out.device)
   end
   Module._check_float(fn, 'gradOutput', g, out)
-  if out ~= nil then
-    local same = g.ndim == out.ndim
-    for d = 0, g.ndim - 1 do same = same and g.sizes[d] == out.sizes[d] end
-    if not same then
-      check.fail('%s: gradOutput has shape %s, expected %s (the output\'s)', fn, dims_of(g), dims_of(out))
-    end
+  if out ~= nil and not T.same_shape(g, out) then
+    check.fail('%s: gradOutput has shape %s, expected %s (the output\'s)', fn, T.shape_of(g), T.shape_of(out))
   end
   return g
 end

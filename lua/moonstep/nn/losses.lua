@@ -26,13 +26,8 @@ local check = require 'moonstep.check'
 
 local M = {}
 
-local function shape_of(t) return '[' .. table.concat(t:shape(), ',') .. ']' end
-
-local function same_shape(a, b)
-  if a:dim() ~= b:dim() then return false end
-  for d = 1, a:dim() do if a:size(d) ~= b:size(d) then return false end end
-  return true
-end
+local T = require 'moonstep.tensor'
+local shape_of, same_shape = T.shape_of, T.same_shape
 
 -- t converted to x's dtype and device when they differ (weights against the input).
 local function like(t, x)

@@ -77,11 +77,7 @@ function W.as_batch(fn, x, channels)
 end
 
 -- Raise the runtime's last error as fn's.
-local function cfail(fn)
-  local msg = ffi.string(C.ms_last_error())
-  local head = msg:match('^([%w_%.]+): ')
-  check.raise(head and fn .. msg:sub(#head + 1) or fn .. ': ' .. msg)
-end
+local cfail = core.fail
 
 -- The C struct of window g for an h x w input, and the output size OH, OW.
 function W.window(fn, g, h, w)

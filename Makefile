@@ -7,6 +7,7 @@
 #   make asan         a CPU-only build with -fsanitize=address,undefined in build-asan/
 #   make test-asan    the test suite against that build
 #   make fuzz-api N=100000 SEED=1       random misuse of the Lua API (fuzz-api-asan: sanitized)
+#   make gpu-check    on a GPU machine: every spec with GPU cases, then the GPU benchmarks
 #   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
 
 BUILD    ?= build
@@ -48,7 +49,7 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
-.PHONY: all deps test test-asan asan demo bench fuzz fuzz-api fuzz-api-asan clean
+.PHONY: all deps test test-asan asan demo bench gpu-check fuzz fuzz-api fuzz-api-asan clean
 all: $(LIB)
 
 $(LIB): $(OBJS)
@@ -81,6 +82,18 @@ test-asan: deps asan
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@bin/moonstep scripts/demo.lua
+
+# One short run on a GPU machine: the specs that hold GPU cases (CPU parity of every op,
+# layer, loss and optimizer step; Philox bits) against a CUDA build, then the GPU parts of
+# the benchmarks. Fails where no GPU is usable rather than reporting skips as a pass.
+GPU_SPECS := tests/cuda_spec.lua tests/optim_float32_spec.lua tests/nn_conv_pool_spec.lua \
+             tests/nn_layers_spec.lua tests/checkpoint_spec.lua tests/errors_spec.lua
+gpu-check: deps
+	@$(MAKE) --no-print-directory CUDA=1 all $(BUILD)/libbaseline.so
+	@bin/moonstep -e 'if not ms.cuda.is_available() then io.stderr:write("gpu-check: no usable GPU\n"); os.exit(1) end'
+	@scripts/run-tests.sh $(GPU_SPECS)
+	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/core.lua
+	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/train.lua
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)

@@ -61,72 +61,75 @@ local pa, pb, po = ptr(a), ptr(b), ptr(o)
 local gb = 12 * n / 1e9   -- bytes moved per add/mul/axpy: two reads and a write
 
 print(('moonstep core benchmark, %d threads available'):format(maxth))
-print('\nelementwise over 32M floats: GB/s (12 bytes per element)')
-print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'plain C', 'ratio', 'goal'))
-for _, nth in ipairs(maxth > 1 and { 1, maxth } or { 1 }) do
-  ms.set_num_threads(nth)
-  local cases = {
-    { 'add', function() ms.C.ms_binary(o, a, b, ms.C.MS_ADD, 1) end,
-      function() BL.bl_add(po, pa, pb, n, nth) end },
-    { 'mul', function() ms.C.ms_binary(o, a, b, ms.C.MS_MUL, 1) end,
-      function() BL.bl_mul(po, pa, pb, n, nth) end },
-    { 'axpy_ (y += 0.5 x)', function() o:axpy_(0.5, a) end,
-      function() BL.bl_axpy(po, 0.5, pa, n, nth) end },
-  }
-  for _, c in ipairs(cases) do
-    local ours, theirs = best_pair(c[2], c[3], 2)
-    row(('%s, %d thread%s'):format(c[1], nth, nth > 1 and 's' or ''), gb / ours, gb / theirs, '>= 0.8x')
+-- MOONSTEP_GPU_ONLY=1 (make gpu-check): the GPU section alone.
+if os.getenv('MOONSTEP_GPU_ONLY') ~= '1' then
+  print('\nelementwise over 32M floats: GB/s (12 bytes per element)')
+  print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'plain C', 'ratio', 'goal'))
+  for _, nth in ipairs(maxth > 1 and { 1, maxth } or { 1 }) do
+    ms.set_num_threads(nth)
+    local cases = {
+      { 'add', function() ms.C.ms_binary(o, a, b, ms.C.MS_ADD, 1) end,
+        function() BL.bl_add(po, pa, pb, n, nth) end },
+      { 'mul', function() ms.C.ms_binary(o, a, b, ms.C.MS_MUL, 1) end,
+        function() BL.bl_mul(po, pa, pb, n, nth) end },
+      { 'axpy_ (y += 0.5 x)', function() o:axpy_(0.5, a) end,
+        function() BL.bl_axpy(po, 0.5, pa, n, nth) end },
+    }
+    for _, c in ipairs(cases) do
+      local ours, theirs = best_pair(c[2], c[3], 2)
+      row(('%s, %d thread%s'):format(c[1], nth, nth > 1 and 's' or ''), gb / ours, gb / theirs, '>= 0.8x')
+    end
   end
-end
-ms.set_num_threads(maxth)
-a, b, o = nil, nil, nil
-collectgarbage()
+  ms.set_num_threads(maxth)
+  a, b, o = nil, nil, nil
+  collectgarbage()
 
-print('\nmatmul (float32): GFLOP/s, all threads')
-print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'cblas', 'ratio', 'goal'))
-for _, s in ipairs { { 128, 784, 256 }, { 512, 512, 512 }, { 1024, 1024, 1024 } } do
-  local m, k, nn = s[1], s[2], s[3]
-  local A, B, Cm = ms.randn(m, k), ms.randn(k, nn), ms.empty(m, nn)
-  local pA, pB, pC = ptr(A), ptr(B), ptr(Cm)
-  local flops = 2 * m * k * nn / 1e9
-  local reps = m * k * nn < 1e8 and 50 or 5
-  local opts = { out = Cm }
-  local ours, theirs = best_pair(function() ms.matmul(A, B, opts) end,
-    function() blas.cblas_sgemm(101, 111, 111, m, nn, k, 1, pA, k, pB, nn, 0, pC, nn) end, reps, 3)
-  row(('%dx%dx%d'):format(m, k, nn), flops / ours, flops / theirs, '>= 0.9x')
-end
+  print('\nmatmul (float32): GFLOP/s, all threads')
+  print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'cblas', 'ratio', 'goal'))
+  for _, s in ipairs { { 128, 784, 256 }, { 512, 512, 512 }, { 1024, 1024, 1024 } } do
+    local m, k, nn = s[1], s[2], s[3]
+    local A, B, Cm = ms.randn(m, k), ms.randn(k, nn), ms.empty(m, nn)
+    local pA, pB, pC = ptr(A), ptr(B), ptr(Cm)
+    local flops = 2 * m * k * nn / 1e9
+    local reps = m * k * nn < 1e8 and 50 or 5
+    local opts = { out = Cm }
+    local ours, theirs = best_pair(function() ms.matmul(A, B, opts) end,
+      function() blas.cblas_sgemm(101, 111, 111, m, nn, k, 1, pA, k, pB, nn, 0, pC, nn) end, reps, 3)
+    row(('%dx%dx%d'):format(m, k, nn), flops / ours, flops / theirs, '>= 0.9x')
+  end
 
-print('\nper-op overhead from Lua: microseconds per call (lower is better; ratio = PyTorch / moonstep)')
-local x1, y1 = ms.ones(1), ms.ones(1)
-local tiny_inplace = best(function() x1:add_(y1) end, 100000) * 1e6
-local tiny_alloc = best(function() local _ = x1 + y1 end, 100000) * 1e6
-local torch = {}
-local py = io.popen(('/usr/bin/python3 %s/scripts/bench/torch_ops.py %d 2>/dev/null'):format(home, maxth))
-if py then
-  for line in py:lines() do
-    local name, sec = line:match('^(%S+) (%S+)$')
-    if name then torch[name] = tonumber(sec) end
+  print('\nper-op overhead from Lua: microseconds per call (lower is better; ratio = PyTorch / moonstep)')
+  local x1, y1 = ms.ones(1), ms.ones(1)
+  local tiny_inplace = best(function() x1:add_(y1) end, 100000) * 1e6
+  local tiny_alloc = best(function() local _ = x1 + y1 end, 100000) * 1e6
+  local torch = {}
+  local py = io.popen(('/usr/bin/python3 %s/scripts/bench/torch_ops.py %d 2>/dev/null'):format(home, maxth))
+  if py then
+    for line in py:lines() do
+      local name, sec = line:match('^(%S+) (%S+)$')
+      if name then torch[name] = tonumber(sec) end
+    end
+    py:close()
   end
-  py:close()
-end
-print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'PyTorch', 'ratio', 'goal'))
-local function vs_torch(name, ours, key)
-  local t = torch[key]
-  if t then
-    print(('  %-28s %10.3f %10.3f %8.2fx   <= 0.5 us, below PyTorch'):format(name, ours, t * 1e6, t * 1e6 / ours))
-  else
-    print(('  %-28s %10.3f %10s %9s   <= 0.5 us (python3-torch not installed)'):format(name, ours, '-', '-'))
+  print(('  %-28s %10s %10s %9s   %s'):format('', 'moonstep', 'PyTorch', 'ratio', 'goal'))
+  local function vs_torch(name, ours, key)
+    local t = torch[key]
+    if t then
+      print(('  %-28s %10.3f %10.3f %8.2fx   <= 0.5 us, below PyTorch'):format(name, ours, t * 1e6, t * 1e6 / ours))
+    else
+      print(('  %-28s %10.3f %10s %9s   <= 0.5 us (python3-torch not installed)'):format(name, ours, '-', '-'))
+    end
   end
-end
-vs_torch('t:add_(u), 1 element', tiny_inplace, 'tiny_add_')
-vs_torch('t + u (allocates), 1 element', tiny_alloc, 'tiny_add')
-if torch.add_32M then
-  local p, q = ms.rand(n), ms.rand(n)
-  local r = ms.empty(n)
-  local ours = best(function() ms.C.ms_binary(r, p, q, ms.C.MS_ADD, 1) end, 3)
-  print(('  %-28s %10.1f %10.1f %8.2fx   (GB/s, higher is better)'):format(
-    'add 32M floats, all threads', gb / ours, gb / torch.add_32M, torch.add_32M / ours))
-end
+  vs_torch('t:add_(u), 1 element', tiny_inplace, 'tiny_add_')
+  vs_torch('t + u (allocates), 1 element', tiny_alloc, 'tiny_add')
+  if torch.add_32M then
+    local p, q = ms.rand(n), ms.rand(n)
+    local r = ms.empty(n)
+    local ours = best(function() ms.C.ms_binary(r, p, q, ms.C.MS_ADD, 1) end, 3)
+    print(('  %-28s %10.1f %10.1f %8.2fx   (GB/s, higher is better)'):format(
+      'add 32M floats, all threads', gb / ours, gb / torch.add_32M, torch.add_32M / ours))
+  end
+end -- CPU sections
 
 print('\nGPU')
 if not ms.cuda.is_available() then

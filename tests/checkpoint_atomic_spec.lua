@@ -4,13 +4,8 @@
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function sh(cmd)                 -- runs cmd, returns its stdout and stderr
-  local p = io.popen('( ' .. cmd .. ' ) 2>&1')
-  local out = p:read('*a')
-  p:close()
-  return out
-end
+local q = H.quote
+local sh = H.sh
 local function tmpdir()
   local d = os.tmpname()
   os.remove(d)

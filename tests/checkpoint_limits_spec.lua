@@ -5,12 +5,8 @@ local ffi = require 'ffi'
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local q = H.quote
+local write = H.write_file
 local function u64(v)
   local out = {}
   for i = 1, 8 do out[i] = string.char(v % 256); v = math.floor(v / 256) end

@@ -3,17 +3,8 @@
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local read = H.read_file
+local write = H.write_file
 
 describe('checkpoints', function()
   local path = os.tmpname()

@@ -4,18 +4,9 @@
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function write(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local q = H.quote
+local write = H.write_file
+local read = H.read_file
 local function be32(v)
   return string.char(math.floor(v / 2 ^ 24) % 256, math.floor(v / 2 ^ 16) % 256, math.floor(v / 256) % 256, v % 256)
 end

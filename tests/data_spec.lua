@@ -3,11 +3,7 @@
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local function write(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
+local write = H.write_file
 
 local function gzip(path) os.execute('gzip -f -k ' .. path) end
 

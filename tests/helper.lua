@@ -58,4 +58,39 @@ function H.random_tensor(shape, seed, opts)
   return t, H.flatten(t:totable())
 end
 
+-- Files and shells for the specs that drive files and child processes.
+function H.read_file(path)
+  local f = assert(io.open(path, 'rb'))
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+function H.write_file(path, bytes)
+  local f = assert(io.open(path, 'wb'))
+  f:write(bytes)
+  f:close()
+end
+
+-- s quoted for a POSIX shell.
+function H.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- The output (stdout and stderr) of a shell command; sh_rc appends "rc=<exit status>".
+function H.sh(cmd)
+  local p = io.popen('( ' .. cmd .. ' ) 2>&1')
+  local out = p:read('*a')
+  p:close()
+  return out
+end
+function H.sh_rc(cmd) return H.sh(cmd .. '; echo "rc=$?"') end
+
+-- scripts/train.lua with args, and the per-epoch losses it printed (strings, by epoch).
+function H.train(args) return H.sh_rc('bin/moonstep scripts/train.lua ' .. args) end
+function H.epoch_losses(out)
+  local l = {}
+  for e, loss in out:gmatch('epoch (%d+)  loss (%S+)') do l[tonumber(e)] = loss end
+  return l
+end
+H.have_fashion_mnist = io.open('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') ~= nil
+
 return H

@@ -1,6 +1,7 @@
 -- The REPL: unit checks of its evaluation rules, then the real thing driven through
 -- tmux (a pty): printing, ';', locals across lines, continuation, errors, Ctrl-C
 -- during a computation and at the prompt, and history.
+local H = require 'helper'
 local repl = require 'moonstep.repl'
 
 -- An output sink that records what eval writes.
@@ -67,12 +68,7 @@ describe('repl evaluation', function()
 end)
 
 -- Driving bin/moonstep in a tmux pane.
-local function sh(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
-  local s = p:read('*a')
-  p:close()
-  return s
-end
+local sh = H.sh
 
 local has_tmux = os.execute('command -v tmux >/dev/null 2>&1') == 0
 

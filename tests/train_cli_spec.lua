@@ -1,11 +1,7 @@
 -- scripts/train.lua's command line: --help, and every bad flag is a one-line error with
 -- exit status 2 before anything is loaded or trained (no dataset needed).
-local function run(args)
-  local p = io.popen('bin/moonstep scripts/train.lua ' .. args .. ' 2>&1; echo "rc=$?"')
-  local out = p:read('*a')
-  p:close()
-  return out
-end
+local H = require 'helper'
+local run = H.train
 
 local function refused(args, ...)
   local out = run(args)

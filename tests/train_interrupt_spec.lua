@@ -1,21 +1,13 @@
 -- scripts/train.lua on a terminal and under Ctrl-C: the progress bar leaves no stale
 -- characters, and SIGINT stops the run with one clean line, writing with --save a
 -- checkpoint from which --resume reproduces the losses of an uninterrupted run.
-local have = io.open('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') ~= nil
+local H = require 'helper'
+local have = H.have_fashion_mnist
 local have_script = os.execute('command -v script >/dev/null 2>&1') == 0
 
-local function sh(cmd)
-  local p = io.popen(cmd .. ' 2>&1; echo "rc=$?"')
-  local out = p:read('*a')
-  p:close()
-  return out
-end
+local sh = H.sh_rc
 
-local function losses(out)
-  local l = {}
-  for e, loss in out:gmatch('epoch (%d+)  loss (%S+)') do l[tonumber(e)] = loss end
-  return l
-end
+local losses = H.epoch_losses
 
 -- Starts train.lua with args in the background, waits for `ready` (a pattern) in its
 -- output, sleeps `delay` seconds, sends SIGINT; returns the output and the exit status.

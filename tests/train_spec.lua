@@ -1,19 +1,11 @@
 -- scripts/train.lua end to end on a slice of Fashion-MNIST: it learns, and resuming
 -- from a checkpoint reproduces the losses of an uninterrupted run exactly.
-local have = io.open('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') ~= nil
+local H = require 'helper'
+local have = H.have_fashion_mnist
 
-local function run(args)
-  local p = io.popen('bin/moonstep scripts/train.lua ' .. args .. ' 2>&1; echo "rc=$?"')
-  local out = p:read('*a')
-  p:close()
-  return out
-end
+local run = H.train
 
-local function losses(out)
-  local l = {}
-  for e, loss in out:gmatch('epoch (%d+)  loss (%S+)') do l[tonumber(e)] = loss end
-  return l
-end
+local losses = H.epoch_losses
 
 describe('scripts/train.lua', function()
   if not have then

@@ -65,7 +65,7 @@ local function make(name, names, usage, init, run, back, repr)
     local x4 = W.as_batch(fn, x, nil)
     local win, oh, ow = W.window(fn, self._geom, x4:size(3), x4:size(4))
     local n, c = x4:size(1), x4:size(2)
-    local out, extra = run(self, fn, x4, win, W.alloc(fn, { n, c, oh, ow }, x4))
+    local out, extra = run(self, fn, x4, win, W.buffer(self, '_out', { n, c, oh, ow }, x4, fn))
     self._win = win
     if x:dim() == 3 then
       out = out:view(c, oh, ow)
@@ -83,7 +83,7 @@ local function make(name, names, usage, init, run, back, repr)
     local gc = g:contiguous()
     local x4shape = x:dim() == 3 and { 1, x:size(1), x:size(2), x:size(3) } or x:shape()
     gc = gc:view(x4shape[1], x4shape[2], gc:size(gc:dim() - 1), gc:size(gc:dim()))
-    local gin = back(self, fn, gc, self._win, W.alloc(fn, x4shape, gc))
+    local gin = back(self, fn, gc, self._win, W.buffer(self, '_gin', x4shape, gc, fn))
     self.gradInput = gin:view(x:shape())
     return self.gradInput
   end
@@ -100,7 +100,7 @@ local MaxPool2d = make('MaxPool2d', MAX_NAMES,
     self.return_indices = check.boolean('MaxPool2d', 'return_indices', ri)
   end,
   function(self, fn, x, win, out)
-    local argmax = W.alloc(fn, out:shape(), { dtype = 'int64', device = x.device })
+    local argmax = W.buffer(self, '_argmax', out:shape(), { dtype = 'int64', device = x.device }, fn)
     W.maxpool2d(fn, x, win, out, argmax)
     self.argmax = argmax
     if self.return_indices then return out, argmax:to('float64'):add(1):to('int64') end

@@ -245,7 +245,13 @@ local function class_targets(self, name, t1, c, x2)
   -- class, every target a class (so none is ignored).
   local ig = self.ignore_index
   if not self.weight and (ig < 1 or ig > c) and t1:numel() > 0 and tf:min() >= 1 and tf:max() <= c then
-    local ones = ms.ones(t1:numel(), { dtype = x2.dtype, device = x2.device })
+    -- all-ones mask and row weights, kept from call to call (nothing writes them)
+    local ones = self._ones
+    if not (ones and not check.is_freed(ones) and ones:numel() == t1:numel()
+            and ones.dtype == x2.dtype and ones.device == x2.device) then
+      ones = ms.ones(t1:numel(), { dtype = x2.dtype, device = x2.device })
+      self._ones = ones
+    end
     return ones, t1:contiguous(), nil, ones, true
   end
   local mask = tf:ne(self.ignore_index)

@@ -28,7 +28,7 @@ LDLIBS   := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lz -lm -fop
 
 C_SRCS   := $(filter-out runtime/cuda_stub.c,$(wildcard runtime/*.c))
 CU_SRCS  := $(wildcard kernels/*.cu)
-HEADERS  := $(wildcard runtime/*.h runtime/include/*.h kernels/*.cuh)
+HEADERS  := $(wildcard runtime/*.h runtime/optim/*.h runtime/include/*.h kernels/*.cuh)
 
 ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
@@ -94,6 +94,7 @@ gpu-check: deps
 	@scripts/run-tests.sh $(GPU_SPECS)
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/core.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/train.lua
+	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/optim.lua
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
@@ -102,6 +103,7 @@ $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/libbaseline.so
 	@bin/moonstep scripts/bench/core.lua
+	@bin/moonstep scripts/bench/optim.lua
 
 # Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
 # interesting inputs are added to tests/fuzz/corpus (which the test suite replays).

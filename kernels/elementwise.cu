@@ -1,88 +1,37 @@
 // elementwise.cu — the CUDA twin of runtime/elementwise.c (float32 only on the GPU).
 //
 // One grid-stride kernel per arity walks the same broadcast iterator as the CPU;
-// the op is a uniform switch (every thread takes the same branch). The expressions
-// mirror runtime/elementwise_impl.h case by case.
+// the op is a uniform switch (every thread takes the same branch). Each case computes
+// the formula the CPU loop of runtime/elementwise_impl.h computes (elementwise_ops.h).
 #include "common.cuh"
 
+// The formulas are instantiated for float: T and SFX stay defined for this file, so
+// that MS_FORMULA_<ID> (runtime/elementwise_ops.h) expands with the float helpers
+// (ms_gelu_tanh_f32, ms_gelu_tanh_backward_f32) and the float overloads of exp, erf, ...
 #define T float
 #define SFX _f32
 #define MS_OPS_HD __device__
 #include "elementwise_ops.h"
-#undef T
-#undef SFX
+
+// The switches, generated from the one op list (include/moonstep_elementwise.h): the
+// same formula per case as the CPU loops. The op is uniform across a launch.
+#define MS_EW_CASE(id, ...) case MS_##id: return MS_FORMULA_##id;
 
 __device__ __forceinline__ float unary_op(int op, float v, float a, float b) {
-  switch (op) {
-    case MS_NEG: return -v;
-    case MS_ABS: return fabsf(v);
-    case MS_EXP: return expf(v);
-    case MS_LOG: return logf(v);
-    case MS_SQRT: return sqrtf(v);
-    case MS_RSQRT: return 1.0f / sqrtf(v);
-    case MS_TANH: return tanhf(v);
-    case MS_SIGMOID: return 1.0f / (1.0f + expf(-v));
-    case MS_RELU: return v > 0 ? v : 0.0f;
-    case MS_SIGN: return (float)((v > 0) - (v < 0));
-    case MS_SQUARE: return v * v;
-    case MS_RECIP: return 1.0f / v;
-    case MS_CLAMP: return v < a ? a : (v > b ? b : v);
-    case MS_ADD_SCALAR: return v + a;
-    case MS_MUL_SCALAR: return v * a;
-    case MS_POW_SCALAR: return a == 2.0f ? v * v : powf(v, a);
-    case MS_RSUB_SCALAR: return a - v;
-    case MS_RDIV_SCALAR: return a / v;
-    case MS_RPOW_SCALAR: return powf(a, v);
-    case MS_MAX_SCALAR: return v > a || v != v ? v : a;
-    case MS_MIN_SCALAR: return v < a || v != v ? v : a;
-    case MS_EQ_SCALAR: return (float)(v == a);
-    case MS_NE_SCALAR: return (float)(v != a);
-    case MS_LT_SCALAR: return (float)(v < a);
-    case MS_LE_SCALAR: return (float)(v <= a);
-    case MS_GT_SCALAR: return (float)(v > a);
-    case MS_GE_SCALAR: return (float)(v >= a);
-    case MS_ERF: return erff(v);
-    case MS_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    case MS_LEAKY_RELU: return v > 0 ? v : a * v;
-    default: return ms_gelu_tanh_f32(v);  // MS_GELU_TANH
-  }
+  switch (op) { MS_UNARY_OPS(MS_EW_CASE) }
+  return 0.0f;  // unreachable: ms_unary refused any other op
 }
 
 __device__ __forceinline__ float binary_op(int op, float u, float v, float alpha) {
-  switch (op) {
-    case MS_ADD: return u + alpha * v;
-    case MS_SUB: return u - alpha * v;
-    case MS_MUL: return u * v;
-    case MS_DIV: return u / v;
-    case MS_POW: return powf(u, v);
-    case MS_MAX: return u > v || u != u ? u : v;
-    case MS_MIN: return u < v || u != u ? u : v;
-    case MS_EQ: return (float)(u == v);
-    case MS_NE: return (float)(u != v);
-    case MS_LT: return (float)(u < v);
-    case MS_LE: return (float)(u <= v);
-    case MS_GT: return (float)(u > v);
-    case MS_GE: return (float)(u >= v);
-    case MS_RELU_BACKWARD: return u > 0 ? v : 0.0f;
-    case MS_LEAKY_RELU_BACKWARD: return u > 0 ? v : alpha * v;
-    case MS_TANH_BACKWARD: return v * (1.0f - u * u);
-    case MS_SIGMOID_BACKWARD: return v * u * (1.0f - u);
-    case MS_GELU_BACKWARD:
-      return v * (0.5f * (1.0f + erff(u * 0.70710678118654752f)) +
-                  u * expf(-0.5f * u * u) * 0.39894228040143267794f);
-    default: return ms_gelu_tanh_backward_f32(u, v);  // MS_GELU_TANH_BACKWARD
-  }
+  switch (op) { MS_BINARY_OPS(MS_EW_CASE) }
+  return 0.0f;
 }
 
 __device__ __forceinline__ float ternary_op(int op, float u, float v, float w, float alpha) {
-  switch (op) {
-    case MS_ADDCMUL: return u + alpha * v * w;
-    case MS_ADDCDIV: return u + alpha * v / w;
-    case MS_WHERE: return u != 0 ? v : w;
-    case MS_LERP: return u + alpha * (v - u);
-    default: return u + w * (v - u);  // MS_LERP_WEIGHT
-  }
+  switch (op) { MS_TERNARY_OPS(MS_EW_CASE) }
+  return 0.0f;
 }
+#undef MS_EW_CASE
 
 // ARITY inputs (operands 1..ARITY) into operand 0.
 template <int ARITY>

@@ -1,42 +1,129 @@
-// optim.cu — the CUDA twins of runtime/optim.c: one kernel per step over the arena.
-// The per-element rules are runtime/optim_impl.h's, shared with the C loops; the host
-// (optim.c) computes the step's constants in double, rounded to float once here.
+// optim.cu — the CUDA twins of runtime/optim.c and runtime/arena.c: one kernel launch per
+// optimizer step over the arena, the element rules of runtime/optim/<rule>.h (shared with
+// the C loops), the constants derived in double by the host and rounded to float here.
+// A thread finds its element's group by a binary search over the slice table's offsets
+// in device memory (skipped when there is one slice).
 #include "common.cuh"
-#include "optim_impl.h"
+#include "optim/rules.h"
 
 #define OPT_FN static __host__ __device__ __forceinline__
 #define OPT_T float
 #define OPT_SFX f32
 #define OPT_FMA fmaf
 #define OPT_SQRT sqrtf
-#include "optim_impl.h"
+#include "optim/rules.h"
 
-__global__ void sgd_kernel(float *p, const float *g, float *buf, int64_t n, sgd_k_f32 k) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    sgd_elem_f32(p + i, buf ? buf + i : NULL, g[i], &k);
+// The slice (then its group) holding element i: table = offsets[nslices + 1], groups[nslices].
+__device__ __forceinline__ int32_t slice_group(const int64_t *table, int32_t nslices, int64_t i) {
+  if (!table || nslices <= 1) return 0;
+  int32_t lo = 0, hi = nslices - 1;
+  while (lo < hi) {
+    int32_t mid = lo + (hi - lo + 1) / 2;
+    if (table[mid] <= i) lo = mid; else hi = mid - 1;
+  }
+  return (int32_t)table[nslices + 1 + lo];
 }
 
-__global__ void adam_kernel(float *p, const float *g, float *m, float *v, int64_t n,
-                            adam_k_f32 k) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    adam_elem_f32(p + i, m + i, v + i, g[i], &k);
+// For each rule NAME: NAME_consts_pack (its float constants for every group, passed by
+// value), NAME_kernel and the launcher ms_cuda_optim_NAME.
+#define OPT_CUDA_RULE(NAME, NSTATE)                                                   \
+  struct NAME##_consts_pack { NAME##_k_f32 k[MS_OPTIM_MAX_GROUPS]; };                 \
+  __global__ void NAME##_kernel(opt_ptrs_f32 q, int64_t n, const int64_t *table,      \
+                                int32_t nslices, NAME##_consts_pack pack) {           \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;          \
+         i += (int64_t)gridDim.x * blockDim.x)                                        \
+      NAME##_elem_f32(i, &q, &pack.k[slice_group(table, nslices, i)]);                \
+  }                                                                                   \
+  extern "C" int ms_cuda_optim_##NAME(const ms_cuda_optim_job *j,                     \
+                                      const ms_##NAME##_consts *k, int32_t ngroups) {  \
+    NAME##_consts_pack pack;                                                          \
+    for (int32_t g = 0; g < ngroups; g++) pack.k[g] = NAME##_k_of_f32(&k[g]);         \
+    opt_ptrs_f32 q;                                                                   \
+    q.p = j->p, q.g = j->g;                                                           \
+    for (int s = 0; s < MS_OPTIM_NSTATE; s++) q.s[s] = j->s[s];                       \
+    NAME##_kernel<<<ms_grid(j->n), MS_BLOCK>>>(q, j->n, j->table, j->nslices, pack);  \
+    MS_CUDA_LAUNCHED(#NAME "_step");                                                  \
+    return 0;                                                                         \
+  }
+MS_OPTIM_RULES(OPT_CUDA_RULE)
+
+// ---- arena reductions: one block per chunk, float64 accumulation ----------------------
+
+__global__ void arena_reduce_kernel(int32_t op, const float *a, const float *b,
+                                    const int64_t *chunks, double *partial) {
+  __shared__ double sh[MS_BLOCK];
+  const int64_t off = chunks[2 * blockIdx.x], cnt = chunks[2 * blockIdx.x + 1];
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
+    double x = a[off + i];
+    if (op == MS_ARENA_SUM) acc += x;
+    else if (op == MS_ARENA_SUMSQ) acc += x * x;
+    else if (op == MS_ARENA_DOT) acc += x * (double)b[off + i];
+    else { double v = fabs(x); if (!(v <= acc)) acc = v; }
+  }
+  sh[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {   // a fixed tree: same bits every run
+    if ((int)threadIdx.x < w) {
+      double u = sh[threadIdx.x], v = sh[threadIdx.x + w];
+      sh[threadIdx.x] = op == MS_ARENA_ABSMAX ? (v <= u ? u : v) : u + v;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = sh[0];
 }
 
-extern "C" {
-
-int ms_cuda_sgd_step(float *p, const float *g, float *buf, int64_t n, const ms_sgd_consts *k) {
-  sgd_kernel<<<ms_grid(n), MS_BLOCK>>>(p, g, buf, n, sgd_k_of_f32(k));
-  MS_CUDA_LAUNCHED("sgd_step");
+extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
+                                    const int64_t *chunks, int64_t nchunks, double *partial) {
+  static const char fn[] = "arena_reduce";
+  if (nchunks == 0) return 0;
+  if (nchunks > 2147483647LL) return ms_fail("%s: %lld chunks, too many", fn, (long long)nchunks);
+  int64_t *dchunks = NULL;
+  double *dpartial = NULL;
+  cudaError_t e = cudaMalloc((void **)&dchunks, sizeof(int64_t) * 2 * nchunks);
+  if (e == cudaSuccess) e = cudaMalloc((void **)&dpartial, sizeof(double) * nchunks);
+  if (e == cudaSuccess)
+    e = cudaMemcpy(dchunks, chunks, sizeof(int64_t) * 2 * nchunks, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess) {
+    arena_reduce_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, a, b, dchunks, dpartial);
+    e = cudaGetLastError();
+  }
+  if (e == cudaSuccess)
+    e = cudaMemcpy(partial, dpartial, sizeof(double) * nchunks, cudaMemcpyDeviceToHost);
+  cudaFree(dchunks);
+  cudaFree(dpartial);
+  MS_CUDA_TRY(fn, e);
   return 0;
 }
 
-int ms_cuda_adam_step(float *p, const float *g, float *m, float *v, int64_t n,
-                      const ms_adam_consts *k) {
-  adam_kernel<<<ms_grid(n), MS_BLOCK>>>(p, g, m, v, n, adam_k_of_f32(k));
-  MS_CUDA_LAUNCHED("adam_step");
-  return 0;
+__global__ void arena_scale_kernel(float *a, int64_t n, const int64_t *table, int32_t nslices,
+                                   const float *scale) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int32_t lo = 0, hi = nslices - 1;
+    while (lo < hi) {
+      int32_t mid = lo + (hi - lo + 1) / 2;
+      if (table[mid] <= i) lo = mid; else hi = mid - 1;
+    }
+    a[i] *= scale[lo];
+  }
 }
 
-}  // extern "C"
+extern "C" int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslices,
+                                   const double *scale) {
+  static const char fn[] = "arena_scale";
+  float *host = (float *)malloc(sizeof(float) * nslices), *dev = NULL;
+  if (!host) return ms_fail("%s: out of memory", fn);
+  for (int32_t s = 0; s < nslices; s++) host[s] = (float)scale[s];
+  cudaError_t e = cudaMalloc((void **)&dev, sizeof(float) * nslices);
+  if (e == cudaSuccess) e = cudaMemcpy(dev, host, sizeof(float) * nslices, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess) {
+    arena_scale_kernel<<<ms_grid(n), MS_BLOCK>>>(a, n, table, nslices, dev);
+    e = cudaGetLastError();
+  }
+  if (e == cudaSuccess) e = cudaDeviceSynchronize();
+  cudaFree(dev);
+  free(host);
+  MS_CUDA_TRY(fn, e);
+  return 0;
+}

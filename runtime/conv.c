@@ -158,6 +158,8 @@ typedef struct {
     }                                                                                  \
   }
 
+/* defines im2col_items_float, im2col_items_double, col2im_planes_float,
+ * col2im_planes_double */
 IM2COL_ITEMS(float)
 IM2COL_ITEMS(double)
 COL2IM_PLANES(float)

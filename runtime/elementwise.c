@@ -5,27 +5,25 @@
 #include "internal.h"
 #include <tgmath.h>
 
+/* defines unary_row__f32, binary_row__f32, ternary_row__f32, elementwise__f32, ... */
 #define T float
 #define SFX _f32
 #include "elementwise_impl.h"
 #undef T
 #undef SFX
+/* defines unary_row__f64, binary_row__f64, ternary_row__f64, elementwise__f64, ... */
 #define T double
 #define SFX _f64
 #include "elementwise_impl.h"
 #undef T
 #undef SFX
 
-static const char *const unary_names[MS_UNARY_COUNT] = {
-  "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "sign", "square",
-  "reciprocal", "clamp", "add", "mul", "pow", "sub", "div", "pow", "max", "min",
-  "eq", "ne", "lt", "le", "gt", "ge", "erf", "gelu", "leaky_relu", "gelu"};
-static const char *const binary_names[MS_BINARY_COUNT] = {
-  "add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge",
-  "relu_backward", "leaky_relu_backward", "tanh_backward", "sigmoid_backward", "gelu_backward",
-  "gelu_backward"};
-static const char *const ternary_names[MS_TERNARY_COUNT] = {
-  "addcmul", "addcdiv", "where", "lerp", "lerp"};
+/* The op names for messages, from the one op list (include/moonstep_elementwise.h). */
+#define MS_EW_NAME(id, name, ...) [MS_##id] = name,
+static const char *const unary_names[MS_UNARY_COUNT] = {MS_UNARY_OPS(MS_EW_NAME)};
+static const char *const binary_names[MS_BINARY_COUNT] = {MS_BINARY_OPS(MS_EW_NAME)};
+static const char *const ternary_names[MS_TERNARY_COUNT] = {MS_TERNARY_OPS(MS_EW_NAME)};
+#undef MS_EW_NAME
 
 /* Shared by the three arities: checks, the iterator, then CPU or CUDA. */
 static int run(const char *fn, int arity, int op, const char *const *names,

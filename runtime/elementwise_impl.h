@@ -1,7 +1,13 @@
 /* elementwise_impl.h — the CPU loops of elementwise.c for one element type.
  *
- * Included once per type with T (the C type) and SFX (a name suffix) defined. Each op
- * has its own loop so that the compiler can vectorise it; the contiguous case
+ * Included once per type with T (the C type) and SFX (a name suffix) defined; defines
+ * unary_row_<SFX>, binary_row_<SFX>, ternary_row_<SFX>, elementwise_range_<SFX>,
+ * elementwise_job_<SFX>, elementwise_share_<SFX> and elementwise_<SFX> (for float:
+ * unary_row__f32, ..., elementwise__f32). The switches are generated from the op list
+ * (include/moonstep_elementwise.h): case MS_<ID> computes MS_FORMULA_<ID> of
+ * elementwise_ops.h.
+ *
+ * Each op has its own loop so that the compiler can vectorise it; the contiguous case
  * (all inner strides 1) is separate from the strided one for the same reason, and
  * so is the in-place case (o == x): there gcc's runtime overlap check between o and x
  * would fail and fall back to scalar code, so that loop names only one pointer.
@@ -26,37 +32,9 @@
 static void FN(unary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, int64_t n,
                            T a, T b) {
   switch (op) {
-    case MS_NEG: MAP1(-v)
-    case MS_ABS: MAP1(v < 0 ? -v : v)
-    case MS_EXP: MAP1(exp(v))
-    case MS_LOG: MAP1(log(v))
-    case MS_SQRT: MAP1(sqrt(v))
-    case MS_RSQRT: MAP1((T)1 / sqrt(v))
-    case MS_TANH: MAP1(tanh(v))
-    case MS_SIGMOID: MAP1((T)1 / ((T)1 + exp(-v)))
-    case MS_RELU: MAP1(v > 0 ? v : (T)0)
-    case MS_SIGN: MAP1((T)((v > 0) - (v < 0)))
-    case MS_SQUARE: MAP1(v * v)
-    case MS_RECIP: MAP1((T)1 / v)
-    case MS_CLAMP: MAP1(v < a ? a : (v > b ? b : v))
-    case MS_ADD_SCALAR: MAP1(v + a)
-    case MS_MUL_SCALAR: MAP1(v * a)
-    case MS_POW_SCALAR: MAP1(a == (T)2 ? v * v : pow(v, a))
-    case MS_RSUB_SCALAR: MAP1(a - v)
-    case MS_RDIV_SCALAR: MAP1(a / v)
-    case MS_RPOW_SCALAR: MAP1(pow(a, v))
-    case MS_MAX_SCALAR: MAP1(v > a || v != v ? v : a)
-    case MS_MIN_SCALAR: MAP1(v < a || v != v ? v : a)
-    case MS_EQ_SCALAR: MAP1((T)(v == a))
-    case MS_NE_SCALAR: MAP1((T)(v != a))
-    case MS_LT_SCALAR: MAP1((T)(v < a))
-    case MS_LE_SCALAR: MAP1((T)(v <= a))
-    case MS_GT_SCALAR: MAP1((T)(v > a))
-    case MS_GE_SCALAR: MAP1((T)(v >= a))
-    case MS_ERF: MAP1(erf(v))
-    case MS_GELU: MAP1((T)0.5 * v * ((T)1 + erf(v * (T)M_SQRT1_2)))
-    case MS_LEAKY_RELU: MAP1(v > 0 ? v : a * v)
-    case MS_GELU_TANH: MAP1(FN(ms_gelu_tanh)(v))
+#define MS_EW_CASE(id, ...) case MS_##id: MAP1(MS_FORMULA_##id)
+    MS_UNARY_OPS(MS_EW_CASE)
+#undef MS_EW_CASE
   }
 }
 
@@ -84,27 +62,9 @@ static void FN(unary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, int
 static void FN(binary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx, const T *y,
                             int64_t sy, int64_t n, T alpha) {
   switch (op) {
-    case MS_ADD: MAP2(u + alpha * v)
-    case MS_SUB: MAP2(u - alpha * v)
-    case MS_MUL: MAP2(u * v)
-    case MS_DIV: MAP2(u / v)
-    case MS_POW: MAP2(pow(u, v))
-    case MS_MAX: MAP2(u > v || u != u ? u : v)
-    case MS_MIN: MAP2(u < v || u != u ? u : v)
-    case MS_EQ: MAP2((T)(u == v))
-    case MS_NE: MAP2((T)(u != v))
-    case MS_LT: MAP2((T)(u < v))
-    case MS_LE: MAP2((T)(u <= v))
-    case MS_GT: MAP2((T)(u > v))
-    case MS_GE: MAP2((T)(u >= v))
-    case MS_RELU_BACKWARD: MAP2(u > 0 ? v : (T)0)
-    case MS_LEAKY_RELU_BACKWARD: MAP2(u > 0 ? v : alpha * v)
-    case MS_TANH_BACKWARD: MAP2(v * ((T)1 - u * u))
-    case MS_SIGMOID_BACKWARD: MAP2(v * u * ((T)1 - u))
-    case MS_GELU_BACKWARD:
-      MAP2(v * ((T)0.5 * ((T)1 + erf(u * (T)M_SQRT1_2)) +
-                u * exp((T)-0.5 * u * u) * (T)0.39894228040143267794))
-    case MS_GELU_TANH_BACKWARD: MAP2(FN(ms_gelu_tanh_backward)(u, v))
+#define MS_EW_CASE(id, ...) case MS_##id: MAP2(MS_FORMULA_##id)
+    MS_BINARY_OPS(MS_EW_CASE)
+#undef MS_EW_CASE
   }
 }
 
@@ -128,11 +88,9 @@ static void FN(ternary_row_)(int op, T *o, int64_t so, const T *x, int64_t sx,
                              const T *y, int64_t sy, const T *z, int64_t sz, int64_t n,
                              T alpha) {
   switch (op) {
-    case MS_ADDCMUL: MAP3(u + alpha * v * w)
-    case MS_ADDCDIV: MAP3(u + alpha * v / w)
-    case MS_WHERE: MAP3(u != 0 ? v : w)
-    case MS_LERP: MAP3(u + alpha * (v - u))
-    case MS_LERP_WEIGHT: MAP3(u + w * (v - u))
+#define MS_EW_CASE(id, ...) case MS_##id: MAP3(MS_FORMULA_##id)
+    MS_TERNARY_OPS(MS_EW_CASE)
+#undef MS_EW_CASE
   }
 }
 

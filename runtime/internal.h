@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-/* ---- errors ----------------------------------------------------------------------- */
+/* ---- errors (error.c) --------------------------------------------------------------- */
 int ms_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern volatile int ms_interrupt_flag;
 int ms_fail_interrupted(const char *fn);
@@ -47,12 +47,14 @@ static inline int64_t ms_index_pos(int64_t v, int64_t base, int64_t size) {
 int ms_view_extent(const char *fn, int ndim, const int64_t *sizes, const int64_t *strides,
                    int64_t offset, int64_t *numel, int64_t *lo, int64_t *hi);
 
+/* ---- names in messages (dtype.c; ms_dtype_size is public) ------------------------------ */
 /* "[2,3]" into buf (at least 160 bytes). */
 const char *ms_shape_str(char *buf, int ndim, const int64_t *shape);
 const char *ms_dtype_name(int32_t dtype);
 const char *ms_device_name(int32_t device);
 
-/* Each returns 0 or fails with a message "fn: argument 'arg' ...". */
+/* ---- argument checks (check.c) ----------------------------------------------------------
+ * Each returns 0 or fails with a message "fn: argument 'arg' ...". */
 int ms_check_tensor(const char *fn, const char *arg, const ms_tensor *t);
 int ms_check_float(const char *fn, const char *arg, const ms_tensor *t);
 int ms_check_dtype(const char *fn, const char *arg, const ms_tensor *t, int32_t dtype);
@@ -133,7 +135,7 @@ static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t le
   }
 }
 
-/* ---- CPU threading ------------------------------------------------------------------- */
+/* ---- CPU threading (threads.c) ---------------------------------------------------------- */
 #ifdef _OPENMP
 #include <omp.h>
 #define ms_thread_id() omp_get_thread_num()
@@ -155,46 +157,16 @@ static inline void ms_split(int64_t n, int tid, int nth, int64_t *lo, int64_t *h
 }
 
 /* ---- CUDA backend (kernels/ .cu files, or cuda_stub.c when built without CUDA) ------------ */
-int ms_cuda_check(const char *fn);  /* fails unless a GPU is usable */
-int ms_cuda_malloc(void **p, int64_t nbytes);
+int ms_cuda_check(const char *fn);  /* fails naming fn unless a GPU is usable */
 void ms_cuda_free(void *p);
-enum { MS_H2D, MS_D2H, MS_D2D };
-int ms_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
-/* Kernels over an iterator built on device pointers. */
-int ms_cuda_copy(const ms_iter *it);  /* 2 ops, dtype conversion allowed */
-int ms_cuda_fill(const ms_iter *it, double value);
-int ms_cuda_arange(const ms_iter *it, double start, double step);
-int ms_cuda_unary(const ms_iter *it, int op, double a, double b);
-int ms_cuda_binary(const ms_iter *it, int op, double alpha);
-int ms_cuda_ternary(const ms_iter *it, int op, double alpha);
-/* x contiguous float32 on the device, viewed as [outer, size, inner]. */
-int ms_cuda_reduce(const float *x, int64_t outer, int64_t size, int64_t inner, int op,
-                   double param, double *out_host_all, void *out_dev, int32_t out_dtype,
-                   int64_t base);
-int ms_cuda_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float *a, int64_t lda, int64_t stride_a, const float *b,
-                 int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
-                 int64_t stride_c, int64_t batch);
-int ms_cuda_dot(const float *a, const float *b, int64_t n, double *out);
-/* out [outer, nidx, inner] <- x [outer, size, inner] at idx (contiguous all). */
-int ms_cuda_index_select(float *out, const float *x, const int64_t *idx, int64_t outer,
-                         int64_t size, int64_t inner, int64_t nidx, int64_t base,
-                         int esize, int64_t *bad_host);
-int ms_cuda_gather(const ms_iter *it, int dim, int64_t size, int64_t xstride_dim,
-                   int64_t base, int64_t *bad_host);
-int ms_cuda_rng_fill(void *data, int32_t dtype, int64_t n, int dist, uint64_t seed,
-                     uint64_t stream, double a, double b);
-/* nn.c, conv.c, pool.c and index.c twins; geom points at an ms_geom (runtime/window.h,
- * 18 int64). Average pooling's twins are declared in window.h, the optimizers' in
- * optim_impl.h (with the constant structs they take). */
-int ms_cuda_softmax(void *y, const void *x, int64_t rows, int64_t classes, int log_);
-int ms_cuda_im2col(const int64_t *geom, const void *x, void *cols, double pad_value);
-int ms_cuda_maxpool2d(const int64_t *geom, const void *x, void *out, int64_t *argmax);
-int ms_cuda_maxpool2d_backward(void *gin, const void *gout, const int64_t *argmax,
-                               int64_t planes, int64_t hw, int64_t ohw);
-int ms_cuda_col2im(const int64_t *geom, void *x, const void *cols);
-int ms_cuda_index_add(void *out, const void *src, const int64_t *idx, int64_t outer,
-                      int64_t size, int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host);
+enum { MS_H2D, MS_D2H, MS_D2D };  /* ms_cuda_memcpy's kind */
+/* The entry points, from their one list (cuda_entries.h; the stubs of a CPU-only build
+ * come from the same list). Average pooling's are also declared in window.h; the
+ * optimizers' are declared with their rules (runtime/optim*). */
+#include "cuda_entries.h"
+#define MS_CUDA_DECLARE_(name, params, what) int name params;
+MS_CUDA_ENTRIES(MS_CUDA_DECLARE_)
+#undef MS_CUDA_DECLARE_
 
 #ifdef __cplusplus
 }

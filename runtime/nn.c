@@ -33,6 +33,7 @@ typedef struct {
   int64_t classes;
   int log_;
 } softmax_job;
+/* defines softmax_rows_float, softmax_rows_double */
 SOFTMAX_ROWS(float)
 SOFTMAX_ROWS(double)
 

@@ -1,17 +1,20 @@
-/* optim.c — fused optimizer steps over the parameter arena (kernels/optim.cu mirrors
- * them). Each is one pass reading and writing every array once. The per-element rules
- * live in optim_impl.h, shared with the CUDA kernels; here the host computes the derived
- * constants of a step in double. */
+/* optim.c — the fused optimizer steps: one entry point per rule of optim/rules.h,
+ * ms_<name>_step(args, hyper[ngroups]). Each checks its operands and every group's
+ * hyper-parameters, derives the constants of the step in double (the rule's
+ * <name>_consts), then runs one pass over the arena: the CPU loops below through
+ * optim/drive.h, or the CUDA kernel of kernels/optim.cu (one launch). */
+#include <stdio.h>
 #include "internal.h"
-#include "optim_impl.h"
-#include <math.h>
+#include "optim/rules.h"
+#include "optim/drive.h"
 
+/* The element rules, instantiated for float (…_f32) and double (…_f64). */
 #define OPT_FN static inline
 #define OPT_T float
 #define OPT_SFX f32
 #define OPT_FMA fmaf
 #define OPT_SQRT sqrtf
-#include "optim_impl.h"
+#include "optim/rules.h"
 #undef OPT_T
 #undef OPT_SFX
 #undef OPT_FMA
@@ -20,7 +23,7 @@
 #define OPT_SFX f64
 #define OPT_FMA fma
 #define OPT_SQRT sqrt
-#include "optim_impl.h"
+#include "optim/rules.h"
 #undef OPT_T
 #undef OPT_SFX
 #undef OPT_FMA
@@ -35,115 +38,121 @@
 #define OPT_CLONES
 #endif
 
-/* All operands: float, contiguous, same shape, dtype and device as param. */
-static int check_state(const char *fn, const ms_tensor *param, const char *const *names,
-                       const ms_tensor *const *ts, int n) {
+/* The operands shared by every rule: param, grad, state buffers, dtype and device alike,
+ * contiguous, of the arena's shape; `need` (a bit per state slot, from every group) says
+ * which buffers must be given. Fills *uniform when a->table is NULL and returns the
+ * table to drive with in *t. */
+static int check_operands(const char *fn, const ms_optim_args *a, unsigned need, int nstate,
+                          const char *const *names, ms_slice *one, ms_slice_table *uniform,
+                          const ms_slice_table **t) {
   MS_CHECK_INTERRUPT(fn);
+  if (!a) return ms_fail("%s: argument 'args' is NULL", fn);
+  const ms_tensor *param = a->param;
   MS_TRY(ms_check_float(fn, "param", param));
   if (!ms_tensor_is_contiguous(param))
     return ms_fail("%s: argument 'param' is not contiguous, expected the flat arena", fn);
-  for (int k = 0; k < n; k++) {
-    MS_TRY(ms_check_same(fn, names[k], ts[k], "param", param));
-    MS_TRY(ms_check_shape(fn, names[k], ts[k], param->ndim, param->sizes));
-    if (!ms_tensor_is_contiguous(ts[k]))
-      return ms_fail("%s: argument '%s' is not contiguous, expected a flat tensor", fn, names[k]);
+  MS_TRY(ms_check_same(fn, "grad", a->grad, "param", param));
+  MS_TRY(ms_check_shape(fn, "grad", a->grad, param->ndim, param->sizes));
+  if (!ms_tensor_is_contiguous(a->grad))
+    return ms_fail("%s: argument 'grad' is not contiguous, expected a flat tensor", fn);
+  for (int s = 0; s < MS_OPTIM_NSTATE; s++) {
+    const ms_tensor *b = a->state[s];
+    if (s >= nstate) {
+      if (b) return ms_fail("%s: state[%d] is given but the rule has %d state buffers", fn, s,
+                            nstate);
+      continue;
+    }
+    if (!b) {
+      if (need & (1u << s))
+        return ms_fail("%s: state buffer '%s' (state[%d]) is missing", fn, names[s], s);
+      continue;
+    }
+    MS_TRY(ms_check_same(fn, names[s], b, "param", param));
+    MS_TRY(ms_check_shape(fn, names[s], b, param->ndim, param->sizes));
+    if (!ms_tensor_is_contiguous(b))
+      return ms_fail("%s: state buffer '%s' is not contiguous, expected a flat tensor", fn,
+                     names[s]);
+  }
+  if (a->step < 1) return ms_fail("%s: step is %lld, expected >= 1", fn, (long long)a->step);
+  if (a->table) {
+    MS_TRY(ms_check_slice_table(fn, a->table, param->count, ms_device_of(param) == MS_CUDA));
+    *t = a->table;
+  } else {
+    one->offset = 0, one->count = param->count, one->group = 0, one->kind = MS_KIND_WEIGHT;
+    uniform->slices = one, uniform->nslices = 1, uniform->ngroups = 1, uniform->device = NULL;
+    *t = uniform;
   }
   return 0;
 }
 
-typedef struct {
-  void *p, *buf;
-  const void *g;
-  const ms_sgd_consts *k;
-} sgd_job;
-
-#define SGD_SHARE(T, SFX)                                                              \
-  OPT_CLONES static void sgd_share_##SFX(void *ctx, int64_t lo, int64_t hi) {          \
-    const sgd_job *j = ctx;                                                            \
-    T *p = j->p, *buf = j->buf;                                                        \
-    const T *g = j->g;                                                                 \
-    const sgd_k_##SFX k = sgd_k_of_##SFX(j->k);                                        \
-    if (buf)                                                                           \
-      for (int64_t i = lo; i < hi; i++) sgd_elem_##SFX(p + i, buf + i, g[i], &k);      \
-    else                                                                               \
-      for (int64_t i = lo; i < hi; i++) sgd_elem_##SFX(p + i, NULL, g[i], &k);         \
-  }
-SGD_SHARE(float, f32)
-SGD_SHARE(double, f64)
-
-int ms_sgd_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *buf, double lr,
-                double momentum, double dampening, double weight_decay, int32_t nesterov,
-                int32_t first) {
-  static const char fn[] = "sgd_step";
-  const char *names[2] = {"grad", "momentum_buffer"};
-  const ms_tensor *ts[2] = {grad, buf};
-  if (!(lr >= 0 && lr < INFINITY && momentum >= 0 && momentum < INFINITY &&
-        dampening >= 0 && dampening <= 1 && weight_decay >= 0 && weight_decay < INFINITY))
-    return ms_fail("%s: lr %g, momentum %g, dampening %g, weight_decay %g: expected finite "
-                   "values >= 0, dampening <= 1", fn, lr, momentum, dampening, weight_decay);
-  if (nesterov && (momentum <= 0 || dampening != 0))
-    return ms_fail("%s: nesterov needs momentum > 0 and dampening = 0, got %g and %g", fn,
-                   momentum, dampening);
-  if (momentum != 0 && !buf)
-    return ms_fail("%s: momentum is %g but no momentum buffer was given", fn, momentum);
-  MS_TRY(check_state(fn, param, names, ts, buf ? 2 : 1));
-  if (momentum == 0) buf = NULL;
-  const ms_sgd_consts k = {weight_decay, momentum, 1.0 - dampening, -lr, nesterov != 0,
-                           first != 0};
-  int64_t n = param->count;
-  if (ms_device_of(param) == MS_CUDA)
-    return ms_cuda_sgd_step((float *)ms_ptr(param), (const float *)ms_ptr(grad),
-                            buf ? (float *)ms_ptr(buf) : NULL, n, &k);
-  sgd_job job = {ms_ptr(param), buf ? ms_ptr(buf) : NULL, ms_ptr(grad), &k};
-  ms_parallel_for(n, n * 3, param->dtype_id == MS_FLOAT32 ? sgd_share_f32 : sgd_share_f64,
-                  &job);
-  return 0;
+static ms_cuda_optim_job cuda_job(const ms_optim_args *a, const ms_slice_table *t) {
+  ms_cuda_optim_job j = {(float *)ms_ptr(a->param), (const float *)ms_ptr(a->grad), {0},
+                         a->param->count, a->table ? t->device : NULL, t->nslices};
+  for (int s = 0; s < MS_OPTIM_NSTATE; s++)
+    j.s[s] = a->state[s] ? (float *)ms_ptr(a->state[s]) : NULL;
+  return j;
 }
 
-typedef struct {
-  void *p, *m, *v;
-  const void *g;
-  const ms_adam_consts *k;
-} adam_job;
+#define OPT_PTRS(SFX, T, a)                                                            \
+  {(T *)ms_ptr((a)->param), (const T *)ms_ptr((a)->grad),                              \
+   {(a)->state[0] ? (T *)ms_ptr((a)->state[0]) : NULL,                                 \
+    (a)->state[1] ? (T *)ms_ptr((a)->state[1]) : NULL,                                 \
+    (a)->state[2] ? (T *)ms_ptr((a)->state[2]) : NULL,                                 \
+    (a)->state[3] ? (T *)ms_ptr((a)->state[3]) : NULL,                                 \
+    (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
+    (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
 
-#define ADAM_SHARE(T, SFX)                                                             \
-  OPT_CLONES static void adam_share_##SFX(void *ctx, int64_t lo, int64_t hi) {         \
-    const adam_job *j = ctx;                                                           \
-    T *p = j->p, *m = j->m, *v = j->v;                                                 \
-    const T *g = j->g;                                                                 \
-    const adam_k_##SFX k = adam_k_of_##SFX(j->k);                                      \
-    for (int64_t i = lo; i < hi; i++) adam_elem_##SFX(p + i, m + i, v + i, g[i], &k);  \
+/* For each rule NAME this defines the span loops NAME_span_f32 / NAME_span_f64 and the
+ * entry point ms_NAME_step (e.g. sgd_span_f32, sgd_span_f64, ms_sgd_step). */
+#define OPT_RULE(NAME, NSTATE)                                                         \
+  OPT_CLONES static void NAME##_span_f32(const void *job, const void *kv, int64_t lo,   \
+                                         int64_t hi) {                                 \
+    const opt_ptrs_f32 q = *(const opt_ptrs_f32 *)job;                                 \
+    const NAME##_k_f32 k = *(const NAME##_k_f32 *)kv;                                  \
+    for (int64_t i = lo; i < hi; i++) NAME##_elem_f32(i, &q, &k);                      \
+  }                                                                                    \
+  OPT_CLONES static void NAME##_span_f64(const void *job, const void *kv, int64_t lo,   \
+                                         int64_t hi) {                                 \
+    const opt_ptrs_f64 q = *(const opt_ptrs_f64 *)job;                                 \
+    const NAME##_k_f64 k = *(const NAME##_k_f64 *)kv;                                  \
+    for (int64_t i = lo; i < hi; i++) NAME##_elem_f64(i, &q, &k);                      \
+  }                                                                                    \
+  int ms_##NAME##_step(const ms_optim_args *a, const ms_##NAME##_hyper *h) {           \
+    static const char fn[] = #NAME "_step";                                            \
+    ms_slice one;                                                                      \
+    ms_slice_table uniform;                                                            \
+    const ms_slice_table *t;                                                           \
+    if (!h) return ms_fail("%s: argument 'hyper' is NULL", fn);                        \
+    int32_t ng = a && a->table ? a->table->ngroups : 1;                                \
+    if (ng < 1 || ng > MS_OPTIM_MAX_GROUPS)                                            \
+      return ms_fail("%s: the slice table has %d groups, expected 1 to %d", fn, (int)ng, \
+                     (int)MS_OPTIM_MAX_GROUPS);                                        \
+    ms_##NAME##_consts kd[MS_OPTIM_MAX_GROUPS];                                        \
+    unsigned need = 0;                                                                 \
+    for (int32_t g = 0; g < ng; g++) {                                                 \
+      char who[64];                                                                    \
+      snprintf(who, sizeof who, ng > 1 ? "%s (group %d)" : "%s", fn, (int)g + 1);      \
+      MS_TRY(NAME##_consts(who, &h[g], a ? a->step : 0, &kd[g]));                      \
+      need |= NAME##_needs(&h[g]);                                                     \
+    }                                                                                  \
+    MS_TRY(check_operands(fn, a, need, NSTATE, NAME##_state_names, &one, &uniform, &t)); \
+    int64_t n = a->param->count;                                                       \
+    if (n == 0) return 0;                                                              \
+    if (ms_device_of(a->param) == MS_CUDA) {                                           \
+      ms_cuda_optim_job j = cuda_job(a, t);                                            \
+      return ms_cuda_optim_##NAME(&j, kd, ng);                                         \
+    }                                                                                  \
+    if (a->param->dtype_id == MS_FLOAT32) {                                            \
+      NAME##_k_f32 k[MS_OPTIM_MAX_GROUPS];                                             \
+      for (int32_t g = 0; g < ng; g++) k[g] = NAME##_k_of_f32(&kd[g]);                 \
+      opt_ptrs_f32 q = OPT_PTRS(f32, float, a);                                        \
+      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0], NAME##_span_f32, &q);          \
+    } else {                                                                           \
+      NAME##_k_f64 k[MS_OPTIM_MAX_GROUPS];                                             \
+      for (int32_t g = 0; g < ng; g++) k[g] = NAME##_k_of_f64(&kd[g]);                 \
+      opt_ptrs_f64 q = OPT_PTRS(f64, double, a);                                       \
+      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0], NAME##_span_f64, &q);          \
+    }                                                                                  \
+    return 0;                                                                          \
   }
-ADAM_SHARE(float, f32)
-ADAM_SHARE(double, f64)
-
-int ms_adam_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *m, ms_tensor *v,
-                 double lr, double beta1, double beta2, double eps, double weight_decay,
-                 int32_t decoupled, int64_t step) {
-  static const char fn[] = "adam_step";
-  const char *names[3] = {"grad", "exp_avg", "exp_avg_sq"};
-  const ms_tensor *ts[3] = {grad, m, v};
-  MS_TRY(check_state(fn, param, names, ts, 3));
-  if (step < 1) return ms_fail("%s: step is %lld, expected >= 1", fn, (long long)step);
-  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-    return ms_fail("%s: betas are (%g, %g), expected each in [0, 1)", fn, beta1, beta2);
-  if (!(lr >= 0 && lr < INFINITY && eps > 0 && eps < INFINITY && weight_decay >= 0 &&
-        weight_decay < INFINITY))
-    return ms_fail("%s: lr %g, eps %g, weight_decay %g: expected finite values, lr >= 0, "
-                   "eps > 0, weight_decay >= 0", fn, lr, eps, weight_decay);
-  /* As torch.optim.Adam: bias corrections, step size and 1 - lr wd in double. */
-  double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
-  const ms_adam_consts k = {
-      .l2 = decoupled ? 0.0 : weight_decay,
-      .decay = decoupled ? 1 - lr * weight_decay : 1.0,
-      .b1 = beta1, .omb1 = 1 - beta1, .b2 = beta2, .omb2 = 1 - beta2,
-      .bc2_sqrt = sqrt(bc2), .eps = eps, .neg_step = -(lr / bc1)};
-  int64_t n = param->count;
-  if (ms_device_of(param) == MS_CUDA)
-    return ms_cuda_adam_step((float *)ms_ptr(param), (const float *)ms_ptr(grad),
-                             (float *)ms_ptr(m), (float *)ms_ptr(v), n, &k);
-  adam_job job = {ms_ptr(param), ms_ptr(m), ms_ptr(v), ms_ptr(grad), &k};
-  ms_parallel_for(n, n * 8, param->dtype_id == MS_FLOAT32 ? adam_share_f32 : adam_share_f64,
-                  &job);
-  return 0;
-}
+MS_OPTIM_RULES(OPT_RULE)

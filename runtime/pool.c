@@ -28,6 +28,7 @@ typedef struct {
           out[oy * g->ow + ox] = ms_maxpool_at_##T(g, x, oy, ox, &am[oy * g->ow + ox]); \
     }                                                                                  \
   }
+/* defines maxpool_planes_float, maxpool_planes_double */
 MAXPOOL_PLANES(float)
 MAXPOOL_PLANES(double)
 
@@ -71,6 +72,7 @@ typedef struct {
         if (am[o] >= 0) gin[am[o]] += gout[o];                                         \
     }                                                                                  \
   }
+/* defines maxpool_back_planes_float, maxpool_back_planes_double */
 MAXPOOL_BACK_PLANES(float)
 MAXPOOL_BACK_PLANES(double)
 
@@ -152,6 +154,8 @@ typedef struct {
         }                                                                              \
     }                                                                                  \
   }
+/* defines avgpool_planes_float, avgpool_planes_double, avgpool_back_planes_float,
+ * avgpool_back_planes_double */
 AVGPOOL_PLANES(float)
 AVGPOOL_PLANES(double)
 AVGPOOL_BACK_PLANES(float)

@@ -404,11 +404,47 @@ typedef struct {
     for (int64_t j = 0; j < len; j++) o[j * s0] = (T)(job->start + (double)(i + j) * job->step); \
   } while (0)
 
+/* fill (step 0) of a row: one value stored len times; zero bits are a memset, a unit
+ * stride a plain store loop (vectorised). The value is start + 0.0, as the affine rule
+ * gives (so a fill with -0.0 stores +0.0, as it always has). */
+#define FILL_CONST(T)                                                              \
+  do {                                                                             \
+    T *o = (T *)it->data[0] + c.off[0];                                            \
+    if (s0 == 1) {                                                                 \
+      const T v = (T)(job->start + 0.0);                                           \
+      T zero;                                                                      \
+      memset(&zero, 0, sizeof zero);                                               \
+      if (memcmp(&v, &zero, sizeof v) == 0)                                        \
+        memset(o, 0, (size_t)len * sizeof(T));                                     \
+      else                                                                         \
+        for (int64_t j = 0; j < len; j++) o[j] = v;                                \
+    } else {                                                                       \
+      const T v = (T)(job->start + 0.0);                                           \
+      for (int64_t j = 0; j < len; j++) o[j * s0] = v;                             \
+    }                                                                              \
+  } while (0)
+
 static void fill_share(void *ctx, int64_t lo, int64_t hi) {
   const fill_job *job = ctx;
   const ms_iter *it = job->it;
   int64_t inner = it->sizes[it->ndim - 1], s0 = it->strides[0][it->ndim - 1];
   ms_cursor c;
+  if (job->step == 0) {   /* fill_, zero_: no per-element arithmetic */
+    ms_cursor_seek(it, &c, lo);
+    for (int64_t i = lo; i < hi;) {
+      int64_t len = inner - c.idx[it->ndim - 1];
+      if (len > hi - i) len = hi - i;
+      switch (it->dtype[0]) {
+        case MS_FLOAT32: FILL_CONST(float); break;
+        case MS_FLOAT64: FILL_CONST(double); break;
+        case MS_INT64: FILL_CONST(int64_t); break;
+        default: FILL_CONST(uint8_t); break;
+      }
+      i += len;
+      if (i < hi) ms_cursor_advance(it, &c, len);
+    }
+    return;
+  }
   ms_cursor_seek(it, &c, lo);
   for (int64_t i = lo; i < hi;) {
     int64_t len = inner - c.idx[it->ndim - 1];

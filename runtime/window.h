@@ -113,6 +113,7 @@ MS_HD int64_t ms_avg_window(const ms_geom *g, int64_t oy, int64_t ox, int64_t *y
     *where = at;                                                                        \
     return best;                                                                        \
   }
+/* defines ms_maxpool_at_float and, in C only, ms_maxpool_at_double */
 MS_MAXPOOL_AT(float)
 #ifndef __CUDACC__
 MS_MAXPOOL_AT(double)

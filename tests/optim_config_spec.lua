@@ -61,7 +61,8 @@ describe('optimizer configuration', function()
     assert.falsy(err:find('pairs', 1, true))
     H.assert_error(function() optim.SGD(5) end, 'SGD: the first argument is 5',
                    'expected a model, an ms.params set or a list of tensors')
-    H.assert_error(function() optim.Adam() end, 'Adam: the first argument is nil')
+    H.assert_error(function() optim.Adam():step(function() return 0 end) end,
+                   'Adam.step: the optimizer is not bound', 'opt:bind(model_or_params)')
     H.assert_error(function() optim.Adam(ms.zeros(3)) end, 'Adam: the first argument is a float32 tensor')
   end)
 
@@ -106,6 +107,10 @@ describe('optimizer configuration', function()
     local adam = optim.Adam(s)
     adam:step(closure(s, 1))
     H.assert_error(function() optim.SGD(s):load_state(adam:state()) end,
+                   'SGD.load_state: the state is from optim.Adam, expected one from optim.SGD')
+    local st = adam:state()
+    st.optimizer = nil   -- a state without its name still fails on its content
+    H.assert_error(function() optim.SGD(s):load_state(st) end,
                    'SGD.load_state: the state holds hyper-parameter', 'another optimizer')
     H.assert_error(function() optim.SGD(s):load_state(5) end, 'SGD.load_state: state is 5')
   end)
@@ -120,7 +125,7 @@ describe('non-finite gradients', function()
         local opt = optim[name](s, { lr = 0.1, momentum = name == 'SGD' and 0.9 or nil })
         H.assert_error(function() opt:step(closure(s, { 1, bad, 1, 1 }, 0.5)) end,
                        name .. '.step', 'the loss is 0.5 but the gradients hold non-finite values',
-                       'unchanged', "on_nonfinite = 'skip'")
+                       'unchanged', "skip_nonfinite = true")
         assert.equal(0, opt.t)
         assert.equal(8, w:sum())
       end

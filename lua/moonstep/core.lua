@@ -24,6 +24,41 @@ end
 
 ffi.cdef(read_header())
 
+-- The elementwise ops, from their one list (runtime/include/moonstep_elementwise.h,
+-- X-macros the FFI cannot expand): { unary = { {id = 'NEG', value = 0, name = 'neg',
+-- method = true}, ... }, binary = {...}, ternary = {...} }, value = the position in its
+-- list = the C enum value. The same enums are declared to the FFI (C.MS_NEG, ...).
+local function read_elementwise()
+  local path = home .. '/runtime/include/moonstep_elementwise.h'
+  local f = assert(io.open(path, 'r'), 'moonstep: cannot read ' .. path)
+  local text = f:read('*a')
+  f:close()
+  local lists, decls = {}, {}
+  for _, arity in ipairs({ 'unary', 'binary', 'ternary' }) do
+    local ARITY = arity:upper()
+    -- the macro's lines: up to the first that does not end with a backslash
+    local body = text:match('#define MS_' .. ARITY .. '_OPS%(X%)[^\n]*\\\n(.-[^\\])\n')
+    assert(body, 'moonstep: ' .. path .. ' has no MS_' .. ARITY .. '_OPS(X) list')
+    body = body:gsub('/%*.-%*/', ' ')
+    local list, enum = {}, {}
+    for args in body:gmatch('X%(([^)]*)%)') do
+      local id, name, lua = args:match('^%s*([%u%d_]+)%s*,%s*"([%l%d_]+)"%s*,?%s*(%u*)%s*$')
+      local lua_ok = lua == ''  -- the LUA column: unary entries only
+      if arity == 'unary' then lua_ok = lua == 'METHOD' or lua == 'CUSTOM' end
+      assert(id and lua_ok, 'moonstep: ' .. path .. ': cannot read the entry X(' .. args .. ')')
+      local value = #list  -- 0-based: the position in the list
+      list[value + 1] = { id = id, value = value, name = name, method = lua == 'METHOD' }
+      enum[value + 1] = ('MS_%s = %d'):format(id, value)
+    end
+    enum[#enum + 1] = ('MS_%s_COUNT = %d'):format(ARITY, #list)
+    decls[#decls + 1] = ('enum ms_%s_op { %s };'):format(arity, table.concat(enum, ', '))
+    lists[arity] = list
+  end
+  return lists, table.concat(decls, '\n')
+end
+local elementwise, elementwise_cdef = read_elementwise()
+ffi.cdef(elementwise_cdef)
+
 -- OpenMP threads (ours and OpenBLAS's: one pool, see the Makefile) spin a while after
 -- each parallel region before sleeping, so back-to-back ops do not pay a wake-up each
 -- (measured: 120K -> 145K samples/s training an MLP on 2 cores); the spin is bounded
@@ -48,7 +83,7 @@ if C.ms_abi_version() ~= C.MS_ABI_VERSION then
         :format(libpath, C.ms_abi_version(), C.MS_ABI_VERSION), 0)
 end
 
-local M = { C = C, ffi = ffi, home = home }
+local M = { C = C, ffi = ffi, home = home, elementwise = elementwise }
 
 -- The first of several names of a system library that ffi.load accepts, or nil and the
 -- last loader error (zlib for data, readline for the REPL).

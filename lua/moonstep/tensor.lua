@@ -37,6 +37,7 @@ M.device_id, M.data, M.storage_key, M.storage_nbytes = B.device_id, B.data, B.st
 M.is_freed, M.rebind = B.freed, B.rebind
 M.live = B.live
 M.shape_of = B.shape_of
+M.address = B.address
 
 ---------------------------------------------------------------------------------------
 -- constructors

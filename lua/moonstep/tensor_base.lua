@@ -77,6 +77,15 @@ function B.data(t, fn)
   return ffi.cast(B.PTR_TYPES[t.dtype_id], s.data)
 end
 
+-- The address of element 0 of a live tensor on any device (a device pointer for GPU
+-- tensors: only for handing to the runtime, never to dereference in Lua).
+function B.address(t, fn)
+  local s = t.storage
+  if s == nil then live(fn, t) end
+  if C.ms_tensor_check(t) ~= 0 then B.fail(fn) end
+  return ffi.cast('char *', s.data) + tonumber(t.offset) * C.ms_dtype_size(t.dtype_id)
+end
+
 -- An identity for the storage (tensors that share memory give the same key), nil when freed.
 function B.storage_key(t)
   local s = t.storage

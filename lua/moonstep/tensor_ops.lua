@@ -28,11 +28,13 @@ end
 ---------------------------------------------------------------------------------------
 -- unary
 ---------------------------------------------------------------------------------------
-local U = {
-  neg = C.MS_NEG, abs = C.MS_ABS, exp = C.MS_EXP, log = C.MS_LOG, sqrt = C.MS_SQRT,
-  rsqrt = C.MS_RSQRT, tanh = C.MS_TANH, sigmoid = C.MS_SIGMOID, relu = C.MS_RELU,
-  sign = C.MS_SIGN, square = C.MS_SQUARE, reciprocal = C.MS_RECIP, erf = C.MS_ERF,
-}
+-- The plain unary methods t:name() and t:name_(): the METHOD entries of the op list
+-- (runtime/include/moonstep_elementwise.h, read by core.lua), name -> op id.
+local U = {}
+for _, op in ipairs(core.elementwise.unary) do
+  if op.method then U[op.name] = op.value end
+end
+M.unary_methods = U
 
 -- out <- op(t; a, b); out == nil allocates.
 local function unary(fn, t, op, a, b, out)

@@ -19,12 +19,13 @@
 #ifndef MOONSTEP_H
 #define MOONSTEP_H
 #include <stdint.h>
+#include "moonstep_elementwise.h" /* the elementwise op enums */
 #ifdef __cplusplus
 extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 4 };
+enum { MS_ABI_VERSION = 5 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -97,46 +98,9 @@ int ms_arange(ms_tensor *t, double start, double step);
 /* ---- elementwise ---------------------------------------------------------------
  * float32 on CPU and CUDA, float64 on CPU. `out` may alias an input (in-place) when
  * it has the same shape and strides. Broadcasting follows NumPy/PyTorch rules. */
-enum ms_unary_op {
-  MS_NEG, MS_ABS, MS_EXP, MS_LOG, MS_SQRT, MS_RSQRT, MS_TANH, MS_SIGMOID, MS_RELU,
-  MS_SIGN, MS_SQUARE, MS_RECIP,
-  MS_CLAMP,       /* min(max(x, a), b) */
-  MS_ADD_SCALAR,  /* x + a */
-  MS_MUL_SCALAR,  /* x * a */
-  MS_POW_SCALAR,  /* x ^ a */
-  MS_RSUB_SCALAR, /* a - x */
-  MS_RDIV_SCALAR, /* a / x */
-  MS_RPOW_SCALAR, /* a ^ x */
-  MS_MAX_SCALAR, MS_MIN_SCALAR,
-  MS_EQ_SCALAR, MS_NE_SCALAR, MS_LT_SCALAR, MS_LE_SCALAR, MS_GT_SCALAR, MS_GE_SCALAR,
-  MS_ERF,
-  MS_GELU,        /* x * Phi(x), the exact (erf) form */
-  MS_LEAKY_RELU,  /* x > 0 ? x : a * x */
-  MS_GELU_TANH,   /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), approximate='tanh' */
-  MS_UNARY_COUNT
-};
-enum ms_binary_op {
-  MS_ADD,   /* a + alpha * b (axpy when out aliases a) */
-  MS_SUB,   /* a - alpha * b */
-  MS_MUL, MS_DIV, MS_POW, MS_MAX, MS_MIN,
-  MS_EQ, MS_NE, MS_LT, MS_LE, MS_GT, MS_GE,  /* 1.0 or 0.0 in out's dtype */
-  /* activation gradients: a = the forward input x (or output y), b = gradOutput g */
-  MS_RELU_BACKWARD,        /* x > 0 ? g : 0 */
-  MS_LEAKY_RELU_BACKWARD,  /* x > 0 ? g : alpha * g */
-  MS_TANH_BACKWARD,        /* g * (1 - y^2) */
-  MS_SIGMOID_BACKWARD,     /* g * y * (1 - y) */
-  MS_GELU_BACKWARD,        /* g * (Phi(x) + x phi(x)) */
-  MS_GELU_TANH_BACKWARD,   /* g * d/dx of MS_GELU_TANH at x */
-  MS_BINARY_COUNT
-};
-enum ms_ternary_op {
-  MS_ADDCMUL,  /* a + alpha * b * c */
-  MS_ADDCDIV,  /* a + alpha * b / c */
-  MS_WHERE,    /* a != 0 ? b : c */
-  MS_LERP,     /* a + alpha * (b - a); c unused */
-  MS_LERP_WEIGHT,  /* a + c * (b - a): lerp with a tensor weight c */
-  MS_TERNARY_COUNT
-};
+/* The ops (enums ms_unary_op, ms_binary_op, ms_ternary_op: MS_NEG, MS_ADD, MS_LERP, ...)
+ * are listed once, in moonstep_elementwise.h (included at the top of this file; the Lua
+ * side derives the same constants from its text). */
 int ms_unary(ms_tensor *out, const ms_tensor *x, int32_t op, double a, double b);
 int ms_binary(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t op,
               double alpha);
@@ -223,24 +187,80 @@ int ms_avgpool2d(ms_tensor *out, const ms_tensor *x, const ms_window2d *win,
 int ms_avgpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_window2d *win,
                           int32_t count_include_pad, int64_t divisor);
 
-/* ---- fused optimizer steps --------------------------------------------------------------
- * One pass over flat, contiguous tensors of one shape and float dtype (the arena), one
- * kernel launch on the GPU; PyTorch (torch.optim) semantics. Derived constants (1 - beta,
- * 1 - dampening, bias corrections, step size, 1 - lr wd) are computed in double and the
- * per-element rule rounds as torch.optim does in the tensor's dtype (runtime/optim_impl.h):
- * float32 runs reproduce PyTorch's float32 trajectories. Hyper-parameters must be finite,
- * lr, momentum and weight_decay >= 0, dampening in [0, 1], eps > 0. */
-/* SGD: g = grad + wd p; with momentum: buf = first ? g : mu buf + (1 - dampening) g,
- * g = nesterov ? g + mu buf : buf; then p -= lr g. buf may be NULL when mu == 0. */
-int ms_sgd_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *buf, double lr,
-                double momentum, double dampening, double weight_decay, int32_t nesterov,
-                int32_t first);
-/* Adam (decoupled = 0: g = grad + wd p) / AdamW (decoupled = 1: p *= 1 - lr wd):
- * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
- * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), bc_i = 1 - b_i^step (step >= 1). */
-int ms_adam_step(ms_tensor *param, const ms_tensor *grad, ms_tensor *m, ms_tensor *v,
-                 double lr, double beta1, double beta2, double eps, double weight_decay,
-                 int32_t decoupled, int64_t step);
+/* ---- the optimizer engine: fused steps and arena reductions ------------------------------
+ * An optimizer updates the parameter arena (flat, contiguous, float32 or float64) from its
+ * gradient arena in one pass, one kernel launch on the GPU. The arena is cut into slices
+ * (one per parameter tensor); each slice belongs to a parameter group, and each group has
+ * its own hyper-parameters. The per-element rules live in runtime/optim/<rule>.h, written
+ * once for the C loops and the CUDA kernels; each rule derives its constants (1 - beta,
+ * bias corrections, step sizes) in double on the host, once per group per step, and
+ * rounds as torch.optim does in the arena's dtype: float32 runs reproduce PyTorch's
+ * float32 trajectories. */
+enum { MS_KIND_WEIGHT = 0, MS_KIND_BIAS = 1, MS_KIND_NORM = 2 };
+enum { MS_OPTIM_MAX_GROUPS = 32 };
+
+/* One slice of the arena: elements [offset, offset + count), 0-based. */
+typedef struct ms_slice {
+  int64_t offset, count;
+  int32_t group;   /* its parameter group, 0-based, < the table's ngroups */
+  int32_t kind;    /* MS_KIND_* (weight-decay masks and per-tensor rules read it) */
+} ms_slice;
+
+/* The slice table: sorted by offset, disjoint, covering the whole arena. */
+typedef struct ms_slice_table {
+  const ms_slice *slices;  /* host memory, nslices entries */
+  int32_t nslices;         /* >= 1 */
+  int32_t ngroups;         /* 1 .. MS_OPTIM_MAX_GROUPS */
+  const int64_t *device;   /* GPU arenas: the table in device memory, int64
+                              [2 nslices + 1] = offsets of the slices and the arena's
+                              end, then their groups; NULL for CPU arenas */
+} ms_slice_table;
+
+/* The operands of one fused step. */
+typedef struct ms_optim_args {
+  ms_tensor *param;             /* the flat arena [n] */
+  const ms_tensor *grad;        /* its gradient: same dtype, device and shape */
+  ms_tensor *state[6];          /* the rule's buffers, like param; NULL where unused */
+  const ms_slice_table *table;  /* NULL: uniform (one slice, group 0) */
+  int64_t step;                 /* the step being taken, >= 1 */
+} ms_optim_args;
+
+/* Hyper-parameters of one group, as the user gave them (the rule derives the rest).
+ * Values must be finite; the step functions check each and name it. */
+
+/* SGD (torch.optim.SGD): d = g (-g if maximize) + wd p; with momentum (state[0] = buf):
+ * buf = (step 1 ? d : mu buf + (1 - dampening) d), d = nesterov ? d + mu buf : buf;
+ * p -= lr d. lr, momentum, weight_decay >= 0, dampening in [0, 1]; nesterov needs
+ * momentum > 0 and dampening 0. Every group with momentum > 0 needs state[0]; the
+ * buffer starts as the gradient at the group's first step with momentum (first = 1). */
+typedef struct ms_sgd_hyper {
+  double lr, momentum, dampening, weight_decay;
+  int32_t nesterov, maximize, first;
+} ms_sgd_hyper;
+int ms_sgd_step(const ms_optim_args *a, const ms_sgd_hyper *h);
+
+/* Adam / AdamW (torch.optim.Adam, AdamW): g (-g if maximize); decoupled = 0: g += wd p;
+ * decoupled = 1: p *= 1 - lr wd; m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2;
+ * amsgrad: vmax = max(vmax, v), used for v below;
+ * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), bc_i = 1 - b_i^step.
+ * state: [0] m, [1] v, [2] vmax (amsgrad only). */
+typedef struct ms_adam_hyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  int32_t decoupled, amsgrad, maximize;
+} ms_adam_hyper;
+int ms_adam_step(const ms_optim_args *a, const ms_adam_hyper *h);
+
+/* Deterministic reductions over an arena: fixed blocks of MS_REDUCE_BLOCK elements within
+ * each slice, each block accumulated in float64, the blocks of a slice summed in order, the
+ * slices summed in order: the same bits whatever the thread count (and on the GPU, whose
+ * blocks are the same). out[0] = over the arena; out[1 + s] = over slice s when table is
+ * not NULL (out then holds table->nslices + 1 values). b is used by MS_ARENA_DOT only. */
+enum { MS_REDUCE_BLOCK = 4096 };
+enum ms_arena_op { MS_ARENA_SUM, MS_ARENA_SUMSQ, MS_ARENA_DOT, MS_ARENA_ABSMAX };
+int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
+                    const ms_slice_table *table, double *out);
+/* a[slice s] *= scale[s] for every slice s of the table (scale: nslices finite values). */
+int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scale);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

@@ -1,23 +1,44 @@
--- optim.Optimizer — what every optimizer shares.
+-- optim.Optimizer — the driver every optimizer shares; a rule class supplies the update.
 --
---   opt = optim.X(model_or_params, config)   a Module, an ms.params set, or a list of tensors
---   loss = opt:step(closure)                 zeroes the gradients, calls closure() (forward +
---                                            backward, returns the loss), updates in one
---                                            fused pass over the arena
---   opt.lr = 0.01                            hyper-parameters are plain fields; any may be a
---   opt.lr = function(step) ... end          function of the step (1-based) instead
---   s = opt:state(); opt:load_state(s)       a plain table (numbers and tensors)
+--   opt = optim.X{config}                    unbound: a configuration a wrapper binds later
+--   opt = optim.X(model_or_params, config)   bound to a Module (kept: pass policies need it),
+--                                            an ms.params set or a list of tensors
+--   opt:bind(model_or_params)                binds an unbound optimizer (returns it)
+--   loss = opt:evaluate(closure [, pass])    zeroes the gradients, runs closure(pass.pass)
+--                                            under the pass policy (optim/policy.lua: BatchNorm
+--                                            statistics updated or frozen, RNG recorded or
+--                                            replayed), checks the loss and the gradients
+--   opt:apply()                              one update from the current gradients
+--                                            (clipping first); false when it was skipped
+--   loss = opt:step(closure)                 evaluate + apply; opt:step() applies gradients
+--                                            the caller computed (the PyTorch habit)
+--   opt:get('lr' [, group])                  the value in force: during a step, that step's;
+--                                            after it, the last step's; before any, step 1's
+--   s = opt:state(); opt:load_state(s)       plain tables of numbers and tensors
 --
--- Every hyper-parameter has a rule (its range); a value is checked when the optimizer
--- is built and again each time a step reads it, so a function of the step is checked
--- at the step it returns a bad value. Unknown options are errors (check.options).
+-- Hyper-parameters are plain fields (opt.lr = 0.01), or anything callable with the
+-- 1-based step count (a function, an ms.schedule). Each has a rule (its range): checked
+-- at construction and each time a step reads it. Unknown options are errors.
 --
--- A non-finite loss, or a finite loss with non-finite gradients, raises an error naming
--- it and leaves the parameters untouched; config.on_nonfinite = 'skip' skips the step
--- instead (opt.skipped counts them).
+-- Options every optimizer takes besides its hyper-parameters:
+--   groups = { {match = 'bias|norm', weight_decay = 0}, {match = '^1%.', lr_scale = 0.1} }
+--     parameter groups (optim/slices.lua): each its own hyper-parameters (those it does not
+--     set follow the optimizer's fields) and lr_scale; one fused pass over the arena still
+--   clip_norm = c           gradients scaled so that their global L2 norm is at most c
+--   clip_tensor_norm = c    each parameter tensor's gradient norm capped at c
+--   clip_value = c          each gradient element clamped to [-c, c]
+--   skip_nonfinite = true   a non-finite loss or gradient skips the step (opt.skipped
+--                           counts them) instead of raising; on_nonfinite = 'skip' | 'error'
+--                           is the same option under its older name
+-- Clipping rewrites the gradient arena in place (as torch.nn.utils.clip_grad_norm_).
+local ffi = require 'ffi'
 local ms = require 'moonstep'
 local params = require 'moonstep.params'
 local check = require 'moonstep.check'
+local slices = require 'moonstep.optim.slices'
+local reduce = require 'moonstep.optim.reduce'
+local policy = require 'moonstep.optim.policy'
+local state_io = require 'moonstep.optim.state'
 local fail = require('moonstep.core').fail
 
 local Optimizer = {}
@@ -25,6 +46,7 @@ Optimizer.__index = Optimizer
 Optimizer.__name, Optimizer.__var = 'Optimizer', 'opt'
 
 local huge = math.huge
+local field = check.field
 
 -- Rules: rule(who, name, v) raises unless v is acceptable for a hyper-parameter.
 Optimizer.rules = {}
@@ -49,17 +71,27 @@ function Optimizer.rules.betas(who, name, v)
   end
 end
 
--- The parameter arena behind whatever the caller passed. Fields are probed with
--- check.field: a value such as the `ms` table itself (whose __index is strict) must not
--- raise that table's error instead of ours.
-local field = check.field
+-- Callable: a function or an object with __call (a schedule).
+local function callable(v)
+  if type(v) == 'function' then return true end
+  local mt = type(v) == 'table' and getmetatable(v)
+  return mt and type(rawget(mt, '__call')) == 'function' or false
+end
+Optimizer.callable = callable
 
+-- Is target something an optimizer binds to (rather than a configuration table)?
+local function bindable(target)
+  if type(target) ~= 'table' or check.is_tensor(target) then return false end
+  if getmetatable(target) ~= nil then return true end   -- a module, a ParamSet...
+  return rawget(target, 1) ~= nil                        -- a list of tensors
+end
+
+-- The parameter arena (and the model, when given one) behind what the caller passed.
 function Optimizer.arena_of(target, who)
   if type(target) == 'table' and not check.is_tensor(target) then
     if field(target, 'arena') and field(target, 'forward') and type(rawget(target, '_params')) == 'table' then
-      -- a Module (not its class); moonstep's modules name the optimizer in an error
-      if field(target, '_get_arena') then return target:_get_arena(who) end
-      return target:arena()
+      if field(target, '_get_arena') then return target:_get_arena(who), target end
+      return target:arena(), target
     end
     if field(target, 'flat_parameters') and rawget(target, 'gflat') then return target end   -- a ParamSet
     if ms.is_tensor(rawget(target, 1)) then return params.params(target) end    -- a list of tensors
@@ -68,86 +100,141 @@ function Optimizer.arena_of(target, who)
              who, check.describe(target))
 end
 
--- Private helpers (local functions, not methods: a user cannot reach them as opt:x()).
--- An optimizer class provides cls:_update(h, t), the fused step, and may provide
--- cls:_init() (buffers) and cls:_check_values(who, values) (rules that tie several
--- hyper-parameters together).
+local COMMON = { 'groups', 'clip_norm', 'clip_tensor_norm', 'clip_value', 'skip_nonfinite', 'on_nonfinite' }
 
--- Check every hyper-parameter that is a value (functions are checked when read), then
+-- The common options: checked and stored on self.
+local function common_options(self, who, config)
+  local skip = config.skip_nonfinite
+  if skip ~= nil then check.boolean(who, 'skip_nonfinite', skip) end
+  if config.on_nonfinite ~= nil then
+    local s = check.oneof(who, 'on_nonfinite', config.on_nonfinite, { 'error', 'skip' }) == 'skip'
+    if skip ~= nil and skip ~= s then
+      check.fail('%s: skip_nonfinite and on_nonfinite disagree (they are the same option)', who)
+    end
+    skip = s
+  end
+  self.skip_nonfinite = skip == true
+  for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
+    if config[k] ~= nil then
+      local v = config[k]
+      if type(v) ~= 'number' or not (v > 0 and v < huge) then
+        check.fail('%s: %s is %s, expected a finite number > 0', who, k, check.describe(v))
+      end
+      self[k] = v
+    end
+  end
+  local groups = config.groups or {}
+  if type(groups) ~= 'table' or getmetatable(groups) ~= nil then
+    check.fail('%s: groups is %s, expected a list of group tables', who, check.describe(groups))
+  end
+  if #groups + 1 > ms.C.MS_OPTIM_MAX_GROUPS then
+    check.fail('%s: %d groups, expected at most %d', who, #groups, ms.C.MS_OPTIM_MAX_GROUPS - 1)
+  end
+  self.groups = {}
+  for i, g in ipairs(groups) do
+    if type(g) ~= 'table' or getmetatable(g) ~= nil then
+      check.fail('%s: groups[%d] is %s, expected a table {match = ..., <hyper-parameter> = ...}',
+                 who, i, check.describe(g))
+    end
+    local copy = {}
+    for k, v in pairs(g) do copy[k] = type(v) == 'table' and not callable(v) and { unpack(v) } or v end
+    self.groups[i] = copy
+    for k, v in pairs(copy) do
+      if self.defaults[k] ~= nil and not callable(v) then self.rules[k](who, ('groups[%d].%s'):format(i, k), v) end
+    end
+    if copy.lr_scale ~= nil then
+      check.number(who, ('groups[%d].lr_scale'):format(i), copy.lr_scale, 0)
+      if self.defaults.lr == nil then
+        check.fail('%s: groups[%d].lr_scale is given but %s has no lr', who, i, self.__name)
+      end
+    end
+  end
+end
+
+-- Check every hyper-parameter that is a value (callables are checked when read), then
 -- the rules that tie several together (cls:_check_values, given the values).
 local function check_config(self, who)
   local values = {}
   for k in pairs(self.defaults) do
     local v = self[k]
-    if type(v) ~= 'function' then self.rules[k](who, k, v) end
+    if not callable(v) then self.rules[k](who, k, v) end
     values[k] = v
   end
   if self._check_values then self:_check_values(who, values) end
-end
-
--- The value of hyper-parameter k at step t, checked (who: the public method).
-local function hyper(self, who, k, t)
-  local v, name = self[k], k
-  if type(v) == 'function' then
-    v = v(t)
-    name = ('%s (the value of its function at step %s)'):format(k, check.describe(t))
-  end
-  self.rules[k](who, name, v)
-  return v
-end
-
--- Every hyper-parameter at step t: a table k -> value, each checked.
--- Also returns whether any was a function (user code, which may free tensors).
-local function hypers(self, who, t)
-  local h, called = {}, false
-  for k in pairs(self.defaults) do
-    called = called or type(self[k]) == 'function'
-    h[k] = hyper(self, who, k, t)
-  end
-  if self._check_values then self:_check_values(who, h) end
-  return h, called
 end
 
 -- cls: the optimizer class. defaults: its hyper-parameters with default values;
 -- rules: for each of them, a rule (a function or the name of one of Optimizer.rules).
 function Optimizer.define(name, defaults, rules)
   local cls = { __name = name, defaults = defaults, rules = {} }
-  local accepted = { 'on_nonfinite' }
+  local accepted = { unpack(COMMON) }
   for k in pairs(defaults) do
     local rule = rules[k]
     cls.rules[k] = type(rule) == 'string' and Optimizer.rules[rule] or rule
     assert(type(cls.rules[k]) == 'function', name .. ': no rule for hyper-parameter ' .. k)
     accepted[#accepted + 1] = k
   end
+  cls.accepted = accepted
   cls.__index = cls
   cls.__call = function()               -- opt(closure): a mistake for opt:step(closure)
     check.fail('%s: an optimizer is not callable; use opt:step(closure)', name)
   end
   setmetatable(cls, { __index = Optimizer, __call = function(c, target, config) return c.new(target, config) end })
   check.methods(cls)                    -- methods it defines are guarded and named
+  -- optim.X(target, config) binds; optim.X{config} (or optim.X()) is unbound.
   function cls.new(target, config)
+    if config == nil and target ~= nil and not bindable(target) then
+      if type(target) ~= 'table' or check.is_tensor(target) then Optimizer.arena_of(target, name) end
+      target, config = nil, target
+    end
     config = check.options(name, config, accepted)
     local self = setmetatable({}, cls)
     for k, v in pairs(defaults) do   -- a copy of table defaults (betas): never shared
       self[k] = type(v) == 'table' and { unpack(v) } or v
     end
-    for k, v in pairs(config) do self[k] = v end
-    self.on_nonfinite = check.oneof(name, 'on_nonfinite', config.on_nonfinite or 'error',
-                                    { 'error', 'skip' })
+    for k, v in pairs(config) do
+      if defaults[k] ~= nil then self[k] = type(v) == 'table' and not callable(v) and { unpack(v) } or v end
+    end
+    common_options(self, name, config)
     check_config(self, name)
-    self.arena = Optimizer.arena_of(target, name)
     self.t, self.skipped = 0, 0
-    if self._init then self:_init() end
+    if target ~= nil then self:_bind(target, name) end
     return self
   end
   return cls
 end
 
-local function finite(x) return x == x and x ~= huge and x ~= -huge end
+-- Private helpers of the driver are methods with a leading underscore (check.methods
+-- leaves them unguarded; the fuzzer skips them).
 
--- Every tensor a step touches must be live: the parameter and gradient arenas and the
--- state buffers (a closure, a hyper-parameter function or the user may have freed one).
-local function check_live(self, who)
+function Optimizer:_bind(target, who)
+  if self.arena then
+    check.fail('%s: the optimizer is already bound (to %d parameters); build a new one to bind another model',
+               who, self.arena.flat:numel())
+  end
+  local arena, model = Optimizer.arena_of(target, who)
+  local entries = arena.entries or {}
+  local group_of = slices.assign(who, entries, self.groups, self.defaults)
+  self.arena, self.model = arena, model
+  self.table = slices.table(arena, group_of, #self.groups + 1)
+  self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', #self.groups + 1)
+  self.args = ffi.new('ms_optim_args[1]')
+  if self._init then self:_init() end
+  return self
+end
+
+function Optimizer:bind(target) return self:_bind(target, self.__name .. '.bind') end
+
+function Optimizer:_bound(who)
+  if not self.arena then
+    check.fail('%s: the optimizer is not bound to parameters: build it as %s(model_or_params, config) or call opt:bind(model_or_params)',
+               who, self.__name)
+  end
+end
+
+-- Every tensor a step touches must be live, and on the arena's device and dtype (the
+-- model may have moved: state buffers and the device slice table follow it).
+function Optimizer:_check_live(who)
   check.tensor(who, 'the parameter arena (flat_parameters())', self.arena.flat)
   check.tensor(who, 'the gradient arena (flat_gradients())', self.arena.gflat)
   local entries = rawget(self.arena, 'entries') or {}
@@ -156,124 +243,198 @@ local function check_live(self, who)
       check.tensor(who, 'parameter ' .. tostring(entries[i] and entries[i].name or i), p)
     end
   end
-  for k, b in pairs(self.buffers or {}) do check.tensor(who, 'state buffer ' .. k, b) end
+  local flat = self.arena.flat
+  for k, b in pairs(self.buffers or {}) do
+    check.tensor(who, 'state buffer ' .. k, b)
+    if b.device ~= flat.device or b.dtype ~= flat.dtype then self.buffers[k] = b:to(flat.dtype, flat.device) end
+  end
+  self.table:to_device(flat.device)
 end
 
--- The step count is a plain field a user may overwrite: an integer a double and an
--- int64 share (the runtime takes it as int64).
-local function check_count(self, who)
+-- The step counts are plain fields a user may overwrite: integers a double and an int64
+-- share (the runtime takes the step as int64).
+function Optimizer:_check_count(who)
   check.integer(who, 'the step count (opt.t)', rawget(self, 't'), 0, 2 ^ 53 - 1)
   check.integer(who, 'the skipped-step count (opt.skipped)', rawget(self, 'skipped'), 0, 2 ^ 53 - 1)
 end
 
-function Optimizer:step(closure)
-  local who = self.__name .. '.step'
+-- The value of hyper-parameter k for group g (1 = default) at step t, checked.
+function Optimizer:_hyper(who, k, t, g)
+  local grp = g and g > 1 and self.groups[g - 1]
+  local v, name = self[k], k
+  if grp and grp[k] ~= nil then v, name = grp[k], ('groups[%d].%s'):format(g - 1, k) end
+  if callable(v) then
+    v = v(t)
+    name = ('%s (its value at step %s)'):format(name, check.describe(t))
+  end
+  self.rules[k](who, name, v)
+  if k == 'lr' and grp and grp.lr_scale then
+    v = v * check.number(who, ('groups[%d].lr_scale'):format(g - 1), grp.lr_scale, 0)
+  end
+  return v
+end
+
+-- Every hyper-parameter of group g at step t (a table k -> value), each checked.
+function Optimizer:_values(who, t, g)
+  local h = {}
+  for k in pairs(self.defaults) do h[k] = self:_hyper(who, k, t, g) end
+  if self._check_values then self:_check_values(who, h) end
+  return h
+end
+
+-- The step being taken (during a step) or the last one taken.
+function Optimizer:get(k, group)
+  local who = self.__name .. '.get'
+  if type(k) ~= 'string' or self.defaults[k] == nil then
+    local names = {}
+    for n in pairs(self.defaults) do names[#names + 1] = n end
+    table.sort(names)
+    check.fail('%s: %s is not a hyper-parameter of %s (it has %s)', who, check.describe(k),
+               self.__name, table.concat(names, ', '))
+  end
+  local g = 1
+  if group ~= nil then g = check.integer(who, 'group', group, 1, #self.groups + 1) end
+  self:_check_count(who)
+  local t = self._taking or math.max(self.t, 1)
+  return self:_hyper(who, k, t, g)
+end
+
+-- The rule's fused step: fills the args struct and calls f(args, hs); returns its rc.
+function Optimizer:_run(f, hs, t, states)
+  local a = self.args[0]
+  a.param, a.grad = self.arena.flat, self.arena.gflat
+  for i = 0, 5 do a.state[i] = states[i + 1] end
+  a.table, a.step = self.table.ct, t
+  local rc = f(self.args, hs)
+  a.param, a.grad = nil, nil
+  for i = 0, 5 do a.state[i] = nil end
+  return rc
+end
+
+local function finite(x) return x == x and x ~= huge and x ~= -huge end
+
+-- Non-finite gradients (one deterministic pass; its sum of squares also serves
+-- clip_norm): nil when fine, else the reason.
+function Optimizer:_check_grads(who, loss)
+  local sq = reduce.sumsq(who, self.arena.gflat)
+  self._gnorm_sq = sq
+  if finite(sq) then return nil end
+  return ('the loss is %s but the gradients hold non-finite values (nan or inf)'):format(check.describe(loss))
+end
+
+function Optimizer:_nonfinite(who, bad)
+  if self.skip_nonfinite then return bad end
+  check.fail('%s: %s; parameters left unchanged (set skip_nonfinite = true to skip such steps)', who, bad)
+end
+
+function Optimizer:evaluate(closure, pass) return self:_evaluate(self.__name .. '.evaluate', closure, pass) end
+
+function Optimizer:_evaluate(who, closure, pass)
+  self:_bound(who)
   if type(closure) ~= 'function' then
     check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss',
                who, check.describe(closure))
   end
-  check_count(self, who)
-  check_live(self, who)
-  self.arena:zero_grad()
-  local loss = closure()
+  local p = policy.check(who, pass)
+  self:_check_count(who)
+  self:_check_live(who)
+  if p.zero_grad then self.arena:zero_grad() end
+  self._taking = self.t + 1
+  local ok, loss = pcall(policy.run, self, who, closure, p)
+  self._taking = nil
+  if not ok then error(loss, 0) end
   if type(loss) ~= 'number' then
     check.fail('%s: the closure returned %s, expected the loss as a number', who, check.describe(loss))
   end
-  check_live(self, who)                 -- the closure is user code
-  check_count(self, who)
+  self:_check_live(who)                 -- the closure is user code
+  self:_check_count(who)
   local bad
   if not finite(loss) then
     bad = ('the loss is %s'):format(check.describe(loss))
-  elseif not finite(self.arena.gflat:sum()) then
-    -- One fused reduction over the whole gradient arena, accumulated in double: finite
-    -- float gradients cannot overflow it, so a non-finite sum means a nan or an inf.
-    bad = ('the loss is %s but the gradients hold non-finite values (nan or inf)'):format(
-      check.describe(loss))
+  else
+    bad = self:_check_grads(who, loss)
   end
-  if bad then
-    if self.on_nonfinite == 'skip' then
-      self.skipped = self.skipped + 1
-      return loss
-    end
-    check.fail("%s: %s; parameters left unchanged (set on_nonfinite = 'skip' to skip such steps)",
-               who, bad)
-  end
-  -- cls:_update(h, t) runs the fused step with the checked hyper-parameters h of step t
-  -- and returns the runtime's status; on failure (Ctrl-C included) nothing was updated.
-  local t = self.t + 1
-  local h, called = hypers(self, who, t)
-  if called then check_live(self, who) end   -- hyper-parameter functions are user code too
-  if self:_update(h, t) ~= 0 then fail(who) end
-  self.t = t
+  self._bad = bad and self:_nonfinite(who, bad) or nil
+  self._checked = true
   return loss
 end
 
--- Plain-table state: step count, hyper-parameters that are numbers, buffers (clones).
-function Optimizer:state()
-  local who = self.__name .. '.state'
-  check_count(self, who)
-  local s = { t = self.t, skipped = self.skipped, hyper = {}, buffers = {} }
-  for k in pairs(self.defaults) do
-    if type(self[k]) ~= 'function' then s.hyper[k] = self[k] end
+-- Clipping, in place on the gradient arena.
+function Optimizer:_clip(who)
+  local g = self.arena.gflat
+  if self.clip_value then g:clamp_(-self.clip_value, self.clip_value) end
+  if self.clip_tensor_norm then
+    local _, per = reduce.sumsq(who, g, self.table)
+    local scales, any = {}, false
+    for i, sq in ipairs(per) do
+      local norm = math.sqrt(sq)
+      scales[i] = norm > self.clip_tensor_norm and self.clip_tensor_norm / (norm + 1e-6) or 1
+      any = any or scales[i] ~= 1
+    end
+    if any then reduce.scale(who, g, self.table, scales) end
+    self._gnorm_sq = nil
   end
-  for k, b in pairs(self.buffers or {}) do
-    s.buffers[k] = check.tensor(who, 'state buffer ' .. k, b):clone()
+  if self.clip_norm then
+    local sq = (not self.clip_value and self._gnorm_sq) or reduce.sumsq(who, g)
+    local norm = math.sqrt(sq)
+    -- torch.nn.utils.clip_grad_norm_: g *= max_norm / (norm + 1e-6) when that is < 1
+    local coef = self.clip_norm / (norm + 1e-6)
+    if coef < 1 then g:mul_(coef) end
   end
-  return s
 end
 
--- A plain table's field, or nil for anything else (a tensor, the ms table...).
-local function plain(v)
-  if type(v) == 'table' and getmetatable(v) == nil then return v end
+-- One update from the current gradients; returns true, or false when skipped.
+function Optimizer:apply() return self:_apply(self.__name .. '.apply') end
+
+function Optimizer:_apply(who)
+  self._taking = nil
+  self:_bound(who)
+  self:_check_count(who)
+  self:_check_live(who)
+  local bad = self._bad
+  if not self._checked then bad = self:_nonfinite(who, self:_check_grads(who, 'not known')) end
+  self._bad, self._checked = nil, nil
+  if bad then
+    self.skipped = self.skipped + 1
+    return false
+  end
+  self:_clip(who)
+  local t = self.t + 1
+  self._taking = t                      -- (reset by the next evaluate/apply if this raises)
+  for g = 1, #self.groups + 1 do
+    local v = self:_values(who, t, g)
+    if self.hs then self._fill(self.hs[g - 1], v, self, g) end
+  end
+  self._taking = nil
+  self:_check_live(who)                 -- hyper-parameter functions are user code too
+  -- cls:_update(hs, t) runs the fused step and returns the runtime's status; on failure
+  -- (Ctrl-C included) nothing was updated.
+  if self:_update(self.hs, t) ~= 0 then fail(who) end
+  self.t = t
+  self._gnorm_sq = nil
+  return true
 end
 
-function Optimizer:load_state(s)
-  local who = self.__name .. '.load_state'
-  if not plain(s) or type(rawget(s, 't')) ~= 'number' then
-    check.fail('%s: state is %s, expected a table from state()', who, check.describe(s))
+function Optimizer:step(closure)
+  local who = self.__name .. '.step'
+  self:_bound(who)
+  if closure == nil then
+    self._checked, self._bad = nil, nil
+    self:_apply(who)
+    return nil
   end
-  check.integer(who, 'state.t', s.t, 0, 2 ^ 53 - 1)
-  if s.skipped ~= nil then check.integer(who, 'state.skipped', s.skipped, 0, 2 ^ 53 - 1) end
-  for _, f in ipairs { 'hyper', 'buffers' } do
-    if s[f] ~= nil and not plain(s[f]) then
-      check.fail('%s: state.%s is %s, expected a table', who, f, check.describe(s[f]))
-    end
+  if type(closure) ~= 'function' then
+    check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss (or no argument, to apply the gradients already computed)',
+               who, check.describe(closure))
   end
-  for k, v in pairs(s.hyper or {}) do
-    if type(k) ~= 'string' or self.defaults[k] == nil then
-      check.fail('%s: the state holds hyper-parameter %s, which %s does not have (a state from another optimizer?)',
-                 who, check.describe(k), self.__name)
-    end
-    self.rules[k](who, 'state.hyper.' .. k, v)
-  end
-  if self._check_values then
-    local values = {}
-    for k in pairs(self.defaults) do values[k] = self[k] end
-    for k, v in pairs(s.hyper or {}) do values[k] = v end
-    self:_check_values(who, values)
-  end
-  -- Buffers: each must match one of ours (created here when the optimizer makes it
-  -- lazily, cls:_new_buffer(k), but kept only once the whole state is valid).
-  local targets = {}
-  for k, b in pairs(s.buffers or {}) do
-    local mine = self.buffers and self.buffers[k]
-    if mine == nil and type(k) == 'string' and self._new_buffer then mine = self:_new_buffer(k) end
-    if mine ~= nil then check.tensor(who, 'state buffer ' .. tostring(k) .. ' of the optimizer', mine) end
-    if not mine or not ms.is_tensor(b) or check.is_freed(b) or b:numel() ~= mine:numel() then
-      check.fail('%s: buffer %s is %s, expected a live tensor of %s elements', who, check.describe(k),
-                 check.describe(b), mine and check.describe(mine:numel()) or 'no')
-    end
-    targets[k] = mine
-  end
-  self.t, self.skipped = s.t, s.skipped or 0
-  for k, v in pairs(s.hyper or {}) do self[k] = v end
-  self.buffers = self.buffers or {}
-  for k, b in pairs(s.buffers or {}) do
-    targets[k]:copy_(b)
-    self.buffers[k] = targets[k]
-  end
-  return self
+  local loss = self:_evaluate(who, closure)
+  self:_apply(who)
+  return loss
 end
+
+-- state() / load_state(s): optim/state.lua (nested for wrappers, checked on load).
+function Optimizer:state() return state_io.save(self, self.__name .. '.state') end
+function Optimizer:load_state(s) return state_io.load(self, self.__name .. '.load_state', s) end
 
 -- Errors raised below a public method are named after it (check.methods).
 check.methods(Optimizer)

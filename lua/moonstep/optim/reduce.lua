@@ -1,0 +1,41 @@
+-- optim.reduce — deterministic reductions and per-slice scaling over an arena
+-- (runtime/arena.c): the same bits whatever the thread count, on CPU and GPU (fixed
+-- chunks summed in float64 in a fixed order). What clipping, SAM, ACME and AutoSGM use.
+--
+--   reduce.sumsq(who, a [, st])     -> ||a||^2 [, {per slice}]
+--   reduce.dot(who, a, b [, st])    -> <a, b> [, {per slice}]
+--   reduce.sum(who, a [, st])       -> sum(a) [, {per slice}]
+--   reduce.absmax(who, a [, st])    -> max |a| (nan if any) [, {per slice}]
+--   reduce.scale(who, a, st, s)     a[slice i] *= s[i] (s: a Lua list, one per slice)
+-- who: the public function to name in an error; st: a SliceTable (optim/slices.lua).
+local ffi = require 'ffi'
+local ms = require 'moonstep'
+local fail = require('moonstep.core').fail
+local C = ms.C
+
+local M = {}
+
+local out1 = ffi.new('double[1]')
+
+local function run(who, op, a, b, st)
+  local out = st and ffi.new('double[?]', st.nslices + 1) or out1
+  if C.ms_arena_reduce(op, a, b, st and st.ct or nil, out) ~= 0 then fail(who) end
+  if not st then return out[0] end
+  local per = {}
+  for i = 1, st.nslices do per[i] = out[i] end
+  return out[0], per
+end
+
+function M.sumsq(who, a, st) return run(who, C.MS_ARENA_SUMSQ, a, nil, st) end
+function M.dot(who, a, b, st) return run(who, C.MS_ARENA_DOT, a, b, st) end
+function M.sum(who, a, st) return run(who, C.MS_ARENA_SUM, a, nil, st) end
+function M.absmax(who, a, st) return run(who, C.MS_ARENA_ABSMAX, a, nil, st) end
+
+function M.scale(who, a, st, scales)
+  local s = ffi.new('double[?]', st.nslices)
+  for i = 1, st.nslices do s[i - 1] = scales[i] end
+  if C.ms_arena_scale(a, st.ct, s) ~= 0 then fail(who) end
+  return a
+end
+
+return M

@@ -1,0 +1,132 @@
+-- optim.state — an optimizer's state as a plain table, and its checked restore.
+--
+--   s = state.save(opt, who)   { optimizer = 'Adam', numel = n, t =, skipped =,
+--                                hyper = {k = number|boolean|table}, groups = {{...}},
+--                                buffers = {k = tensor (a copy)}, extra = {...},
+--                                base = <the wrapped optimizer's state> }
+--   state.load(opt, who, s)    restores onto the optimizer's current device and dtype;
+--                              refuses a state from another optimizer, another arena
+--                              size or with a malformed entry, before changing anything.
+-- Hyper-parameters that are functions or schedules are not saved (the script that
+-- resumes gives them again). A class may add opt:_save_extra() -> table and
+-- opt:_load_extra(who, extra) (called after the checks, may raise before changing
+-- anything: it is called first among the updates).
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+
+local M = {}
+
+local function plain(v) return type(v) == 'table' and getmetatable(v) == nil end
+
+local function copy_value(v)
+  if type(v) == 'table' then return { unpack(v) } end
+  return v
+end
+
+local function callable(v) return require('moonstep.optim.Optimizer').callable(v) end
+
+function M.save(opt, who)
+  opt:_bound(who)
+  opt:_check_live(who)
+  opt:_check_count(who)
+  local s = { optimizer = opt.__name, numel = opt.arena.flat:numel(), t = opt.t,
+              skipped = opt.skipped, hyper = {}, groups = {}, buffers = {} }
+  for k in pairs(opt.defaults) do
+    if not callable(opt[k]) then s.hyper[k] = copy_value(opt[k]) end
+  end
+  for i, g in ipairs(opt.groups) do
+    local gs = {}
+    for k, v in pairs(g) do
+      if (opt.defaults[k] ~= nil or k == 'lr_scale') and not callable(v) then gs[k] = copy_value(v) end
+    end
+    s.groups[i] = gs
+  end
+  for k, b in pairs(opt.buffers or {}) do
+    s.buffers[k] = check.tensor(who, 'state buffer ' .. k, b):clone()
+  end
+  if opt._save_extra then s.extra = opt:_save_extra() end
+  if rawget(opt, 'base') then s.base = opt.base:state() end
+  return s
+end
+
+local function check_hyper(opt, who, where, k, v)
+  if type(k) ~= 'string' or (opt.defaults[k] == nil and not (where ~= 'state.hyper' and k == 'lr_scale')) then
+    check.fail('%s: the state holds hyper-parameter %s, which %s does not have (a state from another optimizer?)',
+               who, check.describe(k), opt.__name)
+  end
+  if k == 'lr_scale' then check.number(who, where .. '.lr_scale', v, 0)
+  else opt.rules[k](who, where .. '.' .. k, v) end
+end
+
+function M.load(opt, who, s)
+  opt:_bound(who)
+  opt:_check_live(who)
+  if not plain(s) or type(rawget(s, 't')) ~= 'number' then
+    check.fail('%s: state is %s, expected a table from state()', who, check.describe(s))
+  end
+  if s.optimizer ~= nil and s.optimizer ~= opt.__name then
+    check.fail('%s: the state is from optim.%s, expected one from optim.%s', who,
+               tostring(s.optimizer), opt.__name)
+  end
+  local n = opt.arena.flat:numel()
+  if s.numel ~= nil and s.numel ~= n then
+    check.fail('%s: the state is for an arena of %s parameters, expected %d (another model?)', who,
+               check.describe(s.numel), n)
+  end
+  check.integer(who, 'state.t', s.t, 0, 2 ^ 53 - 1)
+  if s.skipped ~= nil then check.integer(who, 'state.skipped', s.skipped, 0, 2 ^ 53 - 1) end
+  for _, f in ipairs { 'hyper', 'buffers', 'groups' } do
+    if s[f] ~= nil and not plain(s[f]) then
+      check.fail('%s: state.%s is %s, expected a table', who, f, check.describe(s[f]))
+    end
+  end
+  for k, v in pairs(s.hyper or {}) do check_hyper(opt, who, 'state.hyper', k, v) end
+  if s.groups then
+    if #s.groups ~= #opt.groups then
+      check.fail('%s: the state has %d parameter groups, expected %d', who, #s.groups, #opt.groups)
+    end
+    for i, g in ipairs(s.groups) do
+      if not plain(g) then check.fail('%s: state.groups[%d] is %s, expected a table', who, i, check.describe(g)) end
+      for k, v in pairs(g) do check_hyper(opt, who, ('state.groups[%d]'):format(i), k, v) end
+    end
+  end
+  if opt._check_values then
+    local values = {}
+    for k in pairs(opt.defaults) do values[k] = opt[k] end
+    for k, v in pairs(s.hyper or {}) do values[k] = v end
+    opt:_check_values(who, values)
+  end
+  -- Buffers: each must match one of ours (created here when the optimizer makes it
+  -- lazily, opt:_new_buffer(k), but kept only once the whole state is valid).
+  local targets = {}
+  for k, b in pairs(s.buffers or {}) do
+    local mine = opt.buffers and opt.buffers[k]
+    if mine == nil and type(k) == 'string' and opt._new_buffer then mine = opt:_new_buffer(k) end
+    if mine ~= nil then check.tensor(who, 'state buffer ' .. tostring(k) .. ' of the optimizer', mine) end
+    if not mine or not ms.is_tensor(b) or check.is_freed(b) or b:numel() ~= mine:numel()
+       or (b.dtype ~= 'float32' and b.dtype ~= 'float64') then
+      check.fail('%s: buffer %s is %s, expected a live float tensor of %s elements', who, check.describe(k),
+                 check.describe(b), mine and check.describe(mine:numel()) or 'no')
+    end
+    targets[k] = mine
+  end
+  if s.base ~= nil and not rawget(opt, 'base') then
+    check.fail('%s: the state wraps a base optimizer but %s has none', who, opt.__name)
+  end
+  if opt._load_extra then opt:_load_extra(who, s.extra) end
+  if s.base ~= nil then opt.base:load_state(s.base) end
+  opt.t, opt.skipped = s.t, s.skipped or 0
+  for k, v in pairs(s.hyper or {}) do opt[k] = copy_value(v) end
+  for i, g in ipairs(s.groups or {}) do
+    for k, v in pairs(g) do opt.groups[i][k] = copy_value(v) end
+  end
+  opt.buffers = opt.buffers or {}
+  for k, b in pairs(s.buffers or {}) do
+    targets[k]:copy_(b)
+    opt.buffers[k] = targets[k]
+  end
+  opt._bad, opt._checked = nil, nil
+  return opt
+end
+
+return M

@@ -1,0 +1,77 @@
+/* cuda_entries.h — the list of the CUDA backend's entry points.
+ *
+ * X(name, (parameters), "what the user called") per entry point, each returning int
+ * (0, or -1 after ms_fail). From this one list:
+ *   - internal.h declares the prototypes (the kernels/ .cu files define them: a .cu
+ *     definition that disagrees is a compile error, "conflicting declaration of C
+ *     function"),
+ *   - cuda_stub.c defines the CPU-only build's stubs, each failing "<what>: CUDA is not
+ *     available ..." (the compiler checks them against the same prototypes).
+ * Adding an entry point: a line here and its definition in a .cu file.
+ *
+ * Not in the list (hand-written in cuda_stub.c): ms_cuda_compiled and
+ * ms_cuda_device_count (public, moonstep.h: the stubs return 0), ms_cuda_check (fails
+ * naming its caller), ms_cuda_free (void), and the optimizer entry points (declared with
+ * their rules, runtime/optim*). ms_cuda_workspace is the .cu files' own (common.cuh). */
+#ifndef MS_CUDA_ENTRIES_H
+#define MS_CUDA_ENTRIES_H
+
+#define MS_CUDA_ENTRIES(X)                                                                \
+  X(ms_cuda_synchronize, (void), "cuda.synchronize")                                      \
+  X(ms_cuda_malloc, (void **p, int64_t nbytes), "cuda alloc")                             \
+  /* kind: MS_H2D, MS_D2H or MS_D2D (internal.h) */                                      \
+  X(ms_cuda_memcpy, (void *dst, const void *src, int64_t nbytes, int kind), "cuda memcpy") \
+  /* kernels over an iterator built on device pointers; copy: 2 ops, dtype conversion */  \
+  X(ms_cuda_copy, (const ms_iter *it), "copy_")                                           \
+  X(ms_cuda_fill, (const ms_iter *it, double value), "fill_")                             \
+  X(ms_cuda_arange, (const ms_iter *it, double start, double step), "arange")             \
+  X(ms_cuda_unary, (const ms_iter *it, int op, double a, double b), "unary")              \
+  X(ms_cuda_binary, (const ms_iter *it, int op, double alpha), "binary")                  \
+  X(ms_cuda_ternary, (const ms_iter *it, int op, double alpha), "ternary")                \
+  /* x contiguous float32 on the device, viewed as [outer, size, inner] */               \
+  X(ms_cuda_reduce,                                                                       \
+    (const float *x, int64_t outer, int64_t size, int64_t inner, int op, double param,    \
+     double *out_host_all, void *out_dev, int32_t out_dtype, int64_t base),               \
+    "reduce")                                                                             \
+  X(ms_cuda_gemm,                                                                         \
+    (int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,             \
+     const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,          \
+     int64_t stride_b, float beta, float *c, int64_t ldc, int64_t stride_c,              \
+     int64_t batch),                                                                      \
+    "matmul")                                                                             \
+  X(ms_cuda_dot, (const float *a, const float *b, int64_t n, double *out), "dot")         \
+  /* out [outer, nidx, inner] <- x [outer, size, inner] at idx (contiguous all) */       \
+  X(ms_cuda_index_select,                                                                 \
+    (float *out, const float *x, const int64_t *idx, int64_t outer, int64_t size,         \
+     int64_t inner, int64_t nidx, int64_t base, int esize, int64_t *bad_host),            \
+    "index_select")                                                                       \
+  X(ms_cuda_gather,                                                                       \
+    (const ms_iter *it, int dim, int64_t size, int64_t xstride_dim, int64_t base,         \
+     int64_t *bad_host),                                                                  \
+    "gather")                                                                             \
+  X(ms_cuda_rng_fill,                                                                     \
+    (void *data, int32_t dtype, int64_t n, int dist, uint64_t seed, uint64_t stream,      \
+     double a, double b),                                                                 \
+    "rng")                                                                                \
+  /* nn.c, conv.c, pool.c and index.c twins; geom points at an ms_geom                   \
+     (runtime/window.h, 18 int64) */                                                      \
+  X(ms_cuda_softmax, (void *y, const void *x, int64_t rows, int64_t classes, int log_),   \
+    "softmax")                                                                            \
+  X(ms_cuda_im2col, (const int64_t *geom, const void *x, void *cols, double pad_value),   \
+    "im2col")                                                                             \
+  X(ms_cuda_col2im, (const int64_t *geom, void *x, const void *cols), "col2im")           \
+  X(ms_cuda_maxpool2d, (const int64_t *geom, const void *x, void *out, int64_t *argmax),  \
+    "maxpool2d")                                                                          \
+  X(ms_cuda_maxpool2d_backward,                                                           \
+    (void *gin, const void *gout, const int64_t *argmax, int64_t planes, int64_t hw,      \
+     int64_t ohw),                                                                        \
+    "maxpool2d_backward")                                                                 \
+  X(ms_cuda_avgpool2d, (const int64_t *geom, const void *x, void *out), "avgpool2d")      \
+  X(ms_cuda_avgpool2d_backward, (const int64_t *geom, void *gin, const void *gout),       \
+    "avgpool2d_backward")                                                                 \
+  X(ms_cuda_index_add,                                                                    \
+    (void *out, const void *src, const int64_t *idx, int64_t outer, int64_t size,         \
+     int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host),                       \
+    "index_add_")
+
+#endif

@@ -319,6 +319,7 @@ function Optimizer:_check_grads(who, loss)
   local sq = reduce.sumsq(who, self.arena.gflat)
   self._gnorm_sq = sq
   if finite(sq) then return nil end
+  if loss == nil then return 'the gradients hold non-finite values (nan or inf)' end
   return ('the loss is %s but the gradients hold non-finite values (nan or inf)'):format(check.describe(loss))
 end
 
@@ -392,7 +393,10 @@ function Optimizer:_apply(who)
   self:_check_count(who)
   self:_check_live(who)
   local bad = self._bad
-  if not self._checked then bad = self:_nonfinite(who, self:_check_grads(who, 'not known')) end
+  if not self._checked then
+    bad = self:_check_grads(who, nil)
+    if bad then bad = self:_nonfinite(who, bad) end
+  end
   self._bad, self._checked = nil, nil
   if bad then
     self.skipped = self.skipped + 1

@@ -1,0 +1,241 @@
+-- The optimizer engine's own mechanisms (lua/moonstep/optim/Optimizer.lua and friends):
+-- parameter groups through the slice table, hyper-parameters read with get, the pass
+-- policies (BatchNorm statistics, RNG replay), clipping, the deterministic arena
+-- reductions, state for a moved model. The per-optimizer contract is in
+-- optim_contract_spec.lua, the PyTorch trajectories in optim_classics_spec.lua.
+local ms = require 'moonstep'
+local nn, optim = ms.nn, ms.optim
+local reduce = require 'moonstep.optim.reduce'
+local slices = require 'moonstep.optim.slices'
+local H = require 'helper'
+
+local function same(a, b, what)
+  local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)
+  assert.equal(a:numel(), b:numel(), what)
+  for i = 1, x:numel() do
+    if x:get(i) ~= y:get(i) then
+      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
+    end
+  end
+end
+
+-- A model and a fixed batch; closure(model) runs forward and backward.
+local function mlp(seed, dtype)
+  ms.manual_seed(seed or 1)
+  local model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+  local x = H.random_tensor({ 8, 4 }, 7)
+  if dtype then model:to(dtype); x = x:to(dtype) end
+  local y = ms.tensor({ 1, 2, 3, 1, 2, 3, 1, 2 }, { dtype = 'int64' })
+  local crit = nn.CrossEntropyLoss()
+  local function closure()   -- follows the model to another dtype
+    local xi = x:to(model:flat_parameters().dtype)
+    local out = model:forward(xi)
+    local loss = crit:forward(out, y)
+    model:backward(xi, crit:backward(out, y))
+    return loss
+  end
+  return model, closure
+end
+
+describe('parameter groups', function()
+  it('a group runs with its own hyper-parameters, bit for bit as a separate optimizer would', function()
+    -- one Adam with groups over the model = one Adam per part with those values
+    local model, closure = mlp()
+    local opt = optim.Adam(model, { lr = 0.01, weight_decay = 0.1,
+                                    groups = { { match = 'bias', weight_decay = 0, lr = 0.03 },
+                                               { match = '^3%.', lr_scale = 0.5 } } })
+    local ref, rclosure = mlp()
+    local rg = ref:flat_gradients()   -- the reference model's gradient arena
+    local p = ref:parameters()        -- 1.weight [20], 1.bias [5], 3.weight [15], 3.bias [3]
+    local w1, biases, w3 = ms.params { p[1] }, ms.params { p[2], p[4] }, ms.params { p[3] }
+    local o1 = optim.Adam(w1, { lr = 0.01, weight_decay = 0.1 })
+    local ob = optim.Adam(biases, { lr = 0.03, weight_decay = 0 })
+    local o3 = optim.Adam(w3, { lr = 0.005, weight_decay = 0.1 })
+    for _ = 1, 5 do
+      opt:step(closure)
+      rg:zero_()
+      rclosure()
+      w1:flat_gradients():copy_(rg:narrow(1, 1, 20))
+      biases:flat_gradients():narrow(1, 1, 5):copy_(rg:narrow(1, 21, 5))
+      w3:flat_gradients():copy_(rg:narrow(1, 26, 15))
+      biases:flat_gradients():narrow(1, 6, 3):copy_(rg:narrow(1, 41, 3))
+      o1:step(); ob:step(); o3:step()
+    end
+    local mine = model:parameters()
+    local theirs = { w1.params[1], biases.params[1], w3.params[1], biases.params[2] }
+    for i = 1, 4 do same(mine[i], theirs[i], 'parameter ' .. i) end
+    assert.equal(0.005, opt:get('lr', 3))
+    assert.equal(0.03, opt:get('lr', 2))
+    assert.equal(0.01, opt:get('lr'))
+  end)
+
+  it('match tests names and kinds; kind restricts; the first matching group wins', function()
+    local model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    local opt = optim.SGD(model, { lr = 0.1, groups = { { match = 'bias|norm', weight_decay = 0 },
+                                                         { kind = 'weight', lr = 0.2 } } })
+    local group_of = {}
+    for s = 0, opt.table.nslices - 1 do group_of[#group_of + 1] = opt.table.slices[s].group end
+    -- 1.weight 1.bias 2.weight(norm) 2.bias(norm) 3.weight 3.bias
+    assert.same({ 2, 1, 1, 1, 2, 1 }, group_of)
+  end)
+
+  it('refuses malformed groups, naming the group and the key', function()
+    local model = mlp()
+    H.assert_error(function() optim.SGD(model, { groups = { { match = 'bias', learning_rate = 1 } } }) end,
+                   'SGD: groups[1]: unknown option "learning_rate"')
+    H.assert_error(function() optim.SGD(model, { groups = { { match = 'conv' } } }) end,
+                   'groups[1]', 'matches no parameter', '1.weight')
+    H.assert_error(function() optim.SGD(model, { groups = { { lr = 1 } } }) end, 'groups[1] has neither match nor kind')
+    H.assert_error(function() optim.SGD(model, { groups = { { match = '[' } } }) end, 'not a valid Lua pattern')
+    H.assert_error(function() optim.SGD(model, { groups = { { match = 'bias', lr = -1 } } }) end, 'groups[1].lr', '-1')
+    H.assert_error(function() optim.SGD(model, { groups = { { kind = 'conv' } } }) end, "groups[1].kind", "'bias'")
+    H.assert_error(function() optim.SGD(model, { groups = 5 }) end, 'groups is 5')
+  end)
+end)
+
+describe('hyper-parameters', function()
+  it('get reads the value in force: the step being taken, else the last one, else step 1', function()
+    local model, closure = mlp()
+    local seen = {}
+    local opt = optim.SGD(model, { lr = function(t) return 0.1 / t end })
+    assert.equal(0.1, opt:get('lr'))
+    opt:step(function() seen[#seen + 1] = opt:get('lr'); return closure() end)
+    opt:step(function() seen[#seen + 1] = opt:get('lr'); return closure() end)
+    assert.same({ 0.1, 0.05 }, seen)
+    assert.equal(0.05, opt:get('lr'))
+    H.assert_error(function() opt:get('learning_rate') end, 'SGD.get', 'learning_rate', 'lr, ')
+    H.assert_error(function() opt:get('lr', 2) end, 'SGD.get', 'group')
+  end)
+
+  it('accepts any callable: an object with __call works like a function', function()
+    local model, closure = mlp()
+    local sched = setmetatable({}, { __call = function(_, t) return t <= 2 and 0.1 or 0.01 end })
+    local opt = optim.SGD(model, { lr = sched })
+    for _ = 1, 3 do opt:step(closure) end
+    assert.equal(0.01, opt:get('lr'))
+  end)
+end)
+
+describe('pass policies', function()
+  it("bn = 'freeze' leaves BatchNorm's running statistics alone, and restores the flags", function()
+    ms.manual_seed(3)
+    local model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    local x = H.random_tensor({ 6, 3 }, 5)
+    local opt = optim.SGD(model, { lr = 0.1 })
+    local function closure()
+      local out = model:forward(x)
+      model:backward(x, ms.ones_like(out))
+      return out:sum()
+    end
+    local bn = model.modules[2]
+    local before = bn.running_mean:clone()
+    opt:evaluate(closure, { bn = 'freeze' })
+    same(before, bn.running_mean, 'running mean after a frozen pass')
+    assert.is_true(bn.update_stats)
+    opt:evaluate(closure)
+    assert.is_true((bn.running_mean - before):abs():max() > 0)
+    bn.update_stats = false             -- a user's own setting survives a frozen pass
+    opt:evaluate(closure, { bn = 'freeze' })
+    assert.is_false(bn.update_stats)
+    bn.update_stats = true
+    pcall(opt.evaluate, opt, function() error('boom') end, { bn = 'freeze' })
+    assert.is_true(bn.update_stats)     -- restored after an error too
+  end)
+
+  it("rng = 'replay' draws the recorded pass's dropout masks again", function()
+    ms.manual_seed(4)
+    local model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
+    local x = H.random_tensor({ 4, 6 }, 9)
+    local opt = optim.SGD(model, { lr = 0.1 })
+    local outs = {}
+    local function closure(pass)
+      local out = model:forward(x)
+      outs[pass] = out:clone()
+      model:backward(x, ms.ones_like(out))
+      return out:sum()
+    end
+    opt:evaluate(closure, { pass = 1 })
+    opt:evaluate(closure, { pass = 2, rng = 'replay' })
+    same(outs[1], outs[2], 'the replayed pass')
+    opt:evaluate(closure, { pass = 3, rng = 'none' })
+    assert.is_true((outs[3] - outs[1]):abs():max() > 0)
+    local fresh = optim.SGD(model, { lr = 0.1 })
+    H.assert_error(function() fresh:evaluate(closure, { rng = 'replay' }) end, 'SGD.evaluate', 'no pass recorded')
+    H.assert_error(function() fresh:evaluate(closure, { rng = 'again' }) end, 'SGD.evaluate', 'pass.rng')
+    H.assert_error(function() fresh:evaluate(closure, { passes = 2 }) end, 'unknown option "passes"')
+  end)
+end)
+
+describe('clipping', function()
+  local function setup(config)
+    local w = ms.tensor({ 3, 4, 0, 0 })
+    local b = ms.tensor({ 12 })
+    local set = require('moonstep.params').build({ { name = 'w', param = w }, { name = 'b', param = b, kind = 'bias' } })
+    local opt = optim.SGD(set, config)
+    local function closure()
+      set:flat_gradients():copy_(ms.tensor({ 3, 4, 0, 0, 12 }))
+      return 0
+    end
+    return set, opt, closure
+  end
+
+  it('clip_norm scales the gradients to the global norm, as clip_grad_norm_', function()
+    local set, opt, closure = setup({ lr = 1, clip_norm = 1 })
+    opt:step(closure)    -- norm 13: g * 1 / (13 + 1e-6)
+    local c = 1 / (13 + 1e-6)
+    H.assert_close(set:flat_parameters(), { 3 - 3 * c, 4 - 4 * c, 0, 0, 12 - 12 * c }, 1e-6)
+  end)
+
+  it('clip_tensor_norm caps each tensor, clip_value each element', function()
+    local set, opt, closure = setup({ lr = 1, clip_tensor_norm = 5 })
+    opt:step(closure)    -- w's norm 5 stays; b's 12 becomes 5
+    H.assert_close(set:flat_parameters(), { 0, 0, 0, 0, 12 - 5 / (12 + 1e-6) * 12 }, 1e-5)
+    local set2, opt2, closure2 = setup({ lr = 1, clip_value = 3.5 })
+    opt2:step(closure2)
+    H.assert_close(set2:flat_parameters(), { 0, 0.5, 0, 0, 8.5 }, 1e-6)
+    H.assert_error(function() setup({ clip_norm = 0 }) end, 'SGD: clip_norm is 0', '> 0')
+  end)
+end)
+
+describe('arena reductions', function()
+  it('give the same bits whatever the thread count, and per-slice values that add up', function()
+    local n = 300000
+    local a = H.random_tensor({ n }, 11)
+    local b = H.random_tensor({ n }, 12)
+    local set = require('moonstep.params').build({ { name = 'x', param = a:narrow(1, 1, 100000):clone() },
+                                                   { name = 'y', param = a:narrow(1, 100001, 200000):clone() } })
+    local st = slices.table(set, { 1, 1 }, 1)
+    local threads = ms.num_threads and ms.num_threads() or 1
+    local results = {}
+    for _, nt in ipairs { 1, 2 } do
+      if ms.set_num_threads then ms.set_num_threads(nt) end
+      results[nt] = { reduce.sumsq('t', a), reduce.dot('t', a, b), select(2, reduce.sum('t', set.flat, st)) }
+    end
+    if ms.set_num_threads then ms.set_num_threads(threads) end
+    assert.equal(results[1][1], results[2][1])
+    assert.equal(results[1][2], results[2][2])
+    assert.same(results[1][3], results[2][3])
+    local total, per = reduce.sumsq('t', set.flat, st)
+    assert.near(per[1] + per[2], total, 1e-9 * total)
+    assert.near((a:to('float64'):square()):sum(), reduce.sumsq('t', a), 1e-9 * reduce.sumsq('t', a))
+    assert.near((a:to('float64') * b:to('float64')):sum(), reduce.dot('t', a, b), 1e-6)
+    assert.equal(0 / 0 ~= 0 / 0, true)
+    local bad = ms.tensor({ 1, 0 / 0, 3 })
+    local v = reduce.sumsq('t', bad)
+    assert.is_true(v ~= v)
+  end)
+end)
+
+describe('a moved model', function()
+  it('state buffers follow the arena to another dtype', function()
+    local m1, c1 = mlp(5)
+    local opt = optim.Adam(m1, { lr = 0.01 })
+    m1:double()
+    opt:step(c1)
+    local m2, c2 = mlp(5, 'float64')
+    local ref = optim.Adam(m2, { lr = 0.01 })
+    ref:step(c2)
+    same(m1:flat_parameters(), m2:flat_parameters(), 'after :double()')
+    assert.equal('float64', opt.buffers.exp_avg.dtype)
+  end)
+end)

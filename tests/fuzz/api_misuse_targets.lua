@@ -301,8 +301,10 @@ local STATES = { 'opt:state()', '{}', '{t = 1}', '{t = 1, buffers = {exp_avg = m
                  '(function(s) for k, b in pairs(s.buffers) do b:free() end return s end)(opt:state())' }
 local VALID_CONFIG = {
   SGD = { '{lr = 0.1}', '{lr = 0.1, momentum = 0.9}', '{lr = 0.1, momentum = 0.9, nesterov = true}',
-          '{lr = 0.1, weight_decay = 0.1, momentum = 0.5, dampening = 0.5}' },
-  Adam = { '{lr = 0.1}', '{lr = 0.01, weight_decay = 0.1}', '{}' },
+          '{lr = 0.1, weight_decay = 0.1, momentum = 0.5, dampening = 0.5}',
+          "{lr = 0.1, momentum = 0.9, groups = {{match = 'bias', weight_decay = 0, momentum = 0}}, clip_norm = 1}" },
+  Adam = { '{lr = 0.1}', '{lr = 0.01, weight_decay = 0.1}', '{}',
+           "{amsgrad = true, groups = {{kind = 'bias', lr_scale = 0.5}}, clip_tensor_norm = 1, skip_nonfinite = true}" },
   AdamW = { '{lr = 0.1}', '{lr = 0.01, weight_decay = 0.1}', '{}' },
 }
 local function opt_method_call(api, cls)
@@ -318,11 +320,21 @@ local function opt_method_call(api, cls)
     setup[#setup + 1] = ('opt.%s = %s;'):format(pick { 'lr', 'momentum', 'weight_decay', 'eps', 'beta1', 'betas' },
       pick { '-1', '0/0', "'x'", 'function() return 0/0 end', '1e308', '{}' })
   end
-  local method = chance(0.5) and 'step' or pick(api.optmethods[cls])
+  local method = chance(0.35) and 'step' or chance(0.2) and 'evaluate' or pick(api.optmethods[cls])
   local args
   if method == 'step' then args = { chance(0.85) and pick(CLOSURES) or any_src() }
   elseif method == 'load_state' then args = { chance(0.8) and pick(STATES) or any_src() }
-  elseif method == 'hyper' then args = { chance(0.7) and pick { "'lr'", "'eps'", "'x'", "'t'" } or any_src() }
+  elseif method == 'get' then
+    args = { chance(0.7) and pick { "'lr'", "'eps'", "'x'", "'t'", "'betas'" } or any_src() }
+    if chance(0.3) then args[2] = pick { '1', '2', '0', '1.5', "'x'" } end
+  elseif method == 'evaluate' then
+    args = { chance(0.85) and pick(CLOSURES) or any_src() }
+    if chance(0.6) then
+      args[2] = pick { "{bn = 'freeze'}", "{rng = 'replay'}", "{rng = 'record', pass = 2}", "{pass = 0}",
+                       "{bn = 'x'}", "{passes = 2}", '{zero_grad = false}', any_src() }
+    end
+  elseif method == 'bind' then
+    args = { pick { 'm', 'ms.nn.Linear(2, 2)', 'ms.params({ms.rand(3)})', '{}', 'ms.rand(3)', any_src() } }
   else args = G.args_for(nil) end
   local call = 'opt' .. (chance(0.04) and '.' or ':') .. method .. '(' .. bind(args, setup) .. ')'
   return { name = cls .. ':' .. method, accept = { cls .. '.' .. method, cls .. ':' .. method, method },

@@ -341,7 +341,8 @@ function Optimizer:_evaluate(who, closure, pass)
   self:_check_live(who)
   if p.zero_grad then self.arena:zero_grad() end
   self._taking = self.t + 1
-  local ok, loss = pcall(policy.run, self, who, closure, p)
+  policy.prepare(self, who, p)
+  local ok, loss = pcall(policy.run, self, closure, p)
   self._taking = nil
   if not ok then error(loss, 0) end
   if type(loss) ~= 'number' then

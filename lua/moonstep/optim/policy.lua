@@ -1,6 +1,7 @@
 -- optim.policy — the pass policy under which an optimizer runs a closure.
 --
---   policy.run(opt, who, closure, pass) -> the closure's results
+--   policy.prepare(opt, who, pass)       records or replays the generator state
+--   policy.run(opt, closure, pass)       -> the closure's results
 --     pass.pass   the number handed to the closure (1 = the first evaluation of a step)
 --     pass.bn     'update' (BatchNorm running statistics updated, the default) or
 --                 'freeze' (not updated: the extra passes of SAM, ACME...); needs the
@@ -36,7 +37,9 @@ local function stat_modules(model)
   return list
 end
 
-function M.run(opt, who, closure, p)
+-- The generator: recorded or replayed (before the closure runs, outside any pcall, so
+-- that an error names the caller's line).
+function M.prepare(opt, who, p)
   if p.rng == 'record' then
     opt._rng = ms.rng_state()
   elseif p.rng == 'replay' then
@@ -45,6 +48,9 @@ function M.run(opt, who, closure, p)
     end
     ms.set_rng_state(opt._rng)
   end
+end
+
+function M.run(opt, closure, p)
   local frozen
   if p.bn == 'freeze' and opt.model then
     frozen = stat_modules(opt.model)

@@ -261,3 +261,41 @@ describe('on the GPU', function()
     H.assert_close(m2:flat_parameters():to('cpu'), m1:flat_parameters(), 1e-5)
   end)
 end)
+
+describe('a wrapper built from the pieces', function()
+  -- A two-pass wrapper as the SAM family will be: the second pass with BatchNorm frozen
+  -- and the RNG replayed, the gradients of both passes averaged, the base applies.
+  local Optimizer = require 'moonstep.optim.Optimizer'
+  local TwoPass = Optimizer.define('TwoPass', { weight = 0.5 }, { weight = 'unit' }, { wraps = true })
+  function TwoPass:_init() self.buffers = { first = ms.zeros_like(self.arena.flat) } end
+  function TwoPass:step(closure)
+    local loss = self:_evaluate('TwoPass.step', closure, { pass = 1 })
+    self.buffers.first:copy_(self.arena.gflat)
+    self:_evaluate('TwoPass.step', closure, { pass = 2, bn = 'freeze', rng = 'replay' })
+    self.arena.gflat:lerp_(self.buffers.first, 1 - self.weight)
+    self.base:_apply('TwoPass.step')
+    self.t = self.t + 1
+    return loss
+  end
+
+  it('binds an unbound base, nests its state, and resumes bit-exactly', function()
+    local m1, c1 = mlp(8)
+    local w = TwoPass(m1, { base = optim.Adam { lr = 0.01 } })
+    assert.equal(m1:flat_parameters():numel(), w.base.arena.flat:numel())
+    for _ = 1, 3 do w:step(c1) end
+    local saved, params = w:state(), m1:flat_parameters():clone()
+    assert.equal('Adam', saved.base.optimizer)
+    for _ = 1, 3 do w:step(c1) end
+    local m2, c2 = mlp(8)
+    m2:flat_parameters():copy_(params)
+    local w2 = TwoPass(m2, { base = optim.Adam { lr = 0.01 } })
+    w2:load_state(saved)
+    assert.equal(3, w2.base.t)
+    for _ = 1, 3 do w2:step(c2) end
+    same(m1:flat_parameters(), m2:flat_parameters(), 'resumed wrapper')
+    H.assert_error(function() TwoPass(m1, {}) end, 'TwoPass: base is missing')
+    H.assert_error(function() TwoPass(m1, { base = 5 }) end, 'TwoPass: base is 5', 'optim.Adam{lr = 1e-3}')
+    H.assert_error(function() TwoPass(m1, { base = optim.Adam((mlp(9))) }) end, 'bound to other parameters')
+    assert.equal(1e-3, TwoPass(m1, { base = optim.Adam }).base.lr)
+  end)
+end)

@@ -163,11 +163,23 @@ local function check_config(self, who)
   if self._check_values then self:_check_values(who, values) end
 end
 
+-- An optimizer a wrapper is given as its base: an instance (bound or unbound) or a
+-- class (optim.Adam: its defaults, unbound).
+local function as_base(who, v)
+  local mt = type(v) == 'table' and getmetatable(v)
+  if mt and rawget(v, 'defaults') and rawget(v, 'new') then return v.new(nil, {}) end   -- a class
+  if mt and rawget(mt, 'defaults') and rawget(v, 't') ~= nil then return v end       -- an instance
+  check.fail('%s: base is %s, expected an optimizer such as optim.Adam{lr = 1e-3}', who, check.describe(v))
+end
+
 -- cls: the optimizer class. defaults: its hyper-parameters with default values;
 -- rules: for each of them, a rule (a function or the name of one of Optimizer.rules).
-function Optimizer.define(name, defaults, rules)
+-- opts.wraps: the class wraps a base optimizer (option `base`, bound with it to the
+-- same parameters; its state nests in the wrapper's).
+function Optimizer.define(name, defaults, rules, opts)
   local cls = { __name = name, defaults = defaults, rules = {} }
   local accepted = { unpack(COMMON) }
+  if opts and opts.wraps then accepted[#accepted + 1] = 'base' end
   for k in pairs(defaults) do
     local rule = rules[k]
     cls.rules[k] = type(rule) == 'string' and Optimizer.rules[rule] or rule
@@ -197,6 +209,10 @@ function Optimizer.define(name, defaults, rules)
     end
     common_options(self, name, config)
     check_config(self, name)
+    if opts and opts.wraps then
+      if config.base == nil then check.fail('%s: base is missing, expected an optimizer such as optim.Adam{lr = 1e-3}', name) end
+      self.base = as_base(name, config.base)
+    end
     self.t, self.skipped = 0, 0
     if target ~= nil then self:_bind(target, name) end
     return self
@@ -215,8 +231,14 @@ function Optimizer:_bind(target, who)
   local arena, model = Optimizer.arena_of(target, who)
   local entries = arena.entries or {}
   local group_of = slices.assign(who, entries, self.groups, self.defaults)
+  local base = rawget(self, 'base')
+  if base and base.arena and base.arena ~= arena then
+    check.fail('%s: the base optimizer is bound to other parameters (%d), expected the same as the wrapper',
+               who, base.arena.flat:numel())
+  end
   self.arena, self.model = arena, model
   self.table = slices.table(arena, group_of, #self.groups + 1)
+  if base and not base.arena then base:_bind(target, who) end
   self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', #self.groups + 1)
   self.args = ffi.new('ms_optim_args[1]')
   if self._init then self:_init() end

@@ -13,6 +13,7 @@ packages=(
   zlib1g-dev          # gzip (data loading, checkpoints)
   libreadline-dev     # line editing and history in the REPL (bound through the FFI)
   tmux                # drives the REPL in its tests
+  gnuplot-nox         # schedule:plot (PNG/SVG without X)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz (IDX)
 )
 # Optional extras, set MOONSTEP_EXTRAS=1: PyTorch as an independent reference.

@@ -14,6 +14,7 @@ local ms = {
   Tensor = tensor.Tensor,
   is_tensor = tensor.is_tensor,
   cuda = require 'moonstep.cuda',
+  schedule = require 'moonstep.schedule',   -- lr schedules (pure Lua, no runtime calls)
   version = '0.1.0',
 }
 

@@ -1,0 +1,106 @@
+-- schedule.plot — draw a schedule's curve with gnuplot (Debian gnuplot-nox).
+--
+--   schedule.plot(s, path [, {steps = N, title = 'lr'}])   s: a schedule or a function of t
+--   s:plot(path [, opts])                                  the same, as a method
+-- Plots s(t) for t = 1 .. steps (default: the schedule's natural length, e.g. T_max + 1,
+-- total_steps, tau spe; 100 for a plain function). The format follows the extension:
+-- .png (pngcairo, or gd's png) or .svg. The data and the gnuplot script go to temporary
+-- files; gnuplot runs as `gnuplot '<script>'` with the path single-quoted for the shell
+-- and escaped for gnuplot, so no path or title is ever interpreted. Returns path.
+-- Errors: gnuplot not installed (scripts/install-deps.sh installs it), a bad option, a
+-- non-finite value of s, gnuplot failing (its message is included).
+local check = require 'moonstep.check'
+local Schedule = require 'moonstep.schedule.base'
+
+local M = {}
+local OPTS = { 'steps', 'title' }
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+-- A gnuplot single-quoted string: '' stands for one quote, nothing else is special.
+local function gp_quote(s) return "'" .. s:gsub("'", "''") .. "'" end
+
+local function run(cmd)
+  local p = io.popen(cmd .. ' 2>&1')
+  local out = p:read('*a')
+  local ok, _, code = p:close()
+  if type(ok) == 'number' then code = ok; ok = (ok == 0) end   -- LuaJIT without 5.2 compat
+  if ok == true then code = 0 end
+  return code == 0, out
+end
+
+function M.have_gnuplot()
+  local ok, out = run('command -v gnuplot')
+  return ok and out:match('%S') ~= nil
+end
+
+function M.plot(s, path, opts, fn)
+  fn = fn or 'schedule.plot'
+  Schedule.callable(fn, 'schedule', s)
+  check.path(fn, path)
+  if path:find('[\n\r%z]') then
+    check.fail('%s: path %s contains a line break or NUL, expected a plain file path', fn, check.describe(path))
+  end
+  local ext = path:lower():match('%.(%w+)$')
+  if ext ~= 'png' and ext ~= 'svg' then
+    check.fail('%s: path %s, expected a .png or .svg file name', fn, check.describe(path))
+  end
+  opts = check.options(fn, opts, OPTS)
+  local steps = opts.steps
+  if steps == nil then steps = Schedule.is(s) and s:_span() or 100 end
+  steps = check.integer(fn, 'steps', steps, 1, 1e7)
+  local title = opts.title
+  if title == nil then title = Schedule.is(s) and s.__name or 'schedule' end
+  if type(title) ~= 'string' then
+    check.fail('%s: title is %s, expected a string', fn, check.describe(title))
+  end
+  title = title:gsub('[%c]', ' ')
+  if not M.have_gnuplot() then
+    check.fail('%s: gnuplot is not installed (Debian: apt-get install gnuplot-nox, or '
+               .. 'scripts/install-deps.sh)', fn)
+  end
+
+  local lines = {}
+  for t = 1, steps do
+    local v = s(t)
+    if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+      check.fail('%s: the schedule\'s value at t = %d is %s, expected a finite number',
+                 fn, t, check.describe(v))
+    end
+    lines[t] = string.format('%d %.17g\n', t, v)
+  end
+  local term = ext == 'svg' and 'set terminal svg size 800,480 dynamic background rgb "white"'
+    or 'if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) { set terminal pngcairo size 800,480 } '
+       .. 'else { set terminal png size 800,480 }'
+
+  local data, script = os.tmpname(), os.tmpname()
+  local function write(name, text)
+    local fd = io.open(name, 'w')
+    if not fd then return false end
+    local ok = fd:write(text)
+    fd:close()
+    return ok ~= nil
+  end
+  local ok = write(data, table.concat(lines))
+    and write(script, table.concat({ term, '\n',
+      'set output ', gp_quote(path), '\n',
+      'set title ', gp_quote(title), ' noenhanced\n',
+      'set xlabel "step t"\nset ylabel "value"\nset grid\nunset key\n',
+      'plot ', gp_quote(data), ' using 1:2 with lines linewidth 2\n',
+      'unset output\n' }))
+  local gp_ok, out = false, 'could not write its temporary files'
+  if ok then gp_ok, out = run('gnuplot ' .. shell_quote(script)) end
+  os.remove(data); os.remove(script)
+  if gp_ok then             -- gnuplot reports some failures only on stderr
+    local fd = io.open(path, 'rb')
+    local size = fd and fd:seek('end') or 0
+    if fd then fd:close() end
+    if size == 0 then gp_ok = false end
+  end
+  if not gp_ok then
+    check.fail('%s: gnuplot failed writing %s: %s', fn, check.describe(path),
+               out:match('%S') and (out:gsub('%s+$', '')) or 'no output file')
+  end
+  return path
+end
+
+return M

@@ -299,3 +299,22 @@ describe('a wrapper built from the pieces', function()
     assert.equal(1e-3, TwoPass(m1, { base = optim.Adam }).base.lr)
   end)
 end)
+
+describe('schedules in the state', function()
+  it("a reduce_on_plateau lr has its state saved with the optimizer's", function()
+    local m, c = mlp(10)
+    local plateau = ms.schedule.reduce_on_plateau { init = 0.1, patience = 0, factor = 0.5 }
+    local opt = optim.SGD(m, { lr = plateau })
+    opt:step(c)
+    plateau:observe(1.0)
+    plateau:observe(2.0)          -- worse: halved
+    local s = opt:state()
+    local fresh = ms.schedule.reduce_on_plateau { init = 0.1, patience = 0, factor = 0.5 }
+    local o2 = optim.SGD((mlp(10)), { lr = fresh })
+    o2:load_state(s)
+    assert.equal(opt:get('lr'), o2:get('lr'))
+    assert.equal(0.05, o2:get('lr'))
+    H.assert_error(function() optim.SGD((mlp(10)), { lr = 0.1 }):load_state(s) end,
+                   'SGD.load_state', 'schedule of "lr"')
+  end)
+end)

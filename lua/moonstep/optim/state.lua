@@ -8,7 +8,8 @@
 --                              refuses a state from another optimizer, another arena
 --                              size or with a malformed entry, before changing anything.
 -- Hyper-parameters that are functions or schedules are not saved (the script that
--- resumes gives them again). A class may add opt:_save_extra() -> table and
+-- resumes gives them again); a schedule with state (reduce_on_plateau) has it saved in
+-- s.schedules and restored into the schedule the resumed optimizer was given. A class may add opt:_save_extra() -> table and
 -- opt:_load_extra(who, extra) (called after the checks, may raise before changing
 -- anything: it is called first among the updates).
 local ms = require 'moonstep'
@@ -33,6 +34,14 @@ function M.save(opt, who)
               skipped = opt.skipped, hyper = {}, groups = {}, buffers = {} }
   for k in pairs(opt.defaults) do
     if not callable(opt[k]) then s.hyper[k] = copy_value(opt[k]) end
+  end
+  -- Stateful schedules (reduce_on_plateau) among the hyper-parameters: their state nests.
+  local function schedule_state(v)
+    if type(v) == 'table' and callable(v) and type(v.state) == 'function' then return v:state() end
+  end
+  for k in pairs(opt.defaults) do
+    local ss = schedule_state(opt[k])
+    if ss ~= nil then s.schedules = s.schedules or {}; s.schedules[k] = ss end
   end
   for i, g in ipairs(opt.groups) do
     local gs = {}
@@ -113,7 +122,18 @@ function M.load(opt, who, s)
   if s.base ~= nil and not rawget(opt, 'base') then
     check.fail('%s: the state wraps a base optimizer but %s has none', who, opt.__name)
   end
+  if s.schedules ~= nil then
+    if not plain(s.schedules) then check.fail('%s: state.schedules is %s, expected a table', who, check.describe(s.schedules)) end
+    for k in pairs(s.schedules) do
+      local v = opt.defaults[k] ~= nil and opt[k]
+      if not (type(v) == 'table' and callable(v) and type(v.load_state) == 'function') then
+        check.fail('%s: the state holds the schedule of %s, but the optimizer\'s %s is %s (give the same schedule before load_state)',
+                   who, check.describe(k), tostring(k), check.describe(v))
+      end
+    end
+  end
   if opt._load_extra then opt:_load_extra(who, s.extra) end
+  for k, ss in pairs(s.schedules or {}) do opt[k]:load_state(ss) end
   if s.base ~= nil then opt.base:load_state(s.base) end
   opt.t, opt.skipped = s.t, s.skipped or 0
   for k, v in pairs(s.hyper or {}) do opt[k] = copy_value(v) end

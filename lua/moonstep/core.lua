@@ -1,8 +1,10 @@
 -- moonstep.core — loads libmoonstep.so and declares its C ABI to the FFI.
 --
 -- The declarations are read from runtime/include/moonstep.h (between the MS_CDEF
--- markers), so the header stays the single source of truth. MOONSTEP_LIB overrides
--- the library path (the sanitizer build uses it), MOONSTEP_HOME the source tree.
+-- markers) and the elementwise op enums from the op list moonstep.h includes
+-- (runtime/include/moonstep_elementwise.h), so the headers stay the single source of
+-- truth. MOONSTEP_LIB overrides the library path (the sanitizer build uses it),
+-- MOONSTEP_HOME the source tree.
 local ffi = require 'ffi'
 
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'

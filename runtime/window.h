@@ -119,11 +119,8 @@ MS_MAXPOOL_AT(float)
 MS_MAXPOOL_AT(double)
 #endif
 
-/* CUDA twins (kernels/conv_pool.cu); geom points at an ms_geom. im2col, col2im and
- * max pooling use the entry points declared in internal.h; average pooling's are
- * declared here (cuda_stub.c refuses them in CPU-only builds). */
-int ms_cuda_avgpool2d(const int64_t *geom, const void *x, void *out);
-int ms_cuda_avgpool2d_backward(const int64_t *geom, void *gin, const void *gout);
+/* CUDA twins (kernels/conv_pool.cu, geom points at an ms_geom) are declared in
+ * internal.h from the list in cuda_entries.h. */
 
 #ifdef __cplusplus
 }

@@ -36,8 +36,10 @@ ifeq ($(CUDA),1)
   endif
   OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/cu_%.o)
   # sm_90 machine code plus PTX so newer GPUs can JIT it; cudart static so the library
-  # loads (CPU-only) on machines without the CUDA runtime.
-  NVFLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Iruntime -Iruntime/include \
+  # loads (CPU-only) on machines without the CUDA runtime. --fmad=false: no contraction of
+  # a * b + c into an fma (C11 does not contract either), so the rules shared with the C
+  # loops round the same on both; explicit fmaf() calls stay fused.
+  NVFLAGS := -O3 --fmad=false -std=c++17 -Xcompiler -fPIC -Iruntime -Iruntime/include \
              -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
   LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static \
              -ldl -lrt -lpthread -lstdc++

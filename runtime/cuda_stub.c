@@ -52,4 +52,10 @@ int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslic
   (void)a, (void)n, (void)table, (void)nslices, (void)scale;
   return no_cuda("arena_scale");
 }
+#include "optim/autosgm.h"
+int ms_cuda_autosgm(const ms_cuda_optim_job *j, const ms_autosgm_consts *k, int32_t ngroups,
+                    int phase, float *q, float *scratch, const double *a_slice) {
+  (void)j, (void)k, (void)ngroups, (void)phase, (void)q, (void)scratch, (void)a_slice;
+  return no_cuda("autosgm_step");
+}
 /* ==== END OF THE OPTIMIZER BLOCK ==== */

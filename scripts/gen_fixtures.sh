@@ -11,9 +11,17 @@ declare -A out=(
   [layers]=torch_layers       # options of the other layers and the losses
   [optim_float32]=optim_float32  # float32 optimizer trajectories, bit for bit
   [tensor_ops]=tensor_ops     # tensor-core ops (GELU tanh, lerp)
+  [schedules]=torch_schedules  # lr_scheduler values for ms.schedule
+  [optim_classics]=optim_classics  # SGD/Adam/AdamW/NAdam/RMSprop/Adagrad, MLP + quadratic, f64 + f32
 )
 for gen in "${!out[@]}"; do
   dest="tests/fixtures/${out[$gen]}.lua"
   "$py" "scripts/fixtures/$gen.py" > "$dest.tmp" && mv "$dest.tmp" "$dest"
   echo "gen_fixtures: $dest"
 done
+# AutoSGM (tests/fixtures/autosgm.lua) runs the authors' reference, which is not in this repository: set
+# AUTOSGM_REF=/path/to/asgm.py (`git show 07b5e79:asgm.py` of github.com/somefunAgba/autosgm); skipped when unset.
+if [ -n "${AUTOSGM_REF:-}" ]; then
+  "$py" scripts/fixtures/autosgm.py > tests/fixtures/autosgm.lua.tmp && mv tests/fixtures/autosgm.lua.tmp tests/fixtures/autosgm.lua
+  echo "gen_fixtures: tests/fixtures/autosgm.lua"
+fi

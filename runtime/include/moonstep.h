@@ -250,6 +250,63 @@ typedef struct ms_adam_hyper {
 } ms_adam_hyper;
 int ms_adam_step(const ms_optim_args *a, const ms_adam_hyper *h);
 
+/* AutoSGM (somefunAgba/autosgm v2; the rule and its formulas: runtime/optim/autosgm.h).
+ * window: the lr window's value F_t at this step (1 without one). num_lrc 1 is the
+ * reference's (a = lr_init, as 0). compat: MS_AUTOSGM_* bits reproducing the reference's
+ * quirks. state: [0] smoothing filter, [1] moment filter (aoptlr), [2..5] the numerator
+ * estimator's (num_lrc 2: 1 buffer, 3: 3, 4: 4). aux: num_lrc 2-4 with per_layer 0 need
+ * q (the element-wise numerator, like param); with per_layer 1, scratch (like param) and
+ * q_slice (host, one double per slice: the per-slice numerator, updated by the step). */
+enum {
+  MS_AUTOSGM_SCALED_W = 1,              /* num_lrc 3 uses the beta_n-scaled E[w^2] */
+  MS_AUTOSGM_LRC2_UNCLIPPED = 2,        /* num_lrc 2, per_layer 0: P not clipped at lr_init */
+  MS_AUTOSGM_MAXIMIZE_FLIPS_DECAY = 4,  /* maximize negates the update, decay included */
+  MS_AUTOSGM_NUDGE_ZEROS = 8            /* step 1: |p| < eps becomes p + eps */
+};
+typedef struct ms_autosgm_hyper {
+  double lr_init, beta_n, beta_a, beta_i, gamma_i, eta_i, weight_decay, eps, cf, window;
+  int32_t aoptlr, num_lrc, debias, repeat_eps, wd_level, per_layer, maximize, compat;
+} ms_autosgm_hyper;
+typedef struct ms_autosgm_aux {
+  ms_tensor *q, *scratch;
+  double *q_slice;
+} ms_autosgm_aux;
+int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_autosgm_aux *x);
+
+/* NAdam (PyTorch >= 2.0's torch.optim.NAdam): decoupled = 0: g += wd p; decoupled = 1:
+ * p *= 1 - lr wd (NAdamW); mu_t = beta1 (1 - 0.5 0.96^(t momentum_decay));
+ * m = lerp(m, g, 1 - beta1), v = beta2 v + (1 - beta2) g^2,
+ * denom = sqrt(v / (1 - beta2^t)) + eps; p -= lr (1 - mu_t) / (1 - mu_product) g / denom
+ * + lr mu_{t+1} / (1 - mu_product mu_{t+1}) m / denom. mu_product: prod_{i <= t} mu_i, kept
+ * by the caller in the arena's dtype (PyTorch keeps it in the default dtype), in [0, 1).
+ * state: [0] m, [1] v. */
+typedef struct ms_nadam_hyper {
+  double lr, beta1, beta2, eps, weight_decay, momentum_decay, mu_product;
+  int32_t decoupled;
+} ms_nadam_hyper;
+int ms_nadam_step(const ms_optim_args *a, const ms_nadam_hyper *h);
+
+/* RMSprop (torch.optim.RMSprop): g (-g if maximize) + wd p; v = alpha v + (1 - alpha) g^2;
+ * centered: a = alpha a + (1 - alpha) g, avg = sqrt(v - a^2) + eps, else sqrt(v) + eps;
+ * momentum > 0: buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg.
+ * alpha in [0, 1]; lr, eps, weight_decay, momentum >= 0.
+ * state: [0] square_avg, [1] momentum_buffer (momentum > 0), [2] grad_avg (centered). */
+typedef struct ms_rmsprop_hyper {
+  double lr, alpha, eps, weight_decay, momentum;
+  int32_t centered, maximize;
+} ms_rmsprop_hyper;
+int ms_rmsprop_step(const ms_optim_args *a, const ms_rmsprop_hyper *h);
+
+/* Adagrad (torch.optim.Adagrad, dense): g (-g if maximize) + wd p;
+ * sum = (step 1 ? initial_accumulator_value : sum) + g^2;
+ * p -= lr / (1 + (step - 1) lr_decay) g / (sqrt(sum) + eps). Every value >= 0.
+ * state: [0] sum. */
+typedef struct ms_adagrad_hyper {
+  double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+  int32_t maximize;
+} ms_adagrad_hyper;
+int ms_adagrad_step(const ms_optim_args *a, const ms_adagrad_hyper *h);
+
 /* Deterministic reductions over an arena: fixed blocks of MS_REDUCE_BLOCK elements within
  * each slice, each block accumulated in float64, the blocks of a slice summed in order, the
  * slices summed in order: the same bits whatever the thread count (and on the GPU, whose

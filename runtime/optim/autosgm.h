@@ -26,6 +26,7 @@
 #ifndef MS_OPTIM_AUTOSGM_H
 #define MS_OPTIM_AUTOSGM_H
 #include "moonstep.h"
+#include "optim/common.h"
 
 /* One group's constants of the step, in double. */
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
   int32_t aoptlr, lrc;        /* lrc: the estimator in use (0: a = mu) */
   int32_t neg_in, neg_out;    /* maximize: negate g on input / v on output (compat) */
   int32_t scaled_w, clip2;    /* compat: num_lrc 3's b-scaled W; num_lrc 2 per element clipped */
+  int32_t perl;               /* the numerator is a per-slice mean: two passes */
 } ms_autosgm_consts;
 
 static const char *const autosgm_state_names[] = {"smooth", "moment", "est1", "est2", "est3",
@@ -51,40 +53,63 @@ static inline unsigned autosgm_needs_of(int32_t aoptlr, int32_t lrc) {
   if (!aoptlr) return 1u;
   return lrc == 2 ? 7u : lrc == 3 ? 31u : lrc == 4 ? 63u : 3u;
 }
+/* The CUDA passes (kernels/optim_autosgm.cu; stub in cuda_stub.c), float32. phase 0: the
+ * single pass of the slices whose group is not per-layer (q: the element-wise Q) and pass
+ * 1 of the others (c into scratch); phase 2: pass 2 of the per-layer slices with
+ * a_slice[s] (host, one per slice). */
+#ifdef __cplusplus
+extern "C"
+#endif
+int ms_cuda_autosgm(const ms_cuda_optim_job *j, const ms_autosgm_consts *k, int32_t ngroups,
+                    int phase, float *q, float *scratch, const double *a_slice);
 #endif /* MS_OPTIM_AUTOSGM_H */
 
 #ifdef OPT_T
+/* The constants in T. Branch-free forms of the flags, so that the loops vectorise with
+ * the same bits: sg_in/sg_out = -1 or 1 (an exact negation), c0 = 1 with coupled decay
+ * (g + 1 wd), c1 = eta_w with decoupled decay (v + eta_w wd); 0 otherwise (adds a zero). */
 typedef struct {
-  OPT_T wd, eta_a, b_a, dbA, eps_in, eps, eta_i, b_i, gam, omg, dbI, eta_w, mu, b_n, omb_n, cf,
-      F, nudge, q_keep, q_in;
-  int32_t wd0, wd1, aoptlr, lrc, neg_in, neg_out, scaled_w, clip2;
+  OPT_T wd, eta_a, b_a, dbA, eps_in, eps, eta_i, b_i, gam, omg, dbI, mu, b_n, omb_n, cf, F, nudge,
+      q_keep, q_in, sg_in, sg_out, c0, c1;
+  int32_t aoptlr, lrc, scaled_w, clip2, perl, divg;
 } OPT_NAME(autosgm_k_);
 
 OPT_FN OPT_NAME(autosgm_k_) OPT_NAME(autosgm_k_of_)(const ms_autosgm_consts *k) {
   OPT_NAME(autosgm_k_) c = {
       (OPT_T)k->wd,    (OPT_T)k->eta_a, (OPT_T)k->b_a,   (OPT_T)k->dbA,   (OPT_T)k->eps_in,
       (OPT_T)k->eps,   (OPT_T)k->eta_i, (OPT_T)k->b_i,   (OPT_T)k->gam,   (OPT_T)k->omg,
-      (OPT_T)k->dbI,   (OPT_T)k->eta_w, (OPT_T)k->mu,    (OPT_T)k->b_n,   (OPT_T)k->omb_n,
-      (OPT_T)k->cf,    (OPT_T)k->F,     (OPT_T)k->nudge, (OPT_T)0.1,      (OPT_T)(1 - 0.1),
-      k->wd0,          k->wd1,          k->aoptlr,       k->lrc,          k->neg_in,
-      k->neg_out,      k->scaled_w,     k->clip2};
+      (OPT_T)k->dbI,   (OPT_T)k->mu,    (OPT_T)k->b_n,   (OPT_T)k->omb_n, (OPT_T)k->cf,
+      (OPT_T)k->F,     (OPT_T)k->nudge, (OPT_T)0.1,      (OPT_T)(1 - 0.1),
+      (OPT_T)(k->neg_in ? -1 : 1),      (OPT_T)(k->neg_out ? -1 : 1),
+      (OPT_T)(k->wd0 ? 1 : 0),          k->wd1 ? (OPT_T)k->eta_w : (OPT_T)0,
+      k->aoptlr,       k->lrc,          k->scaled_w,     k->clip2,        k->perl,
+      (OPT_T)k->omg != (OPT_T)1};
   return c;
 }
 
-/* The operands of element i before any write: w (nudged on the first step), the gradient
- * with coupled decay, wd, and d with the moment filter's next state in *svar. */
+/* compat nudge_zeros, on the first step before anything else reads p[i]: |p| < eps becomes
+ * p + eps (the reference's master copy). Its own loop: a conditional add would keep the
+ * main loops from vectorising. */
+OPT_FN void OPT_NAME(autosgm_nudge_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
+                                     const OPT_NAME(autosgm_k_) *k) {
+  OPT_T w = q->p[i];
+  if ((w < 0 ? -w : w) < k->nudge) q->p[i] = w + k->nudge;
+}
+
+/* The operands of element i before any write: w, the gradient
+ * with coupled decay, wd, and d with the moment filter's next state svar (aopt: aoptlr;
+ * without, d = 1). */
 typedef struct { OPT_T w, g, wd, d, svar; } OPT_NAME(autosgm_in_);
 
 OPT_FN OPT_NAME(autosgm_in_) OPT_NAME(autosgm_prep_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
-                                                     const OPT_NAME(autosgm_k_) *k) {
+                                                     const OPT_NAME(autosgm_k_) *k, int aopt) {
   OPT_NAME(autosgm_in_) r;
   OPT_T w = q->p[i];
-  if (k->nudge != 0 && (w < 0 ? -w : w) < k->nudge) w = w + k->nudge;
-  OPT_T g = k->neg_in ? -q->g[i] : q->g[i];
+  OPT_T g = q->g[i] * k->sg_in;
   OPT_T wd = k->wd * w;
-  if (k->wd0) g = g + wd;
+  g = g + k->c0 * wd;
   OPT_T d = 1, sv = 0;
-  if (k->aoptlr) {
+  if (aopt) {
     OPT_T y = q->s[1][i] + k->eta_a * (g * g);
     sv = k->b_a * y;
     y = y * k->dbA + k->eps_in;
@@ -147,46 +172,49 @@ OPT_FN OPT_T OPT_NAME(autosgm_est_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
   return OPT_NAME(autosgm_clamp_)(out, tk * m, m * ((1 + W) * (1 + W)));
 }
 
-/* The smoothing filter and the update of element i with numerator a (writes p, s[0], s[1]). */
+/* The smoothing filter and the update of element i with numerator a (writes p, s[0] and,
+ * with aopt, s[1]); divg: gamma != 0 (else the division by 1 - gamma = 1 is skipped). */
 OPT_FN void OPT_NAME(autosgm_apply_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
                                      const OPT_NAME(autosgm_k_) *k,
-                                     const OPT_NAME(autosgm_in_) *r, OPT_T a) {
+                                     const OPT_NAME(autosgm_in_) *r, OPT_T a, int aopt,
+                                     int divg) {
   OPT_T x = k->eta_i * r->g;
   OPT_T sy = q->s[0][i] + x;
-  OPT_T y = sy / k->omg;
+  OPT_T y = divg ? sy / k->omg : sy;
   q->s[0][i] = k->b_i * sy - k->gam * x;
-  if (k->aoptlr) q->s[1][i] = r->svar;
+  if (aopt) q->s[1][i] = r->svar;
   OPT_T v = (y * k->dbI) / r->d;
-  if (k->wd1) v = v + k->eta_w * r->wd;
-  if (k->neg_out) v = -v;
+  v = v + k->c1 * r->wd;
+  v = v * k->sg_out;
   q->p[i] = r->w - (k->F * v) * a;
 }
 
 /* One element in a single pass: a = mu (lrc 0), or the element-wise Q (aux) of the
- * estimator lrc (per_layer 0). */
+ * estimator lrc (per_layer 0). lrc, aopt, divg: constants of the caller's loop. */
 OPT_FN void OPT_NAME(autosgm_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q, OPT_T *aux,
-                                    const OPT_NAME(autosgm_k_) *k, int32_t lrc) {
-  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k);
+                                    const OPT_NAME(autosgm_k_) *k, int32_t lrc, int aopt,
+                                    int divg) {
+  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k, aopt);
   OPT_T a = k->mu;
   if (lrc >= 2) {
     OPT_T c = OPT_NAME(autosgm_est_)(i, q, k, &r, lrc, 0);
     a = aux[i] * k->q_keep + k->q_in * c;
     aux[i] = a;
   }
-  OPT_NAME(autosgm_apply_)(i, q, k, &r, a);
+  OPT_NAME(autosgm_apply_)(i, q, k, &r, a, aopt, divg);
 }
 
 /* Per-layer pass 1: the estimator's c into scratch (nothing else written but s[2..5]). */
 OPT_FN void OPT_NAME(autosgm_est_pass_)(int64_t i, const OPT_NAME(opt_ptrs_) *q, OPT_T *scratch,
                                         const OPT_NAME(autosgm_k_) *k, int32_t lrc) {
-  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k);
+  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k, 1);
   scratch[i] = OPT_NAME(autosgm_est_)(i, q, k, &r, lrc, 1);
 }
 
 /* Per-layer pass 2: the update with the slice's numerator a (prep recomputed, same bits). */
 OPT_FN void OPT_NAME(autosgm_apply_pass_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
-                                          const OPT_NAME(autosgm_k_) *k, OPT_T a) {
-  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k);
-  OPT_NAME(autosgm_apply_)(i, q, k, &r, a);
+                                          const OPT_NAME(autosgm_k_) *k, OPT_T a, int divg) {
+  OPT_NAME(autosgm_in_) r = OPT_NAME(autosgm_prep_)(i, q, k, 1);
+  OPT_NAME(autosgm_apply_)(i, q, k, &r, a, 1, divg);
 }
 #endif /* OPT_T */

@@ -15,11 +15,17 @@
 #include "optim/common.h"
 #include "optim/sgd.h"
 #include "optim/adam.h"
+#include "optim/nadam.h"
+#include "optim/rmsprop.h"
+#include "optim/adagrad.h"
 
 #ifndef MS_OPTIM_RULES
 #define MS_OPTIM_RULES(X) \
   X(sgd, 1)               \
-  X(adam, 3)
+  X(adam, 3)              \
+  X(nadam, 2)             \
+  X(rmsprop, 3)           \
+  X(adagrad, 1)
 
 /* The CUDA launchers (kernels/optim.cu; stubs in cuda_stub.c): k holds ngroups constant
  * sets, in double; the launcher rounds them to float. */

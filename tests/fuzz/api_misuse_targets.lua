@@ -306,6 +306,11 @@ local VALID_CONFIG = {
   Adam = { '{lr = 0.1}', '{lr = 0.01, weight_decay = 0.1}', '{}',
            "{amsgrad = true, groups = {{kind = 'bias', lr_scale = 0.5}}, clip_tensor_norm = 1, skip_nonfinite = true}" },
   AdamW = { '{lr = 0.1}', '{lr = 0.01, weight_decay = 0.1}', '{}' },
+  NAdam = { '{lr = 0.01}', '{lr = 0.01, weight_decay = 0.1, decoupled_weight_decay = true}', '{}' },
+  RMSprop = { '{lr = 0.01}', '{lr = 0.01, centered = true, momentum = 0.9}', '{}' },
+  Adagrad = { '{lr = 0.1}', '{lr = 0.1, lr_decay = 0.01, initial_accumulator_value = 0.1}', '{}' },
+  AutoSGM = { '{lr_init = 0.01}', '{lr_init = 0.01, num_lrc = 3}', '{num_lrc = 2, per_layer = false}',
+              '{lr_cfg = {true, 1e-3, 3}, rc_cfg = {1, 0, 0, 2, 1, 100, 1, 1, 0}}', '{}' },
 }
 local function opt_method_call(api, cls)
   local setup = { "local m = ms.nn.Linear(3, 2); local x = ms.rand(4, 3); local y = ms.tensor({1, 2, 1, 2}, 'int64');",
@@ -337,7 +342,8 @@ local function opt_method_call(api, cls)
     args = { pick { 'm', 'ms.nn.Linear(2, 2)', 'ms.params({ms.rand(3)})', '{}', 'ms.rand(3)', any_src() } }
   else args = G.args_for(nil) end
   local call = 'opt' .. (chance(0.04) and '.' or ':') .. method .. '(' .. bind(args, setup) .. ')'
-  return { name = cls .. ':' .. method, accept = { cls .. '.' .. method, cls .. ':' .. method, method },
+  -- (a closure may call opt:step itself: its errors name step)
+  return { name = cls .. ':' .. method, accept = { cls .. '.' .. method, cls .. ':' .. method, method, cls .. '.step' },
            area = 'optim', setup = concat(setup, ' '), call = call }
 end
 
@@ -409,7 +415,14 @@ local function chain_call(api, ms)
   local cls = pick(classes)
   local setup = { 'local t = ' .. G.tensor_src() .. ';', 'local u = ' .. G.tensor_src() .. ';',
                   'local m = ' .. G.nn_ctor(cls) .. ';', 'local x = ' .. G.NN[cls][2] .. ';', 'local o;' }
-  if HAS_PARAMS[cls] then setup[#setup + 1] = 'local opt = ms.optim.' .. pick(api.optclass) .. '(m, {lr = 0.1});' end
+  if HAS_PARAMS[cls] then
+    local oc = pick(api.optclass)   -- a valid configuration of that optimizer, without groups
+    local configs = {}              -- (a group that matches none of this module's parameters is refused)
+    for _, c in ipairs(VALID_CONFIG[oc] or { '{}' }) do
+      if not c:find('groups', 1, true) then configs[#configs + 1] = c end
+    end
+    setup[#setup + 1] = 'local opt = ms.optim.' .. oc .. '(m, ' .. pick(configs) .. ');'
+  end
   local steps, accept = {}, { cls, cls .. '.forward', cls .. '.backward', 'Linear.forward', 'Linear.backward',
                                'ReLU.forward', 'ReLU.backward', 'save', 'load', 'ms.save', 'ms.load' }
   local function args(k, n)

@@ -2,9 +2,13 @@
 --   local opt = optim.Adam(model, {lr = 1e-3})
 --   opt:step(function() ... return loss end)
 local adam = require 'moonstep.optim.Adam'
-return require('moonstep.check').strict({
+return require('moonstep.check').strict(require('moonstep.optim.chain').register {   -- + chain, transforms
   Optimizer = require 'moonstep.optim.Optimizer',
   SGD = require 'moonstep.optim.SGD',
   Adam = adam.Adam,
   AdamW = adam.AdamW,
+  NAdam = require 'moonstep.optim.NAdam',
+  RMSprop = require 'moonstep.optim.RMSprop',
+  Adagrad = require 'moonstep.optim.Adagrad',
+  AutoSGM = require 'moonstep.optim.AutoSGM',
 }, 'ms.optim')

@@ -1,0 +1,323 @@
+/* optim_autosgm.c — the AutoSGM step (rule: optim/autosgm.h), a driver of its own because
+ * the per-layer numerators need a per-slice mean between two passes:
+ *   single pass: groups with a constant numerator (num_lrc 0/1, or aoptlr off) and
+ *                per_layer 0 groups (element-wise Q in aux->q);
+ *   per-layer:   pass 1 writes each element's estimate c to aux->scratch and updates the
+ *                estimator's state; ms_arena_reduce sums c per slice (deterministic);
+ *                the host smooths Q_s = 0.1 Q_s + 0.9 mean_s (aux->q_slice, one per
+ *                slice); pass 2 recomputes the denominator (same bits) and updates.
+ * Structure (aoptlr, num_lrc, per_layer) may differ between groups: each slice runs the
+ * mode of its group. On the GPU the same passes are kernels/optim_autosgm.cu. */
+#include <stdio.h>
+#include <stdlib.h>
+/* FP operations do not trap here (the default environment): lets the compiler compute
+ * both arms of the rule's selects and vectorise; the results are the same bits. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+#include "internal.h"
+#include "optim/common.h"
+#include "optim/autosgm.h"
+#include "optim/drive.h"
+
+#define OPT_FN static inline
+#define OPT_T float
+#define OPT_SFX f32
+#define OPT_FMA fmaf
+#define OPT_SQRT sqrtf
+#include "optim/common.h"
+#include "optim/autosgm.h"
+#undef OPT_T
+#undef OPT_SFX
+#undef OPT_FMA
+#undef OPT_SQRT
+#define OPT_T double
+#define OPT_SFX f64
+#define OPT_FMA fma
+#define OPT_SQRT sqrt
+#include "optim/common.h"
+#include "optim/autosgm.h"
+#undef OPT_T
+#undef OPT_SFX
+#undef OPT_FMA
+#undef OPT_SQRT
+
+static int autosgm_consts(const char *fn, const ms_autosgm_hyper *h, int64_t step,
+                          ms_autosgm_consts *k) {
+  MS_TRY(ms_check_hyper(fn, "lr_init", h->lr_init, 0, INFINITY));
+  MS_TRY(ms_check_hyper(fn, "beta_n", h->beta_n, 0, 1));
+  MS_TRY(ms_check_hyper(fn, "beta_a", h->beta_a, 0, 1));
+  MS_TRY(ms_check_hyper(fn, "beta_i", h->beta_i, 0, 1));
+  MS_TRY(ms_check_hyper(fn, "eta_i", h->eta_i, 0, 1));
+  MS_TRY(ms_check_hyper(fn, "weight_decay", h->weight_decay, 0, INFINITY));
+  MS_TRY(ms_check_hyper(fn, "cf", h->cf, 0, INFINITY));
+  if (h->beta_n >= 1 || h->beta_a >= 1 || h->beta_i >= 1)
+    return ms_fail("%s: beta_n, beta_a, beta_i are (%g, %g, %g), expected each in [0, 1)", fn,
+                   h->beta_n, h->beta_a, h->beta_i);
+  if (!(h->gamma_i < 1 && h->gamma_i > -INFINITY))
+    return ms_fail("%s: gamma_i is %g, expected a finite number < 1", fn, h->gamma_i);
+  if (!(h->eps > 0 && h->eps < INFINITY))
+    return ms_fail("%s: eps is %g, expected a finite number > 0", fn, h->eps);
+  if (!(h->window > -INFINITY && h->window < INFINITY))
+    return ms_fail("%s: window is %g, expected a finite number", fn, h->window);
+  if (h->num_lrc < 0 || h->num_lrc > 4)
+    return ms_fail("%s: num_lrc is %d, expected 0 to 4", fn, (int)h->num_lrc);
+  if (h->wd_level != 0 && h->wd_level != 1)
+    return ms_fail("%s: wd_level is %d, expected 0 or 1", fn, (int)h->wd_level);
+  if (h->compat & ~(int32_t)(MS_AUTOSGM_SCALED_W | MS_AUTOSGM_LRC2_UNCLIPPED |
+                             MS_AUTOSGM_MAXIMIZE_FLIPS_DECAY | MS_AUTOSGM_NUDGE_ZEROS))
+    return ms_fail("%s: compat is %d, expected a set of MS_AUTOSGM_* bits", fn, (int)h->compat);
+  double t = (double)step;
+  k->wd = h->weight_decay;
+  k->wd0 = h->weight_decay != 0 && h->wd_level == 0;
+  k->wd1 = h->weight_decay != 0 && h->wd_level == 1;
+  /* the moment filter reuses the smoothing filter's input gain eta_i (0: 1 - pole) */
+  k->b_a = h->beta_a;
+  k->eta_a = h->eta_i != 0 ? h->eta_i : 1 - h->beta_a;
+  k->dbA = h->debias ? ((1 - h->beta_a) / k->eta_a) / (1 - pow(h->beta_a, t)) : 1;
+  k->eps = h->eps;
+  k->eps_in = h->repeat_eps ? h->eps : 0;
+  k->b_i = h->beta_i, k->gam = h->gamma_i, k->omg = 1 - h->gamma_i;
+  k->eta_i = h->eta_i != 0 ? h->eta_i : 1 - h->beta_i;
+  k->dbI = h->debias ? ((1 - h->beta_i) / k->eta_i) / (1 - pow(h->beta_i, t)) : 1;
+  k->eta_w = (1 - h->beta_i) / (1 - h->gamma_i);
+  k->mu = h->lr_init, k->b_n = h->beta_n, k->omb_n = 1 - h->beta_n, k->cf = h->cf;
+  k->F = h->window;
+  k->nudge = step == 1 && (h->compat & MS_AUTOSGM_NUDGE_ZEROS) ? h->eps : 0;
+  k->aoptlr = h->aoptlr != 0;
+  /* num_lrc 1 is the reference's: its estimator is a dead branch, a = mu as for 0 */
+  k->lrc = k->aoptlr && h->num_lrc >= 2 ? h->num_lrc : 0;
+  int flip = (h->compat & MS_AUTOSGM_MAXIMIZE_FLIPS_DECAY) != 0;
+  k->neg_in = h->maximize && !flip;
+  k->neg_out = h->maximize && flip;
+  k->scaled_w = (h->compat & MS_AUTOSGM_SCALED_W) != 0;
+  k->clip2 = (h->compat & MS_AUTOSGM_LRC2_UNCLIPPED) == 0;
+  k->perl = k->lrc >= 2 && h->per_layer != 0;
+  return 0;
+}
+
+/* ---- the CPU passes --------------------------------------------------------------- */
+
+typedef struct {
+  const ms_slice_table *t;
+  const void *ks;          /* autosgm_k_SFX [ngroups] */
+  const void *ptrs;        /* opt_ptrs_SFX */
+  void *aux;               /* T*: Q (single pass) and scratch (pass 1), by group */
+  void *scratch;
+  const double *a_slice;   /* pass 2: the numerator of each slice */
+  int phase, f64;          /* phase 0: single pass and pass 1; 2: pass 2 */
+} asgm_job;
+
+/* The loops of slice s over [lo, hi), one per estimator, aoptlr and gamma (constants
+ * of each loop: the compiler drops the others' code and vectorises). */
+/* ivdep: element i reads and writes index i of each buffer only (no loop-carried
+ * dependence), which the compiler cannot prove across the 9 pointers. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ASGM_IVDEP _Pragma("GCC ivdep")
+#else
+#define ASGM_IVDEP
+#endif
+#define ASGM_LOOP(body) ASGM_IVDEP for (int64_t i = lo; i < hi; i++) body
+#define ASGM_ELEM_LRC(SFX, DIVG)                                                          \
+  switch (k.lrc) {                                                                       \
+    case 2: ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 2, 1, DIVG)); break;            \
+    case 3: ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 3, 1, DIVG)); break;            \
+    case 4: ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 4, 1, DIVG)); break;            \
+    default: ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 0, 1, DIVG)); break;           \
+  }
+#define ASGM_SPAN(SFX, T)                                                                \
+  OPT_CLONES static void asgm_span_##SFX(const asgm_job *j, int32_t s, int64_t lo,       \
+                                         int64_t hi) {                                   \
+    const int32_t grp = j->t->slices[s].group;                                           \
+    const autosgm_k_##SFX k = ((const autosgm_k_##SFX *)j->ks)[grp];                     \
+    const opt_ptrs_##SFX q = *(const opt_ptrs_##SFX *)j->ptrs;                           \
+    if (j->phase == 0 && k.nudge != 0) ASGM_LOOP(autosgm_nudge_##SFX(i, &q, &k));        \
+    if (!k.perl) {                                                                       \
+      T *aux = (T *)j->aux;                                                              \
+      if (j->phase != 0) return;                                                         \
+      if (!k.aoptlr) {                                                                   \
+        if (k.divg) ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 0, 0, 1));              \
+        else ASGM_LOOP(autosgm_elem_##SFX(i, &q, aux, &k, 0, 0, 0));                     \
+      } else if (k.divg) {                                                               \
+        ASGM_ELEM_LRC(SFX, 1)                                                            \
+      } else {                                                                           \
+        ASGM_ELEM_LRC(SFX, 0)                                                            \
+      }                                                                                  \
+    } else if (j->phase == 0) {                                                          \
+      T *c = (T *)j->scratch;                                                            \
+      switch (k.lrc) {                                                                   \
+        case 2: ASGM_LOOP(autosgm_est_pass_##SFX(i, &q, c, &k, 2)); break;               \
+        case 3: ASGM_LOOP(autosgm_est_pass_##SFX(i, &q, c, &k, 3)); break;               \
+        default: ASGM_LOOP(autosgm_est_pass_##SFX(i, &q, c, &k, 4)); break;              \
+      }                                                                                  \
+    } else {                                                                             \
+      const T a = (T)j->a_slice[s];                                                      \
+      if (k.divg) ASGM_LOOP(autosgm_apply_pass_##SFX(i, &q, &k, a, 1));                  \
+      else ASGM_LOOP(autosgm_apply_pass_##SFX(i, &q, &k, a, 0));                         \
+    }                                                                                    \
+  }
+
+/* As optim.c: each loop also compiled for CPUs with FMA instructions (same results: the
+ * rule has no fma() and C11 does not contract). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPT_CLONES __attribute__((target_clones("default", "fma")))
+#else
+#define OPT_CLONES
+#endif
+ASGM_SPAN(f32, float)
+ASGM_SPAN(f64, double)
+
+static void asgm_share(void *ctx, int64_t lo, int64_t hi) {
+  const asgm_job *j = (const asgm_job *)ctx;
+  const ms_slice_table *t = j->t;
+  for (int32_t s = ms_slice_at(t, lo); s < t->nslices && lo < hi; s++) {
+    const ms_slice *sl = &t->slices[s];
+    int64_t end = sl->offset + sl->count < hi ? sl->offset + sl->count : hi;
+    if (end > lo) {
+      if (j->f64) asgm_span_f64(j, s, lo, end);
+      else asgm_span_f32(j, s, lo, end);
+    }
+    lo = end;
+  }
+}
+
+/* ---- the entry point ------------------------------------------------------------- */
+
+static int check_buffer(const char *fn, const char *name, const ms_tensor *b,
+                        const ms_tensor *param) {
+  MS_TRY(ms_check_same(fn, name, b, "param", param));
+  MS_TRY(ms_check_shape(fn, name, b, param->ndim, param->sizes));
+  if (!ms_tensor_is_contiguous(b))
+    return ms_fail("%s: buffer '%s' is not contiguous, expected a flat tensor", fn, name);
+  return 0;
+}
+
+static int check_operands(const char *fn, const ms_optim_args *a, unsigned need,
+                          const ms_autosgm_aux *x, int any_elem_q, int any_perl) {
+  MS_CHECK_INTERRUPT(fn);
+  const ms_tensor *param = a->param;
+  MS_TRY(ms_check_float(fn, "param", param));
+  if (!ms_tensor_is_contiguous(param))
+    return ms_fail("%s: argument 'param' is not contiguous, expected the flat arena", fn);
+  MS_TRY(check_buffer(fn, "grad", a->grad, param));
+  for (int s = 0; s < MS_OPTIM_NSTATE; s++) {
+    if (a->state[s]) MS_TRY(check_buffer(fn, autosgm_state_names[s], a->state[s], param));
+    else if (need & (1u << s))
+      return ms_fail("%s: state buffer '%s' (state[%d]) is missing", fn, autosgm_state_names[s],
+                     s);
+  }
+  if (a->step < 1) return ms_fail("%s: step is %lld, expected >= 1", fn, (long long)a->step);
+  if ((any_elem_q || any_perl) && !x)
+    return ms_fail("%s: argument 'aux' is NULL, needed by num_lrc 2-4", fn);
+  if (any_elem_q) {
+    if (!x->q) return ms_fail("%s: aux.q is NULL, needed by per_layer 0 with num_lrc 2-4", fn);
+    MS_TRY(check_buffer(fn, "aux.q", x->q, param));
+  }
+  if (any_perl) {
+    if (!x->scratch || !x->q_slice)
+      return ms_fail("%s: aux.scratch and aux.q_slice are needed by per_layer 1 with num_lrc 2-4",
+                     fn);
+    MS_TRY(check_buffer(fn, "aux.scratch", x->scratch, param));
+  }
+  if (a->table)
+    MS_TRY(ms_check_slice_table(fn, a->table, param->count, ms_device_of(param) == MS_CUDA));
+  return 0;
+}
+
+#define PTRS(T, a, x)                                                                    \
+  {(T *)ms_ptr((a)->param), (const T *)ms_ptr((a)->grad),                              \
+   {(a)->state[0] ? (T *)ms_ptr((a)->state[0]) : NULL,                                 \
+    (a)->state[1] ? (T *)ms_ptr((a)->state[1]) : NULL,                                 \
+    (a)->state[2] ? (T *)ms_ptr((a)->state[2]) : NULL,                                 \
+    (a)->state[3] ? (T *)ms_ptr((a)->state[3]) : NULL,                                 \
+    (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
+    (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
+
+/* Q_s = 0.1 Q_s + 0.9 mean_s in the arena's dtype, for the per-layer slices. */
+static void smooth_slices(const ms_slice_table *t, const ms_autosgm_consts *k,
+                          const double *sums, double *q_slice, int f64) {
+  for (int32_t s = 0; s < t->nslices; s++) {
+    if (!k[t->slices[s].group].perl || t->slices[s].count == 0) continue;
+    double mean = sums[1 + s] / (double)t->slices[s].count;
+    if (f64) {
+      q_slice[s] = q_slice[s] * 0.1 + (1 - 0.1) * mean;
+    } else {
+      float qf = (float)q_slice[s] * 0.1f + (float)(1 - 0.1) * (float)mean;
+      q_slice[s] = qf;
+    }
+  }
+}
+
+int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_autosgm_aux *x) {
+  static const char fn[] = "autosgm_step";
+  if (!a) return ms_fail("%s: argument 'args' is NULL", fn);
+  if (!h) return ms_fail("%s: argument 'hyper' is NULL", fn);
+  int32_t ng = a->table ? a->table->ngroups : 1;
+  if (ng < 1 || ng > MS_OPTIM_MAX_GROUPS)
+    return ms_fail("%s: the slice table has %d groups, expected 1 to %d", fn, (int)ng,
+                   (int)MS_OPTIM_MAX_GROUPS);
+  ms_autosgm_consts kd[MS_OPTIM_MAX_GROUPS];
+  unsigned need = 0;
+  int any_elem_q = 0, any_perl = 0;
+  for (int32_t g = 0; g < ng; g++) {
+    char who[64];
+    snprintf(who, sizeof who, ng > 1 ? "%s (group %d)" : "%s", fn, (int)g + 1);
+    MS_TRY(autosgm_consts(who, &h[g], a->step, &kd[g]));
+    need |= autosgm_needs_of(kd[g].aoptlr, kd[g].lrc);
+    any_perl |= kd[g].perl;
+    any_elem_q |= kd[g].lrc >= 2 && !kd[g].perl;
+  }
+  MS_TRY(check_operands(fn, a, need, x, any_elem_q, any_perl));
+  int64_t n = a->param->count;
+  if (n == 0) return 0;
+  ms_slice one = {0, n, 0, MS_KIND_WEIGHT};
+  ms_slice_table uniform = {&one, 1, 1, NULL};
+  const ms_slice_table *t = a->table ? a->table : &uniform;
+  double *sums = NULL;
+  if (any_perl) {
+    sums = malloc(sizeof(double) * ((size_t)t->nslices + 1));
+    if (!sums) return ms_fail("%s: out of memory for %d slice sums", fn, (int)t->nslices);
+  }
+  int f64 = a->param->dtype_id == MS_FLOAT64, rc = 0;
+  if (ms_device_of(a->param) == MS_CUDA) {
+    ms_cuda_optim_job j = {(float *)ms_ptr(a->param), (const float *)ms_ptr(a->grad), {0}, n,
+                           a->table ? t->device : NULL, t->nslices};
+    for (int s = 0; s < MS_OPTIM_NSTATE; s++)
+      j.s[s] = a->state[s] ? (float *)ms_ptr(a->state[s]) : NULL;
+    float *q = any_elem_q ? (float *)ms_ptr(x->q) : NULL;
+    float *c = any_perl ? (float *)ms_ptr(x->scratch) : NULL;
+    rc = ms_cuda_autosgm(&j, kd, ng, 0, q, c, NULL);
+    if (rc == 0 && any_perl) rc = ms_arena_reduce(MS_ARENA_SUM, x->scratch, NULL, t, sums);
+    if (rc == 0 && any_perl) {
+      smooth_slices(t, kd, sums, x->q_slice, 0);
+      rc = ms_cuda_autosgm(&j, kd, ng, 2, q, c, x->q_slice);
+    }
+    free(sums);
+    return rc;
+  }
+  asgm_job j = {t, NULL, NULL, any_elem_q ? ms_ptr(x->q) : NULL,
+                any_perl ? ms_ptr(x->scratch) : NULL, NULL, 0, f64};
+  autosgm_k_f32 k32[MS_OPTIM_MAX_GROUPS];
+  autosgm_k_f64 k64[MS_OPTIM_MAX_GROUPS];
+  opt_ptrs_f32 q32 = PTRS(float, a, x);
+  opt_ptrs_f64 q64 = PTRS(double, a, x);
+  if (f64) {
+    for (int32_t g = 0; g < ng; g++) k64[g] = autosgm_k_of_f64(&kd[g]);
+    j.ks = k64, j.ptrs = &q64;
+  } else {
+    for (int32_t g = 0; g < ng; g++) k32[g] = autosgm_k_of_f32(&kd[g]);
+    j.ks = k32, j.ptrs = &q32;
+  }
+  const int64_t cost = 8;  /* elements touched per arena element, about */
+  ms_parallel_for(n, n * cost, asgm_share, &j);
+  if (any_perl) {
+    rc = ms_arena_reduce(MS_ARENA_SUM, x->scratch, NULL, t, sums);
+    if (rc == 0) {
+      smooth_slices(t, kd, sums, x->q_slice, f64);
+      j.phase = 2, j.a_slice = x->q_slice;
+      ms_parallel_for(n, n * cost, asgm_share, &j);
+    }
+  }
+  free(sums);
+  return rc;
+}

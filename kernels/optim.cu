@@ -73,25 +73,37 @@ __global__ void arena_reduce_kernel(int32_t op, const float *a, const float *b,
   if (threadIdx.x == 0) partial[blockIdx.x] = sh[0];
 }
 
+// Device scratch for the reductions, kept between calls and grown when a larger arena
+// comes (allocating per step would cost more than the reduction).
+static int64_t *g_chunks = NULL;
+static double *g_partial = NULL;
+static int64_t g_capacity = 0;
+
+static cudaError_t reserve(int64_t nchunks) {
+  if (nchunks <= g_capacity) return cudaSuccess;
+  cudaFree(g_chunks);
+  cudaFree(g_partial);
+  g_chunks = NULL, g_partial = NULL, g_capacity = 0;
+  cudaError_t e = cudaMalloc((void **)&g_chunks, sizeof(int64_t) * 2 * nchunks);
+  if (e == cudaSuccess) e = cudaMalloc((void **)&g_partial, sizeof(double) * nchunks);
+  if (e == cudaSuccess) g_capacity = nchunks;
+  return e;
+}
+
 extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
                                     const int64_t *chunks, int64_t nchunks, double *partial) {
   static const char fn[] = "arena_reduce";
   if (nchunks == 0) return 0;
   if (nchunks > 2147483647LL) return ms_fail("%s: %lld chunks, too many", fn, (long long)nchunks);
-  int64_t *dchunks = NULL;
-  double *dpartial = NULL;
-  cudaError_t e = cudaMalloc((void **)&dchunks, sizeof(int64_t) * 2 * nchunks);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&dpartial, sizeof(double) * nchunks);
+  cudaError_t e = reserve(nchunks);
   if (e == cudaSuccess)
-    e = cudaMemcpy(dchunks, chunks, sizeof(int64_t) * 2 * nchunks, cudaMemcpyHostToDevice);
+    e = cudaMemcpy(g_chunks, chunks, sizeof(int64_t) * 2 * nchunks, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_reduce_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, a, b, dchunks, dpartial);
+    arena_reduce_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, a, b, g_chunks, g_partial);
     e = cudaGetLastError();
   }
   if (e == cudaSuccess)
-    e = cudaMemcpy(partial, dpartial, sizeof(double) * nchunks, cudaMemcpyDeviceToHost);
-  cudaFree(dchunks);
-  cudaFree(dpartial);
+    e = cudaMemcpy(partial, g_partial, sizeof(double) * nchunks, cudaMemcpyDeviceToHost);
   MS_CUDA_TRY(fn, e);
   return 0;
 }

@@ -59,6 +59,7 @@ __global__ void arena_reduce_kernel(int32_t op, const float *a, const float *b,
     if (op == MS_ARENA_SUM) acc += x;
     else if (op == MS_ARENA_SUMSQ) acc += x * x;
     else if (op == MS_ARENA_DOT) acc += x * (double)b[off + i];
+    else if (op == MS_ARENA_NONFINITE) acc += x * 0.0;
     else { double v = fabs(x); if (!(v <= acc)) acc = v; }
   }
   sh[threadIdx.x] = acc;

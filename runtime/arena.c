@@ -50,30 +50,35 @@ typedef struct {
   double *partial;
 } reduce_job;
 
+/* acc[l] += EXPR(k) over the chunk, element k going to accumulator k mod 8 (a fixed
+ * order the compiler vectorises: 8 independent sums). */
+#define LANES(EXPR)                                                                    \
+  do {                                                                                 \
+    for (; i < m; i += 8)                                                              \
+      for (int l = 0; l < 8; l++) {                                                    \
+        const int64_t k = i + l;                                                       \
+        acc[l] += (EXPR);                                                              \
+      }                                                                                \
+    for (; i < cnt; i++) {                                                             \
+      const int64_t k = i;                                                             \
+      acc[i & 7] += (EXPR);                                                            \
+    }                                                                                  \
+  } while (0)
+
 #define CHUNK_SUM(T)                                                                   \
   do {                                                                                 \
     const T *x = (const T *)j->a + off, *y = j->b ? (const T *)j->b + off : NULL;      \
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
     int64_t i = 0, m = cnt & ~(int64_t)7;                                              \
     switch (j->op) {                                                                   \
-      case MS_ARENA_SUM:                                                               \
-        for (; i < m; i += 8) for (int l = 0; l < 8; l++) acc[l] += x[i + l];          \
-        for (; i < cnt; i++) acc[i & 7] += x[i];                                       \
-        break;                                                                         \
-      case MS_ARENA_SUMSQ:                                                             \
-        for (; i < m; i += 8)                                                          \
-          for (int l = 0; l < 8; l++) acc[l] += (double)x[i + l] * x[i + l];           \
-        for (; i < cnt; i++) acc[i & 7] += (double)x[i] * x[i];                        \
-        break;                                                                         \
-      case MS_ARENA_DOT:                                                               \
-        for (; i < m; i += 8)                                                          \
-          for (int l = 0; l < 8; l++) acc[l] += (double)x[i + l] * y[i + l];           \
-        for (; i < cnt; i++) acc[i & 7] += (double)x[i] * y[i];                        \
-        break;                                                                         \
-      default: /* MS_ARENA_ABSMAX: a nan wins */                                       \
+      case MS_ARENA_SUM: LANES((double)x[k]); break;                                   \
+      case MS_ARENA_SUMSQ: LANES((double)x[k] * x[k]); break;                          \
+      case MS_ARENA_DOT: LANES((double)x[k] * y[k]); break;                            \
+      case MS_ARENA_NONFINITE: LANES((double)x[k] * 0.0); break; /* 0, or nan */       \
+      default: /* MS_ARENA_ABSMAX, scalar; a nan wins */                               \
         for (; i < cnt; i++) {                                                         \
           double v = fabs((double)x[i]);                                               \
-          if (!(v <= acc[0])) acc[0] = v;                                              \
+          if (v > acc[0] || v != v) acc[0] = acc[0] != acc[0] ? acc[0] : v;            \
         }                                                                              \
         break;                                                                         \
     }                                                                                  \
@@ -82,7 +87,15 @@ typedef struct {
             : ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
   } while (0)
 
-static void reduce_share(void *ctx, int64_t lo, int64_t hi) {
+/* Compiled for any x86-64 and for x86-64-v3 (AVX2: 4 doubles, 8 floats a lane); the loader
+ * picks one. The same bits either way: each accumulator is its own sequential sum. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ARENA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define ARENA_CLONES
+#endif
+
+ARENA_CLONES static void reduce_share(void *ctx, int64_t lo, int64_t hi) {
   const reduce_job *j = ctx;
   for (int64_t c = lo; c < hi; c++) {
     int64_t off = j->chunks[2 * c], cnt = j->chunks[2 * c + 1];
@@ -95,14 +108,14 @@ static void reduce_share(void *ctx, int64_t lo, int64_t hi) {
 
 static double combine(int32_t op, double acc, double v) {
   if (op != MS_ARENA_ABSMAX) return acc + v;
-  return v <= acc ? acc : v;   /* a nan wins */
+  return v > acc || v != v || acc != acc ? (acc != acc ? acc : v) : acc;   /* a nan wins */
 }
 
 int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
                     const ms_slice_table *table, double *out) {
   static const char fn[] = "arena_reduce";
   MS_CHECK_INTERRUPT(fn);
-  if (op < MS_ARENA_SUM || op > MS_ARENA_ABSMAX)
+  if (op < MS_ARENA_SUM || op > MS_ARENA_NONFINITE)
     return ms_fail("%s: op is %d, expected one of the MS_ARENA_* values", fn, (int)op);
   if (!out) return ms_fail("%s: argument 'out' is NULL", fn);
   MS_TRY(ms_check_float(fn, "a", a));

@@ -318,3 +318,16 @@ describe('schedules in the state', function()
                    'SGD.load_state', 'schedule of "lr"')
   end)
 end)
+
+describe('check_finite', function()
+  it('= false skips the gradient scan (the loss is still checked); it cannot go with skip_nonfinite', function()
+    local m = mlp(11)
+    local opt = optim.SGD(m, { lr = 0.1, check_finite = false })
+    opt:step(function() m:flat_gradients():fill_(0 / 0); return 1 end)   -- not scanned: applied
+    assert.is_true(m:flat_parameters():get(1) ~= m:flat_parameters():get(1))
+    H.assert_error(function() opt:step(function() return 0 / 0 end) end, 'SGD.step', 'the loss is nan')
+    H.assert_error(function() optim.SGD(m, { check_finite = false, skip_nonfinite = true }) end,
+                   'skip_nonfinite = true needs check_finite')
+    H.assert_error(function() optim.SGD(m, { check_finite = 1 }) end, 'SGD: check_finite is 1')
+  end)
+end)

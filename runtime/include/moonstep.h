@@ -313,7 +313,10 @@ int ms_adagrad_step(const ms_optim_args *a, const ms_adagrad_hyper *h);
  * blocks are the same). out[0] = over the arena; out[1 + s] = over slice s when table is
  * not NULL (out then holds table->nslices + 1 values). b is used by MS_ARENA_DOT only. */
 enum { MS_REDUCE_BLOCK = 4096 };
-enum ms_arena_op { MS_ARENA_SUM, MS_ARENA_SUMSQ, MS_ARENA_DOT, MS_ARENA_ABSMAX };
+enum ms_arena_op {
+  MS_ARENA_SUM, MS_ARENA_SUMSQ, MS_ARENA_DOT, MS_ARENA_ABSMAX,
+  MS_ARENA_NONFINITE   /* sum of a * 0: 0 when every element is finite, else nan */
+};
 int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
                     const ms_slice_table *table, double *out);
 /* a[slice s] *= scale[s] for every slice s of the table (scale: nslices finite values). */

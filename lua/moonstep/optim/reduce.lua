@@ -6,6 +6,7 @@
 --   reduce.dot(who, a, b [, st])    -> <a, b> [, {per slice}]
 --   reduce.sum(who, a [, st])       -> sum(a) [, {per slice}]
 --   reduce.absmax(who, a [, st])    -> max |a| (nan if any) [, {per slice}]
+--   reduce.finite(who, a)           -> true when a holds no nan or inf
 --   reduce.scale(who, a, st, s)     a[slice i] *= s[i] (s: a Lua list, one per slice)
 -- who: the public function to name in an error; st: a SliceTable (optim/slices.lua).
 local ffi = require 'ffi'
@@ -30,6 +31,8 @@ function M.sumsq(who, a, st) return run(who, C.MS_ARENA_SUMSQ, a, nil, st) end
 function M.dot(who, a, b, st) return run(who, C.MS_ARENA_DOT, a, b, st) end
 function M.sum(who, a, st) return run(who, C.MS_ARENA_SUM, a, nil, st) end
 function M.absmax(who, a, st) return run(who, C.MS_ARENA_ABSMAX, a, nil, st) end
+-- true when every element of a is finite (one cheap read-only pass)
+function M.finite(who, a) local v = run(who, C.MS_ARENA_NONFINITE, a, nil, nil); return v == 0 end
 
 function M.scale(who, a, st, scales)
   local s = ffi.new('double[?]', st.nslices)

@@ -4,6 +4,7 @@
 // A thread finds its element's group by a binary search over the slice table's offsets
 // in device memory (skipped when there is one slice).
 #include "common.cuh"
+#include "slices.cuh"
 #include "optim/rules.h"
 
 #define OPT_FN static __host__ __device__ __forceinline__
@@ -13,17 +14,6 @@
 #define OPT_SQRT sqrtf
 #include "optim/rules.h"
 
-// The slice (then its group) holding element i: table = offsets[nslices + 1], groups[nslices].
-__device__ __forceinline__ int32_t slice_group(const int64_t *table, int32_t nslices, int64_t i) {
-  if (!table || nslices <= 1) return 0;
-  int32_t lo = 0, hi = nslices - 1;
-  while (lo < hi) {
-    int32_t mid = lo + (hi - lo + 1) / 2;
-    if (table[mid] <= i) lo = mid; else hi = mid - 1;
-  }
-  return (int32_t)table[nslices + 1 + lo];
-}
-
 // For each rule NAME: NAME_consts_pack (its float constants for every group, passed by
 // value), NAME_kernel and the launcher ms_cuda_optim_NAME.
 #define OPT_CUDA_RULE(NAME, NSTATE)                                                   \
@@ -31,8 +21,10 @@ __device__ __forceinline__ int32_t slice_group(const int64_t *table, int32_t nsl
   __global__ void NAME##_kernel(opt_ptrs_f32 q, int64_t n, const int64_t *table,      \
                                 int32_t nslices, NAME##_consts_pack pack) {           \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;          \
-         i += (int64_t)gridDim.x * blockDim.x)                                        \
-      NAME##_elem_f32(i, &q, &pack.k[slice_group(table, nslices, i)]);                \
+         i += (int64_t)gridDim.x * blockDim.x) {                                      \
+      const int32_t g = ms_group_of(table, nslices, ms_slice_of(table, nslices, i));  \
+      NAME##_elem_f32(i, &q, &pack.k[g]);                                             \
+    }                                                                                 \
   }                                                                                   \
   extern "C" int ms_cuda_optim_##NAME(const ms_cuda_optim_job *j,                     \
                                       const ms_##NAME##_consts *k, int32_t ngroups) {  \
@@ -113,12 +105,7 @@ __global__ void arena_scale_kernel(float *a, int64_t n, const int64_t *table, in
                                    const float *scale) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
-    int32_t lo = 0, hi = nslices - 1;
-    while (lo < hi) {
-      int32_t mid = lo + (hi - lo + 1) / 2;
-      if (table[mid] <= i) lo = mid; else hi = mid - 1;
-    }
-    a[i] *= scale[lo];
+    a[i] *= scale[ms_slice_of(table, nslices, i)];
   }
 }
 

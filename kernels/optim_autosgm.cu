@@ -7,6 +7,7 @@
 // Between the two the host sums c per slice (ms_arena_reduce, deterministic) and smooths
 // Q. A thread finds its element's slice by a binary search over the device slice table.
 #include "common.cuh"
+#include "slices.cuh"
 #include "optim/common.h"
 #include "optim/autosgm.h"
 
@@ -15,29 +16,17 @@
 #define OPT_SFX f32
 #define OPT_FMA fmaf
 #define OPT_SQRT sqrtf
-#include "optim/common.h"
-#include "optim/autosgm.h"
+#include "optim/autosgm.h"   // (with optim/common.h's template part)
 
 struct autosgm_pack { autosgm_k_f32 k[MS_OPTIM_MAX_GROUPS]; };
-
-// The slice holding element i: table = offsets[nslices + 1], groups[nslices].
-__device__ __forceinline__ int32_t autosgm_slice(const int64_t *table, int32_t nslices, int64_t i) {
-  if (!table || nslices <= 1) return 0;
-  int32_t lo = 0, hi = nslices - 1;
-  while (lo < hi) {
-    int32_t mid = lo + (hi - lo + 1) / 2;
-    if (table[mid] <= i) lo = mid; else hi = mid - 1;
-  }
-  return lo;
-}
 
 __global__ void autosgm_kernel(opt_ptrs_f32 q, int64_t n, const int64_t *table, int32_t nslices,
                                autosgm_pack pack, int phase, float *qbuf, float *scratch,
                                const float *a_slice) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
-    const int32_t s = autosgm_slice(table, nslices, i);
-    const int32_t grp = table && nslices > 1 ? (int32_t)table[nslices + 1 + s] : 0;
+    const int32_t s = ms_slice_of(table, nslices, i);
+    const int32_t grp = ms_group_of(table, nslices, s);
     const autosgm_k_f32 *k = &pack.k[grp];
     if (phase == 0 && k->nudge != 0) autosgm_nudge_f32(i, &q, k);
     if (!k->perl) {

@@ -20,27 +20,9 @@
 #include "optim/autosgm.h"
 #include "optim/drive.h"
 
-#define OPT_FN static inline
-#define OPT_T float
-#define OPT_SFX f32
-#define OPT_FMA fmaf
-#define OPT_SQRT sqrtf
-#include "optim/common.h"
-#include "optim/autosgm.h"
-#undef OPT_T
-#undef OPT_SFX
-#undef OPT_FMA
-#undef OPT_SQRT
-#define OPT_T double
-#define OPT_SFX f64
-#define OPT_FMA fma
-#define OPT_SQRT sqrt
-#include "optim/common.h"
-#include "optim/autosgm.h"
-#undef OPT_T
-#undef OPT_SFX
-#undef OPT_FMA
-#undef OPT_SQRT
+/* The rule's element functions, for float (_f32) and double (_f64). */
+#define OPT_INCLUDE "optim/autosgm.h"
+#include "optim/instances.h"
 
 static int autosgm_consts(const char *fn, const ms_autosgm_hyper *h, int64_t step,
                           ms_autosgm_consts *k) {
@@ -157,13 +139,7 @@ typedef struct {
     }                                                                                    \
   }
 
-/* As optim.c: each loop also compiled for CPUs with FMA instructions (same results: the
- * rule has no fma() and C11 does not contract). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPT_CLONES __attribute__((target_clones("default", "fma")))
-#else
-#define OPT_CLONES
-#endif
+#define OPT_CLONES MS_OPT_CLONES
 ASGM_SPAN(f32, float)
 ASGM_SPAN(f64, double)
 
@@ -224,14 +200,7 @@ static int check_operands(const char *fn, const ms_optim_args *a, unsigned need,
   return 0;
 }
 
-#define PTRS(T, a, x)                                                                    \
-  {(T *)ms_ptr((a)->param), (const T *)ms_ptr((a)->grad),                              \
-   {(a)->state[0] ? (T *)ms_ptr((a)->state[0]) : NULL,                                 \
-    (a)->state[1] ? (T *)ms_ptr((a)->state[1]) : NULL,                                 \
-    (a)->state[2] ? (T *)ms_ptr((a)->state[2]) : NULL,                                 \
-    (a)->state[3] ? (T *)ms_ptr((a)->state[3]) : NULL,                                 \
-    (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
-    (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
+#define PTRS(T, a, x) MS_OPT_PTRS(T, a)
 
 /* Q_s = 0.1 Q_s + 0.9 mean_s in the arena's dtype, for the per-layer slices. */
 static void smooth_slices(const ms_slice_table *t, const ms_autosgm_consts *k,

@@ -23,10 +23,12 @@
  * State: s[0] smoothing filter, s[1] moment filter (aoptlr), s[2..5] the estimator's
  * (2: P; 3: W, M, A; 4: W, xb, s2, A); the element-wise Q and the per-slice scratch are
  * the aux operand of ms_autosgm_step. */
+/* common.h first, outside the guard: its template part (opt_ptrs_SFX) is instantiated
+ * with this header's. */
+#include "optim/common.h"
 #ifndef MS_OPTIM_AUTOSGM_H
 #define MS_OPTIM_AUTOSGM_H
 #include "moonstep.h"
-#include "optim/common.h"
 
 /* One group's constants of the step, in double. */
 typedef struct {

@@ -51,6 +51,26 @@ int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslic
 #ifdef __cplusplus
 }
 #endif
+/* The operands of a step as the C loops see them: MS_OPT_PTRS(T, args) initialises an
+ * opt_ptrs_<SFX> of element type T (unused state slots NULL). */
+#define MS_OPT_PTRS(T, a)                                                              \
+  {(T *)ms_ptr((a)->param), (const T *)ms_ptr((a)->grad),                              \
+   {(a)->state[0] ? (T *)ms_ptr((a)->state[0]) : NULL,                                 \
+    (a)->state[1] ? (T *)ms_ptr((a)->state[1]) : NULL,                                 \
+    (a)->state[2] ? (T *)ms_ptr((a)->state[2]) : NULL,                                 \
+    (a)->state[3] ? (T *)ms_ptr((a)->state[3]) : NULL,                                 \
+    (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
+    (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
+
+/* The C loops are compiled for any x86-64 and for x86-64-v3 (AVX2 + FMA: 8 float lanes,
+ * one instruction per fma); the loader picks one at run time (the library is built for
+ * any x86-64, never -march=native). Same results either way: fma, sqrt and division
+ * are correctly rounded in every lane, and C11 neither contracts nor reorders. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MS_OPT_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define MS_OPT_CLONES
+#endif
 #endif /* MS_OPTIM_COMMON_H */
 
 #ifdef OPT_T

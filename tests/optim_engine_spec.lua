@@ -331,3 +331,100 @@ describe('check_finite', function()
     H.assert_error(function() optim.SGD(m, { check_finite = 1 }) end, 'SGD: check_finite is 1')
   end)
 end)
+
+describe('misuse found in review', function()
+  local function two()
+    local set = ms.params { ms.tensor({ 1, 2, 3 }, { dtype = 'float64' }), ms.tensor({ 4, 5 }, { dtype = 'float64' }) }
+    return set, function() set:flat_gradients():copy_(set:flat_parameters() * 0.5); return 1 end
+  end
+
+  it('groups are fixed at bind: growing or replacing them is an error, not a crash', function()
+    local set, c = two()
+    local o = optim.Adam(set)
+    table.insert(o.groups, { match = '1', lr = 0.5 })
+    H.assert_error(function() o:step(c) end, 'Adam.step: opt.groups is a list of 1', 'bound with 0 groups')
+    o.groups = nil
+    H.assert_error(function() o:step(c) end, 'Adam.step: opt.groups is nil')
+    local o2 = optim.Adam(set)
+    o2.buffers = nil
+    H.assert_error(function() o2:step(c) end, 'Adam.step: opt.buffers is nil')
+    H.assert_error(function() optim.SGD(set, { groups = { bias = { match = '2' } } }) end, 'groups has the key "bias"')
+    H.assert_error(function() optim.SGD(set, { groups = { [1] = { match = '1' }, [3] = { match = '2' } } }) end, 'groups ha')
+  end)
+
+  it('load_state resets what the state does not have, and changes nothing when it refuses', function()
+    for _, make in ipairs { function(s) return optim.Adam(s, { amsgrad = true }) end,
+                            function(s) return optim.SGD(s, { momentum = 0.9 }) end,
+                            function(s) return optim.RMSprop(s, { momentum = 0.9, centered = true }) end } do
+      local set, c = two()
+      local o = make(set)
+      local s0, p0 = o:state(), set:flat_parameters():clone()
+      for _ = 1, 5 do o:step(c) end
+      o:load_state(s0)
+      set:flat_parameters():copy_(p0)
+      for _ = 1, 5 do o:step(c) end
+      local fresh_set, fc = two()
+      local fresh = make(fresh_set)
+      for _ = 1, 5 do fresh:step(fc) end
+      same(fresh_set:flat_parameters(), set:flat_parameters(), o.__name .. ' reloaded from step 0')
+    end
+    local set, c = two()
+    local o = optim.Adam(set, { lr = 0.1 })
+    for _ = 1, 3 do o:step(c) end
+    local s = o:state()
+    s.buffers.exp_avg = s.buffers.exp_avg:view(5, 1)
+    s.hyper.lr = 0.5
+    local fresh = optim.Adam((two()), { lr = 0.1 })
+    H.assert_error(function() fresh:load_state(s) end, 'Adam.load_state: buffer "exp_avg"', 'shape [5]')
+    assert.equal(0, fresh.t)
+    assert.equal(0.1, fresh.lr)
+    s = o:state()
+    s.buffers.exp_avg = nil
+    H.assert_error(function() fresh:load_state(s) end, 'the state has no buffer "exp_avg"')
+    s = o:state()
+    s.buffers.foo = s.buffers.exp_avg
+    H.assert_error(function() fresh:load_state(s) end, 'holds buffer "foo", which Adam does not have')
+  end)
+
+  it('SGD resumes its momentum from a state without extra', function()
+    local s1, c1 = two()
+    local a = optim.SGD(s1, { lr = 0.1, momentum = 0.9 })
+    for _ = 1, 3 do a:step(c1) end
+    local s = a:state()
+    s.extra = nil
+    local s2, c2 = two()
+    s2:flat_parameters():copy_(s1:flat_parameters())
+    local b = optim.SGD(s2, { lr = 0.1, momentum = 0.9 })
+    b:load_state(s)
+    for _ = 1, 3 do a:step(c1); b:step(c2) end
+    same(s1:flat_parameters(), s2:flat_parameters(), 'resumed without extra')
+  end)
+
+  it('apply() checks and clips the gradients as they are when it runs', function()
+    local w = ms.tensor({ 0, 0, 3, 4 })
+    local set = ms.params { w }
+    local o = optim.SGD(set, { lr = 1, clip_norm = 1 })
+    o:evaluate(function() set:flat_gradients():copy_(ms.tensor({ 3, 4, 0, 0 })); return 1 end)
+    set:flat_gradients():mul_(0.1)      -- norm 0.5 now: no clipping
+    o:apply()
+    H.assert_close(w, { -0.3, -0.4, 3, 4 }, 1e-6)
+    o:evaluate(function() set:flat_gradients():fill_(1); return 1 end)
+    set:flat_gradients():fill_(0 / 0)
+    H.assert_error(function() o:apply() end, 'SGD.apply', 'non-finite')
+    local big = ms.params { ms.tensor({ 1, 2 }, { dtype = 'float64' }) }
+    local ob = optim.SGD(big, { lr = 1, clip_norm = 1 })
+    ob:step(function() big:flat_gradients():copy_(ms.tensor({ 1e200, 1 }, { dtype = 'float64' })); return 1 end)
+    -- not refused as non-finite: the norm overflows to inf and the clipping factor is 0,
+    -- as torch.nn.utils.clip_grad_norm_ computes it in float64
+    assert.equal(1, big.params[1]:get(1))
+  end)
+
+  it('chain.load_state refuses a malformed extra with its name', function()
+    local o = optim.chain({ ms.zeros(2) }, optim.scale_by_adam {})
+    local s = o:state()
+    s.extra.hyper = { 5 }
+    H.assert_error(function() o:load_state(s) end, 'chain.load_state: state.extra.hyper[1] is 5')
+    H.assert_error(function() optim.SGD({ ms.zeros(2) }):evaluate(function() return 1 end, 5) end,
+                   'SGD.evaluate: pass is 5')
+  end)
+end)

@@ -138,6 +138,16 @@ local function common_options(self, who, config)
   if type(groups) ~= 'table' or getmetatable(groups) ~= nil then
     check.fail('%s: groups is %s, expected a list of group tables', who, check.describe(groups))
   end
+  local keys = 0
+  for k in pairs(groups) do   -- a list: keys 1..n, no names, no holes
+    keys = keys + 1
+    if type(k) ~= 'number' or k < 1 or k > #groups or k ~= math.floor(k) then
+      check.fail('%s: groups has the key %s, expected a list {group1, group2, ...}', who, check.describe(k))
+    end
+  end
+  if keys ~= #groups then
+    check.fail('%s: groups has holes (nil entries), expected a list {group1, group2, ...}', who)
+  end
   if #groups + 1 > ms.C.MS_OPTIM_MAX_GROUPS then
     check.fail('%s: %d groups, expected at most %d', who, #groups, ms.C.MS_OPTIM_MAX_GROUPS - 1)
   end
@@ -250,9 +260,12 @@ function Optimizer:_bind(target, who)
   self.arena, self.model = arena, model
   self.table = slices.table(arena, group_of, #self.groups + 1)
   if base and not base.arena then base:_bind(target, who) end
-  self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', #self.groups + 1)
+  self.ngroups = #self.groups + 1
+  self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', self.ngroups)
   self.args = ffi.new('ms_optim_args[1]')
   if self._init then self:_init() end
+  self._required = {}                   -- the buffers _init made: a state must bring them
+  for k in pairs(rawget(self, 'buffers') or {}) do self._required[k] = true end
   return self
 end
 
@@ -268,6 +281,22 @@ end
 -- Every tensor a step touches must be live, and on the arena's device and dtype (the
 -- model may have moved: state buffers and the device slice table follow it).
 function Optimizer:_check_live(who)
+  local groups = rawget(self, 'groups')
+  if type(groups) ~= 'table' or #groups + 1 ~= self.ngroups then
+    check.fail('%s: opt.groups is %s but the optimizer was bound with %d groups; groups are fixed when it is bound (change their values, or build a new optimizer)',
+               who, type(groups) == 'table' and ('a list of ' .. #groups) or check.describe(groups), self.ngroups - 1)
+  end
+  local buffers = rawget(self, 'buffers')
+  if buffers ~= nil and type(buffers) ~= 'table' or (buffers == nil and next(self._required)) then
+    check.fail('%s: opt.buffers is %s, expected the table of state buffers (restore them with load_state)',
+               who, check.describe(buffers))
+  end
+  for k in pairs(self._required) do
+    if not ms.is_tensor(buffers[k]) then
+      check.fail('%s: state buffer %s is %s, expected a tensor (restore it with load_state)', who, k,
+                 check.describe(buffers[k]))
+    end
+  end
   check.tensor(who, 'the parameter arena (flat_parameters())', self.arena.flat)
   check.tensor(who, 'the gradient arena (flat_gradients())', self.arena.gflat)
   local entries = rawget(self.arena, 'entries') or {}
@@ -353,7 +382,8 @@ function Optimizer:_check_grads(who, loss)
   local ok
   if self.clip_norm then
     self._gnorm_sq = reduce.sumsq(who, self.arena.gflat)
-    ok = finite(self._gnorm_sq)
+    -- an overflowing sum of squares (float64 gradients near 1e200) is not a non-finite one
+    ok = finite(self._gnorm_sq) or reduce.finite(who, self.arena.gflat)
   else
     ok = reduce.finite(who, self.arena.gflat)
   end
@@ -427,15 +457,20 @@ end
 -- One update from the current gradients; returns true, or false when skipped.
 function Optimizer:apply() return self:_apply(self.__name .. '.apply') end
 
-function Optimizer:_apply(who)
+-- fresh: evaluate ran just before, with no user code in between (step(closure)): its
+-- gradient check (and the norm clipping needs) still holds. Otherwise the gradients are
+-- checked again, as they are now. A non-finite loss found by evaluate (skip mode) skips
+-- this update either way.
+function Optimizer:_apply(who, fresh)
   self._taking = nil
   self:_bound(who)
   self:_check_count(who)
   self:_check_live(who)
   local bad = self._bad
-  if not self._checked then
-    bad = self:_check_grads(who, nil)
-    if bad then bad = self:_nonfinite(who, bad) end
+  if not (fresh and self._checked) then
+    self._gnorm_sq = nil
+    local g = self:_check_grads(who, nil)
+    if g and not bad then bad = self:_nonfinite(who, g) end
   end
   self._bad, self._checked = nil, nil
   if bad then
@@ -463,8 +498,7 @@ function Optimizer:step(closure)
   local who = self.__name .. '.step'
   self:_bound(who)
   if closure == nil then
-    self._checked, self._bad = nil, nil
-    self:_apply(who)
+    self:_apply(who, false)
     return nil
   end
   if type(closure) ~= 'function' then
@@ -472,7 +506,7 @@ function Optimizer:step(closure)
                who, check.describe(closure))
   end
   local loss = self:_evaluate(who, closure)
-  self:_apply(who)
+  self:_apply(who, true)
   return loss
 end
 

@@ -62,9 +62,9 @@ function SGD:_save_extra()
   return { started = started }
 end
 
-function SGD:_load_extra(who, extra)
-  if extra == nil then   -- an older state: a momentum buffer means every group began
-    local began = self.buffers.momentum ~= nil
+function SGD:_load_extra(who, extra, s)
+  if extra == nil then   -- an older state: a momentum buffer in it means every group began
+    local began = s.buffers ~= nil and s.buffers.momentum ~= nil
     self.started = {}
     for g = 1, #self.groups + 1 do self.started[g] = began or nil end
     return

@@ -96,6 +96,9 @@ function Chain:_load_extra(who, extra)
   end
   local hyper = type(extra.hyper) == 'table' and extra.hyper or {}
   for i, x in ipairs(self.transforms) do          -- all checked before any is written
+    if hyper[i] ~= nil and type(hyper[i]) ~= 'table' then
+      check.fail('%s: state.extra.hyper[%d] is %s, expected a table', who, i, check.describe(hyper[i]))
+    end
     for k, v in pairs(hyper[i] or {}) do
       if x.rules[k] == nil then
         check.fail('%s: the state holds %s.%s, which %s does not have', who, x.name, tostring(k), x.name)

@@ -19,6 +19,9 @@ M.OPTIONS = { 'pass', 'bn', 'rng', 'zero_grad' }
 
 function M.check(who, pass)
   if pass == nil then return { pass = 1, bn = 'update', rng = 'record', zero_grad = true } end
+  if type(pass) ~= 'table' or check.is_tensor(pass) then
+    check.fail('%s: pass is %s, expected a table {pass =, bn =, rng =, zero_grad =}', who, check.describe(pass))
+  end
   pass = check.options(who, pass, M.OPTIONS)
   local p = {}
   p.pass = pass.pass == nil and 1 or check.integer(who, 'pass.pass', pass.pass, 1)

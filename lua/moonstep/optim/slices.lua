@@ -85,7 +85,7 @@ function M.assign(who, entries, groups, hyper_keys)
     if not used[i] then
       local names = {}
       for e = 1, math.min(#entries, 6) do names[e] = entries[e].name end
-      check.fail('%s: groups[%d] (match = %s, kind = %s) matches no parameter (the parameters are %s%s)',
+      check.fail('%s: groups[%d] (match = %s, kind = %s) matches no parameter that an earlier group has not taken (the parameters are %s%s)',
                  who, i, check.describe(g.match), check.describe(g.kind), table.concat(names, ', '),
                  #entries > 6 and ', ...' or '')
     end

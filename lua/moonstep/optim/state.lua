@@ -10,8 +10,8 @@
 -- Hyper-parameters that are functions or schedules are not saved (the script that
 -- resumes gives them again); a schedule with state (reduce_on_plateau) has it saved in
 -- s.schedules and restored into the schedule the resumed optimizer was given. A class may add opt:_save_extra() -> table and
--- opt:_load_extra(who, extra) (called after the checks, may raise before changing
--- anything: it is called first among the updates).
+-- opt:_load_extra(who, extra, s) (s: the whole state being loaded; called after the
+-- checks; it must check its extra before it changes anything).
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
 
@@ -105,19 +105,30 @@ function M.load(opt, who, s)
     for k, v in pairs(s.hyper or {}) do values[k] = v end
     opt:_check_values(who, values)
   end
-  -- Buffers: each must match one of ours (created here when the optimizer makes it
-  -- lazily, opt:_new_buffer(k), but kept only once the whole state is valid).
+  -- Buffers: each must match one of ours in size and shape (created here when the
+  -- optimizer makes it lazily, opt:_new_buffer(k), but kept only once the whole state is
+  -- valid); the ones bind made must all be there.
   local targets = {}
   for k, b in pairs(s.buffers or {}) do
     local mine = opt.buffers and opt.buffers[k]
     if mine == nil and type(k) == 'string' and opt._new_buffer then mine = opt:_new_buffer(k) end
-    if mine ~= nil then check.tensor(who, 'state buffer ' .. tostring(k) .. ' of the optimizer', mine) end
-    if not mine or not ms.is_tensor(b) or check.is_freed(b) or b:numel() ~= mine:numel()
-       or (b.dtype ~= 'float32' and b.dtype ~= 'float64') then
-      check.fail('%s: buffer %s is %s, expected a live float tensor of %s elements', who, check.describe(k),
-                 check.describe(b), mine and check.describe(mine:numel()) or 'no')
+    if mine == nil then
+      check.fail('%s: the state holds buffer %s, which %s does not have (a state from another optimizer or configuration?)',
+                 who, check.describe(k), opt.__name)
+    end
+    check.tensor(who, 'state buffer ' .. tostring(k) .. ' of the optimizer', mine)
+    if not ms.is_tensor(b) or check.is_freed(b) or (b.dtype ~= 'float32' and b.dtype ~= 'float64')
+       or not require('moonstep.tensor').same_shape(b, mine) then
+      check.fail('%s: buffer %s is %s, expected a live float tensor of shape [%s]', who, check.describe(k),
+                 check.describe(b), table.concat(mine:shape(), ','))
     end
     targets[k] = mine
+  end
+  for k in pairs(opt._required or {}) do
+    if s.buffers == nil or s.buffers[k] == nil then
+      check.fail('%s: the state has no buffer %s, which %s keeps (expected a table from state())', who,
+                 check.describe(k), opt.__name)
+    end
   end
   if s.base ~= nil and not rawget(opt, 'base') then
     check.fail('%s: the state wraps a base optimizer but %s has none', who, opt.__name)
@@ -132,15 +143,27 @@ function M.load(opt, who, s)
       end
     end
   end
-  if opt._load_extra then opt:_load_extra(who, s.extra) end
-  for k, ss in pairs(s.schedules or {}) do opt[k]:load_state(ss) end
-  if s.base ~= nil then opt.base:load_state(s.base) end
+  -- Every check passed. The class's extra (which checks before it writes) and the base
+  -- (atomic itself) may still refuse: the extra is put back if the base does.
+  for k, ss in pairs(s.schedules or {}) do opt[k]:load_state(ss) end   -- each checks, then writes
+  local extra_before = opt._save_extra and opt:_save_extra()
+  if opt._load_extra then opt:_load_extra(who, s.extra, s) end
+  if s.base ~= nil then
+    local ok, err = pcall(opt.base.load_state, opt.base, s.base)
+    if not ok then
+      if opt._load_extra then opt:_load_extra(who, extra_before, { buffers = opt.buffers or {} }) end
+      error(err, 0)
+    end
+  end
   opt.t, opt.skipped = s.t, s.skipped or 0
   for k, v in pairs(s.hyper or {}) do opt[k] = copy_value(v) end
   for i, g in ipairs(s.groups or {}) do
     for k, v in pairs(g) do opt.groups[i][k] = copy_value(v) end
   end
   opt.buffers = opt.buffers or {}
+  for k in pairs(opt.buffers) do   -- lazily made buffers the state does not have: not yet made
+    if targets[k] == nil then opt.buffers[k] = nil end
+  end
   for k, b in pairs(s.buffers or {}) do
     targets[k]:copy_(b)
     opt.buffers[k] = targets[k]

@@ -9,34 +9,13 @@
 #include "optim/drive.h"
 
 /* The element rules, instantiated for float (…_f32) and double (…_f64). */
-#define OPT_FN static inline
-#define OPT_T float
-#define OPT_SFX f32
-#define OPT_FMA fmaf
-#define OPT_SQRT sqrtf
-#include "optim/rules.h"
-#undef OPT_T
-#undef OPT_SFX
-#undef OPT_FMA
-#undef OPT_SQRT
-#define OPT_T double
-#define OPT_SFX f64
-#define OPT_FMA fma
-#define OPT_SQRT sqrt
-#include "optim/rules.h"
-#undef OPT_T
-#undef OPT_SFX
-#undef OPT_FMA
-#undef OPT_SQRT
+#define OPT_INCLUDE "optim/rules.h"
+#include "optim/instances.h"
 
-/* The rules use fma() to round like ATen's fused kernels. Each loop is compiled twice,
- * for any x86-64 (fma() is a libm call there) and for CPUs with FMA instructions (one
- * instruction, vectorised); the loader picks one. Same results either way. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPT_CLONES __attribute__((target_clones("default", "fma")))
-#else
-#define OPT_CLONES
-#endif
+/* The rules use fma() to round like ATen's fused kernels. Each loop below is compiled for
+ * any x86-64 (fma() is a libm call there) and for x86-64-v3 (MS_OPT_CLONES, optim/common.h:
+ * AVX2 + FMA, 8 float lanes); the loader picks one at run time. Same results either way. */
+#define OPT_CLONES MS_OPT_CLONES
 
 /* The operands shared by every rule: param, grad, state buffers, dtype and device alike,
  * contiguous, of the arena's shape; `need` (a bit per state slot, from every group) says
@@ -93,29 +72,16 @@ static ms_cuda_optim_job cuda_job(const ms_optim_args *a, const ms_slice_table *
   return j;
 }
 
-#define OPT_PTRS(SFX, T, a)                                                            \
-  {(T *)ms_ptr((a)->param), (const T *)ms_ptr((a)->grad),                              \
-   {(a)->state[0] ? (T *)ms_ptr((a)->state[0]) : NULL,                                 \
-    (a)->state[1] ? (T *)ms_ptr((a)->state[1]) : NULL,                                 \
-    (a)->state[2] ? (T *)ms_ptr((a)->state[2]) : NULL,                                 \
-    (a)->state[3] ? (T *)ms_ptr((a)->state[3]) : NULL,                                 \
-    (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
-    (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
-
 /* For each rule NAME this defines the span loops NAME_span_f32 / NAME_span_f64 and the
  * entry point ms_NAME_step (e.g. sgd_span_f32, sgd_span_f64, ms_sgd_step). */
 #define OPT_RULE(NAME, NSTATE)                                                         \
   OPT_CLONES static void NAME##_span_f32(const void *job, const void *kv, int64_t lo,   \
                                          int64_t hi) {                                 \
-    const opt_ptrs_f32 q = *(const opt_ptrs_f32 *)job;                                 \
-    const NAME##_k_f32 k = *(const NAME##_k_f32 *)kv;                                  \
-    for (int64_t i = lo; i < hi; i++) NAME##_elem_f32(i, &q, &k);                      \
+    NAME##_loop_f32((const opt_ptrs_f32 *)job, (const NAME##_k_f32 *)kv, lo, hi);        \
   }                                                                                    \
   OPT_CLONES static void NAME##_span_f64(const void *job, const void *kv, int64_t lo,   \
                                          int64_t hi) {                                 \
-    const opt_ptrs_f64 q = *(const opt_ptrs_f64 *)job;                                 \
-    const NAME##_k_f64 k = *(const NAME##_k_f64 *)kv;                                  \
-    for (int64_t i = lo; i < hi; i++) NAME##_elem_f64(i, &q, &k);                      \
+    NAME##_loop_f64((const opt_ptrs_f64 *)job, (const NAME##_k_f64 *)kv, lo, hi);        \
   }                                                                                    \
   int ms_##NAME##_step(const ms_optim_args *a, const ms_##NAME##_hyper *h) {           \
     static const char fn[] = #NAME "_step";                                            \
@@ -145,13 +111,15 @@ static ms_cuda_optim_job cuda_job(const ms_optim_args *a, const ms_slice_table *
     if (a->param->dtype_id == MS_FLOAT32) {                                            \
       NAME##_k_f32 k[MS_OPTIM_MAX_GROUPS];                                             \
       for (int32_t g = 0; g < ng; g++) k[g] = NAME##_k_of_f32(&kd[g]);                 \
-      opt_ptrs_f32 q = OPT_PTRS(f32, float, a);                                        \
-      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0], NAME##_span_f32, &q);          \
+      opt_ptrs_f32 q = MS_OPT_PTRS(float, a);                                          \
+      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0],                                \
+                      NAME##_span_f32, &q);                         \
     } else {                                                                           \
       NAME##_k_f64 k[MS_OPTIM_MAX_GROUPS];                                             \
       for (int32_t g = 0; g < ng; g++) k[g] = NAME##_k_of_f64(&kd[g]);                 \
-      opt_ptrs_f64 q = OPT_PTRS(f64, double, a);                                       \
-      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0], NAME##_span_f64, &q);          \
+      opt_ptrs_f64 q = MS_OPT_PTRS(double, a);                                         \
+      ms_drive_slices(n, 2 + NSTATE, t, k, sizeof k[0],                                \
+                      NAME##_span_f64, &q);                         \
     }                                                                                  \
     return 0;                                                                          \
   }

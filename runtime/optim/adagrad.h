@@ -63,4 +63,7 @@ OPT_FN void OPT_NAME(adagrad_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
   q->s[0][i] = s;
   q->p[i] = p + k->neg_clr * g / (OPT_SQRT(s) + k->eps);     /* addcdiv_(g, std, -clr) */
 }
+#ifndef __CUDACC__
+OPT_GENERIC_LOOP(adagrad)   /* the CPU loop: the element rule per element */
+#endif
 #endif /* OPT_T */

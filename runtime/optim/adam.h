@@ -42,6 +42,13 @@ static inline int adam_consts(const char *fn, const ms_adam_hyper *h, int64_t st
 }
 #endif
 static inline unsigned adam_needs(const ms_adam_hyper *h) { return h->amsgrad ? 7u : 3u; }
+
+/* CPU loops with the loop-invariant choices (L2 weight decay, amsgrad, maximize) hoisted:
+ * one branch-free, vectorised loop per combination (used by optim.c). */
+#define ADAM_CASE(L, A, X)                                                               \
+  case (L) | (A) << 1 | (X) << 2:                                                        \
+    OPT_NAME(adam_run_)(q, k, lo, hi, L, A, X);                                          \
+    break;
 #endif /* MS_OPTIM_ADAM_H */
 
 #ifdef OPT_T
@@ -58,16 +65,19 @@ OPT_FN OPT_NAME(adam_k_) OPT_NAME(adam_k_of_)(const ms_adam_consts *k) {
   return c;
 }
 
-OPT_FN void OPT_NAME(adam_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
-                                 const OPT_NAME(adam_k_) *k) {
-  OPT_T g = k->maximize ? -q->g[i] : q->g[i];
+/* The rule, its choices as arguments: l2 (k->l2 != 0), ams (amsgrad), max (maximize). */
+MS_OPT_ALWAYS_INLINE OPT_FN void OPT_NAME(adam_apply_)(int64_t i,
+                                                         const OPT_NAME(opt_ptrs_) *q,
+                                                         const OPT_NAME(adam_k_) *k, int l2,
+                                                         int ams, int max) {
+  OPT_T g = max ? -q->g[i] : q->g[i];
   OPT_T x = q->p[i] * k->decay;                              /* AdamW: param.mul_(1 - lr wd) */
-  OPT_T d = k->l2 != 0 ? OPT_FMA(x, k->l2, g) : g;           /* grad.add(param, alpha=wd) */
+  OPT_T d = l2 ? OPT_FMA(x, k->l2, g) : g;                   /* grad.add(param, alpha=wd) */
   OPT_T m = OPT_FMA(d, k->omb1, q->s[0][i] * k->b1);         /* exp_avg */
   OPT_T v = OPT_FMA(k->omb2 * d, d, q->s[1][i] * k->b2);     /* exp_avg_sq */
   q->s[0][i] = m;
   q->s[1][i] = v;
-  if (k->amsgrad) {                                          /* torch.maximum(vmax, v) */
+  if (ams) {                                                 /* torch.maximum(vmax, v) */
     OPT_T vmax = q->s[2][i];
     v = vmax > v || vmax != vmax ? vmax : v;
     q->s[2][i] = v;
@@ -75,4 +85,32 @@ OPT_FN void OPT_NAME(adam_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
   OPT_T denom = OPT_SQRT(v) / k->bc2_sqrt + k->eps;          /* (v.sqrt() / bc2_sqrt).add_(eps) */
   q->p[i] = x + k->neg_step * m / denom;                     /* addcdiv_(m, denom, -step) */
 }
+
+OPT_FN void OPT_NAME(adam_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
+                                 const OPT_NAME(adam_k_) *k) {
+  OPT_NAME(adam_apply_)(i, q, k, k->l2 != 0, k->amsgrad, k->maximize);
+}
+
+#ifndef __CUDACC__
+/* CPU: elements [lo, hi) with the choices given as literals (one loop per combination). */
+MS_OPT_ALWAYS_INLINE static inline void OPT_NAME(adam_run_)(const OPT_NAME(opt_ptrs_) *qp,
+                                                              const OPT_NAME(adam_k_) *kp,
+                                                              int64_t lo, int64_t hi, int l2,
+                                                              int ams, int max) {
+  const OPT_NAME(opt_ptrs_) q = *qp;
+  const OPT_NAME(adam_k_) k = *kp;
+  for (int64_t i = lo; i < hi; i++) OPT_NAME(adam_apply_)(i, &q, &k, l2, ams, max);
+}
+
+/* CPU: the loop for k's choices (optim.c's span; compiled once per CPU target there). */
+MS_OPT_ALWAYS_INLINE static inline void OPT_NAME(adam_loop_)(const OPT_NAME(opt_ptrs_) *q,
+                                                               const OPT_NAME(adam_k_) *k,
+                                                               int64_t lo, int64_t hi) {
+  switch ((k->l2 != 0) | (k->amsgrad != 0) << 1 | (k->maximize != 0) << 2) {
+    ADAM_CASE(0, 0, 0) ADAM_CASE(1, 0, 0) ADAM_CASE(0, 1, 0) ADAM_CASE(1, 1, 0)
+    ADAM_CASE(0, 0, 1) ADAM_CASE(1, 0, 1) ADAM_CASE(0, 1, 1) ADAM_CASE(1, 1, 1)
+    default: break;   /* every code is listed above */
+  }
+}
+#endif
 #endif /* OPT_T */

@@ -62,6 +62,14 @@ int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslic
     (a)->state[4] ? (T *)ms_ptr((a)->state[4]) : NULL,                                 \
     (a)->state[5] ? (T *)ms_ptr((a)->state[5]) : NULL}}
 
+/* The CPU loops of a rule call its element function with literal flags; always_inline
+ * lets the compiler specialise and vectorise each loop. */
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define MS_OPT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define MS_OPT_ALWAYS_INLINE
+#endif
+
 /* The C loops are compiled for any x86-64 and for x86-64-v3 (AVX2 + FMA: 8 float lanes,
  * one instruction per fma); the loader picks one at run time (the library is built for
  * any x86-64, never -march=native). Same results either way: fma, sqrt and division
@@ -83,4 +91,15 @@ typedef struct {
   const OPT_T *g;
   OPT_T *s[MS_OPTIM_NSTATE];
 } OPT_NAME(opt_ptrs_);
+
+/* <NAME>_loop_SFX for a rule without hand-hoisted CPU loops: its element rule per element
+ * (used at the end of such a rule's template part: OPT_GENERIC_LOOP(nadam)). */
+#define OPT_GENERIC_LOOP(NAME)                                                         \
+  static inline void OPT_CAT(NAME##_loop_, OPT_SFX)(const OPT_NAME(opt_ptrs_) *qp,      \
+                                                   const OPT_CAT(NAME##_k_, OPT_SFX) *kp, \
+                                                   int64_t lo, int64_t hi) {            \
+    const OPT_NAME(opt_ptrs_) q = *qp;                                                 \
+    const OPT_CAT(NAME##_k_, OPT_SFX) k = *kp;                                         \
+    for (int64_t i = lo; i < hi; i++) OPT_CAT(NAME##_elem_, OPT_SFX)(i, &q, &k);        \
+  }
 #endif /* OPT_T */

@@ -94,4 +94,7 @@ OPT_FN void OPT_NAME(nadam_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
   p = p + k->step_g * g / denom;                             /* addcdiv_(grad, denom, .) */
   q->p[i] = p + k->step_m * m / denom;                       /* addcdiv_(exp_avg, denom, .) */
 }
+#ifndef __CUDACC__
+OPT_GENERIC_LOOP(nadam)   /* the CPU loop: the element rule per element */
+#endif
 #endif /* OPT_T */

@@ -43,11 +43,6 @@ static inline int rmsprop_consts(const char *fn, const ms_rmsprop_hyper *h, int6
 static inline unsigned rmsprop_needs(const ms_rmsprop_hyper *h) {
   return 1u | (h->momentum > 0 ? 2u : 0u) | (h->centered ? 4u : 0u);
 }
-#if defined(__GNUC__) && !defined(__CUDACC__)
-#define MS_OPT_ALWAYS_INLINE_R __attribute__((always_inline))
-#else
-#define MS_OPT_ALWAYS_INLINE_R
-#endif
 /* The eight loops with maximize = X / 8 (rmsprop_loop_SFX's switch). */
 #define RMSPROP_CASE(C)                                                                  \
   case (C):                                                                              \
@@ -81,7 +76,7 @@ OPT_FN OPT_NAME(rmsprop_k_) OPT_NAME(rmsprop_k_of_)(const ms_rmsprop_consts *k) 
 
 /* The rule, its choices as arguments: wd (weight_decay != 0), cen (centered), mom
  * (momentum != 0), max (maximize). */
-MS_OPT_ALWAYS_INLINE_R OPT_FN void OPT_NAME(rmsprop_apply_)(int64_t i,
+MS_OPT_ALWAYS_INLINE OPT_FN void OPT_NAME(rmsprop_apply_)(int64_t i,
                                                             const OPT_NAME(opt_ptrs_) *q,
                                                             const OPT_NAME(rmsprop_k_) *k,
                                                             int wd, int cen, int mom, int max) {
@@ -115,7 +110,7 @@ OPT_FN void OPT_NAME(rmsprop_elem_)(int64_t i, const OPT_NAME(opt_ptrs_) *q,
 /* CPU: elements [lo, hi) with the choices given as literals (one branch-free, vectorisable
  * loop per combination), and rmsprop_loop_SFX, which picks the loop for k's choices (for
  * optim.c's table of hoisted spans, like adam_loop_SFX). */
-MS_OPT_ALWAYS_INLINE_R static inline void OPT_NAME(rmsprop_run_)(
+MS_OPT_ALWAYS_INLINE static inline void OPT_NAME(rmsprop_run_)(
     const OPT_NAME(opt_ptrs_) *qp, const OPT_NAME(rmsprop_k_) *kp, int64_t lo, int64_t hi,
     int wd, int cen, int mom, int max) {
   const OPT_NAME(opt_ptrs_) q = *qp;
@@ -123,7 +118,7 @@ MS_OPT_ALWAYS_INLINE_R static inline void OPT_NAME(rmsprop_run_)(
   for (int64_t i = lo; i < hi; i++) OPT_NAME(rmsprop_apply_)(i, &q, &k, wd, cen, mom, max);
 }
 
-MS_OPT_ALWAYS_INLINE_R static inline void OPT_NAME(rmsprop_loop_)(
+MS_OPT_ALWAYS_INLINE static inline void OPT_NAME(rmsprop_loop_)(
     const OPT_NAME(opt_ptrs_) *q, const OPT_NAME(rmsprop_k_) *k, int64_t lo, int64_t hi) {
   switch ((k->wd != 0) | (k->centered != 0) << 1 | (k->mu != 0) << 2 | (k->maximize != 0) << 3) {
     RMSPROP_CASES(0) RMSPROP_CASES(8)

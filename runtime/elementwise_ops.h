@@ -42,6 +42,7 @@
 #define MS_FORMULA_CLAMP (v < a ? a : (v > b ? b : v))
 #define MS_FORMULA_ADD_SCALAR (v + a)
 #define MS_FORMULA_MUL_SCALAR (v * a)
+#define MS_FORMULA_SQRT_AFFINE (sqrt(v) * a + b)   /* two roundings: no fma (C11 does not contract) */
 #define MS_FORMULA_POW_SCALAR (a == (T)2 ? v * v : pow(v, a))
 #define MS_FORMULA_RSUB_SCALAR (a - v)
 #define MS_FORMULA_RDIV_SCALAR (a / v)

@@ -54,7 +54,8 @@
   X(ERF, "erf", METHOD)                                                              \
   X(GELU, "gelu", CUSTOM)          /* x * Phi(x), the exact (erf) form */            \
   X(LEAKY_RELU, "leaky_relu", CUSTOM) /* x > 0 ? x : a * x */                        \
-  X(GELU_TANH, "gelu", CUSTOM)     /* approximate='tanh': 0.5 x (1 + tanh(u(x))) */
+  X(GELU_TANH, "gelu", CUSTOM)     /* approximate='tanh': 0.5 x (1 + tanh(u(x))) */ \
+  X(SQRT_AFFINE, "sqrt_affine", CUSTOM) /* sqrt(x) * a + b (Adam's denominator) */
 
 /* out = f(a, b; alpha) */
 #define MS_BINARY_OPS(X)                                                             \

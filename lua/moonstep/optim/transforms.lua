@@ -187,16 +187,13 @@ function M.scale_by_adam(opts)
     ok(who, C.ms_ternary(v, v, u, u, C.MS_ADDCMUL, 1 - t.b2))
     -- u is spent: the denominator goes into the work buffer, 1 / bc1 folded into it
     local bc1, bc2 = 1 - t.b1 ^ step, 1 - t.b2 ^ step
-    if t.eps_root == 0 then             -- sqrt(v) / sqrt(bc2) + eps, as torch.optim.Adam
-      ok(who, C.ms_unary(w, v, C.MS_SQRT, 0, 0))
-      scal(who, w, w, bc1 / math.sqrt(bc2))
+    if t.eps_root == 0 then             -- (sqrt(v) / sqrt(bc2) + eps) bc1, one pass
+      ok(who, C.ms_unary(w, v, C.MS_SQRT_AFFINE, bc1 / math.sqrt(bc2), t.eps * bc1))
     else
       scal(who, w, v, 1 / bc2)
       adds(who, w, w, t.eps_root)
-      ok(who, C.ms_unary(w, w, C.MS_SQRT, 0, 0))
-      scal(who, w, w, bc1)
+      ok(who, C.ms_unary(w, w, C.MS_SQRT_AFFINE, bc1, t.eps * bc1))
     end
-    adds(who, w, w, t.eps * bc1)
     ok(who, C.ms_binary(w, m, w, C.MS_DIV, 1))
     return w
   end

@@ -74,7 +74,14 @@ typedef struct {
       case MS_ARENA_SUM: LANES((double)x[k]); break;                                   \
       case MS_ARENA_SUMSQ: LANES((double)x[k] * x[k]); break;                          \
       case MS_ARENA_DOT: LANES((double)x[k] * y[k]); break;                            \
-      case MS_ARENA_NONFINITE: LANES((double)x[k] * 0.0); break; /* 0, or nan */       \
+      case MS_ARENA_NONFINITE: { /* in T (8 floats a vector): 0, or nan */             \
+        T z[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                             \
+        for (; i < m; i += 8)                                                          \
+          for (int l = 0; l < 8; l++) z[l] += x[i + l] * (T)0;                         \
+        for (; i < cnt; i++) z[i & 7] += x[i] * (T)0;                                  \
+        for (int l = 0; l < 8; l++) acc[l] = z[l];                                     \
+        break;                                                                         \
+      }                                                                                \
       default: /* MS_ARENA_ABSMAX, scalar; a nan wins */                               \
         for (; i < cnt; i++) {                                                         \
           double v = fabs((double)x[i]);                                               \

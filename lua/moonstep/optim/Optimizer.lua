@@ -42,6 +42,7 @@ local slices = require 'moonstep.optim.slices'
 local reduce = require 'moonstep.optim.reduce'
 local policy = require 'moonstep.optim.policy'
 local state_io = require 'moonstep.optim.state'
+local common = require 'moonstep.optim.config'
 local fail = require('moonstep.core').fail
 
 local Optimizer = {}
@@ -51,36 +52,11 @@ Optimizer.__name, Optimizer.__var = 'Optimizer', 'opt'
 local huge = math.huge
 local field = check.field
 
--- Rules: rule(who, name, v) raises unless v is acceptable for a hyper-parameter.
-Optimizer.rules = {}
-function Optimizer.rules.nonnegative(who, name, v) check.number(who, name, v, 0) end
-function Optimizer.rules.unit(who, name, v) check.number(who, name, v, 0, 1) end
-function Optimizer.rules.boolean(who, name, v) check.boolean(who, name, v) end
-function Optimizer.rules.positive(who, name, v)
-  if type(v) ~= 'number' or not (v > 0 and v < huge) then
-    check.fail('%s: %s is %s, expected a finite number > 0', who, name, check.describe(v))
-  end
-end
--- A pair {beta1, beta2}, each in [0, 1).
-function Optimizer.rules.betas(who, name, v)
-  if type(v) ~= 'table' or check.is_tensor(v) or #v ~= 2 then
-    check.fail('%s: %s is %s, expected a table {beta1, beta2}', who, name, check.describe(v))
-  end
-  for i = 1, 2 do
-    local b = v[i]
-    if type(b) ~= 'number' or not (b >= 0 and b < 1) then
-      check.fail('%s: %s[%d] is %s, expected a number in [0, 1)', who, name, i, check.describe(b))
-    end
-  end
-end
-
--- Callable: a function or an object with __call (a schedule).
-local function callable(v)
-  if type(v) == 'function' then return true end
-  local mt = type(v) == 'table' and getmetatable(v)
-  return mt and type(rawget(mt, '__call')) == 'function' or false
-end
-Optimizer.callable = callable
+-- Rules, schedules (callables) and the common options: optim/config.lua.
+Optimizer.rules = common.rules
+Optimizer.callable = common.callable
+local callable = common.callable
+local COMMON = common.COMMON
 
 -- Is target something an optimizer binds to (rather than a configuration table)?
 local function bindable(target)
@@ -101,87 +77,6 @@ function Optimizer.arena_of(target, who)
   end
   check.fail('%s: the first argument is %s, expected a model, an ms.params set or a list of tensors',
              who, check.describe(target))
-end
-
-local COMMON = { 'groups', 'clip_norm', 'clip_tensor_norm', 'clip_value', 'skip_nonfinite', 'on_nonfinite',
-                 'check_finite' }
-
--- The common options: checked and stored on self.
-local function common_options(self, who, config)
-  local skip = config.skip_nonfinite
-  if skip ~= nil then check.boolean(who, 'skip_nonfinite', skip) end
-  if config.on_nonfinite ~= nil then
-    local s = check.oneof(who, 'on_nonfinite', config.on_nonfinite, { 'error', 'skip' }) == 'skip'
-    if skip ~= nil and skip ~= s then
-      check.fail('%s: skip_nonfinite and on_nonfinite disagree (they are the same option)', who)
-    end
-    skip = s
-  end
-  self.skip_nonfinite = skip == true
-  self.check_finite = true
-  if config.check_finite ~= nil then
-    self.check_finite = check.boolean(who, 'check_finite', config.check_finite)
-    if not self.check_finite and self.skip_nonfinite then
-      check.fail('%s: skip_nonfinite = true needs check_finite (the gradient scan that finds them)', who)
-    end
-  end
-  for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
-    if config[k] ~= nil then
-      local v = config[k]
-      if type(v) ~= 'number' or not (v > 0 and v < huge) then
-        check.fail('%s: %s is %s, expected a finite number > 0', who, k, check.describe(v))
-      end
-      self[k] = v
-    end
-  end
-  local groups = config.groups or {}
-  if type(groups) ~= 'table' or getmetatable(groups) ~= nil then
-    check.fail('%s: groups is %s, expected a list of group tables', who, check.describe(groups))
-  end
-  local keys = 0
-  for k in pairs(groups) do   -- a list: keys 1..n, no names, no holes
-    keys = keys + 1
-    if type(k) ~= 'number' or k < 1 or k > #groups or k ~= math.floor(k) then
-      check.fail('%s: groups has the key %s, expected a list {group1, group2, ...}', who, check.describe(k))
-    end
-  end
-  if keys ~= #groups then
-    check.fail('%s: groups has holes (nil entries), expected a list {group1, group2, ...}', who)
-  end
-  if #groups + 1 > ms.C.MS_OPTIM_MAX_GROUPS then
-    check.fail('%s: %d groups, expected at most %d', who, #groups, ms.C.MS_OPTIM_MAX_GROUPS - 1)
-  end
-  self.groups = {}
-  for i, g in ipairs(groups) do
-    if type(g) ~= 'table' or getmetatable(g) ~= nil then
-      check.fail('%s: groups[%d] is %s, expected a table {match = ..., <hyper-parameter> = ...}',
-                 who, i, check.describe(g))
-    end
-    local copy = {}
-    for k, v in pairs(g) do copy[k] = type(v) == 'table' and not callable(v) and { unpack(v) } or v end
-    self.groups[i] = copy
-    for k, v in pairs(copy) do
-      if self.defaults[k] ~= nil and not callable(v) then self.rules[k](who, ('groups[%d].%s'):format(i, k), v) end
-    end
-    if copy.lr_scale ~= nil then
-      check.number(who, ('groups[%d].lr_scale'):format(i), copy.lr_scale, 0)
-      if self.defaults.lr == nil then
-        check.fail('%s: groups[%d].lr_scale is given but %s has no lr', who, i, self.__name)
-      end
-    end
-  end
-end
-
--- Check every hyper-parameter that is a value (callables are checked when read), then
--- the rules that tie several together (cls:_check_values, given the values).
-local function check_config(self, who)
-  local values = {}
-  for k in pairs(self.defaults) do
-    local v = self[k]
-    if not callable(v) then self.rules[k](who, k, v) end
-    values[k] = v
-  end
-  if self._check_values then self:_check_values(who, values) end
 end
 
 -- An optimizer a wrapper is given as its base: an instance (bound or unbound) or a
@@ -228,8 +123,8 @@ function Optimizer.define(name, defaults, rules, opts)
     for k, v in pairs(config) do
       if defaults[k] ~= nil then self[k] = type(v) == 'table' and not callable(v) and { unpack(v) } or v end
     end
-    common_options(self, name, config)
-    check_config(self, name)
+    common.common_options(self, name, config)
+    common.check_config(self, name)
     if opts and opts.wraps then
       if config.base == nil then check.fail('%s: base is missing, expected an optimizer such as optim.Adam{lr = 1e-3}', name) end
       self.base = as_base(name, config.base)

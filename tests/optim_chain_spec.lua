@@ -1,5 +1,5 @@
 -- Composable transforms (optim.chain, lua/moonstep/optim/transforms.lua): each named
--- optimizer (SGD, Adam, AdamW, RMSprop) equals its chain over 50 steps on a quadratic and
+-- optimizer (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam) equals its chain over 50 steps on a quadratic and
 -- on a small MLP's arena, in float64 and float32; the transforms against hand
 -- computations; masks; refused options; the chain as an engine optimizer (unbound + bind,
 -- evaluate + apply, step(), nesting, the common options, dtype moves); state round trip.
@@ -138,6 +138,36 @@ describe('optim.chain', function()
         return optim.chain(t, unpack(list))
       end, { float64 = 1e-12, float32 = 1e-4 })   -- g / sqrt(v), no bias correction: float32
     end                                           -- rounding grows to 1e-5 on the MLP
+  end)
+
+  it('Adagrad = chain(add_decayed_weights, scale_by_rss, scale_by_schedule(-lr / (1 + (t-1) lr_decay)))', function()
+    for _, c in ipairs {
+      { lr = 0.05 },
+      { lr = 0.05, lr_decay = 0.01, weight_decay = 0.02, initial_accumulator_value = 0.1, eps = 1e-8 },
+    } do
+      assert_same(function(t) return optim.Adagrad(t, c) end, function(t)
+        return optim.chain(t, optim.add_decayed_weights(c.weight_decay or 0),
+                           optim.scale_by_rss { initial_accumulator_value = c.initial_accumulator_value or 0,
+                                                eps = c.eps or 1e-10 },
+                           optim.scale_by_schedule(function(step) return -c.lr / (1 + (step - 1) * (c.lr_decay or 0)) end))
+      end)
+    end
+  end)
+
+  it('NAdam = chain(add_decayed_weights, scale_by_nadam, scale(-lr))', function()
+    for _, c in ipairs {
+      { lr = 0.01 },
+      { lr = 0.005, betas = { 0.85, 0.99 }, eps = 1e-6, weight_decay = 0.05, momentum_decay = 0.01 },
+    } do
+      local b = c.betas or { 0.9, 0.999 }
+      assert_same(function(t) return optim.NAdam(t, c) end, function(t)
+        return optim.chain(t, optim.add_decayed_weights(c.weight_decay or 0),
+                           optim.scale_by_nadam { b1 = b[1], b2 = b[2], eps = c.eps or 1e-8,
+                                                  momentum_decay = c.momentum_decay or 4e-3 },
+                           optim.scale(-c.lr))
+      end, { float64 = 1e-13, float32 = 5e-5 })   -- float32: the step sizes are folded into
+                                                  -- the denominator (other roundings)
+    end
   end)
 
   it('schedules: scale_by_schedule and scale_by_learning_rate take the 1-based step', function()

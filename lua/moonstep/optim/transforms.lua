@@ -250,6 +250,62 @@ function M.scale_by_stddev(opts)
   return t
 end
 
+-- scale_by_rss{initial_accumulator_value = 0, eps = 1e-10}: Adagrad's direction
+-- sum <- sum + u^2 (sum starts at initial_accumulator_value), u <- u / (sqrt(sum) + eps).
+-- torch.optim.Adagrad = chain(add_decayed_weights(wd), scale_by_rss{...},
+--                             scale_by_schedule(function(t) return -lr / (1 + (t - 1) lr_decay) end)).
+function M.scale_by_rss(opts)
+  local o = options('scale_by_rss', opts, { initial_accumulator_value = 0, eps = 1e-10 })
+  local t = new('scale_by_rss', o, { initial_accumulator_value = nonneg, eps = nonneg })
+  function t.init(p)
+    return { sum = ms.full(p:shape(), t.initial_accumulator_value, { dtype = p.dtype, device = p.device }) }
+  end
+  function t.update(u, st, _, _, ctx)
+    local who, d = 'scale_by_rss', ctx:tmp()
+    local sum = K.state_tensors(who, st, u, 'sum')
+    ok(who, C.ms_ternary(sum, sum, u, u, C.MS_ADDCMUL, 1))
+    ok(who, C.ms_unary(d, sum, C.MS_SQRT_AFFINE, 1, t.eps))
+    ok(who, C.ms_binary(ctx:work(), u, d, C.MS_DIV, 1))
+    return ctx:work()
+  end
+  return t
+end
+
+-- scale_by_nadam{b1 = 0.9, b2 = 0.999, eps = 1e-8, momentum_decay = 4e-3}: NAdam's
+-- direction (PyTorch >= 2.0): mu_t = b1 (1 - 0.96^(t psi) / 2), mu_product *= mu_t,
+-- m <- lerp(m, u, 1 - b1), v <- b2 v + (1 - b2) u^2,
+-- u <- ((1 - mu_t) / (1 - mu_product) u + mu_{t+1} / (1 - mu_product mu_{t+1}) m)
+--      / (sqrt(v) / sqrt(1 - b2^t) + eps).
+-- torch.optim.NAdam = chain(add_decayed_weights(wd), scale_by_nadam{...}, scale(-lr)).
+-- State: mu, nu and mu_product (one element, in the params' dtype as PyTorch keeps it).
+function M.scale_by_nadam(opts)
+  local o = options('scale_by_nadam', opts, { b1 = 0.9, b2 = 0.999, eps = 1e-8, momentum_decay = 4e-3 })
+  local t = new('scale_by_nadam', o, { b1 = in_unit, b2 = in_unit, eps = positive, momentum_decay = nonneg })
+  function t.init(p)
+    return { mu = ms.zeros_like(p), nu = ms.zeros_like(p),
+             mu_product = ms.ones(1, { dtype = p.dtype, device = p.device }) }
+  end
+  function t.update(u, st, _, step, ctx)
+    local who, w, d = 'scale_by_nadam', ctx:work(), ctx:tmp()
+    local m, v = K.state_tensors(who, st, u, 'mu', 'nu')
+    local mp_t = check.tensor(who .. '.update', 'state.mu_product', st.mu_product)
+    local mu = t.b1 * (1 - 0.5 * 0.96 ^ (step * t.momentum_decay))
+    local mu_next = t.b1 * (1 - 0.5 * 0.96 ^ ((step + 1) * t.momentum_decay))
+    mp_t:mul_(mu)                       -- rounded in the params' dtype, as PyTorch's
+    local mp = mp_t:to('float64', 'cpu'):get(1)
+    ok(who, C.ms_ternary(m, m, u, u, C.MS_LERP, 1 - t.b1))
+    scal(who, v, v, t.b2)
+    ok(who, C.ms_ternary(v, v, u, u, C.MS_ADDCMUL, 1 - t.b2))
+    local c1, c2 = (1 - mu) / (1 - mp), mu_next / (1 - mp * mu_next)
+    -- d = (sqrt(v) / sqrt(bc2) + eps) / c1, then u <- (u + c2 / c1 m) / d
+    ok(who, C.ms_unary(d, v, C.MS_SQRT_AFFINE, 1 / (c1 * math.sqrt(1 - t.b2 ^ step)), t.eps / c1))
+    ok(who, C.ms_binary(w, u, m, C.MS_ADD, c2 / c1))
+    ok(who, C.ms_binary(w, w, d, C.MS_DIV, 1))
+    return w
+  end
+  return t
+end
+
 ---------------------------------------------------------------------------------------
 -- combinators
 ---------------------------------------------------------------------------------------
@@ -313,7 +369,7 @@ end
 
 -- Constructors in the order the docs list them (ms.optim.transforms).
 M.names = { 'scale', 'scale_by_schedule', 'scale_by_learning_rate', 'clip', 'clip_global_norm',
-            'clip_by_tensor_norm', 'add_decayed_weights', 'trace', 'scale_by_adam', 'scale_by_rms',
+            'clip_by_tensor_norm', 'add_decayed_weights', 'trace', 'scale_by_adam', 'scale_by_rms', 'scale_by_rss', 'scale_by_nadam',
             'scale_by_stddev', 'masked', 'apply_every' }
 
 return M

@@ -82,10 +82,14 @@ describe('optim.chain', function()
       { lr = 0.02, momentum = 0.9 },
       { lr = 0.02, momentum = 0.9, weight_decay = 0.03 },
       { lr = 0.02, momentum = 0.8, nesterov = true, weight_decay = 0.01 },
+      { lr = 0.02, momentum = 0.8, dampening = 0.3, weight_decay = 0.01 },
     } do
       assert_same(function(t) return optim.SGD(t, c) end, function(t)
         local list = { optim.add_decayed_weights(c.weight_decay or 0) }
-        if c.momentum then list[#list + 1] = optim.trace { decay = c.momentum, nesterov = c.nesterov or false } end
+        if c.momentum then
+          list[#list + 1] = optim.trace { decay = c.momentum, nesterov = c.nesterov or false,
+                                          dampening = c.dampening or 0 }
+        end
         list[#list + 1] = optim.scale(-c.lr)
         return optim.chain(t, unpack(list))
       end)

@@ -152,16 +152,21 @@ function M.add_decayed_weights(wd, mask)
   return t
 end
 
--- trace{decay = 0.9, nesterov = false}: heavy-ball momentum, torch.optim.SGD's buffer
--- (dampening 0): buf <- u + decay buf (buf starts at 0, so at step 1 it is u);
+-- trace{decay = 0.9, nesterov = false, dampening = 0}: heavy-ball momentum, torch.optim.SGD's
+-- buffer: buf <- u at step 1, then decay buf + (1 - dampening) u;
 -- u <- nesterov and u + decay buf or buf.
 function M.trace(opts)
-  local o = options('trace', opts, { decay = 0.9, nesterov = false })
-  local t = new('trace', o, { decay = nonneg, nesterov = check.boolean })
+  local o = options('trace', opts, { decay = 0.9, nesterov = false, dampening = 0 })
+  local t = new('trace', o, { decay = nonneg, nesterov = check.boolean, dampening = in_unit })
   function t.init(p) return { trace = ms.zeros_like(p) } end
-  function t.update(u, st, _, _, ctx)
+  function t.update(u, st, _, step, ctx)
     local buf = K.state_tensors('trace', st, u, 'trace')
-    ok('trace', C.ms_binary(buf, u, buf, C.MS_ADD, t.decay))
+    if t.dampening == 0 or step == 1 then   -- step 1: the buffer starts as u (torch.optim.SGD)
+      ok('trace', C.ms_binary(buf, u, buf, C.MS_ADD, step == 1 and 0 or t.decay))
+    else                                  -- decay buf + (1 - dampening) u
+      scal('trace', buf, buf, t.decay)
+      axpy('trace', buf, buf, 1 - t.dampening, u)
+    end
     if not t.nesterov then return buf end
     return axpy('trace', ctx:work(), u, t.decay, buf)
   end

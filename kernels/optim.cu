@@ -102,28 +102,24 @@ extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
 }
 
 __global__ void arena_scale_kernel(float *a, int64_t n, const int64_t *table, int32_t nslices,
-                                   const float *scale) {
+                                   const double *scale) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    a[i] *= scale[ms_slice_of(table, nslices, i)];
-  }
+       i += (int64_t)gridDim.x * blockDim.x)
+    a[i] *= (float)scale[ms_slice_of(table, nslices, i)];
 }
 
+// The scales travel in the reductions' device scratch (kernels on one stream run in order,
+// so a later reduction cannot overwrite them before this kernel has read them).
 extern "C" int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslices,
                                    const double *scale) {
   static const char fn[] = "arena_scale";
-  float *host = (float *)malloc(sizeof(float) * nslices), *dev = NULL;
-  if (!host) return ms_fail("%s: out of memory", fn);
-  for (int32_t s = 0; s < nslices; s++) host[s] = (float)scale[s];
-  cudaError_t e = cudaMalloc((void **)&dev, sizeof(float) * nslices);
-  if (e == cudaSuccess) e = cudaMemcpy(dev, host, sizeof(float) * nslices, cudaMemcpyHostToDevice);
+  cudaError_t e = reserve(nslices);
+  if (e == cudaSuccess)
+    e = cudaMemcpy(g_partial, scale, sizeof(double) * nslices, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_scale_kernel<<<ms_grid(n), MS_BLOCK>>>(a, n, table, nslices, dev);
+    arena_scale_kernel<<<ms_grid(n), MS_BLOCK>>>(a, n, table, nslices, g_partial);
     e = cudaGetLastError();
   }
-  if (e == cudaSuccess) e = cudaDeviceSynchronize();
-  cudaFree(dev);
-  free(host);
   MS_CUDA_TRY(fn, e);
   return 0;
 }

@@ -18,8 +18,8 @@ local nn, optim, C = ms.nn, ms.optim, ms.C
 local FLAGS = {
   { 'model', 'choice', 'mlp', 'mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear',
     choices = { 'mlp', 'cnn' } },
-  { 'optim', 'choice', 'adam', 'adam (lr 1e-3) or sgd (momentum 0.9, lr 0.05)',
-    choices = { 'adam', 'sgd' } },
+  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3)',
+    choices = { 'adam', 'adamw', 'nadam', 'sgd', 'rmsprop', 'adagrad', 'autosgm' } },
   { 'lr', 'number', nil, 'learning rate (default: per optimizer)', min = 0 },
   { 'epochs', 'integer', 10, 'number of epochs', min = 1 },
   { 'batch', 'integer', 128, 'batch size', min = 1 },
@@ -157,9 +157,17 @@ local function setup()
     model:to(args.device)
     train, test = train:to(args.device), test:to(args.device)
   end
-  local opt
-  if args.optim == 'adam' then opt = optim.Adam(model, { lr = args.lr or 1e-3 })
-  else opt = optim.SGD(model, { lr = args.lr or 0.05, momentum = 0.9 }) end
+  -- each optimizer with its usual default learning rate (--lr overrides it)
+  local OPTIMIZERS = {
+    adam = function(lr) return optim.Adam(model, { lr = lr or 1e-3 }) end,
+    adamw = function(lr) return optim.AdamW(model, { lr = lr or 1e-3 }) end,
+    nadam = function(lr) return optim.NAdam(model, { lr = lr or 1e-3 }) end,
+    sgd = function(lr) return optim.SGD(model, { lr = lr or 0.05, momentum = 0.9 }) end,
+    rmsprop = function(lr) return optim.RMSprop(model, { lr = lr or 1e-3 }) end,
+    adagrad = function(lr) return optim.Adagrad(model, { lr = lr or 0.01 }) end,
+    autosgm = function(lr) return optim.AutoSGM(model, { lr_init = lr or 1e-3 }) end,
+  }
+  local opt = OPTIMIZERS[args.optim](args.lr)
   run.model, run.train, run.test, run.opt = model, train, test, opt
   if args.resume then
     local ck = ms.load(args.resume, { device = args.device })

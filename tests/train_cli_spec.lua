@@ -51,3 +51,17 @@ describe('scripts/train.lua flags', function()
     refused('5', 'expected a flag such as --epochs, got "5"')
   end)
 end)
+
+describe('train.lua --optim', function()
+  it('runs every optimizer it lists, and refuses others by name', function()
+    for _, o in ipairs { 'adamw', 'nadam', 'rmsprop', 'adagrad', 'autosgm' } do
+      local out = H.train('--optim ' .. o .. ' --epochs 1 --limit 500 --batch 100')
+      if H.have_fashion_mnist then
+        assert.truthy(out:find('epoch 1', 1, true), out)
+        assert.truthy(out:find('rc=0', 1, true), out)
+      end
+    end
+    local out = H.train('--optim lbfgs')
+    assert.truthy(out:find('--optim is "lbfgs", expected adam or adamw', 1, true), out)
+  end)
+end)

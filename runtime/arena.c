@@ -185,21 +185,21 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
 /* ---- per-slice scaling -------------------------------------------------------------- */
 
 typedef struct {
-  const ms_slice_table *t;
   const double *scale;
   int32_t dtype;
   void *a;
 } scale_job;
 
-static void scale_span(const void *jv, const void *kv, int64_t lo, int64_t hi) {
+/* a[lo, hi) *= scale[s]: a piece of slice s. */
+static void scale_span(const void *jv, const void *k, int32_t s, int64_t lo, int64_t hi) {
   const scale_job *j = jv;
-  double s = *(const double *)kv;
+  (void)k;
   if (j->dtype == MS_FLOAT32) {
-    float *x = j->a, f = (float)s;
+    float *x = j->a, f = (float)j->scale[s];
     for (int64_t i = lo; i < hi; i++) x[i] *= f;
   } else {
-    double *x = j->a;
-    for (int64_t i = lo; i < hi; i++) x[i] *= s;
+    double *x = j->a, d = j->scale[s];
+    for (int64_t i = lo; i < hi; i++) x[i] *= d;
   }
 }
 
@@ -220,14 +220,7 @@ int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scal
   if (gpu)
     return ms_cuda_arena_scale((float *)ms_ptr(a), a->count, table->device, table->nslices,
                                scale);
-  /* the driver hands each slice's piece its own constant: a table whose "groups" are the
-   * slices themselves */
-  ms_slice *own = malloc(sizeof(ms_slice) * table->nslices);
-  if (!own) return ms_fail("%s: out of memory", fn);
-  for (int32_t s = 0; s < table->nslices; s++) own[s] = table->slices[s], own[s].group = s;
-  ms_slice_table t = {own, table->nslices, table->nslices, NULL};
-  scale_job j = {table, scale, a->dtype_id, ms_ptr(a)};
-  ms_drive_slices(a->count, 2, &t, scale, sizeof(double), scale_span, &j);
-  free(own);
+  scale_job j = {scale, a->dtype_id, ms_ptr(a)};
+  ms_drive_slices(a->count, 2, table, NULL, 0, scale_span, &j);
   return 0;
 }

@@ -8,7 +8,6 @@
  *                slice); pass 2 recomputes the denominator (same bits) and updates.
  * Structure (aoptlr, num_lrc, per_layer) may differ between groups: each slice runs the
  * mode of its group. On the GPU the same passes are kernels/optim_autosgm.cu. */
-#include <stdio.h>
 #include <stdlib.h>
 /* FP operations do not trap here (the default environment): lets the compiler compute
  * both arms of the rule's selects and vectorise; the results are the same bits. */
@@ -143,60 +142,31 @@ typedef struct {
 ASGM_SPAN(f32, float)
 ASGM_SPAN(f64, double)
 
-static void asgm_share(void *ctx, int64_t lo, int64_t hi) {
-  const asgm_job *j = (const asgm_job *)ctx;
-  const ms_slice_table *t = j->t;
-  for (int32_t s = ms_slice_at(t, lo); s < t->nslices && lo < hi; s++) {
-    const ms_slice *sl = &t->slices[s];
-    int64_t end = sl->offset + sl->count < hi ? sl->offset + sl->count : hi;
-    if (end > lo) {
-      if (j->f64) asgm_span_f64(j, s, lo, end);
-      else asgm_span_f32(j, s, lo, end);
-    }
-    lo = end;
-  }
+/* The driver's span (optim/drive.h): slice s's piece [lo, hi), in the arena's type. */
+static void asgm_span(const void *job, const void *k, int32_t s, int64_t lo, int64_t hi) {
+  const asgm_job *j = (const asgm_job *)job;
+  (void)k;   /* each slice reads its group's constants itself */
+  if (j->f64) asgm_span_f64(j, s, lo, hi);
+  else asgm_span_f32(j, s, lo, hi);
 }
 
 /* ---- the entry point ------------------------------------------------------------- */
 
-static int check_buffer(const char *fn, const char *name, const ms_tensor *b,
-                        const ms_tensor *param) {
-  MS_TRY(ms_check_same(fn, name, b, "param", param));
-  MS_TRY(ms_check_shape(fn, name, b, param->ndim, param->sizes));
-  if (!ms_tensor_is_contiguous(b))
-    return ms_fail("%s: buffer '%s' is not contiguous, expected a flat tensor", fn, name);
-  return 0;
-}
-
-static int check_operands(const char *fn, const ms_optim_args *a, unsigned need,
-                          const ms_autosgm_aux *x, int any_elem_q, int any_perl) {
-  MS_CHECK_INTERRUPT(fn);
-  const ms_tensor *param = a->param;
-  MS_TRY(ms_check_float(fn, "param", param));
-  if (!ms_tensor_is_contiguous(param))
-    return ms_fail("%s: argument 'param' is not contiguous, expected the flat arena", fn);
-  MS_TRY(check_buffer(fn, "grad", a->grad, param));
-  for (int s = 0; s < MS_OPTIM_NSTATE; s++) {
-    if (a->state[s]) MS_TRY(check_buffer(fn, autosgm_state_names[s], a->state[s], param));
-    else if (need & (1u << s))
-      return ms_fail("%s: state buffer '%s' (state[%d]) is missing", fn, autosgm_state_names[s],
-                     s);
-  }
-  if (a->step < 1) return ms_fail("%s: step is %lld, expected >= 1", fn, (long long)a->step);
+/* The aux operands the groups' numerators need (the rest: ms_optim_operands). */
+static int check_aux(const char *fn, const ms_optim_args *a, const ms_autosgm_aux *x,
+                     int any_elem_q, int any_perl) {
   if ((any_elem_q || any_perl) && !x)
     return ms_fail("%s: argument 'aux' is NULL, needed by num_lrc 2-4", fn);
   if (any_elem_q) {
     if (!x->q) return ms_fail("%s: aux.q is NULL, needed by per_layer 0 with num_lrc 2-4", fn);
-    MS_TRY(check_buffer(fn, "aux.q", x->q, param));
+    MS_TRY(ms_optim_check_buffer(fn, "aux.q", x->q, a->param));
   }
   if (any_perl) {
     if (!x->scratch || !x->q_slice)
       return ms_fail("%s: aux.scratch and aux.q_slice are needed by per_layer 1 with num_lrc 2-4",
                      fn);
-    MS_TRY(check_buffer(fn, "aux.scratch", x->scratch, param));
+    MS_TRY(ms_optim_check_buffer(fn, "aux.scratch", x->scratch, a->param));
   }
-  if (a->table)
-    MS_TRY(ms_check_slice_table(fn, a->table, param->count, ms_device_of(param) == MS_CUDA));
   return 0;
 }
 
@@ -219,29 +189,25 @@ static void smooth_slices(const ms_slice_table *t, const ms_autosgm_consts *k,
 
 int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_autosgm_aux *x) {
   static const char fn[] = "autosgm_step";
-  if (!a) return ms_fail("%s: argument 'args' is NULL", fn);
-  if (!h) return ms_fail("%s: argument 'hyper' is NULL", fn);
-  int32_t ng = a->table ? a->table->ngroups : 1;
-  if (ng < 1 || ng > MS_OPTIM_MAX_GROUPS)
-    return ms_fail("%s: the slice table has %d groups, expected 1 to %d", fn, (int)ng,
-                   (int)MS_OPTIM_MAX_GROUPS);
+  ms_optim_plan p;
+  MS_TRY(ms_optim_begin(fn, a, h, &p));
+  const int32_t ng = p.ngroups;
   ms_autosgm_consts kd[MS_OPTIM_MAX_GROUPS];
   unsigned need = 0;
   int any_elem_q = 0, any_perl = 0;
   for (int32_t g = 0; g < ng; g++) {
     char who[64];
-    snprintf(who, sizeof who, ng > 1 ? "%s (group %d)" : "%s", fn, (int)g + 1);
+    ms_optim_group_name(who, sizeof who, fn, g, ng);
     MS_TRY(autosgm_consts(who, &h[g], a->step, &kd[g]));
     need |= autosgm_needs_of(kd[g].aoptlr, kd[g].lrc);
     any_perl |= kd[g].perl;
     any_elem_q |= kd[g].lrc >= 2 && !kd[g].perl;
   }
-  MS_TRY(check_operands(fn, a, need, x, any_elem_q, any_perl));
+  MS_TRY(ms_optim_operands(fn, a, need, MS_OPTIM_NSTATE, autosgm_state_names, &p));
+  MS_TRY(check_aux(fn, a, x, any_elem_q, any_perl));
   int64_t n = a->param->count;
   if (n == 0) return 0;
-  ms_slice one = {0, n, 0, MS_KIND_WEIGHT};
-  ms_slice_table uniform = {&one, 1, 1, NULL};
-  const ms_slice_table *t = a->table ? a->table : &uniform;
+  const ms_slice_table *t = p.t;
   double *sums = NULL;
   if (any_perl) {
     sums = malloc(sizeof(double) * ((size_t)t->nslices + 1));
@@ -249,10 +215,7 @@ int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_
   }
   int f64 = a->param->dtype_id == MS_FLOAT64, rc = 0;
   if (ms_device_of(a->param) == MS_CUDA) {
-    ms_cuda_optim_job j = {(float *)ms_ptr(a->param), (const float *)ms_ptr(a->grad), {0}, n,
-                           a->table ? t->device : NULL, t->nslices};
-    for (int s = 0; s < MS_OPTIM_NSTATE; s++)
-      j.s[s] = a->state[s] ? (float *)ms_ptr(a->state[s]) : NULL;
+    ms_cuda_optim_job j = ms_optim_cuda_job(a, &p);
     float *q = any_elem_q ? (float *)ms_ptr(x->q) : NULL;
     float *c = any_perl ? (float *)ms_ptr(x->scratch) : NULL;
     rc = ms_cuda_autosgm(&j, kd, ng, 0, q, c, NULL);
@@ -278,13 +241,13 @@ int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_
     j.ks = k32, j.ptrs = &q32;
   }
   const int64_t cost = 8;  /* elements touched per arena element, about */
-  ms_parallel_for(n, n * cost, asgm_share, &j);
+  ms_drive_slices(n, cost, t, NULL, 0, asgm_span, &j);
   if (any_perl) {
     rc = ms_arena_reduce(MS_ARENA_SUM, x->scratch, NULL, t, sums);
     if (rc == 0) {
       smooth_slices(t, kd, sums, x->q_slice, f64);
       j.phase = 2, j.a_slice = x->q_slice;
-      ms_parallel_for(n, n * cost, asgm_share, &j);
+      ms_drive_slices(n, cost, t, NULL, 0, asgm_span, &j);
     }
   }
   free(sums);

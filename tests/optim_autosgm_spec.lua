@@ -79,14 +79,7 @@ end
 
 -- The case's configuration for optim.AutoSGM: the seed's tuples (named = false) or the
 -- same values as named fields, with the compat flags the case needs.
-local TUPLES = {
-  lr_cfg = { 'aoptlr', 'lr_init', 'num_lrc' },
-  beta_cfg = { 'beta_n', 'beta_a', 'beta_i', 'gamma_i', 'eta_i', 'debias' },
-  rc_cfg = { 'rcm', 'inseq', 'x', 'n', 'm', 'tau', 'spe', 'cfact', 'e' },
-  wd_cfg = { 'wd', 'wd_lvl' },
-  eps_cfg = { 'eps', 'repeat_eps' },
-  miscs = { 'per_layer' },
-}
+local TUPLES = optim.AutoSGM.TUPLES
 local function config_of(c, named)
   local cfg = { maximize = c.config.maximize, cf = c.config.cf }
   for k, fields in pairs(TUPLES) do

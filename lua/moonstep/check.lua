@@ -145,6 +145,14 @@ function M.reason(err)
 end
 
 -- A short, safe description of any value for an error message.
+-- A callable: a function, or a table whose metatable has __call (a schedule object).
+-- Hyper-parameters, schedules and transforms accept any of them as a function of the step.
+function M.is_callable(v)
+  if type(v) == 'function' then return true end
+  local mt = type(v) == 'table' and getmetatable(v)
+  return type(mt) == 'table' and type(rawget(mt, '__call')) == 'function'
+end
+
 M.is_tensor = function() return false end   -- set by moonstep.tensor_base
 M.is_freed = function() return false end    -- likewise (the storage rule lives there)
 function M.describe(v)

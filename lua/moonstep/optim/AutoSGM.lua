@@ -98,6 +98,7 @@ local TUPLES = {
   miscs = { 'per_layer' },
 }
 local TUPLE_ORDER = { 'lr_cfg', 'beta_cfg', 'rc_cfg', 'wd_cfg', 'eps_cfg', 'miscs' }
+AutoSGM.TUPLES = TUPLES   -- (read by the spec, which builds both forms of a config)
 
 local COMPAT = { window = true, scaled_w = true, lrc1_is_const = true,
                  lrc2_elementwise_unclipped = false, maximize_flips_decay = false,

@@ -37,11 +37,7 @@ function M.rules.betas(who, name, v)
 end
 
 -- Callable: a function or an object with __call (a schedule).
-local function callable(v)
-  if type(v) == 'function' then return true end
-  local mt = type(v) == 'table' and getmetatable(v)
-  return mt and type(rawget(mt, '__call')) == 'function' or false
-end
+local callable = check.is_callable
 M.callable = callable
 
 M.COMMON = { 'groups', 'clip_norm', 'clip_tensor_norm', 'clip_value', 'skip_nonfinite', 'on_nonfinite',

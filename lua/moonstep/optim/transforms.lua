@@ -211,6 +211,13 @@ local function ema_sq(who, nu, u, decay)
   ok(who, C.ms_ternary(nu, nu, u, u, C.MS_ADDCMUL, 1 - decay))
 end
 
+-- work <- u / (sqrt(x) + eps), through d (a scratch buffer): two passes.
+local function over_root(who, ctx, u, x, eps, d)
+  ok(who, C.ms_unary(d, x, C.MS_SQRT_AFFINE, 1, eps))
+  ok(who, C.ms_binary(ctx:work(), u, d, C.MS_DIV, 1))
+  return ctx:work()
+end
+
 local rms_defaults = { decay = 0.9, eps = 1e-8, initial_scale = 0 }
 local rms_rules = { decay = in_unit, eps = nonneg, initial_scale = nonneg }
 
@@ -224,10 +231,7 @@ function M.scale_by_rms(opts)
     local who, d = 'scale_by_rms', ctx:tmp()
     local nu = K.state_tensors(who, st, u, 'nu')
     ema_sq(who, nu, u, t.decay)
-    ok(who, C.ms_unary(d, nu, C.MS_SQRT, 0, 0))
-    adds(who, d, d, t.eps)
-    ok(who, C.ms_binary(ctx:work(), u, d, C.MS_DIV, 1))
-    return ctx:work()
+    return over_root(who, ctx, u, nu, t.eps, d)
   end
   return t
 end
@@ -247,10 +251,7 @@ function M.scale_by_stddev(opts)
     ok(who, C.ms_ternary(mu, mu, u, u, C.MS_LERP, 1 - t.decay))
     ema_sq(who, nu, u, t.decay)
     ok(who, C.ms_ternary(d, nu, mu, mu, C.MS_ADDCMUL, -1))
-    ok(who, C.ms_unary(d, d, C.MS_SQRT, 0, 0))
-    adds(who, d, d, t.eps)
-    ok(who, C.ms_binary(ctx:work(), u, d, C.MS_DIV, 1))
-    return ctx:work()
+    return over_root(who, ctx, u, d, t.eps, d)
   end
   return t
 end
@@ -269,9 +270,7 @@ function M.scale_by_rss(opts)
     local who, d = 'scale_by_rss', ctx:tmp()
     local sum = K.state_tensors(who, st, u, 'sum')
     ok(who, C.ms_ternary(sum, sum, u, u, C.MS_ADDCMUL, 1))
-    ok(who, C.ms_unary(d, sum, C.MS_SQRT_AFFINE, 1, t.eps))
-    ok(who, C.ms_binary(ctx:work(), u, d, C.MS_DIV, 1))
-    return ctx:work()
+    return over_root(who, ctx, u, sum, t.eps, d)
   end
   return t
 end

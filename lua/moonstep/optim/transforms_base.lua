@@ -65,12 +65,7 @@ function M.new(name, fields, rules)
 end
 
 -- A callable: a function, or a table with a __call metamethod (a schedule object).
-function M.is_callable(v)
-  if type(v) == 'function' then return true end
-  if type(v) ~= 'table' then return false end
-  local mt = getmetatable(v)
-  return type(mt) == 'table' and type(rawget(mt, '__call')) == 'function'
-end
+M.is_callable = check.is_callable
 
 function M.callable(who, name, v)
   if not M.is_callable(v) then

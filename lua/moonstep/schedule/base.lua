@@ -136,11 +136,7 @@ end
 
 -- A schedule argument: a schedule object, a function, or a callable table.
 function Schedule.callable(fn, name, v)
-  if type(v) == 'function' or Schedule.is(v) then return v end
-  if type(v) == 'table' then
-    local mt = getmetatable(v)
-    if type(mt) == 'table' and rawget(mt, '__call') then return v end
-  end
+  if check.is_callable(v) then return v end   -- schedule objects have __call
   check.fail('%s: %s is %s, expected a schedule (a schedule object or a function of the step)',
              fn, name, check.describe(v))
 end

@@ -118,6 +118,26 @@ static double combine(int32_t op, double acc, double v) {
   return v > acc || v != v || acc != acc ? (acc != acc ? acc : v) : acc;   /* a nan wins */
 }
 
+/* The chunk list and the partial sums, kept per thread between calls and grown when a
+ * larger arena comes: the non-finite check runs every step, without allocating. */
+static _Thread_local int64_t *g_chunks;
+static _Thread_local double *g_partial;
+static _Thread_local int64_t g_capacity;
+
+static int reserve(int64_t nchunks, int64_t **chunks, double **partial) {
+  if (nchunks < 1) nchunks = 1;
+  if (nchunks > g_capacity) {
+    int64_t *c = realloc(g_chunks, sizeof(int64_t) * 2 * (size_t)nchunks);
+    if (!c) return -1;
+    g_chunks = c;
+    double *p = realloc(g_partial, sizeof(double) * (size_t)nchunks);
+    if (!p) return -1;
+    g_partial = p, g_capacity = nchunks;
+  }
+  *chunks = g_chunks, *partial = g_partial;
+  return 0;
+}
+
 int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
                     const ms_slice_table *table, double *out) {
   static const char fn[] = "arena_reduce";
@@ -146,12 +166,10 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
   int64_t nchunks = 0;
   for (int32_t s = 0; s < t->nslices; s++)
     nchunks += (t->slices[s].count + MS_REDUCE_BLOCK - 1) / MS_REDUCE_BLOCK;
-  int64_t *chunks = malloc(sizeof(int64_t) * 2 * (nchunks ? nchunks : 1));
-  double *partial = malloc(sizeof(double) * (nchunks ? nchunks : 1));
-  if (!chunks || !partial) {
-    free(chunks), free(partial);
+  int64_t *chunks;
+  double *partial;
+  if (reserve(nchunks, &chunks, &partial) != 0)
     return ms_fail("%s: out of memory for %lld partial sums", fn, (long long)nchunks);
-  }
   int64_t c = 0;
   for (int32_t s = 0; s < t->nslices; s++)
     for (int64_t o = 0; o < t->slices[s].count; o += MS_REDUCE_BLOCK, c++) {
@@ -178,7 +196,6 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
     }
     out[0] = total;
   }
-  free(chunks), free(partial);
   return rc;
 }
 

@@ -217,10 +217,10 @@ local function compat_bits(c)
   return bits
 end
 
-function AutoSGM._fill(h, v, self)
+function AutoSGM._fill(h, v, self, _, t)
   h.lr_init, h.beta_n, h.beta_a, h.beta_i = v.lr_init, v.beta_n, v.beta_a, v.beta_i
   h.gamma_i, h.eta_i, h.weight_decay, h.eps, h.cf = v.gamma_i, v.eta_i, v.wd, v.eps, v.cf
-  h.window = v.rcm == 0 and 1 or self:_window_of(v)(self._taking)
+  h.window = v.rcm == 0 and 1 or self:_window_of(v)(t)
   h.aoptlr, h.num_lrc, h.debias = v.aoptlr and 1 or 0, v.num_lrc, v.debias and 1 or 0
   h.repeat_eps, h.wd_level = v.repeat_eps and 1 or 0, v.wd_lvl
   h.per_layer, h.maximize = v.per_layer and 1 or 0, v.maximize and 1 or 0

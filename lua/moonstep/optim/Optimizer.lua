@@ -34,6 +34,19 @@
 --                           the gradient arena per step, 11-23% of an Adam step on this
 --                           machine); the loss is still checked
 -- Clipping rewrites the gradient arena in place (as torch.nn.utils.clip_grad_norm_).
+--
+-- A rule class (SGD.lua is the short example; the C side is runtime/optim/sgd.h):
+--   local X = Optimizer.define('X', defaults, rules [, {wraps = true}])
+--   X.hyper_ctype = 'ms_x_hyper'              the ABI struct of one group's values
+--   function X._fill(h, v, opt, g, t)         h: that struct for group g (1 = the default
+--                                             group), v: its checked values at step t
+--   function X:_init()                        after bind: self.buffers = {...}
+--   function X:_update(hs, t)                 the fused step, returns the runtime's status:
+--     return self:_run(C.ms_x_step, hs, t, { buffer1, buffer2, ... })
+--   optional: X:_check_values(who, v) (rules tying values together), X:_new_buffer(k)
+--   (buffers made lazily), X:_save_extra() / X:_load_extra(who, extra, s) (more state).
+-- A wrapper ({wraps = true}) gets self.base and overrides step with self:_evaluate(who,
+-- closure, pass) and self.base:_apply(who) (tests/optim_engine_spec.lua has one).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local params = require 'moonstep.params'
@@ -304,11 +317,8 @@ function Optimizer:_evaluate(who, closure, pass)
   self:_check_count(who)
   self:_check_live(who)
   if p.zero_grad then self.arena:zero_grad() end
-  self._taking = self.t + 1
   policy.prepare(self, who, p)
-  local ok, loss = pcall(policy.run, self, closure, p)
-  self._taking = nil
-  if not ok then error(loss, 0) end
+  local loss = policy.run(self, closure, p)
   if type(loss) ~= 'number' then
     check.fail('%s: the closure returned %s, expected the loss as a number', who, check.describe(loss))
   end
@@ -377,7 +387,7 @@ function Optimizer:_apply(who, fresh)
   self._taking = t                      -- (reset by the next evaluate/apply if this raises)
   for g = 1, #self.groups + 1 do
     local v = self:_values(who, t, g)
-    if self.hs then self._fill(self.hs[g - 1], v, self, g) end
+    if self.hs then self._fill(self.hs[g - 1], v, self, g, t) end
   end
   self._taking = nil
   self:_check_live(who)                 -- hyper-parameter functions are user code too

@@ -53,13 +53,17 @@ function M.prepare(opt, who, p)
   end
 end
 
+-- Runs the closure; during it opt._taking is the step being taken (opt:get reads it).
+-- The BatchNorm flags and opt._taking are restored afterwards, also when it raises.
 function M.run(opt, closure, p)
   local frozen
   if p.bn == 'freeze' and opt.model then
     frozen = stat_modules(opt.model)
     for _, f in ipairs(frozen) do f.m.update_stats = false end
   end
+  opt._taking = opt.t + 1
   local res = { pcall(closure, p.pass) }
+  opt._taking = nil
   if frozen then
     for _, f in ipairs(frozen) do f.m.update_stats = f.on end
   end

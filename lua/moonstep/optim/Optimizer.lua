@@ -15,6 +15,7 @@
 --   opt:get('lr' [, group])                  the value in force: during a step, that step's;
 --                                            after it, the last step's; before any, step 1's
 --   s = opt:state(); opt:load_state(s)       plain tables of numbers and tensors
+--   opt.t, opt.skipped, opt.passes           updates taken, updates skipped, closure calls
 --
 -- Hyper-parameters are plain fields (opt.lr = 0.01), or anything callable with the
 -- 1-based step count (a function, an ms.schedule). Each has a rule (its range): checked
@@ -142,7 +143,7 @@ function Optimizer.define(name, defaults, rules, opts)
       if config.base == nil then check.fail('%s: base is missing, expected an optimizer such as optim.Adam{lr = 1e-3}', name) end
       self.base = as_base(name, config.base)
     end
-    self.t, self.skipped = 0, 0
+    self.t, self.skipped, self.passes = 0, 0, 0
     if target ~= nil then self:_bind(target, name) end
     return self
   end
@@ -319,6 +320,7 @@ function Optimizer:_evaluate(who, closure, pass)
   if p.zero_grad then self.arena:zero_grad() end
   policy.prepare(self, who, p)
   local loss = policy.run(self, closure, p)
+  self.passes = self.passes + 1
   if type(loss) ~= 'number' then
     check.fail('%s: the closure returned %s, expected the loss as a number', who, check.describe(loss))
   end

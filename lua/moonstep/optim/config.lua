@@ -54,7 +54,12 @@ function M.common_options(self, who, config)
     end
     skip = s
   end
-  self.skip_nonfinite = skip == true
+  -- a class may default to skipping (the multi-pass optimizers: optim/passes.lua),
+  -- unless the scan that finds them is turned off
+  if skip == nil then
+    skip = rawget(getmetatable(self), 'skip_default') == true and config.check_finite ~= false
+  end
+  self.skip_nonfinite = skip
   self.check_finite = true
   if config.check_finite ~= nil then
     self.check_finite = check.boolean(who, 'check_finite', config.check_finite)

@@ -1,6 +1,6 @@
 -- optim.state — an optimizer's state as a plain table, and its checked restore.
 --
---   s = state.save(opt, who)   { optimizer = 'Adam', numel = n, t =, skipped =,
+--   s = state.save(opt, who)   { optimizer = 'Adam', numel = n, t =, skipped =, passes =,
 --                                hyper = {k = number|boolean|table}, groups = {{...}},
 --                                buffers = {k = tensor (a copy)}, extra = {...},
 --                                base = <the wrapped optimizer's state> }
@@ -31,7 +31,7 @@ function M.save(opt, who)
   opt:_check_live(who)
   opt:_check_count(who)
   local s = { optimizer = opt.__name, numel = opt.arena.flat:numel(), t = opt.t,
-              skipped = opt.skipped, hyper = {}, groups = {}, buffers = {} }
+              skipped = opt.skipped, passes = opt.passes, hyper = {}, groups = {}, buffers = {} }
   for k in pairs(opt.defaults) do
     if not callable(opt[k]) then s.hyper[k] = copy_value(opt[k]) end
   end
@@ -84,6 +84,7 @@ function M.load(opt, who, s)
   end
   check.integer(who, 'state.t', s.t, 0, 2 ^ 53 - 1)
   if s.skipped ~= nil then check.integer(who, 'state.skipped', s.skipped, 0, 2 ^ 53 - 1) end
+  if s.passes ~= nil then check.integer(who, 'state.passes', s.passes, 0, 2 ^ 53 - 1) end
   for _, f in ipairs { 'hyper', 'buffers', 'groups' } do
     if s[f] ~= nil and not plain(s[f]) then
       check.fail('%s: state.%s is %s, expected a table', who, f, check.describe(s[f]))
@@ -155,7 +156,7 @@ function M.load(opt, who, s)
       error(err, 0)
     end
   end
-  opt.t, opt.skipped = s.t, s.skipped or 0
+  opt.t, opt.skipped, opt.passes = s.t, s.skipped or 0, s.passes or 0
   for k, v in pairs(s.hyper or {}) do opt[k] = copy_value(v) end
   for i, g in ipairs(s.groups or {}) do
     for k, v in pairs(g) do opt.groups[i][k] = copy_value(v) end

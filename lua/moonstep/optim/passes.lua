@@ -1,0 +1,48 @@
+-- optim.passes — the closure protocol every multi-pass optimizer shares (the SAM family,
+-- ACME, BSAM; DESIGN: "the optimizer owns the passes").
+--
+--   loss, info = opt:step(closure)   closure(pass) runs forward + backward on the SAME
+--                                    mini-batch each time and returns the loss (a number)
+-- Before every call the optimizer zeroes the gradients. Pass 1 records the generator
+-- state; every later pass of the step replays it (replay_rng = true, the default), so
+-- dropout draws the same masks in every pass. BatchNorm running statistics:
+--   bn = 'first'   updated by pass 1 only (the default; official SAM keeps pass 1's state)
+--   bn = 'both'    updated by every pass (as a plain closure would; bSAM's official code)
+--   bn = 'none'    updated by no pass (the statistics stay as they are)
+-- A non-finite loss or gradient in any pass skips the whole update (opt.skipped counts it;
+-- the weights are left exactly as before the step) unless skip_nonfinite = false, which
+-- raises instead (after restoring the weights). opt.passes counts closure calls.
+--
+--   passes.DEFAULTS / passes.RULES      the two options, merged into a class's hyper-parameters
+--   passes.policy(opt, who, k)             the pass policy (optim/policy.lua) of pass k
+--   loss = passes.run(opt, who, closure, k)   pass k; opt._bad says whether it was non-finite
+local check = require 'moonstep.check'
+
+local M = {}
+
+M.DEFAULTS = { bn = 'first', replay_rng = true }
+M.RULES = {
+  bn = function(who, name, v) check.oneof(who, name, v, { 'first', 'both', 'none' }) end,
+  replay_rng = 'boolean',
+}
+
+-- Merge the protocol's options into a class's defaults and rules (returns both).
+function M.merge(defaults, rules)
+  for k, v in pairs(M.DEFAULTS) do defaults[k] = v end
+  for k, v in pairs(M.RULES) do rules[k] = v end
+  return defaults, rules
+end
+
+function M.policy(opt, who, k)
+  local t = opt.t + 1
+  local bn = opt:_hyper(who, 'bn', t, 1)
+  local update = bn == 'both' or (bn == 'first' and k == 1)
+  local rng = k == 1 and 'record' or (opt:_hyper(who, 'replay_rng', t, 1) and 'replay' or 'none')
+  return { pass = k, bn = update and 'update' or 'freeze', rng = rng }
+end
+
+function M.run(opt, who, closure, k)
+  return opt:_evaluate(who, closure, M.policy(opt, who, k))
+end
+
+return M

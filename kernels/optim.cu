@@ -13,6 +13,7 @@
 #define OPT_FMA fmaf
 #define OPT_SQRT sqrtf
 #include "optim/rules.h"
+#include "optim/arena_ops.h"
 
 // For each rule NAME: NAME_consts_pack (its float constants for every group, passed by
 // value), NAME_kernel and the launcher ms_cuda_optim_NAME.
@@ -48,11 +49,8 @@ __global__ void arena_reduce_kernel(int32_t op, const float *a, const float *b,
   double acc = 0;
   for (int64_t i = threadIdx.x; i < cnt; i += blockDim.x) {
     double x = a[off + i];
-    if (op == MS_ARENA_SUM) acc += x;
-    else if (op == MS_ARENA_SUMSQ) acc += x * x;
-    else if (op == MS_ARENA_DOT) acc += x * (double)b[off + i];
-    else if (op == MS_ARENA_NONFINITE) acc += x * 0.0;
-    else { double v = fabs(x); if (!(v <= acc)) acc = v; }
+    if (op == MS_ARENA_ABSMAX) { double v = fabs(x); if (!(v <= acc)) acc = v; }
+    else acc += arena_term(op, x, b ? (double)b[off + i] : 0.0);
   }
   sh[threadIdx.x] = acc;
   __syncthreads();
@@ -101,23 +99,62 @@ extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
   return 0;
 }
 
-__global__ void arena_scale_kernel(float *a, int64_t n, const int64_t *table, int32_t nslices,
-                                   const double *scale) {
+// y = a y + b x per slice (x NULL: y = a y); the coefficients in the reductions' device
+// scratch (kernels on one stream run in order, so a later reduction cannot overwrite them
+// before this kernel has read them): c[s] = a, c[nslices + s] = b.
+__global__ void arena_axpby_kernel(float *y, const float *x, int64_t n, const int64_t *table,
+                                   int32_t nslices, const double *c) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    a[i] *= (float)scale[ms_slice_of(table, nslices, i)];
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int32_t s = table ? ms_slice_of(table, nslices, i) : 0;
+    const float a = (float)c[s], b = x ? (float)c[nslices + s] : 0.0f;
+    y[i] = arena_axpby_f32(y[i], a, x ? x[i] : 0.0f, b);
+  }
 }
 
-// The scales travel in the reductions' device scratch (kernels on one stream run in order,
-// so a later reduction cannot overwrite them before this kernel has read them).
-extern "C" int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslices,
-                                   const double *scale) {
-  static const char fn[] = "arena_scale";
-  cudaError_t e = reserve(nslices);
+extern "C" int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *table,
+                                   int32_t nslices, const double *a, const double *b) {
+  static const char fn[] = "arena_axpby";
+  cudaError_t e = reserve(2 * (int64_t)nslices);
   if (e == cudaSuccess)
-    e = cudaMemcpy(g_partial, scale, sizeof(double) * nslices, cudaMemcpyHostToDevice);
+    e = cudaMemcpy(g_partial, a, sizeof(double) * nslices, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess && x)
+    e = cudaMemcpy(g_partial + nslices, b, sizeof(double) * nslices, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_scale_kernel<<<ms_grid(n), MS_BLOCK>>>(a, n, table, nslices, g_partial);
+    arena_axpby_kernel<<<ms_grid(n), MS_BLOCK>>>(y, x, n, table, nslices, g_partial);
+    e = cudaGetLastError();
+  }
+  MS_CUDA_TRY(fn, e);
+  return 0;
+}
+
+// save = w; w += (t^power g) scale per slice: c[3 s .. 3 s + 2] = scale, eta, power.
+__global__ void arena_perturb_kernel(float *w, const float *g, float *save, int64_t n,
+                                     const int64_t *table, int32_t nslices, const double *c) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int32_t s = table ? ms_slice_of(table, nslices, i) : 0;
+    const float wi = w[i];
+    if (save) save[i] = wi;
+    w[i] = arena_perturb_f32(wi, g[i], (float)c[3 * s], (float)c[3 * s + 1], (int32_t)c[3 * s + 2]);
+  }
+}
+
+extern "C" int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+                                     const int64_t *table, int32_t nslices,
+                                     const ms_perturb_slice *per) {
+  static const char fn[] = "arena_perturb";
+  double host[3 * 64];
+  double *c = nslices <= 64 ? host : (double *)malloc(sizeof(double) * 3 * nslices);
+  if (!c) return ms_fail("%s: out of memory for %d slices", fn, (int)nslices);
+  for (int32_t s = 0; s < nslices; s++)
+    c[3 * s] = per[s].scale, c[3 * s + 1] = per[s].eta, c[3 * s + 2] = per[s].power;
+  cudaError_t e = reserve(3 * (int64_t)nslices);
+  if (e == cudaSuccess)
+    e = cudaMemcpy(g_partial, c, sizeof(double) * 3 * nslices, cudaMemcpyHostToDevice);
+  if (c != host) free(c);
+  if (e == cudaSuccess) {
+    arena_perturb_kernel<<<ms_grid(n), MS_BLOCK>>>(w, g, save, n, table, nslices, g_partial);
     e = cudaGetLastError();
   }
   MS_CUDA_TRY(fn, e);

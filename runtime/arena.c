@@ -10,7 +10,11 @@
 #include "internal.h"
 #include "optim/drive.h"
 #include "optim/common.h"
+#include "optim/arena_ops.h"
 #include <stdlib.h>
+
+#define OPT_INCLUDE "optim/arena_ops.h"
+#include "optim/instances.h"
 
 int ms_check_slice_table(const char *fn, const ms_slice_table *t, int64_t n, int on_gpu) {
   if (t->nslices < 1 || !t->slices)
@@ -71,9 +75,11 @@ typedef struct {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                          \
     int64_t i = 0, m = cnt & ~(int64_t)7;                                              \
     switch (j->op) {                                                                   \
-      case MS_ARENA_SUM: LANES((double)x[k]); break;                                   \
-      case MS_ARENA_SUMSQ: LANES((double)x[k] * x[k]); break;                          \
-      case MS_ARENA_DOT: LANES((double)x[k] * y[k]); break;                            \
+      case MS_ARENA_SUM: LANES(arena_term(MS_ARENA_SUM, x[k], 0)); break;              \
+      case MS_ARENA_SUMSQ: LANES(arena_term(MS_ARENA_SUMSQ, x[k], 0)); break;          \
+      case MS_ARENA_DOT: LANES(arena_term(MS_ARENA_DOT, x[k], y[k])); break;           \
+      case MS_ARENA_SQPROD: LANES(arena_term(MS_ARENA_SQPROD, x[k], y[k])); break;     \
+      case MS_ARENA_ABSPROD: LANES(arena_term(MS_ARENA_ABSPROD, x[k], y[k])); break;   \
       case MS_ARENA_NONFINITE: { /* in T (8 floats a vector): 0, or nan */             \
         T z[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                             \
         for (; i < m; i += 8)                                                          \
@@ -142,13 +148,13 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
                     const ms_slice_table *table, double *out) {
   static const char fn[] = "arena_reduce";
   MS_CHECK_INTERRUPT(fn);
-  if (op < MS_ARENA_SUM || op > MS_ARENA_NONFINITE)
+  if (op < MS_ARENA_SUM || op > MS_ARENA_ABSPROD)
     return ms_fail("%s: op is %d, expected one of the MS_ARENA_* values", fn, (int)op);
   if (!out) return ms_fail("%s: argument 'out' is NULL", fn);
   MS_TRY(ms_check_float(fn, "a", a));
   if (!ms_tensor_is_contiguous(a))
     return ms_fail("%s: argument 'a' is not contiguous, expected a flat arena", fn);
-  if (op == MS_ARENA_DOT) {
+  if (op == MS_ARENA_DOT || op == MS_ARENA_SQPROD || op == MS_ARENA_ABSPROD) {
     MS_TRY(ms_check_same(fn, "b", b, "a", a));
     MS_TRY(ms_check_shape(fn, "b", b, a->ndim, a->sizes));
     if (!ms_tensor_is_contiguous(b))
@@ -199,45 +205,128 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
   return rc;
 }
 
-/* ---- per-slice scaling -------------------------------------------------------------- */
+/* ---- per-slice axpby and the SAM perturbation ---------------------------------------- */
 
 typedef struct {
-  const double *scale;
+  const double *a, *b;          /* per slice */
+  const ms_perturb_slice *per;  /* per slice (perturb) */
   int32_t dtype;
-  void *a;
-} scale_job;
+  void *y, *save;
+  const void *x;
+} arena_job;
 
-/* a[lo, hi) *= scale[s]: a piece of slice s. */
-static void scale_span(const void *jv, const void *k, int32_t s, int64_t lo, int64_t hi) {
-  const scale_job *j = jv;
+/* y[lo, hi) = a y + b x: a piece of slice s, in the arena's dtype. */
+#define AXPBY_SPAN(T, SFX)                                                             \
+  do {                                                                                 \
+    T *y = j->y, a = (T)j->a[s], b = j->x ? (T)j->b[s] : 0;                            \
+    const T *x = j->x;                                                                 \
+    if (x)                                                                             \
+      for (int64_t i = lo; i < hi; i++) y[i] = arena_axpby_##SFX(y[i], a, x[i], b);    \
+    else                                                                               \
+      for (int64_t i = lo; i < hi; i++) y[i] = arena_axpby_##SFX(y[i], a, 0, 0);       \
+  } while (0)
+
+ARENA_CLONES static void axpby_span(const void *jv, const void *k, int32_t s, int64_t lo,
+                                    int64_t hi) {
+  const arena_job *j = jv;
   (void)k;
-  if (j->dtype == MS_FLOAT32) {
-    float *x = j->a, f = (float)j->scale[s];
-    for (int64_t i = lo; i < hi; i++) x[i] *= f;
-  } else {
-    double *x = j->a, d = j->scale[s];
-    for (int64_t i = lo; i < hi; i++) x[i] *= d;
+  if (j->dtype == MS_FLOAT32) AXPBY_SPAN(float, f32);
+  else AXPBY_SPAN(double, f64);
+}
+
+/* The arena's dtype and device, contiguous; other (when given) the same size and kind. */
+static int check_arena(const char *fn, const char *name, const ms_tensor *t,
+                       const char *other_name, const ms_tensor *other) {
+  MS_TRY(ms_check_float(fn, name, t));
+  if (!ms_tensor_is_contiguous(t))
+    return ms_fail("%s: argument '%s' is not contiguous, expected a flat arena", fn, name);
+  if (other) {
+    MS_TRY(ms_check_same(fn, name, t, other_name, other));
+    MS_TRY(ms_check_shape(fn, name, t, other->ndim, other->sizes));
   }
+  return 0;
+}
+
+int ms_arena_axpby(ms_tensor *y, const double *a, const ms_tensor *x, const double *b,
+                   const ms_slice_table *table) {
+  static const char fn[] = "arena_axpby";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(check_arena(fn, "y", y, NULL, NULL));
+  if (x) MS_TRY(check_arena(fn, "x", x, "y", y));
+  if (!a) return ms_fail("%s: argument 'a' is NULL", fn);
+  if (x && !b) return ms_fail("%s: argument 'b' is NULL", fn);
+  int gpu = ms_device_of(y) == MS_CUDA;
+  if (table) MS_TRY(ms_check_slice_table(fn, table, y->count, gpu));
+  int32_t ns = table ? table->nslices : 1;
+  for (int32_t s = 0; s < ns; s++)
+    if (!isfinite(a[s]) || (x && !isfinite(b[s])))
+      return ms_fail("%s: the coefficients of slice %d are (%g, %g), expected finite numbers",
+                     fn, (int)s + 1, a[s], x ? b[s] : 0.0);
+  if (y->count == 0) return 0;
+  if (gpu)
+    return ms_cuda_arena_axpby((float *)ms_ptr(y), x ? (const float *)ms_ptr(x) : NULL, y->count,
+                               table ? table->device : NULL, ns, a, x ? b : NULL);
+  ms_slice one = {0, y->count, 0, MS_KIND_WEIGHT};
+  ms_slice_table uniform = {&one, 1, 1, NULL};
+  arena_job j = {a, b, NULL, y->dtype_id, ms_ptr(y), NULL, x ? ms_ptr(x) : NULL};
+  ms_drive_slices(y->count, x ? 3 : 2, table ? table : &uniform, NULL, 0, axpby_span, &j);
+  return 0;
 }
 
 int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scale) {
-  static const char fn[] = "arena_scale";
+  if (!table) return ms_fail("arena_scale: argument 'table' is NULL");
+  return ms_arena_axpby(a, scale, NULL, NULL, table);
+}
+
+#define PERTURB_SPAN(T, SFX)                                                           \
+  do {                                                                                 \
+    T *w = j->y, *save = j->save, scale = (T)j->per[s].scale, eta = (T)j->per[s].eta;  \
+    const T *g = j->x;                                                                 \
+    const int32_t power = j->per[s].power;                                             \
+    if (save)                                                                          \
+      for (int64_t i = lo; i < hi; i++) save[i] = w[i];                                \
+    if (power == 0)                                                                    \
+      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 0); \
+    else if (power == 1)                                                               \
+      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 1); \
+    else                                                                               \
+      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 2); \
+  } while (0)
+
+ARENA_CLONES static void perturb_span(const void *jv, const void *k, int32_t s, int64_t lo,
+                                      int64_t hi) {
+  const arena_job *j = jv;
+  (void)k;
+  if (j->dtype == MS_FLOAT32) PERTURB_SPAN(float, f32);
+  else PERTURB_SPAN(double, f64);
+}
+
+int ms_arena_perturb(ms_tensor *w, const ms_tensor *g, ms_tensor *save,
+                     const ms_slice_table *table, const ms_perturb_slice *per) {
+  static const char fn[] = "arena_perturb";
   MS_CHECK_INTERRUPT(fn);
-  MS_TRY(ms_check_float(fn, "a", a));
-  if (!ms_tensor_is_contiguous(a))
-    return ms_fail("%s: argument 'a' is not contiguous, expected a flat arena", fn);
-  if (!table) return ms_fail("%s: argument 'table' is NULL", fn);
-  if (!scale) return ms_fail("%s: argument 'scale' is NULL", fn);
-  int gpu = ms_device_of(a) == MS_CUDA;
-  MS_TRY(ms_check_slice_table(fn, table, a->count, gpu));
-  for (int32_t s = 0; s < table->nslices; s++)
-    if (!isfinite(scale[s]))
-      return ms_fail("%s: scale[%d] is %g, expected a finite number", fn, (int)s + 1, scale[s]);
-  if (a->count == 0) return 0;
+  MS_TRY(check_arena(fn, "w", w, NULL, NULL));
+  MS_TRY(check_arena(fn, "g", g, "w", w));
+  if (save) MS_TRY(check_arena(fn, "save", save, "w", w));
+  if (save == w || g == w) return ms_fail("%s: 'save' and 'g' must be other tensors than 'w'", fn);
+  if (!per) return ms_fail("%s: argument 'per' is NULL", fn);
+  int gpu = ms_device_of(w) == MS_CUDA;
+  if (table) MS_TRY(ms_check_slice_table(fn, table, w->count, gpu));
+  int32_t ns = table ? table->nslices : 1;
+  for (int32_t s = 0; s < ns; s++)
+    if (!isfinite(per[s].scale) || !(per[s].eta >= 0 && per[s].eta < INFINITY) ||
+        per[s].power < 0 || per[s].power > 2)
+      return ms_fail("%s: slice %d has scale %g, eta %g, power %d; expected finite, eta >= 0, "
+                     "power 0, 1 or 2", fn, (int)s + 1, per[s].scale, per[s].eta,
+                     (int)per[s].power);
+  if (w->count == 0) return 0;
   if (gpu)
-    return ms_cuda_arena_scale((float *)ms_ptr(a), a->count, table->device, table->nslices,
-                               scale);
-  scale_job j = {scale, a->dtype_id, ms_ptr(a)};
-  ms_drive_slices(a->count, 2, table, NULL, 0, scale_span, &j);
+    return ms_cuda_arena_perturb((float *)ms_ptr(w), (const float *)ms_ptr(g),
+                                 save ? (float *)ms_ptr(save) : NULL, w->count,
+                                 table ? table->device : NULL, ns, per);
+  ms_slice one = {0, w->count, 0, MS_KIND_WEIGHT};
+  ms_slice_table uniform = {&one, 1, 1, NULL};
+  arena_job j = {NULL, NULL, per, w->dtype_id, ms_ptr(w), save ? ms_ptr(save) : NULL, ms_ptr(g)};
+  ms_drive_slices(w->count, save ? 4 : 3, table ? table : &uniform, NULL, 0, perturb_span, &j);
   return 0;
 }

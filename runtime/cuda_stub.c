@@ -47,10 +47,15 @@ int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b, const int64
   (void)op, (void)a, (void)b, (void)chunks, (void)nchunks, (void)partial;
   return no_cuda("arena_reduce");
 }
-int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslices,
-                        const double *scale) {
-  (void)a, (void)n, (void)table, (void)nslices, (void)scale;
-  return no_cuda("arena_scale");
+int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *table,
+                        int32_t nslices, const double *a, const double *b) {
+  (void)y, (void)x, (void)n, (void)table, (void)nslices, (void)a, (void)b;
+  return no_cuda("arena_axpby");
+}
+int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+                          const int64_t *table, int32_t nslices, const ms_perturb_slice *per) {
+  (void)w, (void)g, (void)save, (void)n, (void)table, (void)nslices, (void)per;
+  return no_cuda("arena_perturb");
 }
 #include "optim/autosgm.h"
 int ms_cuda_autosgm(const ms_cuda_optim_job *j, const ms_autosgm_consts *k, int32_t ngroups,

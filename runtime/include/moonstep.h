@@ -25,7 +25,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 5 };
+enum { MS_ABI_VERSION = 6 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -315,12 +315,28 @@ int ms_adagrad_step(const ms_optim_args *a, const ms_adagrad_hyper *h);
 enum { MS_REDUCE_BLOCK = 4096 };
 enum ms_arena_op {
   MS_ARENA_SUM, MS_ARENA_SUMSQ, MS_ARENA_DOT, MS_ARENA_ABSMAX,
-  MS_ARENA_NONFINITE   /* sum of a * 0: 0 when every element is finite, else nan */
+  MS_ARENA_NONFINITE,  /* sum of a * 0: 0 when every element is finite, else nan */
+  MS_ARENA_SQPROD,     /* sum of a^2 b^2 (||w g||^2 of the adaptive SAM forms) */
+  MS_ARENA_ABSPROD     /* sum of a^2 |b| (with SQPROD and SUMSQ: ||(|w| + eta) g||^2) */
 };
 int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
                     const ms_slice_table *table, double *out);
 /* a[slice s] *= scale[s] for every slice s of the table (scale: nslices finite values). */
 int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scale);
+/* y[slice s] = a[s] y + b[s] x for every slice s of the table (table NULL: one slice, a[0],
+ * b[0]); x NULL: y = a[s] y. x and y: flat arenas of one dtype, device and size; the
+ * coefficients finite, rounded to the arena's dtype. */
+int ms_arena_axpby(ms_tensor *y, const double *a, const ms_tensor *x, const double *b,
+                   const ms_slice_table *table);
+/* The SAM family's ascent step, per slice s of the table (NULL: one slice, per[0]):
+ * save = w (when save is not NULL), then w += (t^power g) scale with t = |w| + eta,
+ * power 0, 1 or 2 (runtime/optim/arena_ops.h). */
+typedef struct ms_perturb_slice {
+  double scale, eta;
+  int32_t power;
+} ms_perturb_slice;
+int ms_arena_perturb(ms_tensor *w, const ms_tensor *g, ms_tensor *save,
+                     const ms_slice_table *table, const ms_perturb_slice *per);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

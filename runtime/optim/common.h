@@ -40,14 +40,17 @@ typedef struct {
 /* The arena reductions and per-slice scaling on the GPU (kernels/optim.cu), float32.
  * chunks: [nchunks] (offset, count) pairs in host memory, each within one slice, at most
  * MS_REDUCE_BLOCK elements: partial[c] = the chunk's sum, accumulated in float64.
- * scale: the per-element multiplier is scale[slice of i], via the device table. */
+ * axpby / perturb: the per-slice coefficients are those of slice of i (the device table;
+ * NULL table: one slice). */
 #ifdef __cplusplus
 extern "C" {
 #endif
 int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b, const int64_t *chunks,
                          int64_t nchunks, double *partial);
-int ms_cuda_arena_scale(float *a, int64_t n, const int64_t *table, int32_t nslices,
-                        const double *scale);
+int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *table,
+                        int32_t nslices, const double *a, const double *b);
+int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+                          const int64_t *table, int32_t nslices, const ms_perturb_slice *per);
 #ifdef __cplusplus
 }
 #endif

@@ -11,4 +11,9 @@ return require('moonstep.check').strict(require('moonstep.optim.chain').register
   RMSprop = require 'moonstep.optim.RMSprop',
   Adagrad = require 'moonstep.optim.Adagrad',
   AutoSGM = require 'moonstep.optim.AutoSGM',
+  SAM = require 'moonstep.optim.SAM',
+  GSAM = require 'moonstep.optim.GSAM',
+  WSAM = require 'moonstep.optim.WSAM',
+  LookSAM = require 'moonstep.optim.LookSAM',
+  FriendlySAM = require 'moonstep.optim.FriendlySAM',
 }, 'ms.optim')

@@ -7,7 +7,14 @@
 --   reduce.sum(who, a [, st])       -> sum(a) [, {per slice}]
 --   reduce.absmax(who, a [, st])    -> max |a| (nan if any) [, {per slice}]
 --   reduce.finite(who, a)           -> true when a holds no nan or inf
+--   reduce.sqprod(who, a, b [, st]) -> sum a^2 b^2 [, {per slice}]
+--   reduce.absprod(who, a, b [, st])-> sum a^2 |b| [, {per slice}]
 --   reduce.scale(who, a, st, s)     a[slice i] *= s[i] (s: a Lua list, one per slice)
+--   reduce.axpby(who, y, a, x, b [, st])   y = a y + b x (a, b numbers, or lists per slice
+--                                   with st); x nil: y = a y
+--   reduce.perturb(who, w, g, save, st, per)   save = w (save may be nil), then
+--                                   w += (t^power g) scale, t = |w| + eta, per slice:
+--                                   per[i] = {scale =, eta =, power = 0|1|2}
 -- who: the public function to name in an error; st: a SliceTable (optim/slices.lua).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
@@ -30,6 +37,8 @@ end
 function M.sumsq(who, a, st) return run(who, C.MS_ARENA_SUMSQ, a, nil, st) end
 function M.dot(who, a, b, st) return run(who, C.MS_ARENA_DOT, a, b, st) end
 function M.sum(who, a, st) return run(who, C.MS_ARENA_SUM, a, nil, st) end
+function M.sqprod(who, a, b, st) return run(who, C.MS_ARENA_SQPROD, a, b, st) end
+function M.absprod(who, a, b, st) return run(who, C.MS_ARENA_ABSPROD, a, b, st) end
 function M.absmax(who, a, st) return run(who, C.MS_ARENA_ABSMAX, a, nil, st) end
 -- true when every element of a is finite (one cheap read-only pass)
 function M.finite(who, a) local v = run(who, C.MS_ARENA_NONFINITE, a, nil, nil); return v == 0 end
@@ -39,6 +48,30 @@ function M.scale(who, a, st, scales)
   for i = 1, st.nslices do s[i - 1] = scales[i] end
   if C.ms_arena_scale(a, st.ct, s) ~= 0 then fail(who) end
   return a
+end
+
+local function coefficients(v, st)
+  local n = st and st.nslices or 1
+  local c = ffi.new('double[?]', n)
+  for i = 1, n do c[i - 1] = type(v) == 'table' and v[i] or v end
+  return c
+end
+
+function M.axpby(who, y, a, x, b, st)
+  if C.ms_arena_axpby(y, coefficients(a, st), x, x and coefficients(b, st) or nil, st and st.ct or nil) ~= 0 then
+    fail(who)
+  end
+  return y
+end
+
+function M.perturb(who, w, g, save, st, per)
+  local c = ffi.new('ms_perturb_slice[?]', st.nslices)
+  for i = 1, st.nslices do
+    local p = per[i]
+    c[i - 1].scale, c[i - 1].eta, c[i - 1].power = p.scale, p.eta, p.power
+  end
+  if C.ms_arena_perturb(w, g, save, st.ct, c) ~= 0 then fail(who) end
+  return w
 end
 
 return M

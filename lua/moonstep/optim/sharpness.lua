@@ -1,0 +1,353 @@
+-- optim.sharpness — what every SAM-family wrapper shares (SAM/ASAM, GSAM, WSAM, LookSAM,
+-- FriendlySAM; ../shared/reference/sam_family.md). A variant supplies the ascent (where
+-- pass 2 evaluates) and the descent direction; this file runs the closure protocol
+-- (optim/passes.lua) around them and the options every member takes:
+--
+--   loss, info = opt:step(closure)      closure(pass) runs forward + backward on the same
+--     mini-batch and returns the loss. Per call: pass 1 at w; the variant's ascent saves w
+--     (one scratch copy) and perturbs it in one fused pass; pass 2 at w + e (BatchNorm
+--     statistics frozen, RNG replayed: bn, replay_rng); w restored bit-exactly from the
+--     copy; the variant forms the direction d in the gradient arena; the base optimizer
+--     applies it (its own lr, momentum, weight decay, clipping) at the restored w.
+--     info = {loss = L1, loss2 = L2, sharpness = L2 - L1, passes = closure calls,
+--             skipped = bool, updated = bool (false while accumulating)}
+--   opt:finalize()                      with use_ema: the weights become the averages
+--
+-- Options (besides the variant's; semantics of the spec's §9):
+--   rho = 0.05              perturbation radius, per parameter group; the norm is global
+--   adaptive = false        true: ASAM as davda54/kozistr (e = rho w^2 g / ||w g||);
+--                           'asam': the official ASAM (t = |w| + eta for tensors whose name
+--                           contains "weight", t = 1 for the others; e = rho t^2 g / ||t g||);
+--                           'abs': big_vision's GSAM (e = rho |w| g / ||g||)
+--   eta = 0                 the official ASAM's offset
+--   perturb_eps = 1e-12     added to the norm (not its square)
+--   loss_scale_factor = 1   the closure back-propagates S * loss (mixed precision); each
+--                           pass's gradients are unscaled before any norm (S a power of 2
+--                           makes it exact)
+--   gradient_accumulation_steps = 1   A > 1: each step(closure) is one micro-batch: both
+--                           passes, its own perturbation (m-sharpness), its direction added
+--                           to an accumulator; every A-th call the base applies the mean. A
+--                           non-finite micro-batch is left out (and counted in opt.skipped)
+--   clipnorm, clipvalue, global_clipnorm = false   Keras semantics, on the final direction:
+--                           per tensor d c / max(||d_i||, c); elementwise; d c min(1/||d||, 1/c).
+--                           At most one of them
+--   use_ema = false, ema_momentum = 0.99, ema_overwrite_frequency = false   an average of the
+--                           weights after each update (never of perturbed weights; the first
+--                           update starts it at w); every F updates the weights become it
+--   bn = 'first', replay_rng = true, skip_nonfinite = true: optim/passes.lua
+-- Extra memory: one scratch copy of the parameters (the saved w), plus the accumulator
+-- (A > 1), the average (use_ema) and the variant's own (listed in its header).
+--
+-- A variant (SAM.lua is the short example):
+--   local X = sharpness.define('X', defaults, rules)
+--   function X:_ascent(who, t, info)   after pass 1 (unscaled g in the gradient arena):
+--                                      perturb (sharpness.perturb) and return true, or
+--                                      return false for no second pass (LookSAM's reuse)
+--   function X:_descent(who, t, info, second)  after pass 2 and the restore: the direction
+--                                      into the gradient arena (default: g2 as it is)
+--   function X:_apply_direction(who, t)  default: the base applies the gradient arena
+--   X.state_buffers = {'m'}             the variant's lazily made state buffers
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+local Optimizer = require 'moonstep.optim.Optimizer'
+local passes = require 'moonstep.optim.passes'
+local reduce = require 'moonstep.optim.reduce'
+
+local M = {}
+local huge = math.huge
+
+local function off_or_positive(who, name, v)
+  if v ~= false and (type(v) ~= 'number' or not (v > 0 and v < huge)) then
+    check.fail('%s: %s is %s, expected false (off) or a finite number > 0', who, name, check.describe(v))
+  end
+end
+
+M.DEFAULTS = {
+  rho = 0.05, adaptive = false, eta = 0, perturb_eps = 1e-12,
+  loss_scale_factor = 1, gradient_accumulation_steps = 1,
+  clipnorm = false, clipvalue = false, global_clipnorm = false,
+  use_ema = false, ema_momentum = 0.99, ema_overwrite_frequency = false,
+}
+M.RULES = {
+  rho = 'nonnegative', eta = 'nonnegative', perturb_eps = 'nonnegative',
+  adaptive = function(who, name, v)
+    if v ~= false and v ~= true and v ~= 'asam' and v ~= 'abs' then
+      check.fail("%s: %s is %s, expected false, true, 'asam' or 'abs'", who, name, check.describe(v))
+    end
+  end,
+  loss_scale_factor = 'positive',
+  gradient_accumulation_steps = function(who, name, v) check.integer(who, name, v, 1) end,
+  clipnorm = off_or_positive, clipvalue = off_or_positive, global_clipnorm = off_or_positive,
+  use_ema = 'boolean', ema_momentum = 'unit',
+  ema_overwrite_frequency = function(who, name, v)
+    if v ~= false then check.integer(who, name, v, 1) end
+  end,
+}
+
+local function check_values(self, who, v)
+  local n = 0
+  for _, k in ipairs { 'clipnorm', 'clipvalue', 'global_clipnorm' } do
+    if v[k] and v[k] ~= false then n = n + 1 end
+  end
+  if n > 1 then
+    check.fail('%s: clipnorm, clipvalue and global_clipnorm are exclusive (Keras semantics), expected at most one', who)
+  end
+  if self._variant_check then self:_variant_check(who, v) end
+end
+
+-- Define a variant: its defaults and rules over the shared ones.
+function M.define(name, defaults, rules)
+  local d, r = {}, {}
+  for k, v in pairs(M.DEFAULTS) do d[k] = v end
+  for k, v in pairs(M.RULES) do r[k] = v end
+  for k, v in pairs(defaults) do d[k] = v end
+  for k, v in pairs(rules) do r[k] = v end
+  passes.merge(d, r)
+  local cls = Optimizer.define(name, d, r, { wraps = true })
+  cls.skip_default, cls.multipass = true, true
+  cls._check_values = check_values
+  cls.step = M.step
+  cls.finalize = M.finalize
+  cls._new_buffer = M.new_buffer
+  cls._save_extra = M.save_extra
+  cls._load_extra = M.load_extra
+  cls._apply_direction = M.apply_direction
+  cls._descent = function() end
+  cls.state_buffers = {}
+  return cls
+end
+
+-- A scratch tensor shaped like the arena (made once, remade if the model moved).
+function M.scratch(self, k)
+  local flat = self.arena.flat
+  self._scratch = self._scratch or {}
+  local s = self._scratch[k]
+  if not s or check.is_freed(s) or s.device ~= flat.device or s.dtype ~= flat.dtype then
+    s = ms.zeros_like(flat)
+    self._scratch[k] = s
+  end
+  return s
+end
+
+-- A lazily made state buffer (saved with the state): the accumulator, the average and
+-- the variant's own.
+function M.new_buffer(self, k)
+  local ok = k == 'acc' or k == 'ema'
+  for _, n in ipairs(self.state_buffers) do ok = ok or n == k end
+  if not ok then return nil end
+  return ms.zeros_like(self.arena.flat)
+end
+
+function M.buffer(self, k)
+  self.buffers = self.buffers or {}
+  local b = self.buffers[k]
+  if not b then
+    b = M.new_buffer(self, k)
+    self.buffers[k] = b
+  end
+  return b
+end
+
+function M.save_extra(self)
+  return { micro = self.micro or 0, accumulated = self.accumulated or 0,
+           variant = self._variant_save and self:_variant_save() or nil }
+end
+
+function M.load_extra(self, who, extra)
+  extra = extra or {}
+  if type(extra) ~= 'table' then check.fail('%s: state.extra is %s, expected a table', who, check.describe(extra)) end
+  local micro = check.integer(who, 'state.extra.micro', extra.micro or 0, 0)
+  local accumulated = check.integer(who, 'state.extra.accumulated', extra.accumulated or 0, 0, micro)
+  if self._variant_load then self:_variant_load(who, extra.variant) end
+  self.micro, self.accumulated = micro, accumulated
+end
+
+-- Gradient centralization (use_gc; spec §2.3): each gradient tensor of rank > 1 minus
+-- its mean over every dim but the first (the output channel), in place.
+function M.centralize(self, g)
+  for _, e in ipairs(self.arena.entries or {}) do
+    if e.shape and #e.shape > 1 and e.numel > 0 then
+      local rows = e.shape[1]
+      local x = g:narrow(1, e.offset + 1, e.numel):view(rows, e.numel / rows)
+      x:sub_(x:mean(2, true))
+    end
+  end
+end
+
+-- The per-slice perturbation of the variant's group values: the norm of a (.) dir over
+-- the whole arena (global), then save = w and w += rho_g t^p dir / (norm + eps) in one
+-- pass. vs: the values of every group (vs[g]); gc: centralize dir after the norm (the
+-- norm is the raw gradient's, as kozistr). Returns the norm (non-finite: nothing moved).
+function M.perturb(self, who, dir, vs, gc)
+  local st, w = self.table, self.arena.flat
+  local per, need = {}, {}
+  for i = 1, st.nslices do
+    local v = vs[st.slices[i - 1].group + 1]
+    local form, power, eta = v.adaptive, 0, 0
+    if form == true then
+      power = 2
+    elseif form == 'abs' then
+      power = 1
+    elseif form == 'asam' and st.entries[i].name:find('weight', 1, true) then
+      power, eta = 2, v.eta
+    end
+    per[i] = { power = power, eta = eta }
+    -- the squared norm's terms: ||g||^2 (power 0 or 1), ||w g||^2, and with eta the cross terms
+    if power == 2 then need.sq = true; if eta > 0 then need.abs, need.sum = true, true end
+    else need.sum = true end
+  end
+  local _, sums = nil, nil
+  local sq, ab
+  if need.sum then _, sums = reduce.sumsq(who, dir, st) end
+  if need.sq then _, sq = reduce.sqprod(who, dir, w, st) end
+  if need.abs then _, ab = reduce.absprod(who, dir, w, st) end
+  local total = 0
+  for i = 1, st.nslices do
+    local p = per[i]
+    if p.power == 2 then
+      total = total + sq[i] + (p.eta > 0 and (2 * p.eta * ab[i] + p.eta * p.eta * sums[i]) or 0)
+    else
+      total = total + sums[i]
+    end
+  end
+  local norm = math.sqrt(total)
+  for i = 1, st.nslices do
+    local v = vs[st.slices[i - 1].group + 1]
+    per[i].scale = v.rho / (norm + v.perturb_eps)
+  end
+  if norm ~= norm or norm == huge then return norm end   -- the caller skips
+  if gc then M.centralize(self, dir) end
+  reduce.perturb(who, w, dir, M.scratch(self, 'w'), st, per)
+  return norm
+end
+
+-- The weights back to the copy perturb saved: bit-exact.
+function M.restore(self) self.arena.flat:copy_(self._scratch.w) end
+
+-- The values of every group at step t.
+function M.values(self, who, t)
+  local vs = {}
+  for g = 1, #self.groups + 1 do vs[g] = self:_values(who, t, g) end
+  return vs
+end
+
+function M.apply_direction(self, who) return self.base:_apply(who) end
+
+-- Keras-style clipping of the final direction.
+local function clip(self, who, v)
+  local g = self.arena.gflat
+  if v.clipvalue then g:clamp_(-v.clipvalue, v.clipvalue) end
+  if v.clipnorm then
+    local _, per = reduce.sumsq(who, g, self.table)
+    local scales, any = {}, false
+    for i, sq in ipairs(per) do
+      local n = math.sqrt(sq)
+      scales[i] = v.clipnorm / math.max(n, v.clipnorm)
+      any = any or scales[i] ~= 1
+    end
+    if any then reduce.scale(who, g, self.table, scales) end
+  end
+  if v.global_clipnorm then
+    local n = math.sqrt(reduce.sumsq(who, g))
+    local c = v.global_clipnorm * math.min(1 / n, 1 / v.global_clipnorm)
+    if c ~= 1 then g:mul_(c) end
+  end
+end
+
+-- One pass k, its gradients unscaled. Returns the loss and whether it was finite.
+local function pass(self, who, closure, k, v, info)
+  local loss = passes.run(self, who, closure, k)
+  info.passes = k
+  local bad = self._bad
+  self._bad, self._checked = nil, nil
+  if bad then return loss, false end
+  if v.loss_scale_factor ~= 1 then self.arena.gflat:mul_(1 / v.loss_scale_factor) end
+  return loss, true
+end
+
+-- Both passes of one (micro-)batch and the variant's direction in the gradient arena.
+-- Returns whether there is a direction (false: a pass was non-finite; w is as before).
+local function direction(self, who, closure, t, vs, info)
+  local v = vs[1]
+  local loss, ok = pass(self, who, closure, 1, v, info)
+  info.loss = loss
+  if not ok then return false end
+  local second = self:_ascent(who, t, info, vs)
+  if second == nil then return false end   -- a non-finite norm: nothing was moved
+  if second then
+    local done, loss2, ok2 = pcall(pass, self, who, closure, 2, v, info)
+    M.restore(self)
+    if not done then error(loss2, 0) end
+    info.loss2, info.sharpness = loss2, loss2 - loss
+    if not ok2 then return false end
+  end
+  self:_descent(who, t, info, second, vs)
+  return true
+end
+
+function M.step(self, closure)
+  local who = self.__name .. '.step'
+  self:_bound(who)
+  if type(closure) ~= 'function' then
+    check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward on the same mini-batch and returns the loss (%s calls it %s)',
+               who, check.describe(closure), self.__name, self.passes_doc or 'twice a step')
+  end
+  self:_check_count(who)
+  local t = self.t + 1
+  local vs = M.values(self, who, t)
+  local v = vs[1]
+  local info = { passes = 0, skipped = false, updated = false }
+  local ok = direction(self, who, closure, t, vs, info)
+  if not ok then
+    self.skipped = self.skipped + 1
+    info.skipped = true
+  end
+  local g = self.arena.gflat
+  local A = v.gradient_accumulation_steps
+  if A > 1 then   -- this call is one micro-batch
+    local micro, n = (self.micro or 0) + 1, self.accumulated or 0
+    if ok then
+      local acc = M.buffer(self, 'acc')
+      if n == 0 then acc:copy_(g) else acc:add_(g) end
+      n = n + 1
+    end
+    if micro < A then
+      self.micro, self.accumulated = micro, n
+      return info.loss, info
+    end
+    self.micro, self.accumulated = 0, 0
+    if n == 0 then return info.loss, info end
+    reduce.axpby(who, g, 0, self.buffers.acc, 1 / n)
+  elseif not ok then
+    return info.loss, info
+  end
+  clip(self, who, v)
+  if self:_apply_direction(who, t, vs) == false then   -- the base skipped it
+    self.skipped = self.skipped + 1
+    info.skipped = true
+    return info.loss, info
+  end
+  self.t = t
+  info.updated = true
+  if v.use_ema then
+    local started = self.buffers and self.buffers.ema
+    local ema, w = M.buffer(self, 'ema'), self.arena.flat
+    if not started then ema:copy_(w)
+    else reduce.axpby(who, ema, v.ema_momentum, w, 1 - v.ema_momentum) end
+    if v.ema_overwrite_frequency and t % v.ema_overwrite_frequency == 0 then w:copy_(ema) end
+  end
+  return info.loss, info
+end
+
+function M.finalize(self)
+  local who = self.__name .. '.finalize'
+  self:_bound(who)
+  local ema = self.buffers and self.buffers.ema
+  if not ema then
+    check.fail('%s: no average of the weights was kept (build the optimizer with use_ema = true and take a step)', who)
+  end
+  self.arena.flat:copy_(ema)
+  return self
+end
+
+return M

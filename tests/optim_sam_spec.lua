@@ -229,6 +229,102 @@ describe('the closure protocol', function()
   end)
 end)
 
+describe('the forms and options of the ascent', function()
+  -- the pass-2 point of one SAM-family step on the bn-free MLP, and g1 at w0
+  local function probe(name, cfg)
+    ms.manual_seed(13)
+    local model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    model:to('float64')
+    local x = H.random_tensor({ 6, 4 }, 17):to('float64')
+    local crit = nn.MSELoss()
+    local y = H.random_tensor({ 6, 2 }, 19):to('float64')
+    local function c()
+      local out = model:forward(x)
+      local l = crit:forward(out, y)
+      model:backward(x, crit:backward(out, y))
+      return l
+    end
+    model:zero_grad(); c()
+    local g1, w0 = model:flat_gradients():clone(), model:flat_parameters():clone()
+    local at2
+    cfg.base = optim.SGD { lr = 0.1 }
+    local opt = optim[name](model, cfg)
+    opt:step(function(pass)
+      if pass == 2 then at2 = model:flat_parameters():clone() end
+      return c()
+    end)
+    return at2, w0, g1, require('moonstep.optim.Optimizer').arena_of(model).entries, opt
+  end
+
+  it("use_gc centralizes g1 per output row after its (raw) norm", function()
+    local at2, w0, g1, entries = probe('SAM', { rho = 0.05, use_gc = true })
+    local n = math.sqrt((g1 * g1):sum())
+    local gc = g1:clone()
+    for _, e in ipairs(entries) do
+      if #e.shape > 1 then
+        local v = gc:narrow(1, e.offset + 1, e.numel):view(e.shape[1], e.numel / e.shape[1])
+        v:sub_(v:mean(2, true))
+      end
+    end
+    H.assert_close(at2, w0 + gc * (0.05 / (n + 1e-12)), 1e-14, 'use_gc')
+  end)
+
+  it("adaptive = 'abs' is big_vision's form: rho |w| g / (||g|| + eps)", function()
+    local at2, w0, g1 = probe('SAM', { rho = 0.5, adaptive = 'abs' })
+    local n = math.sqrt((g1 * g1):sum())
+    H.assert_close(at2, w0 + (w0:abs() * g1) * (0.5 / (n + 1e-12)), 1e-14, 'abs')
+  end)
+
+  it('GSAM rho follows the base lr between rho_min and rho_max (ProportionScheduler)', function()
+    local lr = ms.schedule.linear { init = 0.1, final = 0.0, steps = 10 }
+    local set, closure = quadratic()
+    local opt = optim.GSAM(set, { base = optim.SGD { lr = lr }, rho_min = 0.01, rho_max = 0.05, lr_min = 0 })
+    for t = 1, 3 do
+      local _, info = opt:step(closure)
+      assert.near(0.01 + 0.04 * lr(t) / 0.1, info.rho, 1e-15)
+    end
+  end)
+
+  it('WSAM max_norm clips g1 and g2 to that global norm (clip_grad_norm_)', function()
+    local at2, w0, g1, _, opt = probe('WSAM', { rho = 0.05, max_norm = 1e-3, gamma = 0.5, decouple = false })
+    assert.is_true(math.sqrt((g1 * g1):sum()) > 1e-3)
+    -- gamma = 0.5: the base steps with g2 (clipped); check the SGD step had norm <= lr * 1e-3
+    local step = (w0 - opt.arena.flat)
+    assert.is_true(math.sqrt((step * step):sum()) <= 0.1 * 1e-3 * (1 + 1e-9))
+    H.assert_close(at2, w0 + g1 * (0.05 / (math.sqrt((g1 * g1):sum()) + 1e-12)), 1e-14, 'e from the raw g1')
+  end)
+
+  it('CPU = GPU for each member', function()
+    if not (ms.cuda and ms.cuda.is_available()) then
+      pending('no usable GPU')
+      return
+    end
+    for _, name in ipairs(FAMILY) do
+      for _, adaptive in ipairs { false, true, 'asam' } do
+        local function run(device)
+          ms.manual_seed(23)
+          local model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)):to(device)
+          local x = H.random_tensor({ 9, 5 }, 29):to(device)
+          local y = ms.tensor({ 1, 2, 3, 1, 2, 3, 1, 2, 3 }, { dtype = 'int64' }):to(device)
+          local crit = nn.CrossEntropyLoss()
+          local opt = optim[name](model, { base = optim.Adam { lr = 0.01 }, adaptive = adaptive, eta = 0.01,
+                                           k = name == 'LookSAM' and 2 or nil })
+          for _ = 1, 5 do
+            opt:step(function()
+              local out = model:forward(x)
+              local l = crit:forward(out, y)
+              model:backward(x, crit:backward(out, y))
+              return l
+            end)
+          end
+          return model:flat_parameters():to('cpu')
+        end
+        H.assert_close(run('cuda'), run('cpu'), 1e-5, name .. ' GPU vs CPU')
+      end
+    end
+  end)
+end)
+
 describe('misuse', function()
   it('is refused with errors naming the optimizer, the option and the value', function()
     local set = quadratic()

@@ -128,19 +128,17 @@ extern "C" int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const in
   return 0;
 }
 
-// save = w; w += (t^power g) scale per slice: c[3 s .. 3 s + 2] = scale, eta, power.
-__global__ void arena_perturb_kernel(float *w, const float *g, float *save, int64_t n,
+// out = w + (t^power g) scale per slice: c[3 s .. 3 s + 2] = scale, eta, power.
+__global__ void arena_perturb_kernel(const float *w, const float *g, float *out, int64_t n,
                                      const int64_t *table, int32_t nslices, const double *c) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int32_t s = table ? ms_slice_of(table, nslices, i) : 0;
-    const float wi = w[i];
-    if (save) save[i] = wi;
-    w[i] = arena_perturb_f32(wi, g[i], (float)c[3 * s], (float)c[3 * s + 1], (int32_t)c[3 * s + 2]);
+    out[i] = arena_perturb_f32(w[i], g[i], (float)c[3 * s], (float)c[3 * s + 1], (int32_t)c[3 * s + 2]);
   }
 }
 
-extern "C" int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+extern "C" int ms_cuda_arena_perturb(const float *w, const float *g, float *out, int64_t n,
                                      const int64_t *table, int32_t nslices,
                                      const ms_perturb_slice *per) {
   static const char fn[] = "arena_perturb";
@@ -154,7 +152,7 @@ extern "C" int ms_cuda_arena_perturb(float *w, const float *g, float *save, int6
     e = cudaMemcpy(g_partial, c, sizeof(double) * 3 * nslices, cudaMemcpyHostToDevice);
   if (c != host) free(c);
   if (e == cudaSuccess) {
-    arena_perturb_kernel<<<ms_grid(n), MS_BLOCK>>>(w, g, save, n, table, nslices, g_partial);
+    arena_perturb_kernel<<<ms_grid(n), MS_BLOCK>>>(w, g, out, n, table, nslices, g_partial);
     e = cudaGetLastError();
   }
   MS_CUDA_TRY(fn, e);

@@ -205,14 +205,14 @@ int ms_arena_reduce(int32_t op, const ms_tensor *a, const ms_tensor *b,
   return rc;
 }
 
-/* ---- per-slice axpby and the SAM perturbation ---------------------------------------- */
+/* ---- per-slice axpby, the SAM perturbation and the arena swap ---------------------------------------- */
 
 typedef struct {
   const double *a, *b;          /* per slice */
   const ms_perturb_slice *per;  /* per slice (perturb) */
   int32_t dtype;
-  void *y, *save;
-  const void *x;
+  void *y;                      /* axpby: y; perturb: out */
+  const void *x, *g;            /* axpby: x; perturb: w and g */
 } arena_job;
 
 /* y[lo, hi) = a y + b x: a piece of slice s, in the arena's dtype. */
@@ -268,7 +268,7 @@ int ms_arena_axpby(ms_tensor *y, const double *a, const ms_tensor *x, const doub
                                table ? table->device : NULL, ns, a, x ? b : NULL);
   ms_slice one = {0, y->count, 0, MS_KIND_WEIGHT};
   ms_slice_table uniform = {&one, 1, 1, NULL};
-  arena_job j = {a, b, NULL, y->dtype_id, ms_ptr(y), NULL, x ? ms_ptr(x) : NULL};
+  arena_job j = {a, b, NULL, y->dtype_id, ms_ptr(y), x ? ms_ptr(x) : NULL, NULL};
   ms_drive_slices(y->count, x ? 3 : 2, table ? table : &uniform, NULL, 0, axpby_span, &j);
   return 0;
 }
@@ -280,17 +280,15 @@ int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scal
 
 #define PERTURB_SPAN(T, SFX)                                                           \
   do {                                                                                 \
-    T *w = j->y, *save = j->save, scale = (T)j->per[s].scale, eta = (T)j->per[s].eta;  \
-    const T *g = j->x;                                                                 \
+    const T *w = j->x, *g = j->g, scale = (T)j->per[s].scale, eta = (T)j->per[s].eta;  \
+    T *out = j->y;                                                                     \
     const int32_t power = j->per[s].power;                                             \
-    if (save)                                                                          \
-      for (int64_t i = lo; i < hi; i++) save[i] = w[i];                                \
     if (power == 0)                                                                    \
-      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 0); \
+      for (int64_t i = lo; i < hi; i++) out[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 0); \
     else if (power == 1)                                                               \
-      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 1); \
+      for (int64_t i = lo; i < hi; i++) out[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 1); \
     else                                                                               \
-      for (int64_t i = lo; i < hi; i++) w[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 2); \
+      for (int64_t i = lo; i < hi; i++) out[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 2); \
   } while (0)
 
 ARENA_CLONES static void perturb_span(const void *jv, const void *k, int32_t s, int64_t lo,
@@ -301,14 +299,13 @@ ARENA_CLONES static void perturb_span(const void *jv, const void *k, int32_t s, 
   else PERTURB_SPAN(double, f64);
 }
 
-int ms_arena_perturb(ms_tensor *w, const ms_tensor *g, ms_tensor *save,
+int ms_arena_perturb(const ms_tensor *w, const ms_tensor *g, ms_tensor *out,
                      const ms_slice_table *table, const ms_perturb_slice *per) {
   static const char fn[] = "arena_perturb";
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(check_arena(fn, "w", w, NULL, NULL));
   MS_TRY(check_arena(fn, "g", g, "w", w));
-  if (save) MS_TRY(check_arena(fn, "save", save, "w", w));
-  if (save == w || g == w) return ms_fail("%s: 'save' and 'g' must be other tensors than 'w'", fn);
+  MS_TRY(check_arena(fn, "out", out, "w", w));
   if (!per) return ms_fail("%s: argument 'per' is NULL", fn);
   int gpu = ms_device_of(w) == MS_CUDA;
   if (table) MS_TRY(ms_check_slice_table(fn, table, w->count, gpu));
@@ -321,12 +318,25 @@ int ms_arena_perturb(ms_tensor *w, const ms_tensor *g, ms_tensor *save,
                      (int)per[s].power);
   if (w->count == 0) return 0;
   if (gpu)
-    return ms_cuda_arena_perturb((float *)ms_ptr(w), (const float *)ms_ptr(g),
-                                 save ? (float *)ms_ptr(save) : NULL, w->count,
-                                 table ? table->device : NULL, ns, per);
+    return ms_cuda_arena_perturb((const float *)ms_ptr(w), (const float *)ms_ptr(g),
+                                 (float *)ms_ptr(out), w->count, table ? table->device : NULL,
+                                 ns, per);
   ms_slice one = {0, w->count, 0, MS_KIND_WEIGHT};
   ms_slice_table uniform = {&one, 1, 1, NULL};
-  arena_job j = {NULL, NULL, per, w->dtype_id, ms_ptr(w), save ? ms_ptr(save) : NULL, ms_ptr(g)};
-  ms_drive_slices(w->count, save ? 4 : 3, table ? table : &uniform, NULL, 0, perturb_span, &j);
+  arena_job j = {NULL, NULL, per, w->dtype_id, ms_ptr(out), ms_ptr(w), ms_ptr(g)};
+  ms_drive_slices(w->count, 3, table ? table : &uniform, NULL, 0, perturb_span, &j);
   return 0;
+}
+
+int ms_arena_swap(ms_tensor *a, ms_tensor *b) {
+  static const char fn[] = "arena_swap";
+  MS_TRY(check_arena(fn, "a", a, NULL, NULL));
+  MS_TRY(check_arena(fn, "b", b, "a", a));
+  const int64_t bytes = a->count * (int64_t)ms_dtype_size(a->dtype_id);
+  if (a->offset != 0 || b->offset != 0 || a->storage->nbytes != bytes ||
+      b->storage->nbytes != bytes)
+    return ms_fail("%s: both tensors must be the whole of their storage (a flat arena and a "
+                   "copy of it), got views", fn);
+  if (a->storage == b->storage) return ms_fail("%s: 'a' and 'b' share their storage", fn);
+  return ms_storage_trade(a->storage, b->storage);
 }

@@ -52,9 +52,9 @@ int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *tabl
   (void)y, (void)x, (void)n, (void)table, (void)nslices, (void)a, (void)b;
   return no_cuda("arena_axpby");
 }
-int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+int ms_cuda_arena_perturb(const float *w, const float *g, float *out, int64_t n,
                           const int64_t *table, int32_t nslices, const ms_perturb_slice *per) {
-  (void)w, (void)g, (void)save, (void)n, (void)table, (void)nslices, (void)per;
+  (void)w, (void)g, (void)out, (void)n, (void)table, (void)nslices, (void)per;
   return no_cuda("arena_perturb");
 }
 #include "optim/autosgm.h"

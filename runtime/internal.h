@@ -88,6 +88,9 @@ int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t);
 /* ---- storage ------------------------------------------------------------------------ */
 int ms_storage_new(ms_storage **out, int64_t nbytes, int32_t device);
 void ms_storage_decref(ms_storage *s);
+/* a and b (one size) exchange their memory; called again with the same pair, they trade it
+ * back (storage.c: a storage released while traded takes its own memory back first). */
+int ms_storage_trade(ms_storage *a, ms_storage *b);
 
 /* ---- broadcast iterator ------------------------------------------------------------ */
 enum { MS_ITER_MAX_OPS = 4 };

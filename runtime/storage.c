@@ -94,8 +94,54 @@ int ms_storage_new(ms_storage **out, int64_t nbytes, int32_t device) {
   return 0;
 }
 
+/* ---- traded memory (ms_arena_swap) ---------------------------------------------------
+ * Two storages of one size may trade their memory for a while (the SAM family runs pass 2
+ * with a perturbed copy of the arena in place of the arena, then trades back). A CPU
+ * storage's memory is part of its own allocation, so the pair is recorded until it trades
+ * back, and a storage released while traded first takes its own memory back. */
+enum { MS_TRADES = 16 };
+static ms_storage *g_trades[MS_TRADES][2];
+static int g_ntrades = 0;
+
+static void exchange(ms_storage *a, ms_storage *b) {
+  void *t = a->data;
+  a->data = b->data;
+  b->data = t;
+}
+
+int ms_storage_trade(ms_storage *a, ms_storage *b) {
+  int empty = -1;
+  for (int i = 0; i < MS_TRADES; i++) {
+    ms_storage *x = g_trades[i][0], *y = g_trades[i][1];
+    if ((x == a && y == b) || (x == b && y == a)) {   /* trading back */
+      exchange(a, b);
+      g_trades[i][0] = g_trades[i][1] = NULL;
+      g_ntrades--;
+      return 0;
+    }
+    if (x == a || y == a || x == b || y == b)
+      return ms_fail("arena_swap: one of the arenas is traded with a third one; trade it back first");
+    if (!x && empty < 0) empty = i;
+  }
+  if (empty < 0) return ms_fail("arena_swap: %d pairs of arenas are traded already", MS_TRADES);
+  exchange(a, b);
+  g_trades[empty][0] = a, g_trades[empty][1] = b;
+  g_ntrades++;
+  return 0;
+}
+
+static void untrade(ms_storage *s) {
+  for (int i = 0; i < MS_TRADES && g_ntrades > 0; i++)
+    if (g_trades[i][0] == s || g_trades[i][1] == s) {
+      exchange(g_trades[i][0], g_trades[i][1]);
+      g_trades[i][0] = g_trades[i][1] = NULL;
+      g_ntrades--;
+    }
+}
+
 void ms_storage_decref(ms_storage *s) {
   if (!s || --s->refcount > 0) return;
+  if (g_ntrades > 0) untrade(s);
   if (s->device != MS_CPU) {
     ms_cuda_free(s->data);
     free(s);

@@ -329,14 +329,19 @@ int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scal
 int ms_arena_axpby(ms_tensor *y, const double *a, const ms_tensor *x, const double *b,
                    const ms_slice_table *table);
 /* The SAM family's ascent step, per slice s of the table (NULL: one slice, per[0]):
- * save = w (when save is not NULL), then w += (t^power g) scale with t = |w| + eta,
- * power 0, 1 or 2 (runtime/optim/arena_ops.h). */
+ * out = w + (t^power g) scale with t = |w| + eta, power 0, 1 or 2 (runtime/optim/
+ * arena_ops.h); out may be w itself. */
 typedef struct ms_perturb_slice {
   double scale, eta;
   int32_t power;
 } ms_perturb_slice;
-int ms_arena_perturb(ms_tensor *w, const ms_tensor *g, ms_tensor *save,
+int ms_arena_perturb(const ms_tensor *w, const ms_tensor *g, ms_tensor *out,
                      const ms_slice_table *table, const ms_perturb_slice *per);
+/* Exchange the contents of two whole arenas (same dtype, device and size, each the whole of
+ * its storage) by trading their storages' memory: O(1), every view of either follows; the
+ * same call again trades it back. The SAM family evaluates pass 2 at a perturbed copy this
+ * way and comes back bit-exactly. A storage released while traded takes its memory back. */
+int ms_arena_swap(ms_tensor *a, ms_tensor *b);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

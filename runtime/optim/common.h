@@ -49,7 +49,7 @@ int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b, const int64
                          int64_t nchunks, double *partial);
 int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *table,
                         int32_t nslices, const double *a, const double *b);
-int ms_cuda_arena_perturb(float *w, const float *g, float *save, int64_t n,
+int ms_cuda_arena_perturb(const float *w, const float *g, float *out, int64_t n,
                           const int64_t *table, int32_t nslices, const ms_perturb_slice *per);
 #ifdef __cplusplus
 }

@@ -12,9 +12,9 @@
 --   reduce.scale(who, a, st, s)     a[slice i] *= s[i] (s: a Lua list, one per slice)
 --   reduce.axpby(who, y, a, x, b [, st])   y = a y + b x (a, b numbers, or lists per slice
 --                                   with st); x nil: y = a y
---   reduce.perturb(who, w, g, save, st, per)   save = w (save may be nil), then
---                                   w += (t^power g) scale, t = |w| + eta, per slice:
---                                   per[i] = {scale =, eta =, power = 0|1|2}
+--   reduce.perturb(who, w, g, out, st, per)   out = w + (t^power g) scale, t = |w| + eta,
+--                                   per slice: per[i] = {scale =, eta =, power = 0|1|2}
+--   reduce.swap(who, a, b)          exchange two whole arenas' contents in O(1)
 -- who: the public function to name in an error; st: a SliceTable (optim/slices.lua).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
@@ -64,14 +64,18 @@ function M.axpby(who, y, a, x, b, st)
   return y
 end
 
-function M.perturb(who, w, g, save, st, per)
+function M.perturb(who, w, g, out, st, per)
   local c = ffi.new('ms_perturb_slice[?]', st.nslices)
   for i = 1, st.nslices do
     local p = per[i]
     c[i - 1].scale, c[i - 1].eta, c[i - 1].power = p.scale, p.eta, p.power
   end
-  if C.ms_arena_perturb(w, g, save, st.ct, c) ~= 0 then fail(who) end
-  return w
+  if C.ms_arena_perturb(w, g, out, st.ct, c) ~= 0 then fail(who) end
+  return out
+end
+
+function M.swap(who, a, b)
+  if C.ms_arena_swap(a, b) ~= 0 then fail(who) end
 end
 
 return M

@@ -175,8 +175,8 @@ function M.centralize(self, g)
 end
 
 -- The per-slice perturbation of the variant's group values: the norm of a (.) dir over
--- the whole arena (global), then save = w and w += rho_g t^p dir / (norm + eps) in one
--- pass. vs: the values of every group (vs[g]); gc: centralize dir after the norm (the
+-- the whole arena (global), then w + rho_g t^p dir / (norm + eps) in one pass, made the
+-- model's weights (M.restore puts w back). vs: the values of every group (vs[g]); gc: centralize dir after the norm (the
 -- norm is the raw gradient's, as kozistr). Returns the norm (non-finite: nothing moved).
 function M.perturb(self, who, dir, vs, gc)
   local st, w = self.table, self.arena.flat
@@ -217,12 +217,20 @@ function M.perturb(self, who, dir, vs, gc)
   end
   if norm ~= norm or norm == huge then return norm end   -- the caller skips
   if gc then M.centralize(self, dir) end
-  reduce.perturb(who, w, dir, M.scratch(self, 'w'), st, per)
+  -- w + e is written into the scratch copy, which then trades its memory with the
+  -- arena's: the model sees w + e, and w itself is never written
+  local pert = M.scratch(self, 'w')
+  reduce.perturb(who, w, dir, pert, st, per)
+  reduce.swap(who, w, pert)
   return norm
 end
 
--- The weights back to the copy perturb saved: bit-exact.
-function M.restore(self) self.arena.flat:copy_(self._scratch.w) end
+-- The weights back: the memory traded back, so w is bit-exactly what it was.
+function M.restore(self)
+  local who = self.__name .. '.step'
+  check.tensor(who, 'the parameter arena (flat_parameters())', self.arena.flat)
+  reduce.swap(who, self.arena.flat, self._scratch.w)
+end
 
 -- The values of every group at step t.
 function M.values(self, who, t)

@@ -16,4 +16,5 @@ return require('moonstep.check').strict(require('moonstep.optim.chain').register
   WSAM = require 'moonstep.optim.WSAM',
   LookSAM = require 'moonstep.optim.LookSAM',
   FriendlySAM = require 'moonstep.optim.FriendlySAM',
+  LBFGS = require 'moonstep.optim.LBFGS',
 }, 'ms.optim')

@@ -19,6 +19,7 @@ local CONFIG = {
   SGD = { lr = 0.05, momentum = 0.5 },
   AutoSGM = { lr_init = 0.05 },
   LBFGS = { lr = 0.5 },
+  BSAM = { num_data = 10000, lr = 0.05 },
 }
 
 local function optimizers()

@@ -346,6 +346,7 @@ describe('misuse', function()
     H.assert_error(function() optim.SAM(set, { base = b(), gradient_accumulation_steps = 0 }) end,
                    'SAM', 'gradient_accumulation_steps')
     H.assert_error(function() optim.SAM(set, { base = b() }):finalize() end, 'SAM.finalize', 'use_ema')
+    H.assert_error(function() optim.GSAM(set, { base = b() }):apply() end, 'GSAM.apply', 'opt:step(closure)')
     local _, closure = quadratic()
     H.assert_error(function() optim.SAM(set, { base = b() }):step(function() closure(); return 'x' end) end,
                    'SAM.step', 'closure returned "x"')

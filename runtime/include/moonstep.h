@@ -307,6 +307,18 @@ typedef struct ms_adagrad_hyper {
 } ms_adagrad_hyper;
 int ms_adagrad_step(const ms_optim_args *a, const ms_adagrad_hyper *h);
 
+/* BSAM (official Bayesian SAM, team-approx-bayes/bayesian-sam): one rule, three phases
+ * (the fused passes of a step; formulas in runtime/optim/bsam.h). phase 0: state[2] = p,
+ * p += sqrt(1 / (num_data s)) z with z in grad; 1: state[3] = sqrt(s g^2),
+ * p = state[2] + rho g / s; 2: m = b1 m + (1 - b1) (g + wd state[2]),
+ * p = state[2] - lr m / s, s = b2 s + (1 - b2) (state[3] + damping + wd).
+ * state: [0] s (precision), [1] m, [2] the saved mean, [3] gs. */
+typedef struct ms_bsam_hyper {
+  double lr, beta1, beta2, weight_decay, rho, damping, num_data;
+  int32_t phase;
+} ms_bsam_hyper;
+int ms_bsam_step(const ms_optim_args *a, const ms_bsam_hyper *h);
+
 /* Deterministic reductions over an arena: fixed blocks of MS_REDUCE_BLOCK elements within
  * each slice, each block accumulated in float64, the blocks of a slice summed in order, the
  * slices summed in order: the same bits whatever the thread count (and on the GPU, whose

@@ -18,6 +18,7 @@
 #include "optim/nadam.h"
 #include "optim/rmsprop.h"
 #include "optim/adagrad.h"
+#include "optim/bsam.h"
 
 #ifndef MS_OPTIM_RULES
 #define MS_OPTIM_RULES(X) \
@@ -25,7 +26,8 @@
   X(adam, 3)              \
   X(nadam, 2)             \
   X(rmsprop, 3)           \
-  X(adagrad, 1)
+  X(adagrad, 1)           \
+  X(bsam, 4)
 
 /* The CUDA launchers (kernels/optim.cu; stubs in cuda_stub.c): k holds ngroups constant
  * sets, in double; the launcher rounds them to float. */

@@ -93,7 +93,8 @@ function T.discover(ms)
   end
   api.optmethods = {}
   for _, cls in ipairs(api.optclass) do
-    local ok, o = pcall(function() return ms.optim[cls](ms.nn.Linear(3, 2)) end)
+    local ok, o = pcall(function() return ms.optim[cls](ms.nn.Linear(3, 2), { base = ms.optim.SGD { lr = 0.1 } }) end)
+    if not ok then ok, o = pcall(function() return ms.optim[cls](ms.nn.Linear(3, 2)) end) end
     api.optmethods[cls] = ok and methods_of(o) or { 'step', 'state', 'load_state' }
   end
   local ok, ds = pcall(function() return ms.data.Dataset(ms.rand(4, 2), ms.rand(4)) end)
@@ -186,8 +187,11 @@ local function instance_call(api)
              area = area_of('ms.nn', cls), setup = setup, call = info[4] and 'm(x, y)' or 'm(x)' }
   elseif r < 0.8 then
     local cls = pick(api.optclass)
+    local wraps = false   -- a wrapper needs its base
+    for _, k in ipairs(ms.optim[cls].accepted or {}) do wraps = wraps or k == 'base' end
     return { name = cls .. '()', accept = { cls, cls .. '.step', 'step', '__call', 'call' }, area = 'optim',
-             setup = 'local opt = ms.optim.' .. cls .. '(ms.nn.Linear(2, 2));', call = 'opt(function() return 1 end)' }
+             setup = 'local opt = ms.optim.' .. cls .. '(ms.nn.Linear(2, 2)' ..
+                     (wraps and ', {base = ms.optim.SGD{lr = 0.1}}' or '') .. ');', call = 'opt(function() return 1 end)' }
   end
   if r < 0.9 then   -- a misspelt name: a clear "no such function" beats "attempt to call a nil value"
     local typo = pick { { 'ms.nn.Linaer(3, 2)', 'nn', 'other nn' }, { 'ms.optim.sgd(ms.nn.Linear(2, 2))', 'optim', 'optim' },
@@ -309,8 +313,16 @@ local VALID_CONFIG = {
   NAdam = { '{lr = 0.01}', '{lr = 0.01, weight_decay = 0.1, decoupled_weight_decay = true}', '{}' },
   RMSprop = { '{lr = 0.01}', '{lr = 0.01, centered = true, momentum = 0.9}', '{}' },
   Adagrad = { '{lr = 0.1}', '{lr = 0.1, lr_decay = 0.01, initial_accumulator_value = 0.1}', '{}' },
+  LBFGS = { '{}', "{lr = 0.5, history_size = 3, line_search_fn = 'strong_wolfe'}", '{max_iter = 2, max_eval = 3}' },
   AutoSGM = { '{lr_init = 0.01}', '{lr_init = 0.01, num_lrc = 3}', '{num_lrc = 2, per_layer = false}',
               '{lr_cfg = {true, 1e-3, 3}, rc_cfg = {1, 0, 0, 2, 1, 100, 1, 1, 0}}', '{}' },
+  SAM = { '{base = ms.optim.SGD{lr = 0.1}}', "{base = ms.optim.Adam, rho = 0.5, adaptive = 'asam', eta = 0.01}",
+          '{base = ms.optim.SGD{lr = 0.1, momentum = 0.9}, gradient_accumulation_steps = 2, loss_scale_factor = 8, use_ema = true}',
+          "{base = ms.optim.SGD{lr = 0.1}, use_gc = true, clipnorm = 1, bn = 'both', replay_rng = false}" },
+  GSAM = { '{base = ms.optim.SGD{lr = 0.1}}', '{base = ms.optim.Adam{lr = 0.01}, rho_min = 0.01, rho_max = 0.1, alpha = 0.2}' },
+  WSAM = { '{base = ms.optim.SGD{lr = 0.1, momentum = 0.9}}', '{base = ms.optim.Adam, decouple = false, max_norm = 1}' },
+  LookSAM = { '{base = ms.optim.SGD{lr = 0.1}, k = 2}', "{base = ms.optim.Adam, k = 3, scope = 'global', global_clipnorm = 1}" },
+  FriendlySAM = { '{base = ms.optim.SGD{lr = 0.1}}', '{base = ms.optim.Adam, sigma = 0.5, lmbda = 0.5, adaptive = true}' },
 }
 local function opt_method_call(api, cls)
   local setup = { "local m = ms.nn.Linear(3, 2); local x = ms.rand(4, 3); local y = ms.tensor({1, 2, 1, 2}, 'int64');",

@@ -17,4 +17,5 @@ return require('moonstep.check').strict(require('moonstep.optim.chain').register
   LookSAM = require 'moonstep.optim.LookSAM',
   FriendlySAM = require 'moonstep.optim.FriendlySAM',
   LBFGS = require 'moonstep.optim.LBFGS',
+  BSAM = require 'moonstep.optim.BSAM',
 }, 'ms.optim')

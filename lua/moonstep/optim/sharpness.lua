@@ -107,6 +107,7 @@ function M.define(name, defaults, rules)
   cls.skip_default, cls.multipass = true, true
   cls._check_values = check_values
   cls.step = M.step
+  cls.apply = M.apply
   cls.finalize = M.finalize
   cls._new_buffer = M.new_buffer
   cls._save_extra = M.save_extra
@@ -345,6 +346,11 @@ function M.step(self, closure)
     if v.ema_overwrite_frequency and t % v.ema_overwrite_frequency == 0 then w:copy_(ema) end
   end
   return info.loss, info
+end
+
+function M.apply(self)
+  check.fail('%s.apply: %s evaluates the closure at two points (w and w + e); use loss, info = opt:step(closure)',
+             self.__name, self.__name)
 end
 
 function M.finalize(self)

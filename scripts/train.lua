@@ -18,8 +18,9 @@ local nn, optim, C = ms.nn, ms.optim, ms.C
 local FLAGS = {
   { 'model', 'choice', 'mlp', 'mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear',
     choices = { 'mlp', 'cnn' } },
-  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3)',
-    choices = { 'adam', 'adamw', 'nadam', 'sgd', 'rmsprop', 'adagrad', 'autosgm' } },
+  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3; sam/asam/gsam/wsam/looksam/fsam around sgd 0.05 with momentum 0.9, asam with rho 0.5)',
+    choices = { 'adam', 'adamw', 'nadam', 'sgd', 'rmsprop', 'adagrad', 'autosgm', 'sam', 'asam', 'gsam', 'wsam',
+                'looksam', 'fsam' } },
   { 'lr', 'number', nil, 'learning rate (default: per optimizer)', min = 0 },
   { 'epochs', 'integer', 10, 'number of epochs', min = 1 },
   { 'batch', 'integer', 128, 'batch size', min = 1 },
@@ -167,6 +168,16 @@ local function setup()
     adagrad = function(lr) return optim.Adagrad(model, { lr = lr or 0.01 }) end,
     autosgm = function(lr) return optim.AutoSGM(model, { lr_init = lr or 1e-3 }) end,
   }
+  -- the SAM family around SGD with momentum
+  local function sam(cls, cfg)
+    return function(lr)
+      cfg.base = optim.SGD { lr = lr or 0.05, momentum = 0.9 }
+      return cls(model, cfg)
+    end
+  end
+  OPTIMIZERS.sam, OPTIMIZERS.asam = sam(optim.SAM, {}), sam(optim.SAM, { rho = 0.5, adaptive = true })
+  OPTIMIZERS.gsam, OPTIMIZERS.wsam = sam(optim.GSAM, {}), sam(optim.WSAM, {})
+  OPTIMIZERS.looksam, OPTIMIZERS.fsam = sam(optim.LookSAM, {}), sam(optim.FriendlySAM, {})
   local opt = OPTIMIZERS[args.optim](args.lr)
   run.model, run.train, run.test, run.opt = model, train, test, opt
   if args.resume then

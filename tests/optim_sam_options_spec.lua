@@ -140,6 +140,11 @@ describe('Keras clipping of the final direction, and the EMA', function()
     local d3, g3 = clipped { global_clipnorm = 0.1 }
     local n = math.sqrt((g3 * g3):sum())
     H.assert_close(d3, g3 * (0.1 * math.min(1 / n, 1 / 0.1)), 1e-14, 'global_clipnorm')
+    -- the engine's torch-style clip_norm acts on the final direction as well
+    local d4, g4 = clipped { clip_norm = 0.1 }
+    H.assert_close(d4, g4 * math.min(1, 0.1 / (math.sqrt((g4 * g4):sum()) + 1e-6)), 1e-14, 'clip_norm')
+    local d5, g5 = clipped { clip_value = 0.02 }
+    H.assert_close(d5, g5:clamp(-0.02, 0.02), 1e-14, 'clip_value')
   end)
 
   it('use_ema averages the updated (never the perturbed) weights; overwrite and finalize', function()

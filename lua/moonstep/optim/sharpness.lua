@@ -30,7 +30,8 @@
 --                           non-finite micro-batch is left out (and counted in opt.skipped)
 --   clipnorm, clipvalue, global_clipnorm = false   Keras semantics, on the final direction:
 --                           per tensor d c / max(||d_i||, c); elementwise; d c min(1/||d||, 1/c).
---                           At most one of them
+--                           At most one of them. The engine's clip_norm, clip_tensor_norm and
+--                           clip_value (PyTorch semantics) act on the final direction too
 --   use_ema = false, ema_momentum = 0.99, ema_overwrite_frequency = false   an average of the
 --                           weights after each update (never of perturbed weights; the first
 --                           update starts it at w); every F updates the weights become it
@@ -331,6 +332,8 @@ function M.step(self, closure)
     return info.loss, info
   end
   clip(self, who, v)
+  self._gnorm_sq = nil
+  self:_clip(who)          -- the engine's clip_norm / clip_tensor_norm / clip_value, on d too
   if self:_apply_direction(who, t, vs) == false then   -- the base skipped it
     self.skipped = self.skipped + 1
     info.skipped = true

@@ -347,6 +347,8 @@ describe('misuse', function()
                    'SAM', 'gradient_accumulation_steps')
     H.assert_error(function() optim.SAM(set, { base = b() }):finalize() end, 'SAM.finalize', 'use_ema')
     H.assert_error(function() optim.GSAM(set, { base = b() }):apply() end, 'GSAM.apply', 'opt:step(closure)')
+    H.assert_error(function() optim.LookSAM(set, { base = b(), groups = { { match = 'weight1', k = 3 } } }) end,
+                   'LookSAM', 'groups[1].k', 'whole model')
     local _, closure = quadratic()
     H.assert_error(function() optim.SAM(set, { base = b() }):step(function() closure(); return 'x' end) end,
                    'SAM.step', 'closure returned "x"')

@@ -85,7 +85,19 @@ M.RULES = {
   end,
 }
 
+-- What may vary by parameter group: the perturbation's radius and form. The rest is one
+-- value for the whole step.
+M.PER_GROUP = { rho = true, adaptive = true, eta = true, perturb_eps = true }
+
 local function check_values(self, who, v)
+  for i, g in ipairs(rawget(self, 'groups') or {}) do
+    for k in pairs(g) do
+      if self.defaults[k] ~= nil and not M.PER_GROUP[k] then
+        check.fail('%s: groups[%d].%s: %s is one value for the whole model (a group may set rho, adaptive, eta and perturb_eps)',
+                   who, i, k, k)
+      end
+    end
+  end
   local n = 0
   for _, k in ipairs { 'clipnorm', 'clipvalue', 'global_clipnorm' } do
     if v[k] and v[k] ~= false then n = n + 1 end

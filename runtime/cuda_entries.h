@@ -69,6 +69,11 @@
   X(ms_cuda_avgpool2d, (const int64_t *geom, const void *x, void *out), "avgpool2d")      \
   X(ms_cuda_avgpool2d_backward, (const int64_t *geom, void *gin, const void *gout),       \
     "avgpool2d_backward")                                                                 \
+  /* ACME's passes (runtime/optim_acme.c, kernels/optim_acme.cu): ptrs p, g, m, v, w0, g0 */ \
+  X(ms_cuda_acme,                                                                         \
+    (int32_t op, float *const *ptrs, const int64_t *chunks, int64_t nchunks,              \
+     const ms_acme_hyper *h, int32_t ngroups, int32_t flags, double *partial),            \
+    "ACME.step")                                                                          \
   X(ms_cuda_index_add,                                                                    \
     (void *out, const void *src, const int64_t *idx, int64_t outer, int64_t size,         \
      int64_t inner, int64_t nidx, int64_t base, int64_t *bad_host),                       \

@@ -273,6 +273,43 @@ typedef struct ms_autosgm_aux {
 } ms_autosgm_aux;
 int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_autosgm_aux *x);
 
+/* ACME (ignasi00/acme, ICASSP 2025): the fused passes its step composes (the step and its
+ * scalars: lua/moonstep/optim/ACME.lua; per-element formulas: runtime/optim/acme.h). Per
+ * group, D(v) = (sqrt(v / bc2) + eps) bc1 with adam, else the constant dconst.
+ *   MS_ACME_DOTS          out[4 g + j], j = 0..3: sums over group g of (m g)/D, (m m)/D,
+ *                         (g g)/D and (m g0)/D (0 without g0); v is read, not written
+ *   MS_ACME_MOVE          update 1: the M-update m = b1 m + (1 - b1) kappa g, v = b2 v +
+ *                         (1 - b2) (kappa g)^2 (adam) first; then, with D of that v,
+ *                         w = base + step_m m/D [+ step_g gn/D when nesterov; gn = g0 if
+ *                         gsel_g0 else g], w *= decay; base = w0 if from_saved else w;
+ *                         update 2: the M-update after the move; guard 1: w = base,
+ *                         m *= 1 - beta1, nothing else; guard 2: w = base only.
+ *                         MS_ACME_SUM: out[4 g] = sum of (m y)/D with the moved m and D,
+ *                         y = g0 if given else g
+ *   MS_ACME_ASAM_NORM     out[4 g] = sum of (gh T)^2: gh = g / D (adam) or g, T = |w| + eta
+ *                         on the slices with weight_rule[s] != 0, else 1
+ *   MS_ACME_ASAM_PERTURB  w0 = w, then w += (gh T) T asam_scale
+ * flags: MS_ACME_SAVE_W0 (MOVE: w0 = w first, in groups without from_saved),
+ * MS_ACME_SAVE_G0 (MOVE, PERTURB: g0 = g first), MS_ACME_SUM. Quotients by D are products
+ * with 1/D. Each term is computed in the arena's dtype and summed in float64 in
+ * a fixed order (chunks of MS_REDUCE_BLOCK within each slice, slices in order): the same
+ * bits whatever the thread count. */
+enum ms_acme_op { MS_ACME_DOTS = 0, MS_ACME_MOVE = 1, MS_ACME_ASAM_NORM = 2, MS_ACME_ASAM_PERTURB = 3 };
+enum { MS_ACME_SAVE_W0 = 1, MS_ACME_SAVE_G0 = 2, MS_ACME_SUM = 4 };
+typedef struct ms_acme_hyper {
+  double beta1, beta2, eps, bc1, bc2, dconst, kappa, step_m, step_g, decay, asam_scale, eta;
+  int32_t adam, update, nesterov, gsel_g0, guard, from_saved;
+} ms_acme_hyper;
+typedef struct ms_acme_args {
+  ms_tensor *param;
+  const ms_tensor *grad;
+  ms_tensor *m, *v, *w0, *g0;   /* like param; v: groups with adam; w0, g0: as the op needs */
+  const ms_slice_table *table;  /* NULL: one slice, group 0 */
+  const int32_t *weight_rule;   /* per slice (ASAM's T), NULL: none */
+  int32_t flags;
+} ms_acme_args;
+int ms_acme_pass(int32_t op, const ms_acme_args *a, const ms_acme_hyper *h, double *out);
+
 /* NAdam (PyTorch >= 2.0's torch.optim.NAdam): decoupled = 0: g += wd p; decoupled = 1:
  * p *= 1 - lr wd (NAdamW); mu_t = beta1 (1 - 0.5 0.96^(t momentum_decay));
  * m = lerp(m, g, 1 - beta1), v = beta2 v + (1 - beta2) g^2,

@@ -18,4 +18,5 @@ return require('moonstep.check').strict(require('moonstep.optim.chain').register
   FriendlySAM = require 'moonstep.optim.FriendlySAM',
   LBFGS = require 'moonstep.optim.LBFGS',
   BSAM = require 'moonstep.optim.BSAM',
+  ACME = require 'moonstep.optim.ACME',
 }, 'ms.optim')

@@ -1,0 +1,569 @@
+-- optim.ACME(model_or_params, config) — ACME, "Automatic Adaptation of the Step Size in
+-- Gradient Descent Training" (ICASSP 2025; the authors' code github.com/ignasi00/acme,
+-- acme/acme.py at b0796c8; spec: ../shared/reference/acme_autosgm.md section 1). Self-
+-- contained: an Adam or SGD-momentum update whose step size, a scalar per parameter group,
+-- is adapted every step from a line model of the loss fitted to a trial point.
+--
+--   loss, info = opt:step(function(pass) ... return loss end)
+-- The closure runs forward and backward on the SAME mini-batch and returns the loss.
+-- Closure calls per step: 1 (acme = false), 2 (acme, or asam alone), 3 (acme and asam):
+-- pass 1 at w0, then w0 + e (ASAM's perturbation), then the trial point w1 = w0 - lr m/D.
+-- Gradients are zeroed before every call; later passes freeze BatchNorm's running
+-- statistics (bn = 'first', default; 'both', 'none') and replay the generator (replay_rng).
+-- info = { loss = L0, loss2 = L1 (trial), loss_asam, code (group 1's line-model branch:
+--   0..7 as spec section 1.6, -1 the non-finite guard), codes (per group), lr (group 1's
+--   adapted step size after the step), lrs, alpha (the step applied), alphas, guards (groups
+--   under the guard), passes, skipped }. opt:step_size(g), opt:code_counts(g).
+--
+-- Options, defaults = the reference CODE's (its README says acme, adam, bias_correction
+-- false): lr = 1e-3 (the first trial step; assigning opt.lr or a group's lr restarts that
+-- group's adaptation from the new value), betas = {0.9, 0.999}, epsilon = 1e-8,
+-- weight_decay = 0 (decoupled: w *= 1 - alpha wd after the step), acme = true, adam = true,
+-- asam = false, rho = 1, eta = 0 (ASAM: T = |w| + eta on tensors whose name contains
+-- "weight", else 1), nesterov = false, bias_correction = true; the reference's constants:
+-- limit_factor = 2 (momentum-norm growth limiter; math.huge: off), signif_rel = 1e-4,
+-- grow_cap = 2, shrink_floor = 0.5, flat_grow = 2 (code 0's target), schedule_total =
+-- 50000, schedule_min = 0.01 (internal cosine; schedule_total = math.huge: off),
+-- asam_norm_eps = 1e-16; compat = {periodic_schedule = false} (true: the reference's
+-- cosine rises again past schedule_total; false holds schedule_min). Common: groups (every
+-- value per group; acme and asam must agree, they decide the passes), skip_nonfinite
+-- (default true), check_finite, bn, replay_rng. Clipping options are refused.
+--
+-- Differences from the reference (spec section 1.9): each group has its own adapted lr,
+-- step, cosine, inner products and line model (the reference uses the last group's); the
+-- cubic's minimiser is the stable g0 / (B + sqrt(B^2 - 3AC)) (no division by zero on an
+-- exact quadratic); a degenerate model (rounding) takes code 7's values; pp = 0 leaves the
+-- gradient unscaled; non-finite inner products apply the reference's guard (w = w0,
+-- m *= 1 - beta1, lr *= beta1, group step 1; info.guards) where it exits the process;
+-- ASAM's norm is global, each group's rho scales its elements. A non-finite pass 1 or
+-- ASAM pass skips the step (weights as before; opt.skipped); a non-finite trial pass is
+-- the guard for every group, counted as skipped (the moments keep pass 1's M-update).
+-- Without adam the reference divides by bc1 in torch's default dtype; here in the arena's.
+--
+-- State: buffers.m, buffers.v (v when a group uses adam), made from the first gradient
+-- as the reference's lazy init (m = (1 - beta1) g0, or g0 without bias correction;
+-- v = mean(g0^2) per tensor, 1 without adam); extra: per group the adapted lr, step and
+-- code counts. Scratch (not saved): w0 (acme or asam), g0 (acme with asam or nesterov).
+local ffi = require 'ffi'
+local ms = require 'moonstep'
+local Optimizer = require 'moonstep.optim.Optimizer'
+local passes = require 'moonstep.optim.passes'
+local reduce = require 'moonstep.optim.reduce'
+local check = require 'moonstep.check'
+local fail = require('moonstep.core').fail
+local C = ms.C
+
+local huge, sqrt, cos, pi, min, max = math.huge, math.sqrt, math.cos, math.pi, math.min, math.max
+
+local DEFAULTS = {
+  lr = 1e-3, betas = { 0.9, 0.999 }, epsilon = 1e-8, weight_decay = 0,
+  acme = true, adam = true, asam = false, rho = 1.0, eta = 0, nesterov = false, bias_correction = true,
+  limit_factor = 2, signif_rel = 1e-4, grow_cap = 2, shrink_floor = 0.5, flat_grow = 2,
+  schedule_total = 50000, schedule_min = 0.01, asam_norm_eps = 1e-16,
+}
+local function ranged(lo, hi, inf_ok)
+  return function(who, name, v)
+    if type(v) ~= 'number' or v ~= v or v < lo or (hi and v > hi) or (v == huge and not inf_ok) then
+      check.fail('%s: %s is %s, expected a %snumber >= %g%s', who, name, check.describe(v),
+                 inf_ok and '' or 'finite ', lo, hi and (' and <= %g'):format(hi) or '')
+    end
+  end
+end
+local function positive_or_inf(who, name, v)
+  if type(v) ~= 'number' or not (v > 0) then
+    check.fail('%s: %s is %s, expected a number > 0 (math.huge: no schedule)', who, name, check.describe(v))
+  end
+end
+local RULES = {
+  lr = 'nonnegative', betas = 'betas', epsilon = 'nonnegative', weight_decay = 'nonnegative',
+  acme = 'boolean', adam = 'boolean', asam = 'boolean', nesterov = 'boolean', bias_correction = 'boolean',
+  rho = 'nonnegative', eta = 'nonnegative', limit_factor = ranged(1, nil, true), signif_rel = 'nonnegative',
+  grow_cap = ranged(1), shrink_floor = 'unit', flat_grow = 'nonnegative', schedule_total = positive_or_inf,
+  schedule_min = 'unit', asam_norm_eps = 'nonnegative',
+}
+passes.merge(DEFAULTS, RULES)
+
+local ACME = Optimizer.define('ACME', DEFAULTS, RULES)
+ACME.skip_default, ACME.multipass = true, true
+ACME.accepted[#ACME.accepted + 1] = 'compat'
+
+local function finite(x) return x == x and x ~= huge and x ~= -huge end
+
+local function compat_of(who, c)
+  local out = { periodic_schedule = false }
+  if c == nil then return out end
+  c = check.options(who .. ' compat', c, { 'periodic_schedule' })
+  for k, v in pairs(c) do out[k] = check.boolean(who, 'compat.' .. k, v) end
+  return out
+end
+
+local base_new = ACME.new
+function ACME.new(target, config)
+  if config == nil and type(target) == 'table' and getmetatable(target) == nil
+     and not check.is_tensor(target) and rawget(target, 1) == nil then
+    target, config = nil, target
+  end
+  local compat
+  if type(config) == 'table' and getmetatable(config) == nil then
+    for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
+      if config[k] ~= nil then
+        check.fail('ACME: %s is not supported (the line model needs the true gradients and losses)', k)
+      end
+    end
+    local c = {}
+    for k, v in pairs(config) do if k ~= 'compat' then c[k] = v end end
+    compat = compat_of('ACME', config.compat)
+    config = c
+  end
+  local self = base_new(target, config)
+  rawset(self, 'compat', compat or compat_of('ACME', nil))
+  return self
+end
+
+---------------------------------------------------------------------------------------
+-- the scalars (float64, in Lua)
+---------------------------------------------------------------------------------------
+
+-- The line model (spec section 1.6): from L0 = phi(0), L1 = phi(h), a0 = -phi'(0),
+-- a1 = -phi'(h) and the trial step h: the target of the step-size EMA, the step applied
+-- when the trial was worse, and the branch code 0..7 (the constants: see the options).
+local function line_model(l0, l1, g0, g1, h, beta, signif, grow, shrink, flat)
+  local imp = l1 <= l0
+  -- the reference's test is |dl| > max(l0, l1) / 1e4 (1 / 1e-4 is exactly 1e4)
+  local sig = math.abs(l0 - l1) > max(l0, l1) / (1 / signif)
+  local d = l1 - l0
+  local lr_opt = imp and h or 0
+  local target, code
+  local function fallback() return imp and h or 0, lr_opt end   -- code 7's values
+  if not sig then
+    target, code = imp and flat * h or h, 0
+  elseif g0 > 0 and g1 < 0 then
+    -- cubic Hermite p(a) = A a^3 + B a^2 + C a + l0, minimiser g0 / (B + sqrt(B^2 - 3AC))
+    local A = -(g0 + g1) / (h * h) - 2 * d / (h * h * h)
+    local B = (2 * g0 + g1) / h + 3 * d / (h * h)
+    local den = B + sqrt(B * B - 3 * A * -g0)
+    code = imp and 1 or 2
+    if den > 0 and finite(g0 / den) then lr_opt = g0 / den; target = lr_opt
+    else target, lr_opt = fallback() end
+  elseif imp and g1 < 0 then
+    local a2 = -g1 / h - d / (h * h)
+    local b2 = g1 + 2 * d / h
+    code = 3
+    if a2 > 0 and finite(-b2 / a2 / 2) then lr_opt = -b2 / a2 / 2; target = lr_opt
+    else target, lr_opt = fallback() end
+  elseif not imp and g0 > 0 then
+    local a2 = g0 / h + d / (h * h)
+    code = 4
+    if a2 > 0 and finite(g0 / a2 / 2) then lr_opt = g0 / a2 / 2; target = lr_opt
+    else target, lr_opt = fallback() end
+  elseif imp and g0 > 0 and g1 > 0 then
+    target, code = min(h * (1 + g1 / g0), (grow - beta) / (1 - beta) * h), 5
+  elseif not imp and g0 < 0 and g1 < 0 then
+    target, code = max(-h * g1 / g0, (shrink - beta) / (1 - beta) * h), 6
+  else
+    target, code = imp and h or 0, 7
+  end
+  return target, lr_opt, code
+end
+
+-- ACME.line_model(l0, l1, a0, a1, h, beta [, opts]) -> lr_target, lr_opt, code; opts:
+-- signif_rel, grow_cap, shrink_floor, flat_grow (defaults: the reference's).
+function ACME.line_model(l0, l1, g0, g1, h, beta, opts)
+  local who = 'ACME.line_model'
+  for i, v in ipairs { l0, l1, g0, g1, h, beta } do
+    if type(v) ~= 'number' then check.fail('%s: argument %d is %s, expected a number', who, i, check.describe(v)) end
+  end
+  local o = check.options(who, opts or {}, { 'signif_rel', 'grow_cap', 'shrink_floor', 'flat_grow' })
+  for k, v in pairs(o) do ACME.rules[k](who, 'opts.' .. k, v) end
+  local d = DEFAULTS
+  return line_model(l0, l1, g0, g1, h, beta, o.signif_rel or d.signif_rel, o.grow_cap or d.grow_cap,
+                    o.shrink_floor or d.shrink_floor, o.flat_grow or d.flat_grow)
+end
+
+-- The limiter's gradient scale: the positive root k of ||b1 m + (1 - b1) k g||_D^2 =
+-- F ||m||_D^2, capped at 1 (the reference's operation order).
+local function limiter(pg, pp, gg, b1, F)
+  if pp == 0 then return 1 end
+  local raiz = sqrt(F * gg * pp - b1 * b1 * gg * pp + b1 * b1 * pg * pg)
+  local k = (b1 * pg - raiz) / (gg * (b1 - 1))
+  if k < 1 then return k end
+  return 1
+end
+
+-- The internal cosine at group step t (the reference's s after step t - 1).
+local function schedule(v, t, periodic)
+  local x = t - 1
+  if not periodic and x > v.schedule_total then x = v.schedule_total end
+  return v.schedule_min + (1 - v.schedule_min) * (1 + cos(pi * x / v.schedule_total)) / 2
+end
+
+---------------------------------------------------------------------------------------
+-- binding, buffers, the fused passes
+---------------------------------------------------------------------------------------
+
+function ACME:_init()
+  self.buffers = {}
+  local ng, st = self.ngroups, self.table
+  self._h = ffi.new('ms_acme_hyper[?]', ng)
+  self._out = ffi.new('double[?]', 4 * ng)
+  self._args = ffi.new('ms_acme_args[1]')
+  -- ASAM's rule: T = |w| + eta on the tensors whose name contains "weight"
+  self._wrule = ffi.new('int32_t[?]', st.nslices)
+  for i = 1, st.nslices do
+    local e = st.entries[i]
+    self._wrule[i - 1] = (e and type(e.name) == 'string' and e.name:find('weight', 1, true)) and 1 or 0
+  end
+end
+
+function ACME:_new_buffer(k)
+  if k == 'm' or k == 'v' then return ms.zeros_like(self.arena.flat) end
+end
+
+-- A scratch tensor like the arena (not state: every element is written before read).
+function ACME:_scratch(k)
+  local s, flat = rawget(self, k), self.arena.flat
+  if not s or s.device ~= flat.device or s.dtype ~= flat.dtype then
+    s = ms.empty_like(flat)
+    rawset(self, k, s)
+  end
+  return s
+end
+
+-- Group g's hyper struct for a pass, reset to "no-op" values (D as the group's).
+function ACME:_hyper_for(g, v, gs, dconst)
+  local h = self._h[g - 1]
+  local b1, b2 = v.betas[1], v.betas[2]
+  local t = gs.step
+  h.beta1, h.beta2, h.eps = b1, b2, v.epsilon
+  h.bc1 = v.bias_correction and 1 - b1 ^ t or 1
+  h.bc2 = v.bias_correction and 1 - b2 ^ t or 1
+  h.dconst = dconst == 'bc1' and h.bc1 or 1
+  h.kappa, h.step_m, h.step_g, h.decay, h.asam_scale, h.eta = 1, 0, 0, 1, 0, v.eta
+  h.adam, h.update, h.nesterov, h.gsel_g0, h.guard, h.from_saved = v.adam and 1 or 0, 0, 0, 0, 0, 0
+  return h
+end
+
+-- One fused pass (runtime/optim_acme.c): the per-group sums it returns (out[4 (g-1) + j]).
+function ACME:_pass(who, op, flags, w0, g0)
+  local a, b = self._args[0], self.buffers
+  a.param, a.grad, a.m, a.v, a.w0, a.g0 = self.arena.flat, self.arena.gflat, b.m, b.v, w0, g0
+  a.table, a.weight_rule, a.flags = self.table.ct, self._wrule, flags
+  local rc = C.ms_acme_pass(op, self._args, self._h, self._out)
+  a.param, a.grad, a.m, a.v, a.w0, a.g0 = nil, nil, nil, nil, nil, nil
+  if rc ~= 0 then fail(who) end
+  return self._out
+end
+
+-- The lazy init from the first gradient (spec section 1.3), per slice.
+function ACME:_init_state(who, vals, any_adam)
+  local st, gf = self.table, self.arena.gflat
+  local b = self.buffers
+  b.m = gf:clone()
+  local fm, fv = {}, {}
+  local sq = any_adam and select(2, reduce.sumsq(who, gf, st))
+  for i = 1, st.nslices do
+    local v = vals[st.slices[i - 1].group + 1]
+    fm[i] = v.bias_correction and 1 - v.betas[1] or 1
+    local n = tonumber(st.slices[i - 1].count)
+    fv[i] = (v.adam and n > 0) and sq[i] / n or 1
+  end
+  reduce.scale(who, b.m, st, fm)
+  if any_adam then b.v = ms.ones_like(gf); reduce.scale(who, b.v, st, fv) end
+end
+
+---------------------------------------------------------------------------------------
+-- the step
+---------------------------------------------------------------------------------------
+
+-- A skipped step: counted, t not advanced; info from extra.
+function ACME:_skip(L0, n0, extra)
+  self.skipped = self.skipped + 1
+  self._bad, self._checked = nil, nil
+  local info = extra or {}
+  info.loss, info.passes, info.skipped, info.guards = L0, self.passes - n0, true, info.guards or 0
+  return L0, info
+end
+
+function ACME:step(closure)
+  local who = 'ACME.step'
+  self:_bound(who)
+  if closure == nil then
+    check.fail('%s: a closure is required (ACME evaluates the loss 1 to 3 times per step): opt:step(function(pass) ... return loss end)', who)
+  end
+  if type(closure) ~= 'function' then
+    check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss',
+               who, check.describe(closure))
+  end
+  self:_check_count(who)
+  self:_check_live(who)
+  local t, ng = self.t + 1, self.ngroups
+  self._taking = t
+  local vals = {}
+  for g = 1, ng do vals[g] = self:_values(who, t, g) end
+  self._taking = nil
+  for g = 2, ng do
+    for _, k in ipairs { 'acme', 'asam' } do
+      if vals[g][k] ~= vals[1][k] then
+        check.fail('%s: groups[%d].%s is %s but the default group has %s; %s must be the same in every group (it decides the closure calls)',
+                   who, g - 1, k, tostring(vals[g][k]), tostring(vals[1][k]), k)
+      end
+    end
+  end
+  local n0 = self.passes
+  local L0 = passes.run(self, who, closure, 1)
+  if self._bad then return self:_skip(L0, n0) end
+  local fresh = self.buffers.m == nil
+  local ok, r1, r2 = pcall(self._core, self, who, closure, vals, L0, n0, t, fresh)
+  if not ok then
+    if rawget(self, '_moved') then self.arena.flat:copy_(rawget(self, '_w0')) end
+    self._moved = nil
+    if fresh then self.buffers.m, self.buffers.v, self.gs = nil, nil, nil end
+    error(r1, 0)
+  end
+  return r1, r2
+end
+
+-- Everything after pass 1 (any error: step() restores the weights and re-raises).
+function ACME:_core(who, closure, vals, L0, n0, t, fresh)
+  local ng, b = self.ngroups, self.buffers
+  local acme, asam, any_adam, any_nest = vals[1].acme, vals[1].asam, false, false
+  for g = 1, ng do any_adam = any_adam or vals[g].adam; any_nest = any_nest or vals[g].nesterov end
+  if fresh then
+    self:_init_state(who, vals, any_adam)
+    self.gs = {}
+  end
+  if any_adam and not b.v then b.v = ms.ones_like(self.arena.flat) end
+  -- group states: the adapted lr (restarted when the lr hyper-parameter changes), step
+  local gs = rawget(self, 'gs') or {}
+  self.gs = gs
+  for g = 1, ng do
+    local s, lr = gs[g], vals[g].lr
+    if not s then s = { step = 1, codes = {} }; gs[g] = s end
+    if s.seen ~= lr then s.lr, s.seen = lr, lr end
+  end
+  local w0 = (acme or asam) and self:_scratch('_w0') or nil
+  local g0 = (acme and (asam or any_nest)) and self:_scratch('_g0') or nil
+  local guard, info = {}, { loss = L0, skipped = false, guards = 0 }
+  local k = 1
+  -- ASAM: w = w0 + e, pass 2, the M-update then uses its gradient
+  if asam then
+    for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
+    local out = self:_pass(who, C.MS_ACME_ASAM_NORM, 0)
+    local sq = 0
+    for g = 1, ng do sq = sq + out[4 * (g - 1)] end
+    local norm = sqrt(sq)
+    for g = 1, ng do self._h[g - 1].asam_scale = vals[g].rho / (norm + vals[g].asam_norm_eps) end
+    self:_pass(who, C.MS_ACME_ASAM_PERTURB, g0 and C.MS_ACME_SAVE_G0 or 0, w0, g0)
+    self._moved = true   -- (after the pass: a refused pass writes nothing, w0 included)
+    k = k + 1
+    info.loss_asam = passes.run(self, who, closure, k)
+    if self._bad then
+      self.arena.flat:copy_(w0)
+      self._moved = nil
+      if fresh then b.m, b.v, self.gs = nil, nil, nil end
+      return self:_skip(L0, n0, { loss_asam = info.loss_asam })
+    end
+  end
+  -- the limiter's inner products (D of the current v), the M-update and the move
+  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
+  local out = self:_pass(who, C.MS_ACME_DOTS, 0)
+  for g = 1, ng do
+    local v, h, o = vals[g], self:_hyper_for(g, vals[g], gs[g], 'bc1'), 4 * (g - 1)
+    local pg, pp, gg = out[o], out[o + 1], out[o + 2]
+    local b1, lr = v.betas[1], gs[g].lr
+    h.from_saved = asam and 1 or 0
+    if not (finite(pg) and finite(pp) and finite(gg)) then
+      guard[g] = true
+      h.guard = 1
+    else
+      h.update, h.kappa = 1, limiter(pg, pp, gg, b1, v.limit_factor)
+      if acme then
+        h.step_m = -lr
+      else
+        h.step_m = -lr * (v.nesterov and b1 or 1)
+        h.nesterov, h.step_g = v.nesterov and 1 or 0, -lr * (1 - b1)
+        h.decay = 1 - lr * v.weight_decay
+      end
+    end
+  end
+  local flags = (acme and not asam) and C.MS_ACME_SAVE_W0 or 0
+  if g0 and not asam then flags = flags + C.MS_ACME_SAVE_G0 end
+  if acme then flags = flags + C.MS_ACME_SUM end
+  out = self:_pass(who, C.MS_ACME_MOVE, flags, w0, g0)
+  if acme then self._moved = true end
+  local a0 = {}
+  for g = 1, ng do a0[g] = out[4 * (g - 1)] end
+  if not acme then
+    self._moved = nil
+    info.lrs, info.alphas, info.codes = {}, {}, {}
+    for g = 1, ng do
+      local s = gs[g]
+      if guard[g] then self:_guard(s, vals[g], info) else s.step = s.step + 1 end
+      info.lrs[g], info.alphas[g] = s.lr, not guard[g] and s.lr or 0
+    end
+    return self:_finish(L0, info, n0, t)
+  end
+  -- the trial pass, then the line model
+  k = k + 1
+  local L1 = passes.run(self, who, closure, k)
+  info.loss2 = L1
+  if self._bad then   -- the reference's guard for every group; counted as skipped
+    for g = 1, ng do
+      local h = self:_hyper_for(g, vals[g], gs[g], 'bc1')
+      h.from_saved, h.guard = 1, guard[g] and 2 or 1
+    end
+    self:_pass(who, C.MS_ACME_MOVE, 0, w0, g0)
+    self._moved = nil
+    for g = 1, ng do self:_guard(gs[g], vals[g], nil) end
+    return self:_skip(L0, n0, { loss2 = L1, guards = ng })
+  end
+  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 'bc1') end
+  out = self:_pass(who, C.MS_ACME_DOTS, 0)
+  local dots = {}
+  for g = 1, ng do local o = 4 * (g - 1); dots[g] = { out[o], out[o + 1], out[o + 2] } end
+  -- the second M-update's limiter (on improvement): D_a without adam is 1, not bc1
+  local second = L1 < L0
+  local lim = dots
+  if second then
+    local other = false
+    for g = 1, ng do other = other or (not vals[g].adam and self._h[g - 1].bc1 ~= 1) end
+    if other then
+      for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
+      out = self:_pass(who, C.MS_ACME_DOTS, 0)
+      lim = {}
+      for g = 1, ng do local o = 4 * (g - 1); lim[g] = { out[o], out[o + 1], out[o + 2] } end
+    end
+  end
+  info.codes, info.lrs, info.alphas = {}, {}, {}
+  for g = 1, ng do
+    local v, s = vals[g], gs[g]
+    local h = self:_hyper_for(g, v, s, 'bc1')
+    local b1, lr = v.betas[1], s.lr
+    h.from_saved = 1
+    local a1, pp, gg = dots[g][1], dots[g][2], dots[g][3]
+    if guard[g] then
+      h.guard = 2
+    else
+      local target, lr_opt, code = line_model(L0, L1, a0[g], a1, lr, b1, v.signif_rel, v.grow_cap,
+                                              v.shrink_floor, v.flat_grow)
+      if not (finite(L0) and finite(L1) and finite(a0[g]) and finite(a1) and finite(lr) and finite(pp) and finite(gg)) then
+        guard[g], h.guard = true, 1
+      else
+        local gamma = 2 * (1 - b1) / (1 + b1) * (1 + 2 * b1) / (2 - b1) *
+                      schedule(v, s.step, rawget(self, 'compat').periodic_schedule)
+        local alpha = (L1 > L0 and lr_opt or lr) * gamma
+        h.step_m = -alpha * (v.nesterov and b1 or 1)
+        h.nesterov, h.step_g, h.gsel_g0 = v.nesterov and 1 or 0, -alpha * (1 - b1), L1 > L0 and 1 or 0
+        h.decay = 1 - alpha * v.weight_decay
+        if second then
+          local l = lim[g]
+          if finite(l[1]) and finite(l[2]) and finite(l[3]) then
+            h.update, h.kappa = 2, limiter(l[1], l[2], l[3], b1, v.limit_factor)
+          end
+        end
+        s.lr = b1 * lr + (1 - b1) * target
+        s.step = s.step + 1
+        s.codes[code] = (s.codes[code] or 0) + 1
+        info.codes[g], info.alphas[g] = code, alpha
+      end
+    end
+    if guard[g] then
+      self:_guard(s, v, info)
+      info.codes[g], info.alphas[g] = -1, 0
+    end
+    info.lrs[g] = s.lr
+  end
+  self:_pass(who, C.MS_ACME_MOVE, 0, w0, g0)
+  self._moved = nil
+  return self:_finish(L0, info, n0, t)
+end
+
+-- The reference's non-finite guard on group state s (the pass did the weights and m).
+function ACME:_guard(s, v, info)
+  s.lr = v.betas[1] * s.lr
+  s.step = 1
+  s.codes[-1] = (s.codes[-1] or 0) + 1
+  if info then info.guards = info.guards + 1 end
+end
+
+function ACME:_finish(L0, info, n0, t)
+  self.t = t
+  self._bad, self._checked = nil, nil
+  info.passes = self.passes - n0
+  info.code, info.lr, info.alpha = info.codes[1], info.lrs[1], info.alphas[1]
+  return L0, info
+end
+
+-- ACME has no update from gradients alone: apply() (and a wrapper using it as a base) is
+-- refused by name.
+function ACME:apply()
+  check.fail('ACME.apply: ACME needs the closure (it evaluates the loss again at a trial point): use opt:step(closure)')
+end
+function ACME:_update()
+  check.fail('ACME cannot apply gradients alone (it is not a base optimizer for a wrapper): use opt:step(closure)')
+end
+
+-- The adapted step size of group g (1 = the default group); nil before the first step.
+function ACME:step_size(group)
+  local g = group == nil and 1 or check.integer('ACME.step_size', 'group', group, 1, self.ngroups or 1)
+  local gs = rawget(self, 'gs')
+  return gs and gs[g] and gs[g].lr or nil
+end
+
+---------------------------------------------------------------------------------------
+-- state
+---------------------------------------------------------------------------------------
+
+function ACME:_save_extra()
+  local extra = { compat = { periodic_schedule = rawget(self, 'compat').periodic_schedule } }
+  local gs = rawget(self, 'gs')
+  if gs then
+    extra.groups = {}
+    for g, s in ipairs(gs) do
+      local codes = {}
+      for c = -1, 7 do codes[c + 2] = s.codes[c] or 0 end
+      extra.groups[g] = { lr = s.lr, seen = s.seen, step = s.step, codes = codes }
+    end
+  end
+  return extra
+end
+
+function ACME:_load_extra(who, extra)
+  if extra ~= nil and (type(extra) ~= 'table' or getmetatable(extra) ~= nil) then
+    check.fail('%s: state.extra is %s, expected a table {compat =, groups =}', who, check.describe(extra))
+  end
+  extra = extra or {}
+  local compat = compat_of(who .. ' (state.extra)', extra.compat)
+  local gs
+  if extra.groups ~= nil then
+    if type(extra.groups) ~= 'table' or #extra.groups ~= self.ngroups then
+      check.fail('%s: state.extra.groups is %s, expected %d group states', who, check.describe(extra.groups), self.ngroups)
+    end
+    gs = {}
+    for g, s in ipairs(extra.groups) do
+      local where = ('state.extra.groups[%d]'):format(g)
+      if type(s) ~= 'table' then check.fail('%s: %s is %s, expected a table', who, where, check.describe(s)) end
+      check.number(who, where .. '.lr', s.lr, 0)
+      check.number(who, where .. '.seen', s.seen, 0)
+      check.integer(who, where .. '.step', s.step, 1)
+      local codes = {}
+      if type(s.codes) ~= 'table' or #s.codes ~= 9 then
+        check.fail('%s: %s.codes is %s, expected 9 counts (codes -1 to 7)', who, where, check.describe(s.codes))
+      end
+      for c = -1, 7 do codes[c] = check.integer(who, where .. '.codes', s.codes[c + 2], 0) end
+      gs[g] = { lr = s.lr, seen = s.seen, step = s.step, codes = codes }
+    end
+  end
+  rawset(self, 'compat', compat)
+  rawset(self, 'gs', gs)
+end
+
+-- The counts of each line-model code of group g (codes -1 .. 7), a table code -> count.
+function ACME:code_counts(group)
+  local g = group == nil and 1 or check.integer('ACME.code_counts', 'group', group, 1, self.ngroups or 1)
+  local out, gs = {}, rawget(self, 'gs')
+  for c = -1, 7 do out[c] = gs and gs[g] and gs[g].codes[c] or 0 end
+  return out
+end
+
+return ACME

@@ -1,0 +1,528 @@
+-- ACME (lua/moonstep/optim/ACME.lua, runtime/optim_acme.c, runtime/optim/acme.h): the line
+-- model against the spec's table and the reference's lrCubic, multi-step trajectories
+-- against the authors' code (tests/fixtures/acme.lua, scripts/fixtures/acme.py), the
+-- closure protocol (calls per step, BatchNorm once per step, dropout replayed, weights
+-- restored exactly, skips and the guard), groups, resume, misuse.
+local ffi = require 'ffi'
+local ms = require 'moonstep'
+local nn = ms.nn
+local ACME = require 'moonstep.optim.ACME'
+local H = require 'helper'
+local fx = require 'fixtures.acme'
+
+local REL64 = 1e-9      -- the issue's float64 bound
+-- float32: the reference's float32 kernels (vectorised fma, other summation orders) round
+-- differently; 30 steps with trial steps of up to 10 amplify that to a few 1e-5.
+local REL32 = 2e-4
+
+assert(ffi.abi('le'), 'the fixture decoder assumes a little-endian machine')
+local B64 = {}
+do
+  local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  for i = 1, 64 do B64[alphabet:byte(i)] = i - 1 end
+end
+local function decode(s, dtype)
+  local bytes = ffi.new('uint8_t[?]', #s)
+  local o = 0
+  for i = 1, #s, 4 do
+    local a, b, c, d = s:byte(i, i + 3)
+    local x = B64[a] * 262144 + B64[b] * 4096 + (B64[c] or 0) * 64 + (B64[d] or 0)
+    bytes[o], bytes[o + 1], bytes[o + 2] = math.floor(x / 65536), math.floor(x / 256) % 256, x % 256
+    o = o + (d ~= 61 and 3 or c ~= 61 and 2 or 1)
+  end
+  local size = dtype == 'float64' and 8 or 4
+  local p = ffi.cast(dtype == 'float64' and 'double *' or 'float *', bytes)
+  local out = {}
+  for i = 0, o / size - 1 do out[i + 1] = tonumber(p[i]) end
+  return out
+end
+
+local function same(a, b, what)
+  local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)
+  assert.equal(a:numel(), b:numel(), what)
+  for i = 1, x:numel() do
+    if x:get(i) ~= y:get(i) then
+      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
+    end
+  end
+end
+
+local function rel(got, want) return math.abs(got - want) / math.max(math.abs(want), 1e-3) end
+
+-- The fixture's problem: Linear(6, 5) - tanh - Linear(5, 3), MSE on a batch of 8.
+local function problem(dtype)
+  local inp = fx.inputs[dtype]
+  local model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+  model:to(dtype)
+  model:flat_parameters():copy_(ms.tensor(decode(inp.p0, dtype), { dtype = dtype }))
+  local x = ms.tensor(decode(inp.x, dtype), { dtype = dtype }):view(8, 6)
+  local y = ms.tensor(decode(inp.y, dtype), { dtype = dtype }):view(8, 3)
+  local crit = nn.MSELoss()
+  local calls = 0
+  local function closure()
+    calls = calls + 1
+    local out = model:forward(x)
+    local loss = crit:forward(out, y)
+    model:backward(x, crit:backward(out, y))
+    return loss
+  end
+  return model, closure, function() local c = calls; calls = 0; return c end
+end
+
+local function config_of(c)
+  local cfg = {}
+  for k, v in pairs(c) do cfg[k] = type(v) == 'table' and { unpack(v) } or v end
+  return cfg
+end
+
+describe('ACME line model', function()
+  it("reproduces the spec's table (section 1.6) to 1e-9, the exact quadratic included", function()
+    for i, row in ipairs(fx.table) do
+      local l0, l1, g0, g1, h, beta = unpack(row, 1, 6)
+      local target, lr_opt, code = ACME.line_model(l0, l1, g0, g1, h, beta)
+      if row[7] == 'error' then
+        -- the reference divides by 3A = 0; the stable root is the quadratic's minimiser 1
+        assert.equal(1, code)
+        assert.is_true(rel(target, 1) < 1e-12 and rel(lr_opt, 1) < 1e-12, 'exact quadratic')
+        assert.is_true(rel(0.9 * h + 0.1 * target, 1.45) < 1e-12)
+      else
+        assert.equal(row[9], code, 'row ' .. i)
+        assert.is_true(rel(target, row[7]) < 1e-9, ('row %d target %.17g vs %.17g'):format(i, target, row[7]))
+        assert.is_true(rel(lr_opt, row[8]) < 1e-9, ('row %d lr_opt %.17g vs %.17g'):format(i, lr_opt, row[8]))
+      end
+    end
+    -- the spec's "next lr" column
+    local want = { 1.9, 1.44717, 0.525, 0.75 }
+    for i = 1, 4 do
+      local row = fx.table[i]
+      local target = ACME.line_model(unpack(row, 1, 6))
+      assert.is_true(math.abs(0.9 * row[5] + 0.1 * target - want[i]) < 1e-5, 'next lr ' .. i)
+    end
+  end)
+
+  it("matches the reference's lrCubic on every branch (codes 0-7) to 1e-9", function()
+    local seen = {}
+    for i, row in ipairs(fx.line) do
+      local target, lr_opt, code = ACME.line_model(unpack(row, 1, 6))
+      assert.equal(row[9], code, 'vector ' .. i)
+      assert.is_true(rel(target, row[7]) < 1e-9, ('vector %d: target %.17g vs %.17g'):format(i, target, row[7]))
+      assert.is_true(rel(lr_opt, row[8]) < 1e-9, ('vector %d: lr_opt %.17g vs %.17g'):format(i, lr_opt, row[8]))
+      seen[code] = true
+    end
+    for c = 0, 7 do assert.is_true(seen[c], 'code ' .. c .. ' covered') end
+  end)
+
+  it('takes its constants as options', function()
+    -- not significant: lr_target = flat_grow h on improvement
+    assert.equal(3, (ACME.line_model(1, 1 - 1e-6, 1, 1, 1, 0.9, { flat_grow = 3 })))
+    -- significant under signif_rel 1e-8: extrapolation (code 5) capped by grow_cap
+    local t, _, code = ACME.line_model(1, 1 - 1e-6, 1, 100, 1, 0.9, { signif_rel = 1e-8, grow_cap = 1.5 })
+    assert.equal(5, code)
+    assert.is_true(rel(t, (1.5 - 0.9) / 0.1) < 1e-12)
+    t, _, code = ACME.line_model(1, 2, -1, -100, 1, 0.9, { shrink_floor = 0.8 })
+    assert.equal(6, code)
+    assert.is_true(rel(t, (0.8 - 0.9) / 0.1) < 1e-12)
+  end)
+end)
+
+describe('ACME trajectories against the reference (ignasi00/acme)', function()
+  for _, case in ipairs(fx.cases) do
+    for _, dtype in ipairs { 'float64', 'float32' } do
+      it(('%s, %s: parameters, losses, lr, code and closure calls, every step'):format(case.name, dtype), function()
+        local rec = case[dtype]
+        local model, closure, calls = problem(dtype)
+        local opt = ACME(model, config_of(case.config))
+        local after = decode(rec.after, dtype)
+        local tol = dtype == 'float64' and REL64 or REL32
+        local n, worst = fx.n, 0
+        for s = 1, fx.steps do
+          local L0, info = opt:step(closure)
+          assert.equal(rec.calls[s], calls(), 'closure calls at step ' .. s)
+          assert.equal(rec.calls[s], info.passes)
+          assert.is_false(info.skipped)
+          assert.equal(rec.code[s] or nil, info.code, 'code at step ' .. s)
+          local p = model:flat_parameters():to('float64')
+          for i = 1, n do
+            local e = rel(p:get(i), after[(s - 1) * n + i])
+            worst = math.max(worst, e)
+            if e > tol then
+              error(('step %d element %d: %.17g vs %.17g (rel %.3g)'):format(s, i, p:get(i), after[(s - 1) * n + i], e))
+            end
+          end
+          assert.is_true(rel(L0, rec.L0[s]) < tol * 10, 'L0 at step ' .. s)
+          if rec.L1[s] then assert.is_true(rel(info.loss2, rec.L1[s]) < tol * 10, 'L1 at step ' .. s) end
+          assert.is_true(rel(opt:step_size(), rec.lr[s]) < tol * 10, ('lr at step %d: %.17g vs %.17g'):format(s, opt:step_size(), rec.lr[s]))
+        end
+        if os.getenv('ACME_VERBOSE') then print(('%s %s worst rel %.3g'):format(case.name, dtype, worst)) end
+      end)
+    end
+  end
+end)
+
+-- A small model and a fixed batch for the protocol tests (float64 unless told).
+local function mlp(seed, opts)
+  opts = opts or {}
+  ms.manual_seed(seed or 1)
+  local layers = { nn.Linear(4, 6) }
+  if opts.bn then layers[#layers + 1] = nn.BatchNorm1d(6) end
+  layers[#layers + 1] = nn.Tanh()
+  if opts.dropout then layers[#layers + 1] = nn.Dropout(0.5) end
+  layers[#layers + 1] = nn.Linear(6, 2)
+  local model = nn.Sequential(unpack(layers))
+  model:to(opts.dtype or 'float64')
+  local x = H.random_tensor({ 10, 4 }, seed or 1):to(opts.dtype or 'float64')
+  local y = H.random_tensor({ 10, 2 }, (seed or 1) + 1):to(opts.dtype or 'float64')
+  local crit = nn.MSELoss()
+  local log = {}
+  local function closure(pass)
+    log[#log + 1] = pass
+    local out = model:forward(x)
+    local loss = crit:forward(out, y)
+    model:backward(x, crit:backward(out, y))
+    return loss
+  end
+  return model, closure, log
+end
+
+describe('ACME closure protocol', function()
+  it('calls the closure 1, 2 or 3 times as acme and asam require, numbering the passes', function()
+    local want = { { false, false, 1 }, { false, true, 2 }, { true, false, 2 }, { true, true, 3 } }
+    for _, w in ipairs(want) do
+      local model, closure, log = mlp(2)
+      local opt = ACME(model, { lr = 0.05, acme = w[1], asam = w[2], rho = 0.05 })
+      for s = 1, 3 do
+        local _, info = opt:step(closure)
+        assert.equal(w[3], info.passes)
+        assert.equal(w[3] * s, #log, ('acme %s asam %s'):format(tostring(w[1]), tostring(w[2])))
+        for k = 1, w[3] do assert.equal(k, log[(s - 1) * w[3] + k]) end
+      end
+      assert.equal(3 * w[3], opt.passes)
+      assert.equal(3, opt.t)
+    end
+  end)
+
+  it('returns the first-pass loss and what users log', function()
+    local model, closure = mlp(3)
+    local opt = ACME(model, { lr = 0.05 })
+    local w0 = model:flat_parameters():clone()
+    local L0, info = opt:step(closure)
+    model:flat_parameters():copy_(w0)
+    assert.equal(closure(1), L0)
+    assert.equal(L0, info.loss)
+    assert.is_number(info.loss2)
+    assert.is_true(info.code >= 0 and info.code <= 7)
+    assert.same({ info.code }, info.codes)
+    assert.equal(opt:step_size(), info.lr)
+    assert.is_true(info.alpha > 0)
+    assert.is_false(info.skipped)
+    assert.equal(0, info.guards)
+    assert.equal(1, opt:code_counts()[info.code])
+  end)
+
+  it('updates BatchNorm running statistics once per step (pass 1 only) by default', function()
+    for _, bn in ipairs { 'first', 'both' } do
+      local model, closure = mlp(4, { bn = true })
+      local ref = mlp(4, { bn = true })
+      local opt = ACME(model, { lr = 0.05, asam = true, rho = 0.05, bn = bn })
+      local x = H.random_tensor({ 10, 4 }, 4):to('float64')
+      ref:forward(x)              -- one forward at w0: the statistics pass 1 leaves
+      opt:step(closure)
+      local a, b = model.modules[2].running_mean, ref.modules[2].running_mean
+      if bn == 'first' then
+        same(a, b, 'running mean after one step')
+        same(model.modules[2].running_var, ref.modules[2].running_var, 'running var')
+      else
+        assert.is_true((a - b):abs():max() > 0, "bn = 'both' updates on every pass")
+      end
+    end
+  end)
+
+  it('replays the dropout masks on every pass of a step', function()
+    local model, _ = mlp(5, { dropout = true })
+    local x = H.random_tensor({ 10, 4 }, 5):to('float64')
+    local y = H.random_tensor({ 10, 2 }, 6):to('float64')
+    local crit, masks = nn.MSELoss(), {}
+    local drop = model.modules[3]
+    local function closure(pass)
+      local out = model:forward(x)
+      masks[pass] = drop.mask:clone()
+      local loss = crit:forward(out, y)
+      model:backward(x, crit:backward(out, y))
+      return loss
+    end
+    local opt = ACME(model, { lr = 0.05, asam = true, rho = 0.05 })
+    opt:step(closure)
+    same(masks[1], masks[2], 'the ASAM pass mask')
+    same(masks[1], masks[3], 'the trial pass mask')
+    local first = masks[1]:clone()
+    opt:step(closure)
+    assert.is_true((masks[1] - first):abs():max() > 0, 'a new step draws new masks')
+    local o2 = ACME(model, { lr = 0.05, replay_rng = false })
+    o2:step(closure)
+    assert.is_true((masks[1] - masks[2]):abs():max() > 0, 'replay_rng = false draws anew')
+  end)
+
+  it('restores the weights exactly when a pass is non-finite or raises', function()
+    for _, cfg in ipairs { { asam = true, rho = 0.05 }, {}, { nesterov = true } } do
+      local model, closure = mlp(6)
+      cfg.lr = 0.05
+      local opt = ACME(model, cfg)
+      opt:step(closure)
+      local w, m = model:flat_parameters():clone(), opt.buffers.m:clone()
+      local lr = opt:step_size()
+      -- pass 1 non-finite: skipped, nothing changes
+      local L, info = opt:step(function(p) closure(p); return 0 / 0 end)
+      assert.is_true(info.skipped)
+      assert.equal(1, info.passes)
+      same(w, model:flat_parameters(), 'after a skipped pass 1')
+      same(m, opt.buffers.m, 'm after a skipped pass 1')
+      assert.equal(1, opt.skipped)
+      assert.equal(1, opt.t)
+      assert.is_true(L ~= L)
+      -- a raising pass 2: weights back, error propagated
+      H.assert_error(function() opt:step(function(p) if p > 1 then error('boom at pass ' .. p) end; return closure(p) end) end, 'boom at pass 2')
+      same(w, model:flat_parameters(), 'after a raising pass')
+      assert.equal(1, opt.t)
+      -- the trial pass non-finite: the reference's guard (lr *= beta1, step 1), skipped
+      local last = cfg.asam and 3 or 2
+      local _, i2 = opt:step(function(p) local l = closure(p); return p == last and 1 / 0 or l end)
+      same(w, model:flat_parameters(), 'after a non-finite trial pass')
+      assert.is_true(i2.skipped)
+      assert.equal(1, i2.guards)
+      assert.equal(2, opt.skipped)
+      assert.is_true(math.abs(opt:step_size() - 0.9 * lr) < 1e-15)
+      assert.equal(1, opt:code_counts()[-1])
+      if cfg.asam then   -- the ASAM pass non-finite: a plain skip
+        local _, i3 = opt:step(function(p) local l = closure(p); return p == 2 and 0 / 0 or l end)
+        assert.is_true(i3.skipped)
+        same(w, model:flat_parameters(), 'after a non-finite ASAM pass')
+      end
+    end
+  end)
+
+  it('non-finite inner products take the reference\'s guard (no exit): w = w0, lr *= beta1, step 1', function()
+    for _, acme in ipairs { true, false } do
+      local model, closure = mlp(15)
+      local opt = ACME(model, { lr = 0.05, acme = acme })
+      opt:step(closure)
+      opt:step(closure)
+      local w, lr = model:flat_parameters():clone(), opt:step_size()
+      opt.buffers.m:fill_(0 / 0)   -- the momentum overflowed: its inner products are nan
+      local _, info = opt:step(closure)
+      same(w, model:flat_parameters(), 'weights under the guard')
+      assert.equal(1, info.guards)
+      assert.is_false(info.skipped)
+      assert.equal(0, info.alpha)
+      assert.is_true(math.abs(opt:step_size() - 0.9 * lr) < 1e-15)
+      assert.equal(1, opt.gs[1].step)
+      assert.equal(1, opt:code_counts()[-1])
+      if acme then assert.equal(-1, info.code) end
+      assert.equal(3, opt.t)
+    end
+  end)
+
+  it('raises instead with skip_nonfinite = false, weights restored', function()
+    local model, closure = mlp(7)
+    local opt = ACME(model, { lr = 0.05, skip_nonfinite = false })
+    local w = model:flat_parameters():clone()
+    H.assert_error(function() opt:step(function(p) local l = closure(p); return p == 2 and 0 / 0 or l end) end,
+                   'ACME.step', 'the loss is nan')
+    same(w, model:flat_parameters(), 'after the raise')
+    assert.equal(0, opt.t)
+  end)
+
+  it('a zero trial step leaves the weights alone (code 0) and assigning lr restarts the adaptation', function()
+    local model, closure = mlp(8)
+    local opt = ACME(model, { lr = 0.05 })
+    opt:step(closure)
+    opt.lr = 0
+    local w = model:flat_parameters():clone()
+    local _, info = opt:step(closure)
+    assert.equal(0, info.code)
+    assert.equal(0, opt:step_size())
+    same(w, model:flat_parameters(), 'zero step')
+    opt.lr = 0.01
+    opt:step(closure)
+    assert.is_true(opt:step_size() > 0)
+  end)
+end)
+
+describe('ACME groups', function()
+  it('sums the inner products per group (the DOTS pass against tensor arithmetic)', function()
+    local model, closure = mlp(9)
+    local opt = ACME(model, { lr = 0.05, groups = { { match = 'bias', betas = { 0.5, 0.99 } } } })
+    opt:step(closure)
+    closure(1)
+    local b, st = opt.buffers, opt.table
+    local gs = opt.gs
+    for g = 1, 2 do opt:_hyper_for(g, opt:_values('t', 1, g), gs[g], 1) end
+    local out = opt:_pass('t', ms.C.MS_ACME_DOTS, 0)
+    local m, v, gr = b.m, b.v, model:flat_gradients()
+    local want = { { 0, 0, 0 }, { 0, 0, 0 } }
+    for i = 1, st.nslices do
+      local s = st.slices[i - 1]
+      local g = s.group + 1
+      local h = opt._h[g - 1]
+      local lo, n = tonumber(s.offset) + 1, tonumber(s.count)
+      local ms_, vs, gs_ = m:narrow(1, lo, n), v:narrow(1, lo, n), gr:narrow(1, lo, n)
+      local D = (vs / h.bc2):sqrt():add(h.eps):mul(h.bc1)
+      want[g][1] = want[g][1] + (ms_ * gs_ / D):sum()
+      want[g][2] = want[g][2] + (ms_ * ms_ / D):sum()
+      want[g][3] = want[g][3] + (gs_ * gs_ / D):sum()
+    end
+    for g = 1, 2 do
+      for j = 1, 3 do
+        assert.is_true(rel(out[4 * (g - 1) + j - 1], want[g][j]) < 1e-12, ('group %d sum %d'):format(g, j))
+      end
+    end
+  end)
+
+  it('each group adapts its own lr and step; a group with lr 0 stays put', function()
+    local model, closure = mlp(10)
+    local opt = ACME(model, { lr = 0.05, groups = { { match = 'bias', lr = 0 } } })
+    local before = model:flat_parameters():clone()
+    for _ = 1, 4 do
+      local _, info = opt:step(closure)
+      assert.equal(2, #info.lrs)
+      assert.equal(0, info.lrs[2])
+      assert.equal(0, info.alphas[2])
+    end
+    local p = model:parameters()   -- 1.weight, 1.bias, 3.weight, 3.bias
+    local flat = model:flat_parameters()
+    assert.is_true(opt:step_size(1) ~= 0.05)
+    assert.equal(0, opt:step_size(2))
+    same(flat:narrow(1, 25, 6), before:narrow(1, 25, 6), 'the lr-0 group (1.bias)')
+    assert.is_true((flat:narrow(1, 1, 24) - before:narrow(1, 1, 24)):abs():max() > 0)
+    assert.equal(4, #p)
+  end)
+end)
+
+describe('ACME state', function()
+  it('resumes bit-exactly (3 steps, save, 3 more; a fresh optimizer loads and runs 3)', function()
+    local cfg = { lr = 0.1, asam = true, rho = 0.05, nesterov = true, weight_decay = 0.01,
+                  groups = { { match = 'bias', lr = 0.02 } } }
+    local m1, c1 = mlp(11)
+    local o1 = ACME(m1, cfg)
+    for _ = 1, 3 do o1:step(c1) end
+    local s, p = o1:state(), m1:flat_parameters():clone()
+    for _ = 1, 3 do o1:step(c1) end
+    local m2, c2 = mlp(11)
+    m2:flat_parameters():copy_(p)
+    local o2 = ACME(m2, cfg)
+    o2:load_state(s)
+    for _ = 1, 3 do o2:step(c2) end
+    same(m1:flat_parameters(), m2:flat_parameters(), 'resumed ACME')
+    assert.equal(o1:step_size(2), o2:step_size(2))
+    assert.same(o1:code_counts(), o2:code_counts())
+    H.assert_error(function() o2:load_state({ t = 1, optimizer = 'ACME', extra = { groups = 5 } }) end,
+                   'ACME.load_state', 'state.extra.groups')
+  end)
+end)
+
+describe('ACME misuse', function()
+  it('names ACME.step / ACME and the option', function()
+    local model, closure = mlp(12)
+    local opt = ACME(model, {})
+    H.assert_error(function() opt:step() end, 'ACME.step', 'a closure is required')
+    H.assert_error(function() opt:step(5) end, 'ACME.step', 'closure is 5')
+    H.assert_error(function() ACME(model, { lr = -1 }) end, 'ACME', 'lr is -1')
+    H.assert_error(function() ACME(model, { betas = { 1, 0.9 } }) end, 'ACME', 'betas[1]')
+    H.assert_error(function() ACME(model, { eps = 1e-8 }) end, 'ACME', 'unknown option "eps"')
+    H.assert_error(function() ACME(model, { clip_norm = 1 }) end, 'ACME', 'clip_norm is not supported')
+    H.assert_error(function() ACME(model, { limit_factor = 0.5 }) end, 'ACME', 'limit_factor')
+    H.assert_error(function() ACME(model, { schedule_total = 0 }) end, 'ACME', 'schedule_total')
+    H.assert_error(function() ACME(model, { compat = { periodic = true } }) end, 'ACME', 'periodic')
+    H.assert_error(function() ACME(model, { bn = 'sometimes' }) end, 'ACME', 'bn')
+    local g = ACME(model, { groups = { { match = 'bias', asam = true } } })
+    H.assert_error(function() g:step(closure) end, 'ACME.step', 'asam must be the same in every group')
+    H.assert_error(function() ACME.line_model(1, 2, 'x', 1, 1, 0.9) end, 'ACME.line_model', 'argument 3')
+    H.assert_error(function() ACME.line_model(1, 2, 1, 1, 1, 0.9, { grow = 2 }) end, 'ACME.line_model', 'unknown option "grow"')
+    H.assert_error(function() ACME.line_model(1, 2, 1, 1, 1, 0.9, { shrink_floor = 2 }) end, 'ACME.line_model', 'opts.shrink_floor')
+    H.assert_error(function() opt:apply() end, 'ACME.apply', 'use opt:step(closure)')
+    local unbound = ACME { lr = 0.1 }
+    H.assert_error(function() unbound:step(closure) end, 'ACME.step', 'not bound')
+  end)
+
+  it('holds the internal cosine at schedule_min past schedule_total (compat: periodic)', function()
+    local gamma = 2 * 0.1 / 1.9 * 2.8 / 1.1
+    local f = function(x) return 0.5 + 0.5 * (1 + math.cos(math.pi * x / 2)) / 2 end
+    for _, periodic in ipairs { false, true } do
+      local model, closure = mlp(13)
+      -- a small trial step: every step improves (the applied step is gamma s lr)
+      local opt = ACME(model, { lr = 1e-3, schedule_total = 2, schedule_min = 0.5,
+                                compat = { periodic_schedule = periodic } })
+      for s = 1, 6 do
+        local lr = opt:step_size() or 1e-3
+        local _, info = opt:step(closure)
+        assert.is_true(info.loss2 <= info.loss)
+        local want = f(periodic and s - 1 or math.min(s - 1, 2))
+        assert.is_true(math.abs(info.alpha / (gamma * lr) - want) < 1e-12,
+                       ('step %d: s = %.17g, expected %.17g'):format(s, info.alpha / (gamma * lr), want))
+      end
+    end
+  end)
+end)
+
+describe('ACME passes at the C boundary', function()
+  it('refuse freed tensors, missing operands and bad constants with an error, never a crash', function()
+    local C = ms.C
+    local p, g, m = ms.zeros(8), ms.zeros(8), ms.zeros(8)
+    local h = ffi.new('ms_acme_hyper[1]')
+    h[0].beta1, h[0].beta2, h[0].bc1, h[0].bc2, h[0].dconst, h[0].kappa, h[0].decay = 0.9, 0.999, 1, 1, 1, 1, 1
+    local a = ffi.new('ms_acme_args[1]')
+    local out = ffi.new('double[4]')
+    a[0].param, a[0].grad, a[0].m = p, g, m
+    assert.equal(0, C.ms_acme_pass(C.MS_ACME_DOTS, a, h, out))
+    local function fails(frag)
+      assert.equal(-1, C.ms_acme_pass(C.MS_ACME_MOVE, a, h, out))
+      local msg = ffi.string(C.ms_last_error())
+      assert.is_truthy(msg:find(frag, 1, true), msg)
+    end
+    h[0].adam = 1
+    fails("argument 'v' is NULL")
+    h[0].adam, h[0].from_saved = 0, 1
+    fails("argument 'w0' is NULL")
+    h[0].from_saved, h[0].kappa = 0, 0 / 0
+    fails('kappa is')
+    h[0].kappa = 1
+    local dead = ms.zeros(8)
+    dead:free()
+    a[0].m = dead
+    assert.equal(-1, C.ms_acme_pass(C.MS_ACME_MOVE, a, h, out))
+    a[0].m = ms.zeros(4)
+    fails("'m'")
+    a[0].m = m
+    assert.equal(-1, C.ms_acme_pass(7, a, h, out))
+    assert.equal(0, C.ms_acme_pass(C.MS_ACME_MOVE, a, h, nil))
+    assert.equal(-1, C.ms_acme_pass(C.MS_ACME_DOTS, a, h, nil))
+  end)
+end)
+
+describe('ACME on the GPU', function()
+  local gpu = ms.cuda and ms.cuda.is_available()
+  it('matches the CPU (float32)', function()
+    if not gpu then pending('no usable GPU'); return end
+    for _, cfg in ipairs { { lr = 0.05 }, { lr = 0.05, asam = true, rho = 0.05, nesterov = true, weight_decay = 0.01 },
+                           { lr = 0.05, acme = false, adam = false }, { lr = 0.05, groups = { { match = 'bias', lr = 0.01 } } } } do
+      local m1, c1 = mlp(14, { dtype = 'float32' })
+      local m2 = mlp(14, { dtype = 'float32' })
+      m2:to('cuda')
+      local x = H.random_tensor({ 10, 4 }, 14):to('cuda')
+      local y = H.random_tensor({ 10, 2 }, 15):to('cuda')
+      local crit = nn.MSELoss()
+      local function c2()
+        local out = m2:forward(x)
+        local loss = crit:forward(out, y)
+        m2:backward(x, crit:backward(out, y))
+        return loss
+      end
+      local o1, o2 = ACME(m1, cfg), ACME(m2, cfg)
+      for _ = 1, 5 do
+        local _, i1 = o1:step(c1)
+        local _, i2 = o2:step(c2)
+        assert.equal(i1.code, i2.code)
+      end
+      H.assert_close(m2:flat_parameters():to('cpu'), m1:flat_parameters(), 1e-4)
+    end
+  end)
+end)

@@ -340,3 +340,8 @@ int ms_arena_swap(ms_tensor *a, ms_tensor *b) {
   if (a->storage == b->storage) return ms_fail("%s: 'a' and 'b' share their storage", fn);
   return ms_storage_trade(a->storage, b->storage);
 }
+
+int ms_arena_untrade(const ms_tensor *a) {
+  if (!a || !a->storage) return ms_fail("arena_untrade: argument 'a' was freed or is NULL");
+  return ms_storage_untrade(a->storage);
+}

@@ -91,6 +91,8 @@ void ms_storage_decref(ms_storage *s);
 /* a and b (one size) exchange their memory; called again with the same pair, they trade it
  * back (storage.c: a storage released while traded takes its own memory back first). */
 int ms_storage_trade(ms_storage *a, ms_storage *b);
+/* s traded back if it is traded (1), else nothing (0). */
+int ms_storage_untrade(ms_storage *s);
 
 /* ---- broadcast iterator ------------------------------------------------------------ */
 enum { MS_ITER_MAX_OPS = 4 };

@@ -130,18 +130,20 @@ int ms_storage_trade(ms_storage *a, ms_storage *b) {
   return 0;
 }
 
-static void untrade(ms_storage *s) {
+int ms_storage_untrade(ms_storage *s) {
   for (int i = 0; i < MS_TRADES && g_ntrades > 0; i++)
     if (g_trades[i][0] == s || g_trades[i][1] == s) {
       exchange(g_trades[i][0], g_trades[i][1]);
       g_trades[i][0] = g_trades[i][1] = NULL;
       g_ntrades--;
+      return 1;
     }
+  return 0;
 }
 
 void ms_storage_decref(ms_storage *s) {
   if (!s || --s->refcount > 0) return;
-  if (g_ntrades > 0) untrade(s);
+  if (g_ntrades > 0) ms_storage_untrade(s);
   if (s->device != MS_CPU) {
     ms_cuda_free(s->data);
     free(s);

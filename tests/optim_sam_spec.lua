@@ -191,7 +191,8 @@ describe('the closure protocol', function()
       for _, adaptive in ipairs { false, true, 'asam' } do
         local model, closure = bn_model(9)
         local before = model:flat_parameters():clone()
-        local opt = optim[name](model, { base = optim.SGD { lr = 0 }, adaptive = adaptive, eta = 0.01,
+        local opt = optim[name](model, { base = optim.SGD { lr = 0 }, adaptive = adaptive,
+                                         eta = adaptive == 'asam' and 0.01 or 0,
                                          k = name == 'LookSAM' and 2 or nil, rho = 0.3 })
         for _ = 1, 3 do opt:step(closure) end
         same(before, model:flat_parameters(), name .. ' ' .. tostring(adaptive))
@@ -307,7 +308,8 @@ describe('the forms and options of the ascent', function()
           local x = H.random_tensor({ 9, 5 }, 29):to(device)
           local y = ms.tensor({ 1, 2, 3, 1, 2, 3, 1, 2, 3 }, { dtype = 'int64' }):to(device)
           local crit = nn.CrossEntropyLoss()
-          local opt = optim[name](model, { base = optim.Adam { lr = 0.01 }, adaptive = adaptive, eta = 0.01,
+          local opt = optim[name](model, { base = optim.Adam { lr = 0.01 }, adaptive = adaptive,
+                                           eta = adaptive == 'asam' and 0.01 or 0,
                                            k = name == 'LookSAM' and 2 or nil })
           for _ = 1, 5 do
             opt:step(function()
@@ -322,6 +324,70 @@ describe('the forms and options of the ascent', function()
         H.assert_close(run('cuda'), run('cpu'), 1e-5, name .. ' GPU vs CPU')
       end
     end
+  end)
+end)
+
+describe('robustness', function()
+  it('a step from inside the closure of a step on the same parameters is refused; the weights come back', function()
+    for _, name in ipairs { 'SAM', 'GSAM', 'WSAM', 'LookSAM', 'FriendlySAM', 'BSAM', 'ACME', 'LBFGS' } do
+      local set, closure = quadratic()
+      local before = set:flat_parameters():clone()
+      local cfg = { base = optim.SGD { lr = 0 } }
+      if name == 'BSAM' then cfg = { num_data = 10, lr = 0 } elseif name == 'ACME' then cfg = { lr = 0 }
+      elseif name == 'LBFGS' then cfg = { lr = 0 } end
+      local opt = optim[name](set, cfg)
+      H.assert_error(function()
+        opt:step(function(pass)
+          local l = closure(pass)
+          if pass == 2 then opt:step(closure) end
+          return l
+        end)
+      end, name .. '.step', 'taking a step on the same parameters')
+      same(before, set:flat_parameters(), name .. ': weights after the refused nested step')
+      opt:step(closure)   -- and the optimizer still works
+    end
+  end)
+
+  it('an interrupt anywhere in a step (Ctrl-C in the REPL raises at a line) leaves the weights as before', function()
+    local src = debug.getinfo(require('moonstep.optim.sharpness').step_body, 'S').source
+    local nlines = 0
+    for _ in io.lines((src:gsub('^@', ''))) do nlines = nlines + 1 end
+    for _, name in ipairs { 'SAM', 'LookSAM' } do
+      for line = 1, nlines do   -- every line of optim/sharpness.lua
+        local set, closure = quadratic()
+        local opt = optim[name](set, { base = optim.SGD { lr = 0 }, k = name == 'LookSAM' and 1 or nil })
+        opt:step(closure)
+        local before = set:flat_parameters():clone()
+        local fired = false
+        debug.sethook(function(_, l)
+          if not fired and l == line and debug.getinfo(2, 'S').source == src then
+            fired = true
+            error('interrupted (Ctrl-C)', 2)
+          end
+        end, 'l')
+        local ok = pcall(opt.step, opt, closure)
+        debug.sethook()
+        same(before, set:flat_parameters(), ('%s interrupted at sharpness.lua:%d'):format(name, line))
+        if fired then assert.is_false(ok) end
+      end
+    end
+  end)
+
+  it('a base is a first-order optimizer of its own; a failed bind leaves the wrapper unbound', function()
+    local set, closure = quadratic()
+    H.assert_error(function() optim.SAM(set, { base = optim.LookSAM { base = optim.SGD { lr = 0.1 } } }) end,
+                   'SAM: base is optim.LookSAM', 'first-order')
+    H.assert_error(function() optim.SAM(set, { base = optim.LBFGS }) end, 'SAM: base is optim.LBFGS')
+    local b = optim.SGD { lr = 0.1, momentum = 0.9 }
+    optim.SAM(set, { base = b })
+    H.assert_error(function() optim.GSAM(set, { base = b }) end, 'GSAM: base is an optim.SGD that another wrapper already uses')
+    local w = optim.SAM { base = optim.SGD { lr = 0.1, groups = { { match = 'nothing' } } } }
+    H.assert_error(function() w:bind(set) end, 'SAM.bind (its base, optim.SGD)', 'matches no parameter')
+    w.base.groups = {}
+    w.base = optim.SGD { lr = 0.1 }
+    w:bind(set)
+    w:step(closure)
+    assert.equal(1, w.t)
   end)
 end)
 

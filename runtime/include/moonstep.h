@@ -391,6 +391,8 @@ int ms_arena_perturb(const ms_tensor *w, const ms_tensor *g, ms_tensor *out,
  * same call again trades it back. The SAM family evaluates pass 2 at a perturbed copy this
  * way and comes back bit-exactly. A storage released while traded takes its memory back. */
 int ms_arena_swap(ms_tensor *a, ms_tensor *b);
+/* a's storage traded back to its own memory if it is traded (returns 1), else 0. */
+int ms_arena_untrade(const ms_tensor *a);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

@@ -294,6 +294,10 @@ function ACME:step(closure)
     check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss',
                who, check.describe(closure))
   end
+  return passes.guard(self, who, ACME._step_body, nil, self, who, closure)   -- (refuses a nested step)
+end
+
+function ACME:_step_body(who, closure)
   self:_check_count(who)
   self:_check_live(who)
   local t, ng = self.t + 1, self.ngroups

@@ -219,6 +219,7 @@ end
 
 function BSAM:_skip(l1, l2, k)
   self:_restore()
+  self._dirty = nil
   self.skipped = self.skipped + 1
   self._bad, self._checked, self._gnorm_sq = nil, nil, nil
   return l1, { loss = l1, loss2 = l2, passes = k, skipped = true }
@@ -234,9 +235,23 @@ function BSAM:step(closure)
   if rawget(self, '_sampled') then
     check.fail('%s: the weights hold a sample from opt:sample(); call opt:restore_mean() (or the function sample returned) first', who)
   end
+  return passes.guard(self, who, BSAM._step_body, BSAM._undo, self, who, closure)
+end
+
+-- On any error during a step (the closure's, Ctrl-C): the mean back, if it had moved.
+function BSAM:_undo()
+  if rawget(self, '_dirty') then self:_restore() end
+end
+
+function BSAM:_step_body(who, closure)
   local t = self.t + 1
+  self._dirty = nil
   self:_prepare(who, t)
   self:_draw(who, t)
+  -- the mean saved before the flag that says the weights may have left it (an interrupt
+  -- between any two statements from here on finds a copy to restore)
+  self._mean:copy_(self.arena.flat)
+  self._dirty = true
   if self:_pass(0, t) ~= 0 then fail(who) end           -- nothing written when it fails
   local l1 = self:_run_pass(who, closure, 1)
   if self._bad then return self:_skip(l1, nil, 1) end
@@ -247,6 +262,7 @@ function BSAM:step(closure)
   local ok, err = pcall(self._clip, self, who)          -- on g_eps
   if not ok then self:_restore(); error(err, 0) end
   if self:_pass(2, t) ~= 0 then self:_restore(); fail(who) end
+  self._dirty = nil
   self._gnorm_sq = nil
   self.t = t
   return l1, { loss = l1, loss2 = l2, passes = 2, skipped = false }

@@ -8,7 +8,8 @@
 -- m_prev and m = lmbda m_prev + (1 - lmbda) g (the raw g: kozistr's m follows d, a known
 -- bug); e = rho a d / (||a d|| + perturb_eps); g2 at w + e; w restored; the base steps
 -- with g2. Plus every option of optim/sharpness.lua. State: m (one copy of the
--- parameters); scratch: the copy of w.
+-- parameters); scratch: the copy of w. A step skipped because pass 2 was non-finite keeps
+-- pass 1's (finite) gradient in m: undoing it would take one more copy of the parameters.
 local sharpness = require 'moonstep.optim.sharpness'
 local reduce = require 'moonstep.optim.reduce'
 

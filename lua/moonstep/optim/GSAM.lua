@@ -12,8 +12,8 @@
 --   rho_min, rho_max = false    ProportionScheduler, rho follows the base's lr:
 --   lr_min = 0, lr_max = false  rho_t = rho_min + (rho_max - rho_min)(lr_t - lr_min) /
 --                               (lr_max - lr_min), lr_t the lr of the step being taken
---                               (lr_max false: the base's lr at step 1); rho_t = rho_max
---                               when lr_max = lr_min
+--                               (lr_max false: the base's lr at step 1), kept within
+--                               [rho_min, rho_max]; rho_t = rho_max when lr_max = lr_min
 -- Plus every option of optim/sharpness.lua. info.cos: the cosine of g1 and g2.
 -- Scratch: two copies of the parameters (w and g1: g1 must outlive pass 2).
 local check = require 'moonstep.check'
@@ -33,8 +33,18 @@ function GSAM:_variant_check(who, v)
   if (v.rho_min == false) ~= (v.rho_max == false) then
     check.fail('%s: rho_min and rho_max go together (rho follows the lr between them), expected both or neither', who)
   end
-  if v.rho_max and v.rho_max < v.rho_min then
+  if type(v.rho_max) == 'number' and type(v.rho_min) == 'number' and v.rho_max < v.rho_min then
     check.fail('%s: rho_max %s is below rho_min %s', who, check.describe(v.rho_max), check.describe(v.rho_min))
+  end
+  if v.rho_min == false and (v.lr_max ~= false or (type(v.lr_min) == 'number' and v.lr_min ~= 0)) then
+    check.fail('%s: lr_min and lr_max act only with rho_min and rho_max (rho following the lr)', who)
+  end
+  if v.rho_min ~= false then
+    for i, g in ipairs(rawget(self, 'groups') or {}) do
+      if g.rho ~= nil then
+        check.fail('%s: groups[%d].rho: with rho_min and rho_max, rho follows the lr for the whole model', who, i)
+      end
+    end
   end
 end
 
@@ -50,7 +60,10 @@ local function proportional_rho(self, who, t, v)
   if lr_max < v.lr_min then
     check.fail('%s: lr_max %s is below lr_min %s', who, check.describe(lr_max), check.describe(v.lr_min))
   end
-  return v.rho_min + (v.rho_max - v.rho_min) * (lr - v.lr_min) / (lr_max - v.lr_min)
+  -- kept in [rho_min, rho_max] when the lr leaves [lr_min, lr_max] (a warm-up above the
+  -- step-1 lr, say)
+  local rho = v.rho_min + (v.rho_max - v.rho_min) * (lr - v.lr_min) / (lr_max - v.lr_min)
+  return math.min(v.rho_max, math.max(v.rho_min, rho))
 end
 
 function GSAM:_ascent(who, t, info, vs)
@@ -72,10 +85,12 @@ function GSAM:_descent(who, t, info, second, vs)
   local ip = reduce.dot(who, g1, g)
   local n1, n2 = math.sqrt(reduce.sumsq(who, g1)), math.sqrt(reduce.sumsq(who, g))
   local eps = v.perturb_eps
-  local cos = ip / (n2 * n1 + eps)
+  local den = n2 * n1 + eps
+  local cos = den > 0 and ip / den or 0       -- (eps = 0 and a zero gradient: no projection)
   info.cos = cos
   -- d = g2 - alpha (g1 - cos n1 g2 / (n2 + eps)) = (1 + alpha cos n1 / (n2 + eps)) g2 - alpha g1
-  reduce.axpby(who, g, 1 + v.alpha * cos * n1 / (n2 + eps), g1, -v.alpha)
+  local c = n2 + eps > 0 and cos * n1 / (n2 + eps) or 0
+  reduce.axpby(who, g, 1 + v.alpha * c, g1, -v.alpha)
 end
 
 return GSAM

@@ -285,6 +285,11 @@ function LBFGS:step(closure)
     check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward and returns the loss (L-BFGS evaluates it several times per step: a closure is required)',
                who, check.describe(closure))
   end
+  return passes.guard(self, who, LBFGS._step_body, nil, self, who, closure)
+end
+
+-- (its own pcall restores the weights: a nested step is what the guard refuses)
+function LBFGS:_step_body(who, closure)
   self:_check_count(who)
   self:_check_live(who)
   local t = self.t + 1

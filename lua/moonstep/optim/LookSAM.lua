@@ -14,7 +14,8 @@
 --                      a 1-element tensor then has g_v = 0); 'global': over all of them
 --                      (the paper)
 --   use_gc = false     gradient centralization of g on SAM steps, after its norm
--- Plus every option of optim/sharpness.lua. State: g_v (one copy of the parameters);
+-- A step whose SAM pass failed (non-finite) leaves no g_v to reuse: the next step is a SAM
+-- step. Plus every option of optim/sharpness.lua. State: g_v (one copy of the parameters);
 -- scratch: the copy of w on SAM steps. info.reuse: true on reuse steps.
 local check = require 'moonstep.check'
 local sharpness = require 'moonstep.optim.sharpness'
@@ -60,11 +61,12 @@ local function sam_step(self) return self.t % self:_hyper('LookSAM.step', 'k', s
 
 function LookSAM:_ascent(who, t, info, vs)
   local v, g = vs[1], self.arena.gflat
-  if not sam_step(self) then
+  -- a reuse step needs a g_v that a completed SAM step made (not one whose pass 2 failed)
+  if not sam_step(self) and self._gv_valid then
     info.reuse = true
     local gv = self.buffers and self.buffers.gv
     if not gv then
-      check.fail('%s: no sharpness direction to reuse (state buffer gv is missing; load a state that has it)', who)
+      check.fail('%s: no sharpness direction to reuse (state buffer gv is missing)', who)
     end
     -- d = g + alpha ||g|| / (||g_v|| + 1e-8) g_v
     local ng, nv = sumsq(self, who, g, v), sumsq(self, who, gv, v)
@@ -76,6 +78,7 @@ function LookSAM:_ascent(who, t, info, vs)
   info.reuse = false
   local norm = sharpness.perturb(self, who, g, vs, v.use_gc)
   if norm ~= norm or norm == math.huge then return nil end
+  self._gv_valid = false
   sharpness.buffer(self, 'gv'):copy_(g)   -- g (centralized with use_gc), projected after pass 2
   return true
 end
@@ -88,6 +91,15 @@ function LookSAM:_descent(who, t, info, second, vs)
   local a = {}
   for i = 1, #dots do a[i] = sq[i] > 0 and -dots[i] / sq[i] or 0 end
   reduce.axpby(who, gv, a, gs, 1, self.table)
+  self._gv_valid = true
+end
+
+function LookSAM:_variant_save() return { gv_valid = self._gv_valid == true } end
+function LookSAM:_variant_load(who, x)
+  if x ~= nil and (type(x) ~= 'table' or type(x.gv_valid) ~= 'boolean') then
+    check.fail('%s: state.extra.variant is %s, expected {gv_valid = true|false}', who, check.describe(x))
+  end
+  self._gv_valid = x and x.gv_valid or false
 end
 
 return LookSAM

@@ -95,10 +95,23 @@ end
 
 -- An optimizer a wrapper is given as its base: an instance (bound or unbound) or a
 -- class (optim.Adam: its defaults, unbound).
+-- A base applies a direction it is given: a first-order optimizer, not a multi-pass one
+-- (it needs its own closure) nor a wrapper; and one wrapper's (they would share its state).
 local function as_base(who, v)
   local mt = type(v) == 'table' and getmetatable(v)
+  local cls = mt and rawget(v, 'defaults') and rawget(v, 'new') and v or (mt and rawget(mt, 'defaults') and mt)
+  if cls and (rawget(cls, 'multipass') or rawget(cls, 'wraps')) then
+    check.fail('%s: base is optim.%s, which runs its own closure passes; expected a first-order optimizer such as optim.SGD or optim.Adam',
+               who, cls.__name)
+  end
   if mt and rawget(v, 'defaults') and rawget(v, 'new') then return v.new(nil, {}) end   -- a class
-  if mt and rawget(mt, 'defaults') and rawget(v, 't') ~= nil then return v end       -- an instance
+  if mt and rawget(mt, 'defaults') and rawget(v, 't') ~= nil then                    -- an instance
+    if rawget(v, '_wrapped') then
+      check.fail('%s: base is an optim.%s that another wrapper already uses (they would share its state); give each wrapper its own',
+                 who, mt.__name)
+    end
+    return v
+  end
   check.fail('%s: base is %s, expected an optimizer such as optim.Adam{lr = 1e-3}', who, check.describe(v))
 end
 
@@ -107,7 +120,7 @@ end
 -- opts.wraps: the class wraps a base optimizer (option `base`, bound with it to the
 -- same parameters; its state nests in the wrapper's).
 function Optimizer.define(name, defaults, rules, opts)
-  local cls = { __name = name, defaults = defaults, rules = {} }
+  local cls = { __name = name, defaults = defaults, rules = {}, wraps = opts and opts.wraps or nil }
   local accepted = { unpack(COMMON) }
   if opts and opts.wraps then accepted[#accepted + 1] = 'base' end
   for k in pairs(defaults) do
@@ -142,6 +155,7 @@ function Optimizer.define(name, defaults, rules, opts)
     if opts and opts.wraps then
       if config.base == nil then check.fail('%s: base is missing, expected an optimizer such as optim.Adam{lr = 1e-3}', name) end
       self.base = as_base(name, config.base)
+      self.base._wrapped = true
     end
     self.t, self.skipped, self.passes = 0, 0, 0
     if target ~= nil then self:_bind(target, name) end
@@ -166,9 +180,10 @@ function Optimizer:_bind(target, who)
     check.fail('%s: the base optimizer is bound to other parameters (%d), expected the same as the wrapper',
                who, base.arena.flat:numel())
   end
+  -- the base first: if it refuses (its groups...), the wrapper stays unbound
+  if base and not base.arena then base:_bind(target, ('%s (its base, optim.%s)'):format(who, base.__name)) end
   self.arena, self.model = arena, model
   self.table = slices.table(arena, group_of, #self.groups + 1)
-  if base and not base.arena then base:_bind(target, who) end
   self.ngroups = #self.groups + 1
   self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', self.ngroups)
   self.args = ffi.new('ms_optim_args[1]')

@@ -27,7 +27,9 @@ end
 local WSAM = sharpness.define('WSAM', { gamma = 0.9, decouple = true, max_norm = false },
   { gamma = gamma_rule, decouple = 'boolean',
     max_norm = function(who, name, v)
-      if v ~= false then check.number(who, name, v, 0) end
+      if v ~= false and (type(v) ~= 'number' or not (v > 0 and v < math.huge)) then
+        check.fail('%s: %s is %s, expected false (off) or a finite number > 0', who, name, check.describe(v))
+      end
     end })
 
 function WSAM:_variant_check(who, v)
@@ -69,14 +71,13 @@ function WSAM:_descent(who, t, info, second, vs)
 end
 
 function WSAM:_apply_direction(who, t, vs)
-  if self.base:_apply(who) == false then return false end
-  local v = vs[1]
-  if not v.decouple then return true end
-  local base = self.base
-  if base.defaults.lr == nil then
+  local v, base = vs[1], self.base
+  if v.decouple and base.defaults.lr == nil then   -- (before the base moves anything)
     check.fail('%s: decouple = true steps with the base optimizer\'s lr, but optim.%s has none (use decouple = false)',
                who, base.__name)
   end
+  if sharpness.apply_direction(self, who) == false then return false end
+  if not v.decouple then return true end
   local a, bt, per = v.gamma / (1 - v.gamma), base.table, {}
   local lrs = {}
   for g = 1, #base.groups + 1 do lrs[g] = base:_hyper(who, 'lr', base.t, g) end

@@ -16,6 +16,11 @@
 --   passes.DEFAULTS / passes.RULES      the two options, merged into a class's hyper-parameters
 --   passes.policy(opt, who, k)             the pass policy (optim/policy.lua) of pass k
 --   loss = passes.run(opt, who, closure, k)   pass k; opt._bad says whether it was non-finite
+--   ... = passes.guard(opt, who, body, undo, ...)   one step: body(...) under pcall; on any
+--                                       error (the closure's, Ctrl-C) undo(opt) puts the weights
+--                                       back before the error goes on. A step on parameters
+--                                       that are already being stepped (opt:step called from
+--                                       its own closure) is refused.
 local check = require 'moonstep.check'
 
 local M = {}
@@ -39,6 +44,25 @@ function M.policy(opt, who, k)
   local update = bn == 'both' or (bn == 'first' and k == 1)
   local rng = k == 1 and 'record' or (opt:_hyper(who, 'replay_rng', t, 1) and 'replay' or 'none')
   return { pass = k, bn = update and 'update' or 'freeze', rng = rng }
+end
+
+local stepping = setmetatable({}, { __mode = 'k' })   -- arena -> the optimizer stepping it
+
+function M.guard(opt, who, body, undo, ...)
+  local key = opt.arena
+  local busy = stepping[key]
+  if busy then
+    check.fail('%s: called while optim.%s is taking a step on the same parameters (from its closure?); a step cannot start inside another',
+               who, busy)
+  end
+  stepping[key] = opt.__name
+  local res = { pcall(body, ...) }
+  stepping[key] = nil
+  if not res[1] then
+    if undo then undo(opt) end
+    error(res[2], 0)
+  end
+  return unpack(res, 2, table.maxn(res))
 end
 
 function M.run(opt, who, closure, k)

@@ -15,6 +15,7 @@
 --   reduce.perturb(who, w, g, out, st, per)   out = w + (t^power g) scale, t = |w| + eta,
 --                                   per slice: per[i] = {scale =, eta =, power = 0|1|2}
 --   reduce.swap(who, a, b)          exchange two whole arenas' contents in O(1)
+--   reduce.untrade(who, a)          a's memory back to it if a swap left it traded (true)
 -- who: the public function to name in an error; st: a SliceTable (optim/slices.lua).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
@@ -76,6 +77,12 @@ end
 
 function M.swap(who, a, b)
   if C.ms_arena_swap(a, b) ~= 0 then fail(who) end
+end
+
+function M.untrade(who, a)
+  local rc = C.ms_arena_untrade(a)
+  if rc < 0 then fail(who) end
+  return rc == 1
 end
 
 return M

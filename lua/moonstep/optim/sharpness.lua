@@ -98,6 +98,12 @@ local function check_values(self, who, v)
       end
     end
   end
+  if v.eta ~= 0 and type(v.eta) == 'number' and v.adaptive ~= 'asam' and not Optimizer.callable(v.adaptive) then
+    check.fail("%s: eta = %s acts only with adaptive = 'asam' (adaptive is %s)", who, check.describe(v.eta), check.describe(v.adaptive))
+  end
+  if v.use_ema == false and ((type(v.ema_momentum) == 'number' and v.ema_momentum ~= 0.99) or v.ema_overwrite_frequency) then
+    check.fail('%s: ema_momentum and ema_overwrite_frequency act only with use_ema = true', who)
+  end
   local n = 0
   for _, k in ipairs { 'clipnorm', 'clipvalue', 'global_clipnorm' } do
     if v[k] and v[k] ~= false then n = n + 1 end
@@ -167,11 +173,14 @@ function M.save_extra(self)
            variant = self._variant_save and self:_variant_save() or nil }
 end
 
-function M.load_extra(self, who, extra)
+function M.load_extra(self, who, extra, s)
   extra = extra or {}
   if type(extra) ~= 'table' then check.fail('%s: state.extra is %s, expected a table', who, check.describe(extra)) end
   local micro = check.integer(who, 'state.extra.micro', extra.micro or 0, 0)
   local accumulated = check.integer(who, 'state.extra.accumulated', extra.accumulated or 0, 0, micro)
+  if accumulated > 0 and not (s and type(s.buffers) == 'table' and s.buffers.acc) then
+    check.fail('%s: the state has %d accumulated micro-batches but no accumulator buffer (acc)', who, accumulated)
+  end
   if self._variant_load then self:_variant_load(who, extra.variant) end
   self.micro, self.accumulated = micro, accumulated
 end
@@ -227,7 +236,8 @@ function M.perturb(self, who, dir, vs, gc)
   local norm = math.sqrt(total)
   for i = 1, st.nslices do
     local v = vs[st.slices[i - 1].group + 1]
-    per[i].scale = v.rho / (norm + v.perturb_eps)
+    local d = norm + v.perturb_eps
+    per[i].scale = d > 0 and v.rho / d or 0   -- g = 0 with eps = 0: e = 0 (spec 2.1)
   end
   if norm ~= norm or norm == huge then return norm end   -- the caller skips
   if gc then M.centralize(self, dir) end
@@ -235,15 +245,25 @@ function M.perturb(self, who, dir, vs, gc)
   -- arena's: the model sees w + e, and w itself is never written
   local pert = M.scratch(self, 'w')
   reduce.perturb(who, w, dir, pert, st, per)
+  self._traded = w
   reduce.swap(who, w, pert)
   return norm
 end
 
--- The weights back: the memory traded back, so w is bit-exactly what it was.
+-- The weights back: the memory traded back, so w is bit-exactly what it was. Safe to call
+-- whatever happened (nothing traded: nothing to do); a model moved during pass 2 gets w
+-- back into its new arena, and the step fails.
 function M.restore(self)
   local who = self.__name .. '.step'
-  check.tensor(who, 'the parameter arena (flat_parameters())', self.arena.flat)
-  reduce.swap(who, self.arena.flat, self._scratch.w)
+  local scratch, traded = self._scratch and self._scratch.w, rawget(self, '_traded')
+  self._traded = nil
+  if scratch then reduce.untrade(who, scratch) end
+  if traded and self.arena.flat ~= traded then
+    if not check.is_freed(traded) and not check.is_freed(self.arena.flat) then
+      self.arena.flat:copy_(traded)
+    end
+    check.fail('%s: the model\'s parameters were moved or freed during pass 2; the weights before the step are back where possible', who)
+  end
 end
 
 -- The values of every group at step t.
@@ -253,7 +273,13 @@ function M.values(self, who, t)
   return vs
 end
 
-function M.apply_direction(self, who) return self.base:_apply(who) end
+-- The base applies the direction. The passes' gradients were scanned (check_finite), and
+-- the direction is made of them: the base does not scan it again.
+function M.apply_direction(self, who)
+  local base = self.base
+  if self.check_finite then base._checked = true end
+  return base:_apply(self._base_who, self.check_finite)
+end
 
 -- Keras-style clipping of the final direction.
 local function clip(self, who, v)
@@ -295,11 +321,13 @@ local function direction(self, who, closure, t, vs, info)
   info.loss = loss
   if not ok then return false end
   local second = self:_ascent(who, t, info, vs)
-  if second == nil then return false end   -- a non-finite norm: nothing was moved
+  if second == nil then   -- a non-finite norm (gradients not scanned, or overflowing): nothing moved
+    self:_nonfinite(who, 'the gradients of pass 1 have a non-finite norm')
+    return false
+  end
   if second then
-    local done, loss2, ok2 = pcall(pass, self, who, closure, 2, v, info)
+    local loss2, ok2 = pass(self, who, closure, 2, v, info)   -- (an error: step's undo restores)
     M.restore(self)
-    if not done then error(loss2, 0) end
     info.loss2, info.sharpness = loss2, loss2 - loss
     if not ok2 then return false end
   end
@@ -314,7 +342,12 @@ function M.step(self, closure)
     check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward on the same mini-batch and returns the loss (%s calls it %s)',
                who, check.describe(closure), self.__name, self.passes_doc or 'twice a step')
   end
+  return passes.guard(self, who, M.step_body, M.restore, self, who, closure)
+end
+
+function M.step_body(self, who, closure)
   self:_check_count(who)
+  self._base_who = self._base_who or ('%s (its base, optim.%s)'):format(who, self.base.__name)
   local t = self.t + 1
   local vs = M.values(self, who, t)
   local v = vs[1]

@@ -342,6 +342,6 @@ int ms_arena_swap(ms_tensor *a, ms_tensor *b) {
 }
 
 int ms_arena_untrade(const ms_tensor *a) {
-  if (!a || !a->storage) return ms_fail("arena_untrade: argument 'a' was freed or is NULL");
+  MS_TRY(check_arena("arena_untrade", "a", a, NULL, NULL));
   return ms_storage_untrade(a->storage);
 }

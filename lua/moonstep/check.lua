@@ -26,7 +26,12 @@ function M.user_level()
   while true do
     local info = debug.getinfo(level, 'S')
     if not info then return 1 end
-    if info.source:sub(1, pkg_len) ~= pkg then return level - 1 end
+    if info.source:sub(1, pkg_len) ~= pkg then
+      -- a C function that moonstep itself called (the pcall of an optimizer's step) is
+      -- not the user's frame
+      local caller = info.what == 'C' and debug.getinfo(level + 1, 'S')
+      if not (caller and caller.source:sub(1, pkg_len) == pkg) then return level - 1 end
+    end
     level = level + 1
   end
 end

@@ -187,11 +187,13 @@ local function instance_call(api)
              area = area_of('ms.nn', cls), setup = setup, call = info[4] and 'm(x, y)' or 'm(x)' }
   elseif r < 0.8 then
     local cls = pick(api.optclass)
-    local wraps = false   -- a wrapper needs its base
-    for _, k in ipairs(ms.optim[cls].accepted or {}) do wraps = wraps or k == 'base' end
+    local config = ''   -- what the class requires: a wrapper its base, BSAM num_data
+    for _, k in ipairs(ms.optim[cls].accepted or {}) do
+      if k == 'base' then config = ', {base = ms.optim.SGD{lr = 0.1}}' elseif k == 'num_data' then config = ', {num_data = 10}' end
+    end
     return { name = cls .. '()', accept = { cls, cls .. '.step', 'step', '__call', 'call' }, area = 'optim',
-             setup = 'local opt = ms.optim.' .. cls .. '(ms.nn.Linear(2, 2)' ..
-                     (wraps and ', {base = ms.optim.SGD{lr = 0.1}}' or '') .. ');', call = 'opt(function() return 1 end)' }
+             setup = 'local opt = ms.optim.' .. cls .. '(ms.nn.Linear(2, 2)' .. config .. ');',
+             call = 'opt(function() return 1 end)' }
   end
   if r < 0.9 then   -- a misspelt name: a clear "no such function" beats "attempt to call a nil value"
     local typo = pick { { 'ms.nn.Linaer(3, 2)', 'nn', 'other nn' }, { 'ms.optim.sgd(ms.nn.Linear(2, 2))', 'optim', 'optim' },
@@ -313,6 +315,8 @@ local VALID_CONFIG = {
   NAdam = { '{lr = 0.01}', '{lr = 0.01, weight_decay = 0.1, decoupled_weight_decay = true}', '{}' },
   RMSprop = { '{lr = 0.01}', '{lr = 0.01, centered = true, momentum = 0.9}', '{}' },
   Adagrad = { '{lr = 0.1}', '{lr = 0.1, lr_decay = 0.01, initial_accumulator_value = 0.1}', '{}' },
+  BSAM = { '{num_data = 100}', '{num_data = 1000, lr = 0.1, rho = 0.01, weight_decay = 0}', "{num_data = 50, bn = 'both', seed = 3}" },
+  ACME = { '{}', '{lr = 0.1, asam = true, nesterov = true}', '{adam = false, bias_correction = false, weight_decay = 1e-4}' },
   LBFGS = { '{}', "{lr = 0.5, history_size = 3, line_search_fn = 'strong_wolfe'}", '{max_iter = 2, max_eval = 3}' },
   AutoSGM = { '{lr_init = 0.01}', '{lr_init = 0.01, num_lrc = 3}', '{num_lrc = 2, per_layer = false}',
               '{lr_cfg = {true, 1e-3, 3}, rc_cfg = {1, 0, 0, 2, 1, 100, 1, 1, 0}}', '{}' },

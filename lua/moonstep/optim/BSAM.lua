@@ -205,7 +205,10 @@ function BSAM:_draw(who, t)
 end
 
 -- The weights back to the saved mean (bit-exact).
-function BSAM:_restore() self.arena.flat:copy_(self._mean) end
+function BSAM:_restore()
+  local flat = self.arena.flat
+  if not check.is_freed(flat) then flat:copy_(self._mean) end   -- (freed by the closure: its error says so)
+end
 
 -- Pass k under the protocol; on a raise the weights are restored first.
 function BSAM:_run_pass(who, closure, k)

@@ -99,6 +99,7 @@ gpu-check: deps
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/core.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/train.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/optim.lua
+	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/twopass.lua
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
@@ -108,6 +109,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/libbaseline.so
 	@bin/moonstep scripts/bench/core.lua
 	@bin/moonstep scripts/bench/optim.lua
+	@bin/moonstep scripts/bench/twopass.lua
 
 # Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
 # interesting inputs are added to tests/fuzz/corpus (which the test suite replays).

@@ -31,7 +31,6 @@
 --   MOONSTEP_BENCH_SAMPLE_MS=100      the length of one timing sample
 local ms = require 'moonstep'
 local B = require 'moonstep.tensor_base'
-local ffi = require 'ffi'
 local nn, optim, clock = ms.nn, ms.optim, ms.clock
 local passes = require 'moonstep.optim.passes'
 local sharpness = require 'moonstep.optim.sharpness'

@@ -24,6 +24,7 @@ function FriendlySAM:_ascent(who, t, info, vs)
     sharpness.buffer(self, 'm'):copy_(g)
   else
     -- d = g - sigma m; m = lmbda m + (1 - lmbda) g = (lmbda + (1 - lmbda) sigma) m + (1 - lmbda) d
+    self._sq_per = nil   -- (pass 1's squares are not d's)
     reduce.axpby(who, g, 1, m, -v.sigma)
     reduce.axpby(who, m, v.lmbda + (1 - v.lmbda) * v.sigma, g, 1 - v.lmbda)
   end

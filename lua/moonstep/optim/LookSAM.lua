@@ -46,14 +46,16 @@ local function sums(self, who, op, x, y, v)
   return per
 end
 
-local function sumsq(self, who, x, v)
+-- per: the per-slice sums already known (their total in slice order is reduce's total,
+-- bit for bit)
+local function sumsq(self, who, x, v, per)
+  if not per then per = select(2, reduce.sumsq(who, x, self.table)) end
   if v.scope == 'global' then
-    local total = reduce.sumsq(who, x)
-    local list = {}
-    for i = 1, self.table.nslices do list[i] = total end
+    local total, list = 0, {}
+    for i = 1, #per do total = total + per[i] end
+    for i = 1, #per do list[i] = total end
     return list
   end
-  local _, per = reduce.sumsq(who, x, self.table)
   return per
 end
 
@@ -68,8 +70,13 @@ function LookSAM:_ascent(who, t, info, vs)
     if not gv then
       check.fail('%s: no sharpness direction to reuse (state buffer gv is missing)', who)
     end
-    -- d = g + alpha ||g|| / (||g_v|| + 1e-8) g_v
-    local ng, nv = sumsq(self, who, g, v), sumsq(self, who, gv, v)
+    -- d = g + alpha ||g|| / (||g_v|| + 1e-8) g_v; ||g|| per slice from pass 1's scan,
+    -- ||g_v|| kept since the SAM step that made it
+    local ng = sumsq(self, who, g, v, rawget(self, '_sq_per'))
+    self._sq_per = nil
+    local cached = rawget(self, '_gv_sq')
+    local nv = cached and cached.scope == v.scope and cached.list or sumsq(self, who, gv, v)
+    self._gv_sq = { scope = v.scope, list = nv }
     local b = {}
     for i = 1, #ng do b[i] = v.alpha * math.sqrt(ng[i]) / (math.sqrt(nv[i]) + 1e-8) end
     reduce.axpby(who, g, 1, gv, b, self.table)
@@ -78,7 +85,7 @@ function LookSAM:_ascent(who, t, info, vs)
   info.reuse = false
   local norm = sharpness.perturb(self, who, g, vs, v.use_gc)
   if norm ~= norm or norm == math.huge then return nil end
-  self._gv_valid = false
+  self._gv_valid, self._gv_sq = false, nil
   sharpness.buffer(self, 'gv'):copy_(g)   -- g (centralized with use_gc), projected after pass 2
   return true
 end
@@ -91,7 +98,7 @@ function LookSAM:_descent(who, t, info, second, vs)
   local a = {}
   for i = 1, #dots do a[i] = sq[i] > 0 and -dots[i] / sq[i] or 0 end
   reduce.axpby(who, gv, a, gs, 1, self.table)
-  self._gv_valid = true
+  self._gv_valid, self._gv_sq = true, nil
 end
 
 function LookSAM:_variant_save() return { gv_valid = self._gv_valid == true } end
@@ -99,7 +106,7 @@ function LookSAM:_variant_load(who, x)
   if x ~= nil and (type(x) ~= 'table' or type(x.gv_valid) ~= 'boolean') then
     check.fail('%s: state.extra.variant is %s, expected {gv_valid = true|false}', who, check.describe(x))
   end
-  self._gv_valid = x and x.gv_valid or false
+  self._gv_valid, self._gv_sq = x and x.gv_valid or false, nil
 end
 
 return LookSAM

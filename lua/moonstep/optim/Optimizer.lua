@@ -308,6 +308,12 @@ function Optimizer:_check_grads(who, loss)
     self._gnorm_sq = reduce.sumsq(who, self.arena.gflat)
     -- an overflowing sum of squares (float64 gradients near 1e200) is not a non-finite one
     ok = finite(self._gnorm_sq) or reduce.finite(who, self.arena.gflat)
+  elseif self._want_sq then
+    -- a caller that needs the squared norms of this gradient (the SAM family's ascent)
+    -- gets them from the same read: self._sq_per, one per slice
+    local total, per = reduce.sumsq(who, self.arena.gflat, self.table)
+    self._sq_per = per
+    ok = finite(total) or reduce.finite(who, self.arena.gflat)
   else
     ok = reduce.finite(who, self.arena.gflat)
   end

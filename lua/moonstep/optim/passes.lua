@@ -38,12 +38,22 @@ function M.merge(defaults, rules)
   return defaults, rules
 end
 
+local policy = require 'moonstep.optim.policy'
+local made = {}   -- the policy tables, made once each (checked here, trusted by policy.check)
+
 function M.policy(opt, who, k)
   local t = opt.t + 1
   local bn = opt:_hyper(who, 'bn', t, 1)
   local update = bn == 'both' or (bn == 'first' and k == 1)
   local rng = k == 1 and 'record' or (opt:_hyper(who, 'replay_rng', t, 1) and 'replay' or 'none')
-  return { pass = k, bn = update and 'update' or 'freeze', rng = rng }
+  local key = ('%d %s %s'):format(k, update and 'update' or 'freeze', rng)
+  local p = made[key]
+  if not p then
+    p = { pass = k, bn = update and 'update' or 'freeze', rng = rng, zero_grad = true }
+    made[key] = p
+    policy.trusted[p] = true
+  end
+  return p
 end
 
 local stepping = setmetatable({}, { __mode = 'k' })   -- arena -> the optimizer stepping it

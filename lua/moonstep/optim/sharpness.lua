@@ -219,11 +219,15 @@ function M.perturb(self, who, dir, vs, gc)
     if power == 2 then need.sq = true; if eta > 0 then need.abs, need.sum = true, true end
     else need.sum = true end
   end
-  local _, sums = nil, nil
-  local sq, ab
-  if need.sum then _, sums = reduce.sumsq(who, dir, st) end
-  if need.sq then _, sq = reduce.sqprod(who, dir, w, st) end
-  if need.abs then _, ab = reduce.absprod(who, dir, w, st) end
+  local sums, sq, ab = nil, nil, nil
+  if need.sum then
+    -- the raw gradient's squares came with pass 1's non-finite scan (Optimizer:_check_grads)
+    local cached = dir == self.arena.gflat and rawget(self, '_sq_per')
+    sums = cached or select(2, reduce.sumsq(who, dir, st))
+  end
+  self._sq_per = nil
+  if need.sq then sq = select(2, reduce.sqprod(who, dir, w, st)) end
+  if need.abs then ab = select(2, reduce.absprod(who, dir, w, st)) end
   local total = 0
   for i = 1, st.nslices do
     local p = per[i]
@@ -304,7 +308,12 @@ end
 
 -- One pass k, its gradients unscaled. Returns the loss and whether it was finite.
 local function pass(self, who, closure, k, v, info)
+  -- pass 1's scan also keeps the gradient's squared norms per slice for the ascent (not
+  -- when the gradient is unscaled after: its squares would change)
+  self._sq_per = nil
+  self._want_sq = k == 1 and v.loss_scale_factor == 1 and self.check_finite or nil
   local loss = passes.run(self, who, closure, k)
+  self._want_sq = nil
   info.passes = k
   local bad = self._bad
   self._bad, self._checked = nil, nil

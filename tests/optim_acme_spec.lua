@@ -15,27 +15,7 @@ local REL64 = 1e-9      -- the issue's float64 bound
 -- differently; 30 steps with trial steps of up to 10 amplify that to a few 1e-5.
 local REL32 = 2e-4
 
-assert(ffi.abi('le'), 'the fixture decoder assumes a little-endian machine')
-local B64 = {}
-do
-  local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
-  for i = 1, 64 do B64[alphabet:byte(i)] = i - 1 end
-end
-local function decode(s, dtype)
-  local bytes = ffi.new('uint8_t[?]', #s)
-  local o = 0
-  for i = 1, #s, 4 do
-    local a, b, c, d = s:byte(i, i + 3)
-    local x = B64[a] * 262144 + B64[b] * 4096 + (B64[c] or 0) * 64 + (B64[d] or 0)
-    bytes[o], bytes[o + 1], bytes[o + 2] = math.floor(x / 65536), math.floor(x / 256) % 256, x % 256
-    o = o + (d ~= 61 and 3 or c ~= 61 and 2 or 1)
-  end
-  local size = dtype == 'float64' and 8 or 4
-  local p = ffi.cast(dtype == 'float64' and 'double *' or 'float *', bytes)
-  local out = {}
-  for i = 0, o / size - 1 do out[i + 1] = tonumber(p[i]) end
-  return out
-end
+local decode = require 'fixture_decode'
 
 local function same(a, b, what)
   local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)

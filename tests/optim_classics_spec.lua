@@ -5,7 +5,6 @@
 -- The replay feeds those gradients to moonstep and compares every step: float64 within
 -- 1e-10 relative, float32 bit for bit (or the few ulps TOL says, with the reason).
 -- NAdam is PyTorch >= 2.0's (the generator's docstring says how 1.13's differs).
-local ffi = require 'ffi'
 local ms = require 'moonstep'
 local optim = ms.optim
 local H = require 'helper'

@@ -28,7 +28,6 @@
 --            (rho 0.1% off moves the trajectories by 5e-5, another option by 1e-2 and more).
 --            Losses within 1e-5 relative (a float32 loss: 24 squares rounded to 24 bits).
 -- SAM_FX_REPORT=1 prints the measured agreement of every case on stderr.
-local ffi = require 'ffi'
 local ms = require 'moonstep'
 local nn = ms.nn
 local optim = ms.optim

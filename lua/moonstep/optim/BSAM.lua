@@ -315,7 +315,15 @@ end
 
 function BSAM:_save_extra() return { seed = self.seed, samples = self.samples } end
 
-function BSAM:_load_extra(who, extra)
+function BSAM:_load_extra(who, extra, s)
+  -- the precision divides everything: a state whose s is not positive everywhere is refused
+  local prec = s and type(s.buffers) == 'table' and s.buffers.precision
+  if ms.is_tensor(prec) and not check.is_freed(prec) and prec:numel() > 0 then
+    local lo = prec:min()
+    if not (lo > 0 and lo < math.huge) or prec:max() == math.huge then
+      check.fail('%s: state.buffers.precision holds %s, expected finite values > 0', who, check.describe(lo))
+    end
+  end
   if extra == nil then return end
   if type(extra) ~= 'table' then
     check.fail('%s: state.extra is %s, expected {seed =, samples =}', who, check.describe(extra))

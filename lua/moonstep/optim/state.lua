@@ -150,7 +150,7 @@ function M.load(opt, who, s)
   local extra_before = opt._save_extra and opt:_save_extra()
   if opt._load_extra then opt:_load_extra(who, s.extra, s) end
   if s.base ~= nil then
-    local ok, err = pcall(opt.base.load_state, opt.base, s.base)
+    local ok, err = pcall(M.load, opt.base, ('%s: state.base (its base, optim.%s)'):format(who, opt.base.__name), s.base)
     if not ok then
       if opt._load_extra then opt:_load_extra(who, extra_before, { buffers = opt.buffers or {} }) end
       error(err, 0)

@@ -24,6 +24,18 @@ function H.assert_close(t, expected, tol, msg)
   end
 end
 
+-- Assert that tensors a and b hold the same values bit for bit (any dtype or device; a NaN
+-- differs from everything); names the first element that differs.
+function H.same_bits(a, b, what)
+  local x, y = a:to('float64', 'cpu'):contiguous():view(-1), b:to('float64', 'cpu'):contiguous():view(-1)
+  assert(a:numel() == b:numel(), ('%s: %d elements, expected %d'):format(what or 'same_bits', a:numel(), b:numel()))
+  for i = 1, x:numel() do
+    if x:get(i) ~= y:get(i) then
+      error(('%s: element %d differs: %.17g vs %.17g'):format(what or 'same_bits', i, x:get(i), y:get(i)), 2)
+    end
+  end
+end
+
 -- Assert that f raises an error whose message contains every given fragment.
 function H.assert_error(f, ...)
   local ok, err = pcall(f)

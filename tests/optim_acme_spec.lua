@@ -17,15 +17,7 @@ local REL32 = 2e-4
 
 local decode = require 'fixture_decode'
 
-local function same(a, b, what)
-  local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)
-  assert.equal(a:numel(), b:numel(), what)
-  for i = 1, x:numel() do
-    if x:get(i) ~= y:get(i) then
-      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
-    end
-  end
-end
+local same = H.same_bits
 
 local function rel(got, want) return math.abs(got - want) / math.max(math.abs(want), 1e-3) end
 

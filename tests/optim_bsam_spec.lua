@@ -11,15 +11,7 @@ local H = require 'helper'
 local BSAM = require 'moonstep.optim.BSAM'
 local fx = require 'fixtures.bsam'
 
-local function same(a, b, what)
-  local x, y = a:to('float64', 'cpu'):contiguous():view(-1), b:to('float64', 'cpu'):contiguous():view(-1)
-  assert.equal(a:numel(), b:numel(), what)
-  for i = 1, x:numel() do
-    if x:get(i) ~= y:get(i) then
-      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
-    end
-  end
-end
+local same = H.same_bits
 
 local function list(t) return H.flatten(t:to('float64', 'cpu'):totable()) end
 

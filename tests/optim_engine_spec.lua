@@ -9,15 +9,7 @@ local reduce = require 'moonstep.optim.reduce'
 local slices = require 'moonstep.optim.slices'
 local H = require 'helper'
 
-local function same(a, b, what)
-  local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)
-  assert.equal(a:numel(), b:numel(), what)
-  for i = 1, x:numel() do
-    if x:get(i) ~= y:get(i) then
-      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
-    end
-  end
-end
+local same = H.same_bits
 
 -- A model and a fixed batch; closure(model) runs forward and backward.
 local function mlp(seed, dtype)

@@ -8,15 +8,7 @@ local ms = require 'moonstep'
 local nn, optim = ms.nn, ms.optim
 local H = require 'helper'
 
-local function same(a, b, what)
-  local x, y = a:to('float64'):contiguous():view(-1), b:to('float64'):contiguous():view(-1)
-  assert.equal(a:numel(), b:numel(), what)
-  for i = 1, x:numel() do
-    if x:get(i) ~= y:get(i) then
-      error(('%s: element %d differs: %.17g vs %.17g'):format(what, i, x:get(i), y:get(i)), 2)
-    end
-  end
-end
+local same = H.same_bits
 
 -- An MLP on one of two fixed batches; closure(batch, scale) back-propagates scale * loss.
 local function mlp(opts)

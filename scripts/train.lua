@@ -18,9 +18,9 @@ local nn, optim, C = ms.nn, ms.optim, ms.C
 local FLAGS = {
   { 'model', 'choice', 'mlp', 'mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear',
     choices = { 'mlp', 'cnn' } },
-  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3; sam/asam/gsam/wsam/looksam/fsam around sgd 0.05 with momentum 0.9, asam with rho 0.5)',
+  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3; sam/asam/gsam/wsam/looksam/fsam around sgd 0.05 with momentum 0.9, asam with rho 0.5; acme 1e-3 (its first trial step); bsam 0.5 with num_data the training set size)',
     choices = { 'adam', 'adamw', 'nadam', 'sgd', 'rmsprop', 'adagrad', 'autosgm', 'sam', 'asam', 'gsam', 'wsam',
-                'looksam', 'fsam' } },
+                'looksam', 'fsam', 'acme', 'bsam' } },
   { 'lr', 'number', nil, 'learning rate (default: per optimizer)', min = 0 },
   { 'epochs', 'integer', 10, 'number of epochs', min = 1 },
   { 'batch', 'integer', 128, 'batch size', min = 1 },
@@ -178,6 +178,8 @@ local function setup()
   OPTIMIZERS.sam, OPTIMIZERS.asam = sam(optim.SAM, {}), sam(optim.SAM, { rho = 0.5, adaptive = true })
   OPTIMIZERS.gsam, OPTIMIZERS.wsam = sam(optim.GSAM, {}), sam(optim.WSAM, {})
   OPTIMIZERS.looksam, OPTIMIZERS.fsam = sam(optim.LookSAM, {}), sam(optim.FriendlySAM, {})
+  OPTIMIZERS.acme = function(lr) return optim.ACME(model, { lr = lr or 1e-3 }) end
+  OPTIMIZERS.bsam = function(lr) return optim.BSAM(model, { lr = lr or 0.5, num_data = train:size() }) end
   local opt = OPTIMIZERS[args.optim](args.lr)
   run.model, run.train, run.test, run.opt = model, train, test, opt
   if args.resume then

@@ -14,6 +14,9 @@
 #include "optim/acme.h"
 #include "optim/drive.h"
 
+/* always_inline: the element rules are inlined into every specialised loop, however many
+ * (the inliner's size limits would otherwise leave calls per element in some). */
+#define OPT_FN static inline MS_OPT_ALWAYS_INLINE
 #define OPT_INCLUDE "optim/acme.h"
 #include "optim/instances.h"
 
@@ -89,13 +92,27 @@ typedef struct {
       BODY;                                                                                \
     }                                                                                      \
   } while (0)
-/* MOVE's loops, specialised on adam (A), the M-update's place, nesterov and the sum. */
-#define ACME_MOVE_1(SFX, A, U, N, S)                                                       \
-  ACME_LOOP(acc[0][l] += acme_move_elem_##SFX(i, &q, &k, bp, y, gn, A, U, N, S))
+/* A loop without sums (element i from element i only). */
+#define ACME_EACH(BODY)                                                                    \
+  do {                                                                                     \
+    const int64_t end = off + cnt;                                                         \
+    ACME_IVDEP for (int64_t i = off; i < end; i++) { BODY; }                               \
+  } while (0)
+/* MOVE's loops, specialised on adam (A), the M-update's place, nesterov and the sum; the
+ * saves (W: w0, G: g0) fused into the loop of the first move (M-update first, the sum,
+ * no Nesterov term: the pass that saves them), else a loop of their own before. */
+#define ACME_MOVE_E(SFX, A, U, N, S, W, G)                                                 \
+  acme_move_elem_##SFX(i, &q, &k, bp, y, gn, A, U, N, S, W, G)
+#define ACME_MOVE_1(SFX, A, U, N, S, W, G)                                                 \
+  do {                                                                                     \
+    if (S) ACME_LOOP(acc[0][l] += ACME_MOVE_E(SFX, A, U, N, S, W, G));                     \
+    else ACME_EACH((void)ACME_MOVE_E(SFX, A, U, N, S, W, G));                              \
+  } while (0)
 #define ACME_MOVE_N(SFX, A, U, S)                                                          \
   {                                                                                        \
-    if (k.nesterov) ACME_MOVE_1(SFX, A, U, 1, S);                                          \
-    else ACME_MOVE_1(SFX, A, U, 0, S);                                                     \
+    if (sw || sg) ACME_EACH(acme_save_elem_##SFX(i, &q, &k, sw, sg));                      \
+    if (k.nesterov) ACME_MOVE_1(SFX, A, U, 1, S, 0, 0);                                    \
+    else ACME_MOVE_1(SFX, A, U, 0, S, 0, 0);                                               \
   }
 #define ACME_MOVE_S(SFX, A, U)                                                             \
   {                                                                                        \
@@ -104,9 +121,30 @@ typedef struct {
   }
 #define ACME_MOVE_U(SFX, A)                                                                \
   {                                                                                        \
-    if (k.update == 1) ACME_MOVE_S(SFX, A, 1)                                              \
+    if (k.update == 1 && sum && !k.nesterov && sw) {                                       \
+      if (sg) ACME_MOVE_1(SFX, A, 1, 0, 1, 1, 1);                                          \
+      else ACME_MOVE_1(SFX, A, 1, 0, 1, 1, 0);                                             \
+    } else if (k.update == 1) ACME_MOVE_S(SFX, A, 1)                                       \
     else if (k.update == 2) ACME_MOVE_S(SFX, A, 2)                                         \
     else ACME_MOVE_S(SFX, A, 0)                                                            \
+  }
+/* DOTS's loops, specialised on adam (A) and the fourth term (G: g0 given). */
+#define ACME_DOTS(SFX, A, G)                                                               \
+  ACME_LOOP(acme_dots_elem_##SFX(i, &q, &k, A, G, t);                                      \
+            for (int s = 0; s < 4; s++) acc[s][l] += t[s])
+/* ASAM's loops, specialised on adam (A) and the slice's weight rule. */
+#define ACME_ASAM(SFX, A)                                                                  \
+  {                                                                                        \
+    if (j->op == MS_ACME_ASAM_NORM) {                                                      \
+      if (weight) ACME_LOOP(acc[0][l] += acme_asam_norm_elem_##SFX(i, &q, &k, A, 1));      \
+      else ACME_LOOP(acc[0][l] += acme_asam_norm_elem_##SFX(i, &q, &k, A, 0));             \
+    } else if (weight) {                                                                   \
+      if (sg) ACME_EACH(acme_asam_perturb_elem_##SFX(i, &q, &k, A, 1, 1));                 \
+      else ACME_EACH(acme_asam_perturb_elem_##SFX(i, &q, &k, A, 1, 0));                    \
+    } else {                                                                               \
+      if (sg) ACME_EACH(acme_asam_perturb_elem_##SFX(i, &q, &k, A, 0, 1));                 \
+      else ACME_EACH(acme_asam_perturb_elem_##SFX(i, &q, &k, A, 0, 0));                    \
+    }                                                                                      \
   }
 #define ACME_CHUNK(SFX, T)                                                                 \
   MS_OPT_CLONES static void acme_chunk_##SFX(const acme_job *j, int64_t c) {                           \
@@ -115,36 +153,32 @@ typedef struct {
     const int weight = ch[3] != 0;                                                         \
     const acme_k_##SFX k = ((const acme_k_##SFX *)j->ks)[ch[2]];                           \
     const acme_ptrs_##SFX q = *(const acme_ptrs_##SFX *)j->ptrs;                           \
-    const int sw = (j->flags & MS_ACME_SAVE_W0) != 0, sg = (j->flags & MS_ACME_SAVE_G0) != 0;\
+    const int sg = (j->flags & MS_ACME_SAVE_G0) != 0;                                      \
+    /* w0 is saved only where the group moves from w (from_saved: w0 is its base) */      \
+    const int sw = (j->flags & MS_ACME_SAVE_W0) != 0 && !k.from_saved;                     \
     const int sum = (j->flags & MS_ACME_SUM) != 0;                                         \
     double acc[MS_ACME_NSUM][8] = {{0}};                                                    \
     double t[4];                                                                           \
     switch (j->op) {                                                                       \
       case MS_ACME_DOTS:                                                                   \
-        if (k.adam) {                                                                      \
-          ACME_LOOP(acme_dots_elem_##SFX(i, &q, &k, 1, t);                                 \
-                    for (int s = 0; s < 4; s++) acc[s][l] += t[s]);                        \
-        } else {                                                                           \
-          ACME_LOOP(acme_dots_elem_##SFX(i, &q, &k, 0, t);                                 \
-                    for (int s = 0; s < 4; s++) acc[s][l] += t[s]);                        \
-        }                                                                                  \
+        if (k.adam && q.g0) ACME_DOTS(SFX, 1, 1);                                          \
+        else if (k.adam) ACME_DOTS(SFX, 1, 0);                                             \
+        else if (q.g0) ACME_DOTS(SFX, 0, 1);                                               \
+        else ACME_DOTS(SFX, 0, 0);                                                         \
         break;                                                                             \
       case MS_ACME_MOVE: {                                                                 \
         const T *bp = k.from_saved ? q.w0 : q.p, *y = q.g0 ? q.g0 : q.g;                   \
         const T *gn = k.gsel_g0 ? q.g0 : q.g;                                              \
-        if (sw || sg) ACME_LOOP(acme_save_elem_##SFX(i, &q, &k, sw, sg));                  \
-        if (k.guard) ACME_LOOP(acme_guard_elem_##SFX(i, &q, &k, bp));                      \
-        else if (k.adam) ACME_MOVE_U(SFX, 1)                                               \
+        if (k.guard) {                                                                     \
+          if (sw || sg) ACME_EACH(acme_save_elem_##SFX(i, &q, &k, sw, sg));                \
+          ACME_EACH(acme_guard_elem_##SFX(i, &q, &k, bp));                                 \
+        } else if (k.adam) ACME_MOVE_U(SFX, 1)                                             \
         else ACME_MOVE_U(SFX, 0)                                                           \
         break;                                                                             \
       }                                                                                    \
-      case MS_ACME_ASAM_NORM:                                                              \
-        if (k.adam) ACME_LOOP(acc[0][l] += acme_asam_norm_elem_##SFX(i, &q, &k, 1, weight));\
-        else ACME_LOOP(acc[0][l] += acme_asam_norm_elem_##SFX(i, &q, &k, 0, weight));       \
-        break;                                                                             \
       default:                                                                             \
-        if (k.adam) ACME_LOOP(acme_asam_perturb_elem_##SFX(i, &q, &k, 1, weight, sg));      \
-        else ACME_LOOP(acme_asam_perturb_elem_##SFX(i, &q, &k, 0, weight, sg));             \
+        if (k.adam) ACME_ASAM(SFX, 1)                                                      \
+        else ACME_ASAM(SFX, 0)                                                             \
         break;                                                                             \
     }                                                                                      \
     for (int s = 0; s < MS_ACME_NSUM; s++) {                                               \

@@ -498,3 +498,59 @@ describe('ACME on the GPU', function()
     end
   end)
 end)
+
+-- a warm optimizer whose pass k returns a finite loss but a non-finite gradient (ACME judges
+-- each pass from the sums of the fused pass that reads its gradient next)
+local function mse_mlp(seed)
+  ms.manual_seed(seed)
+  local model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+  model:to('float64')
+  local x, y = H.random_tensor({ 10, 4 }, seed):to('float64'), H.random_tensor({ 10, 2 }, seed + 1):to('float64')
+  local crit = nn.MSELoss()
+  return model, function()
+    local out = model:forward(x)
+    local loss = crit:forward(out, y)
+    model:backward(x, crit:backward(out, y))
+    return loss
+  end
+end
+
+describe('ACME non-finite gradients (finite loss)', function()
+  it('skips (weights, m, v, lr, t as before) or raises naming the pass, in every pass of a warm step', function()
+    for _, cfg in ipairs { {}, { asam = true, rho = 0.05 }, { acme = false } } do
+      local calls = (cfg.acme == false and 1 or 2) + (cfg.asam and 1 or 0)
+      for bad = 1, calls do
+        for _, val in ipairs { 0 / 0, math.huge } do
+          local model, closure = mse_mlp(11)
+          local c = { lr = 0.05 }
+          for k, v in pairs(cfg) do c[k] = v end
+          local opt = ACME(model, c)
+          opt:step(closure); opt:step(closure)
+          local w, m, v, lr = model:flat_parameters():clone(), opt.buffers.m:clone(), opt.buffers.v:clone(), opt:step_size()
+          local poisoned = function(p)
+            local l = closure(p)
+            if p == bad then model:flat_gradients():narrow(1, 3, 1):fill_(val) end
+            return l
+          end
+          local _, info = opt:step(poisoned)
+          assert.is_true(info.skipped, 'skipped')
+          assert.equal(1, opt.skipped)
+          assert.equal(2, opt.t)
+          assert.equal(bad, info.passes)
+          H.same_bits(w, model:flat_parameters(), 'weights after a skipped step')
+          if bad < calls or cfg.acme == false then   -- (the trial pass: the reference's guard)
+            H.same_bits(m, opt.buffers.m, 'm'); H.same_bits(v, opt.buffers.v, 'v')
+            assert.equal(lr, opt:step_size())
+          else
+            assert.equal(1, info.guards)
+            assert.is_true(math.abs(opt:step_size() - 0.9 * lr) < 1e-15)
+          end
+          opt.skip_nonfinite = false
+          H.assert_error(function() opt:step(poisoned) end, 'ACME.step', 'gradients hold non-finite values', 'unchanged')
+          H.same_bits(w, model:flat_parameters(), 'weights after the raise')
+          assert.equal(2, opt.t)
+        end
+      end
+    end
+  end)
+end)

@@ -77,15 +77,17 @@ OPT_FN void OPT_NAME(acme_mupdate_)(OPT_T *m, OPT_T *v, OPT_T g, const OPT_NAME(
   }
 }
 
-/* DOTS: the four terms of element i. */
+/* DOTS: the four terms of element i (g0t: the fourth with g0, else 0; adam and g0t are
+ * literals at the C call sites). */
 OPT_FN void OPT_NAME(acme_dots_elem_)(int64_t i, const OPT_NAME(acme_ptrs_) *q,
-                                       const OPT_NAME(acme_k_) *k, int adam, double t[4]) {
+                                       const OPT_NAME(acme_k_) *k, int adam, int g0t,
+                                       double t[4]) {
   const OPT_T m = q->m[i], g = q->g[i];
   const OPT_T r = OPT_NAME(acme_rden_)(adam ? q->v[i] : (OPT_T)0, k, adam);
   t[0] = (double)((m * g) * r);
   t[1] = (double)((m * m) * r);
   t[2] = (double)((g * g) * r);
-  t[3] = q->g0 ? (double)((m * q->g0[i]) * r) : 0.0;
+  t[3] = g0t ? (double)((m * q->g0[i]) * r) : 0.0;
 }
 
 /* MOVE, the saves first (flags of the pass; w0 only when the group does not move from it). */
@@ -105,14 +107,18 @@ OPT_FN void OPT_NAME(acme_guard_elem_)(int64_t i, const OPT_NAME(acme_ptrs_) *q,
 
 /* MOVE: element i from base bp[i] (w0 or w). upd 1: the M-update first, 2: after the
  * move; nest: the Nesterov term with gn[i]; sum: returns (m y)/D with the moved m and D
- * (else 0). adam, upd, nest and sum are literals at the C call sites (specialised loops). */
+ * (else 0); sw, sg: the saves of the pass fused in (w0 = the base w, g0 = g: sw only where
+ * the group moves from w itself, so bp is p). adam, upd, nest, sum, sw and sg are literals
+ * at the C call sites (specialised loops). */
 OPT_FN double OPT_NAME(acme_move_elem_)(int64_t i, const OPT_NAME(acme_ptrs_) *q,
                                          const OPT_NAME(acme_k_) *k, const OPT_T *bp,
                                          const OPT_T *y, const OPT_T *gn, int adam, int upd,
-                                         int nest, int sum) {
+                                         int nest, int sum, int sw, int sg) {
   const OPT_T g = q->g[i];
   OPT_T m = q->m[i], v = adam ? q->v[i] : (OPT_T)0;
   const OPT_T base = bp[i];
+  if (sw) q->w0[i] = base;
+  if (sg) q->g0[i] = g;
   if (upd == 1) {
     OPT_NAME(acme_mupdate_)(&m, &v, g, k, adam);
     q->m[i] = m;
@@ -120,9 +126,9 @@ OPT_FN double OPT_NAME(acme_move_elem_)(int64_t i, const OPT_NAME(acme_ptrs_) *q
   }
   const OPT_T r = OPT_NAME(acme_rden_)(v, k, adam);
   OPT_T w = base + k->step_m * (m * r);
-  if (nest) w = w + k->step_g * (gn[i] * r);
+  if (nest) w = w + k->step_g * ((sg ? g : gn[i]) * r);
   w = w * k->decay;
-  const double term = sum ? (double)((m * y[i]) * r) : 0.0;
+  const double term = sum ? (double)((m * (sg ? g : y[i])) * r) : 0.0;
   if (upd == 2) {
     OPT_NAME(acme_mupdate_)(&m, &v, g, k, adam);
     q->m[i] = m;

@@ -38,6 +38,8 @@
 -- ASAM's norm is global, each group's rho scales its elements. A non-finite pass 1 or
 -- ASAM pass skips the step (weights as before; opt.skipped); a non-finite trial pass is
 -- the guard for every group, counted as skipped (the moments keep pass 1's M-update).
+-- Each pass's gradient is checked for nan/inf by the fused pass that reads it next (its
+-- sums), the engine's scan run only to confirm non-finite sums (see OWN_SCAN below).
 -- Without adam the reference divides by bc1 in torch's default dtype; here in the arena's.
 --
 -- State: buffers.m, buffers.v (v when a group uses adam), made from the first gradient
@@ -88,6 +90,7 @@ ACME.skip_default, ACME.multipass = true, true
 ACME.accepted[#ACME.accepted + 1] = 'compat'
 
 local function finite(x) return x == x and x ~= huge and x ~= -huge end
+local FRESH_GROUP = { step = 1 }   -- (what _hyper_for reads of a group state not made yet)
 
 local function compat_of(who, c)
   local out = { periodic_schedule = false }
@@ -275,6 +278,28 @@ end
 -- the step
 ---------------------------------------------------------------------------------------
 
+-- ACME scans its gradients itself: every pass's gradient is read right after the pass by a
+-- fused pass whose float64 sums are non-finite whenever a gradient element is (nan, or inf
+-- times anything: (g g)/D is inf or nan), so passes.run is told to skip the engine's scan
+-- (OWN_SCAN) and sums(out) decides. Non-finite sums with finite gradients (non-finite state:
+-- the guard's case; a float64 sum overflowing) are told apart by the engine's scan, run
+-- then only: the outcome, messages included, is the engine's own.
+local OWN_SCAN = true
+local function sums_finite(out, n)
+  for j = 0, n - 1 do
+    local x = out[j]
+    if not (x == x and x ~= huge and x ~= -huge) then return false end
+  end
+  return true
+end
+
+-- nil when pass k's gradients (the sums out of the pass that read them) are finite, else
+-- the reason (Optimizer:_check_grads's, as the engine gives it; check_finite = false: nil).
+function ACME:_grads_bad(who, loss, out)
+  if sums_finite(out, 4 * self.ngroups) then return nil end
+  return self:_check_grads(who, loss)
+end
+
 -- A skipped step: counted, t not advanced; info from extra.
 function ACME:_skip(L0, n0, extra)
   self.skipped = self.skipped + 1
@@ -314,7 +339,7 @@ function ACME:_step_body(who, closure)
     end
   end
   local n0 = self.passes
-  local L0 = passes.run(self, who, closure, 1)
+  local L0 = passes.run(self, who, closure, 1, OWN_SCAN)
   if self._bad then return self:_skip(L0, n0) end
   local fresh = self.buffers.m == nil
   local ok, r1, r2 = pcall(self._core, self, who, closure, vals, L0, n0, t, fresh)
@@ -332,13 +357,29 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
   local ng, b = self.ngroups, self.buffers
   local acme, asam, any_adam, any_nest = vals[1].acme, vals[1].asam, false, false
   for g = 1, ng do any_adam = any_adam or vals[g].adam; any_nest = any_nest or vals[g].nesterov end
-  if fresh then
+  local bad
+  if fresh then   -- the state is made from this gradient: the engine's scan first (once)
+    bad = self:_check_grads(who, L0)
+    if bad then
+      self._bad = self:_nonfinite(who, bad)   -- (raises with skip_nonfinite = false)
+      return self:_skip(L0, n0)
+    end
     self:_init_state(who, vals, any_adam)
-    self.gs = {}
   end
-  if any_adam and not b.v then b.v = ms.ones_like(self.arena.flat) end
+  local made_v = any_adam and not b.v
+  if made_v then b.v = ms.ones_like(self.arena.flat) end
+  -- pass 1's gradient, read by the first fused pass (ASAM's norm, else the limiter's inner
+  -- products) with D of the current v; the group states change only once it is finite
+  local gs = (not fresh and rawget(self, 'gs')) or {}   -- (fresh state: fresh group states)
+  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g] or FRESH_GROUP, 1) end
+  local first = self:_pass(who, asam and C.MS_ACME_ASAM_NORM or C.MS_ACME_DOTS, 0)
+  bad = self:_grads_bad(who, L0, first)
+  if bad then
+    if fresh then b.m, b.v = nil, nil elseif made_v then b.v = nil end
+    self._bad = self:_nonfinite(who, bad)   -- (raises with skip_nonfinite = false)
+    return self:_skip(L0, n0)
+  end
   -- group states: the adapted lr (restarted when the lr hyper-parameter changes), step
-  local gs = rawget(self, 'gs') or {}
   self.gs = gs
   for g = 1, ng do
     local s, lr = gs[g], vals[g].lr
@@ -349,18 +390,24 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
   local g0 = (acme and (asam or any_nest)) and self:_scratch('_g0') or nil
   local guard, info = {}, { loss = L0, skipped = false, guards = 0 }
   local k = 1
+  local out = first
   -- ASAM: w = w0 + e, pass 2, the M-update then uses its gradient
   if asam then
-    for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
-    local out = self:_pass(who, C.MS_ACME_ASAM_NORM, 0)
     local sq = 0
-    for g = 1, ng do sq = sq + out[4 * (g - 1)] end
+    for g = 1, ng do sq = sq + first[4 * (g - 1)] end
     local norm = sqrt(sq)
     for g = 1, ng do self._h[g - 1].asam_scale = vals[g].rho / (norm + vals[g].asam_norm_eps) end
     self:_pass(who, C.MS_ACME_ASAM_PERTURB, g0 and C.MS_ACME_SAVE_G0 or 0, w0, g0)
     self._moved = true   -- (after the pass: a refused pass writes nothing, w0 included)
     k = k + 1
-    info.loss_asam = passes.run(self, who, closure, k)
+    info.loss_asam = passes.run(self, who, closure, k, OWN_SCAN)
+    if not self._bad then
+      -- the limiter's inner products (D of the current v) read the ASAM pass's gradient
+      for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
+      out = self:_pass(who, C.MS_ACME_DOTS, 0)
+      bad = self:_grads_bad(who, info.loss_asam, out)
+      if bad then self._bad = self:_nonfinite(who, bad) end   -- (raises: step() restores)
+    end
     if self._bad then
       self.arena.flat:copy_(w0)
       self._moved = nil
@@ -368,9 +415,7 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
       return self:_skip(L0, n0, { loss_asam = info.loss_asam })
     end
   end
-  -- the limiter's inner products (D of the current v), the M-update and the move
-  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
-  local out = self:_pass(who, C.MS_ACME_DOTS, 0)
+  -- the M-update (the limiter from the inner products) and the move
   for g = 1, ng do
     local v, h, o = vals[g], self:_hyper_for(g, vals[g], gs[g], 'bc1'), 4 * (g - 1)
     local pg, pp, gg = out[o], out[o + 1], out[o + 2]
@@ -409,8 +454,14 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
   end
   -- the trial pass, then the line model
   k = k + 1
-  local L1 = passes.run(self, who, closure, k)
+  local L1 = passes.run(self, who, closure, k, OWN_SCAN)
   info.loss2 = L1
+  if not self._bad then   -- the trial's inner products (D of the moved v): its gradient
+    for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 'bc1') end
+    out = self:_pass(who, C.MS_ACME_DOTS, 0)
+    bad = self:_grads_bad(who, L1, out)
+    if bad then self._bad = self:_nonfinite(who, bad) end   -- (raises: step() restores)
+  end
   if self._bad then   -- the reference's guard for every group; counted as skipped
     for g = 1, ng do
       local h = self:_hyper_for(g, vals[g], gs[g], 'bc1')
@@ -421,8 +472,6 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
     for g = 1, ng do self:_guard(gs[g], vals[g], nil) end
     return self:_skip(L0, n0, { loss2 = L1, guards = ng })
   end
-  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 'bc1') end
-  out = self:_pass(who, C.MS_ACME_DOTS, 0)
   local dots = {}
   for g = 1, ng do local o = 4 * (g - 1); dots[g] = { out[o], out[o + 1], out[o + 2] } end
   -- the second M-update's limiter (on improvement): D_a without adam is 1, not bc1

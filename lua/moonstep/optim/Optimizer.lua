@@ -329,7 +329,7 @@ end
 
 function Optimizer:evaluate(closure, pass) return self:_evaluate(self.__name .. '.evaluate', closure, pass) end
 
-function Optimizer:_evaluate(who, closure, pass)
+function Optimizer:_evaluate(who, closure, pass, own_scan)
   self:_bound(who)
   if type(closure) ~= 'function' then
     check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss',
@@ -350,7 +350,7 @@ function Optimizer:_evaluate(who, closure, pass)
   local bad
   if not finite(loss) then
     bad = ('the loss is %s'):format(check.describe(loss))
-  else
+  elseif not own_scan then
     bad = self:_check_grads(who, loss)
   end
   self._bad = bad and self:_nonfinite(who, bad) or nil

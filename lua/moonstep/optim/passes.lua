@@ -15,7 +15,8 @@
 --
 --   passes.DEFAULTS / passes.RULES      the two options, merged into a class's hyper-parameters
 --   passes.policy(opt, who, k)             the pass policy (optim/policy.lua) of pass k
---   loss = passes.run(opt, who, closure, k)   pass k; opt._bad says whether it was non-finite
+--   loss = passes.run(opt, who, closure, k [, own_scan])   pass k; opt._bad says whether it was
+--                                       non-finite (own_scan: the caller scans the gradients itself)
 --   ... = passes.guard(opt, who, body, undo, ...)   one step: body(...) under pcall; on any
 --                                       error (the closure's, Ctrl-C) undo(opt) puts the weights
 --                                       back before the error goes on. A step on parameters
@@ -75,8 +76,8 @@ function M.guard(opt, who, body, undo, ...)
   return unpack(res, 2, table.maxn(res))
 end
 
-function M.run(opt, who, closure, k)
-  return opt:_evaluate(who, closure, M.policy(opt, who, k))
+function M.run(opt, who, closure, k, own_scan)
+  return opt:_evaluate(who, closure, M.policy(opt, who, k), own_scan)
 end
 
 return M

@@ -4,11 +4,13 @@
 -- (optim/passes.lua) around them and the options every member takes:
 --
 --   loss, info = opt:step(closure)      closure(pass) runs forward + backward on the same
---     mini-batch and returns the loss. Per call: pass 1 at w; the variant's ascent saves w
---     (one scratch copy) and perturbs it in one fused pass; pass 2 at w + e (BatchNorm
---     statistics frozen, RNG replayed: bn, replay_rng); w restored bit-exactly from the
---     copy; the variant forms the direction d in the gradient arena; the base optimizer
---     applies it (its own lr, momentum, weight decay, clipping) at the restored w.
+--     mini-batch and returns the loss. Per call: pass 1 at w; the variant's ascent writes
+--     w + e into a scratch copy in one fused pass, and the scratch trades its memory with
+--     the parameter arena (O(1)); pass 2 at w + e (BatchNorm statistics frozen, RNG
+--     replayed: bn, replay_rng); trading back restores w bit-exactly (it was never
+--     written); the variant forms the direction d in the gradient arena; the base optimizer
+--     applies it (its own lr, momentum, weight decay, clipping) at w. Any error or
+--     interrupt during the step trades back first (passes.guard).
 --     info = {loss = L1, loss2 = L2, sharpness = L2 - L1, passes = closure calls,
 --             skipped = bool, updated = bool (false while accumulating)}
 --   opt:finalize()                      with use_ema: the weights become the averages
@@ -36,18 +38,20 @@
 --                           weights after each update (never of perturbed weights; the first
 --                           update starts it at w); every F updates the weights become it
 --   bn = 'first', replay_rng = true, skip_nonfinite = true: optim/passes.lua
--- Extra memory: one scratch copy of the parameters (the saved w), plus the accumulator
--- (A > 1), the average (use_ema) and the variant's own (listed in its header).
+-- Extra memory: one scratch copy of the parameters (w + e), plus the accumulator (A > 1),
+-- the average (use_ema) and the variant's own (listed in its header).
 --
--- A variant (SAM.lua is the short example):
+-- A variant (SAM.lua is the short example); vs[g] holds group g's values at step t:
 --   local X = sharpness.define('X', defaults, rules)
---   function X:_ascent(who, t, info)   after pass 1 (unscaled g in the gradient arena):
---                                      perturb (sharpness.perturb) and return true, or
---                                      return false for no second pass (LookSAM's reuse)
---   function X:_descent(who, t, info, second)  after pass 2 and the restore: the direction
---                                      into the gradient arena (default: g2 as it is)
---   function X:_apply_direction(who, t)  default: the base applies the gradient arena
+--   function X:_ascent(who, t, info, vs)   after pass 1 (unscaled g in the gradient arena):
+--                                      perturb (sharpness.perturb) and return true; false
+--                                      for no second pass (LookSAM's reuse); nil when the
+--                                      norm is not finite (nothing moved: the step skips)
+--   function X:_descent(who, t, info, second, vs)  after pass 2 and the restore: the
+--                                      direction into the gradient arena (default: g2)
+--   function X:_apply_direction(who, t, vs)  default: the base applies the gradient arena
 --   X.state_buffers = {'m'}             the variant's lazily made state buffers
+--   X:_variant_check(who, v), X:_variant_save(), X:_variant_load(who, x)   optional
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
 local Optimizer = require 'moonstep.optim.Optimizer'
@@ -199,8 +203,9 @@ end
 
 -- The per-slice perturbation of the variant's group values: the norm of a (.) dir over
 -- the whole arena (global), then w + rho_g t^p dir / (norm + eps) in one pass, made the
--- model's weights (M.restore puts w back). vs: the values of every group (vs[g]); gc: centralize dir after the norm (the
--- norm is the raw gradient's, as kozistr). Returns the norm (non-finite: nothing moved).
+-- model's weights (M.restore puts w back). vs: the values of every group (vs[g]); gc:
+-- centralize dir after the norm (the norm is the raw gradient's, as kozistr). Returns the
+-- norm (non-finite: nothing moved).
 function M.perturb(self, who, dir, vs, gc)
   local st, w = self.table, self.arena.flat
   local per, need = {}, {}

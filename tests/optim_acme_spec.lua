@@ -554,3 +554,16 @@ describe('ACME non-finite gradients (finite loss)', function()
     end
   end)
 end)
+
+describe('ACME misuse found in review', function()
+  it('line_model checks its arguments; a zero gradient with asam_norm_eps = 0 runs', function()
+    H.assert_error(function() ACME.line_model(1, 2) end, 'ACME.line_model', 'argument 3 is nil')
+    H.assert_error(function() ACME.line_model(1, 2, 1, 1, -1, 0.9) end, 'ACME.line_model', 'h (argument 5)')
+    H.assert_error(function() ACME.line_model(1, 2, 1, 1, 1, 1) end, 'ACME.line_model', 'beta (argument 6)')
+    local set = ms.params { weight = ms.tensor({ 1, 2 }, { dtype = 'float64' }) }
+    local opt = ACME(set, { asam = true, asam_norm_eps = 0 })
+    local loss, info = opt:step(function() set:flat_gradients():zero_(); return 1 end)
+    assert.equal(1, loss)
+    assert.equal(3, info.passes)
+  end)
+end)

@@ -466,3 +466,20 @@ describe('BSAM: on the GPU', function()
     same(m2:flat_parameters(), b._mean, 'GPU mean restored')
   end)
 end)
+
+describe('BSAM misuse found in review', function()
+  it('sample() from inside a step\'s closure is refused, and the step is not corrupted', function()
+    local set = ms.params { ms.tensor({ 1, -2, 0.5 }, { dtype = 'float64' }) }
+    local flat, g = set:flat_parameters(), set:flat_gradients()
+    local opt = BSAM(set, { num_data = 100 })
+    local before = flat:clone()
+    H.assert_error(function()
+      opt:step(function(pass)
+        g:copy_(flat)
+        if pass == 1 then opt:sample() end
+        return 1
+      end)
+    end, 'BSAM.sample', 'taking a step on the same parameters')
+    H.same_bits(before, flat, 'the mean after the refused sample')
+  end)
+end)

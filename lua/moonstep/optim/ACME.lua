@@ -37,7 +37,9 @@
 -- m *= 1 - beta1, lr *= beta1, group step 1; info.guards) where it exits the process;
 -- ASAM's norm is global, each group's rho scales its elements. A non-finite pass 1 or
 -- ASAM pass skips the step (weights as before; opt.skipped); a non-finite trial pass is
--- the guard for every group, counted as skipped (the moments keep pass 1's M-update).
+-- the guard for every group, counted as skipped (the moments keep pass 1's M-update); a
+-- closure that raises in a later pass gets the weights back, but m and v also keep that
+-- first M-update (undoing it would take two more copies of the parameters).
 -- Each pass's gradient is checked for nan/inf by the fused pass that reads it next (its
 -- sums), the engine's scan run only to confirm non-finite sums (see OWN_SCAN below).
 -- Without adam the reference divides by bc1 in torch's default dtype; here in the arena's.
@@ -133,9 +135,12 @@ end
 -- signif_rel, grow_cap, shrink_floor, flat_grow (defaults: the reference's).
 function ACME.line_model(l0, l1, g0, g1, h, beta, opts)
   local who = 'ACME.line_model'
-  for i, v in ipairs { l0, l1, g0, g1, h, beta } do
-    if type(v) ~= 'number' then check.fail('%s: argument %d is %s, expected a number', who, i, check.describe(v)) end
+  local args = { l0, l1, g0, g1, h, beta }
+  for i = 1, 6 do   -- (not ipairs: it stops at the first nil)
+    if type(args[i]) ~= 'number' then check.fail('%s: argument %d is %s, expected a number', who, i, check.describe(args[i])) end
   end
+  if not (h >= 0 and h < huge) then check.fail('%s: h (argument 5) is %s, expected a finite number >= 0', who, check.describe(h)) end
+  if not (beta >= 0 and beta < 1) then check.fail('%s: beta (argument 6) is %s, expected a number in [0, 1)', who, check.describe(beta)) end
   local o = check.options(who, opts or {}, { 'signif_rel', 'grow_cap', 'shrink_floor', 'flat_grow' })
   for k, v in pairs(o) do ACME.rules[k](who, 'opts.' .. k, v) end
   local d = DEFAULTS
@@ -339,7 +344,10 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
     local sq = 0
     for g = 1, ng do sq = sq + first[4 * (g - 1)] end
     local norm = sqrt(sq)
-    for g = 1, ng do self._h[g - 1].asam_scale = vals[g].rho / (norm + vals[g].asam_norm_eps) end
+    for g = 1, ng do
+      local c = vals[g].rho / (norm + vals[g].asam_norm_eps)
+      self._h[g - 1].asam_scale = finite(c) and c or 0   -- (a zero gradient with asam_norm_eps = 0: no perturbation)
+    end
     self:_pass(who, C.MS_ACME_ASAM_PERTURB, g0 and C.MS_ACME_SAVE_G0 or 0, w0, g0)
     self._moved = true   -- (after the pass: a refused pass writes nothing, w0 included)
     k = k + 1

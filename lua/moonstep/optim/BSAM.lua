@@ -280,6 +280,11 @@ end
 function BSAM:sample(gen)
   local who = 'BSAM.sample'
   self:_bound(who)
+  -- under the step guard: from a closure, sample() would overwrite the step's saved mean
+  return passes.guard(self, who, BSAM._sample_body, nil, self, who, gen)
+end
+
+function BSAM:_sample_body(who, gen)
   if rawget(self, '_sampled') then
     check.fail('%s: the weights already hold a sample; call opt:restore_mean() (or the function sample returned) before drawing another', who)
   end

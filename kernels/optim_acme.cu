@@ -27,7 +27,7 @@ __global__ void acme_kernel(int32_t op, acme_ptrs_f32 q, const int64_t *chunks, 
   const int weight = ch[3] != 0, adam = k->adam != 0;
   // w0 is saved only where the group moves from w (from_saved: w0 is its base)
   const int sw = (flags & MS_ACME_SAVE_W0) != 0 && !k->from_saved;
-  const int sg = (flags & MS_ACME_SAVE_G0) != 0, g0t = q.g0 != NULL;
+  const int sg = (flags & MS_ACME_SAVE_G0) != 0;
   const int sum = (flags & MS_ACME_SUM) != 0;
   const float *bp = k->from_saved ? q.w0 : q.p, *y = q.g0 ? q.g0 : q.g;
   const float *gn = k->gsel_g0 ? q.g0 : q.g;
@@ -36,13 +36,13 @@ __global__ void acme_kernel(int32_t op, acme_ptrs_f32 q, const int64_t *chunks, 
     const int64_t i = off + e;
     if (op == MS_ACME_DOTS) {
       double t[4];
-      acme_dots_elem_f32(i, &q, k, adam, g0t, t);
+      acme_dots_elem_f32(i, &q, k, adam, t);
       for (int s = 0; s < 4; s++) acc[s] += t[s];
     } else if (op == MS_ACME_MOVE) {
       if (k->guard) {
         acme_save_elem_f32(i, &q, k, sw, sg);
         acme_guard_elem_f32(i, &q, k, bp);
-      } else {   // (the saves in the move, as the C loops do)
+      } else {   // (the saves inside the move: the C loops fuse them in the trial move only)
         acc[0] += acme_move_elem_f32(i, &q, k, bp, y, gn, adam, k->update, k->nesterov, sum, sw,
                                      sg);
       }

@@ -4,7 +4,8 @@
  * Every pass walks the arena as a list of chunks (at most MS_REDUCE_BLOCK elements, each
  * within one slice, slices in order), as runtime/arena.c's reductions do: a chunk's sums
  * are accumulated in float64 with 8 interleaved accumulators combined in a fixed order,
- * the chunks of a slice and the slices of a group are added in order. Threads (or CUDA
+ * and the chunks' partials are added into their group's total in chunk order (no per-slice
+ * subtotal: the same terms summed by optim/reduce.lua may differ in the last bits). Threads (or CUDA
  * blocks) only decide who computes which chunk: the sums are the same bits whatever the
  * thread count. Passes that write (MOVE, ASAM_PERTURB) write element i from element i
  * only. On the GPU the same chunks are kernels/optim_acme.cu's blocks. */
@@ -128,9 +129,9 @@ typedef struct {
     else if (k.update == 2) ACME_MOVE_S(SFX, A, 2)                                         \
     else ACME_MOVE_S(SFX, A, 0)                                                            \
   }
-/* DOTS's loops, specialised on adam (A) and the fourth term (G: g0 given). */
-#define ACME_DOTS(SFX, A, G)                                                               \
-  ACME_LOOP(acme_dots_elem_##SFX(i, &q, &k, A, G, t);                                      \
+/* DOTS's loops, specialised on adam (A). */
+#define ACME_DOTS(SFX, A)                                                                  \
+  ACME_LOOP(acme_dots_elem_##SFX(i, &q, &k, A, t);                                         \
             for (int s = 0; s < 4; s++) acc[s][l] += t[s])
 /* ASAM's loops, specialised on adam (A) and the slice's weight rule. */
 #define ACME_ASAM(SFX, A)                                                                  \
@@ -161,10 +162,8 @@ typedef struct {
     double t[4];                                                                           \
     switch (j->op) {                                                                       \
       case MS_ACME_DOTS:                                                                   \
-        if (k.adam && q.g0) ACME_DOTS(SFX, 1, 1);                                          \
-        else if (k.adam) ACME_DOTS(SFX, 1, 0);                                             \
-        else if (q.g0) ACME_DOTS(SFX, 0, 1);                                               \
-        else ACME_DOTS(SFX, 0, 0);                                                         \
+        if (k.adam) ACME_DOTS(SFX, 1);                                                     \
+        else ACME_DOTS(SFX, 0);                                                            \
         break;                                                                             \
       case MS_ACME_MOVE: {                                                                 \
         const T *bp = k.from_saved ? q.w0 : q.p, *y = q.g0 ? q.g0 : q.g;                   \

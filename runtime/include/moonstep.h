@@ -276,8 +276,8 @@ int ms_autosgm_step(const ms_optim_args *a, const ms_autosgm_hyper *h, const ms_
 /* ACME (ignasi00/acme, ICASSP 2025): the fused passes its step composes (the step and its
  * scalars: lua/moonstep/optim/ACME.lua; per-element formulas: runtime/optim/acme.h). Per
  * group, D(v) = (sqrt(v / bc2) + eps) bc1 with adam, else the constant dconst.
- *   MS_ACME_DOTS          out[4 g + j], j = 0..3: sums over group g of (m g)/D, (m m)/D,
- *                         (g g)/D and (m g0)/D (0 without g0); v is read, not written
+ *   MS_ACME_DOTS          out[4 g + j], j = 0..2: sums over group g of (m g)/D, (m m)/D and
+ *                         (g g)/D (out[4 g + 3] = 0); v is read, not written
  *   MS_ACME_MOVE          update 1: the M-update m = b1 m + (1 - b1) kappa g, v = b2 v +
  *                         (1 - b2) (kappa g)^2 (adam) first; then, with D of that v,
  *                         w = base + step_m m/D [+ step_g gn/D when nesterov; gn = g0 if

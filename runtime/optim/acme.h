@@ -77,17 +77,16 @@ OPT_FN void OPT_NAME(acme_mupdate_)(OPT_T *m, OPT_T *v, OPT_T g, const OPT_NAME(
   }
 }
 
-/* DOTS: the four terms of element i (g0t: the fourth with g0, else 0; adam and g0t are
- * literals at the C call sites). */
+/* DOTS: the three terms of element i (slot 3 of the sums is MOVE's; adam is a literal at
+ * the C call sites). */
 OPT_FN void OPT_NAME(acme_dots_elem_)(int64_t i, const OPT_NAME(acme_ptrs_) *q,
-                                       const OPT_NAME(acme_k_) *k, int adam, int g0t,
-                                       double t[4]) {
+                                       const OPT_NAME(acme_k_) *k, int adam, double t[4]) {
   const OPT_T m = q->m[i], g = q->g[i];
   const OPT_T r = OPT_NAME(acme_rden_)(adam ? q->v[i] : (OPT_T)0, k, adam);
   t[0] = (double)((m * g) * r);
   t[1] = (double)((m * m) * r);
   t[2] = (double)((g * g) * r);
-  t[3] = g0t ? (double)((m * q->g0[i]) * r) : 0.0;
+  t[3] = 0.0;
 }
 
 /* MOVE, the saves first (flags of the pass; w0 only when the group does not move from it). */

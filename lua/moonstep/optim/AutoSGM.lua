@@ -270,10 +270,10 @@ function AutoSGM:_update(hs, t)
   local aux = self.aux[0]
   aux.q = elem_q and b.q or nil
   if perl then
-    local s = rawget(self, '_scratch')
+    local s = rawget(self, '_work')
     if not s or s.device ~= flat.device or s.dtype ~= flat.dtype then
       s = ms.empty_like(flat)   -- scratch: every element written by pass 1 before it is read
-      rawset(self, '_scratch', s)
+      rawset(self, '_work', s)
     end
     aux.scratch, aux.q_slice = s, self:_q_slice()
   else

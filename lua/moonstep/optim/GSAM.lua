@@ -73,7 +73,7 @@ function GSAM:_ascent(who, t, info, vs)
   end
   info.rho = vs[1].rho
   local g = self.arena.gflat
-  sharpness.scratch(self, 'g1'):copy_(g)
+  self:_scratch('g1'):copy_(g)
   local norm = sharpness.perturb(self, who, g, vs)
   if norm ~= norm or norm == math.huge then return nil end
   return true
@@ -81,7 +81,7 @@ end
 
 function GSAM:_descent(who, t, info, second, vs)
   local v = vs[1]
-  local g, g1 = self.arena.gflat, self._scratch.g1
+  local g, g1 = self.arena.gflat, self:_scratch('g1')
   local ip = reduce.dot(who, g1, g)
   local n1, n2 = math.sqrt(reduce.sumsq(who, g1)), math.sqrt(reduce.sumsq(who, g))
   local eps = v.perturb_eps

@@ -119,10 +119,15 @@ end
 -- rules: for each of them, a rule (a function or the name of one of Optimizer.rules).
 -- opts.wraps: the class wraps a base optimizer (option `base`, bound with it to the
 -- same parameters; its state nests in the wrapper's).
+-- opts.options: more option names (not hyper-parameters: ACME's compat, BSAM's seed...),
+-- handed with the whole configuration to cls._configure(self, who, config) after the
+-- common options; opts.refuse = {option = 'why'}: common options the class cannot honour.
 function Optimizer.define(name, defaults, rules, opts)
-  local cls = { __name = name, defaults = defaults, rules = {}, wraps = opts and opts.wraps or nil }
+  opts = opts or {}
+  local cls = { __name = name, defaults = defaults, rules = {}, wraps = opts.wraps or nil }
   local accepted = { unpack(COMMON) }
-  if opts and opts.wraps then accepted[#accepted + 1] = 'base' end
+  if opts.wraps then accepted[#accepted + 1] = 'base' end
+  for _, k in ipairs(opts.options or {}) do accepted[#accepted + 1] = k end
   for k in pairs(defaults) do
     local rule = rules[k]
     cls.rules[k] = type(rule) == 'string' and Optimizer.rules[rule] or rule
@@ -143,6 +148,9 @@ function Optimizer.define(name, defaults, rules, opts)
       target, config = nil, target
     end
     config = check.options(name, config, accepted)
+    for k, why in pairs(opts.refuse or {}) do
+      if config[k] ~= nil then check.fail('%s: %s is not supported (%s)', name, k, why) end
+    end
     local self = setmetatable({}, cls)
     for k, v in pairs(defaults) do   -- a copy of table defaults (betas): never shared
       self[k] = type(v) == 'table' and { unpack(v) } or v
@@ -151,8 +159,9 @@ function Optimizer.define(name, defaults, rules, opts)
       if defaults[k] ~= nil then self[k] = type(v) == 'table' and not callable(v) and { unpack(v) } or v end
     end
     common.common_options(self, name, config)
+    if cls._configure then cls._configure(self, name, config) end
     common.check_config(self, name)
-    if opts and opts.wraps then
+    if opts.wraps then
       if config.base == nil then check.fail('%s: base is missing, expected an optimizer such as optim.Adam{lr = 1e-3}', name) end
       self.base = as_base(name, config.base)
       self.base._wrapped = true
@@ -235,6 +244,20 @@ function Optimizer:_check_live(who)
     if b.device ~= flat.device or b.dtype ~= flat.dtype then self.buffers[k] = b:to(flat.dtype, flat.device) end
   end
   self.table:to_device(flat.device)
+end
+
+-- A scratch tensor shaped like the arena, kept between steps (not state: never saved);
+-- made again when the model moved to another device or dtype, or it was freed.
+function Optimizer:_scratch(k)
+  local flat = self.arena.flat
+  local all = rawget(self, '_scratches')
+  if not all then all = {}; self._scratches = all end
+  local s = all[k]
+  if not s or check.is_freed(s) or s.device ~= flat.device or s.dtype ~= flat.dtype or s:numel() ~= flat:numel() then
+    s = ms.empty_like(flat)
+    all[k] = s
+  end
+  return s
 end
 
 -- The step counts are plain fields a user may overwrite: integers a double and an int64

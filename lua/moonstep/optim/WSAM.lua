@@ -50,18 +50,18 @@ function WSAM:_ascent(who, t, info, vs)
   local norm = sharpness.perturb(self, who, g, vs)   -- e from the raw g1
   if norm ~= norm or norm == math.huge then return nil end
   if vs[1].max_norm then clip(who, g, vs[1].max_norm) end
-  sharpness.scratch(self, 'g1'):copy_(g)
+  self:_scratch('g1'):copy_(g)
   return true
 end
 
 function WSAM:_descent(who, t, info, second, vs)
   local v = vs[1]
-  local g, g1 = self.arena.gflat, self._scratch.g1
+  local g, g1 = self.arena.gflat, self:_scratch('g1')
   if v.max_norm then clip(who, g, v.max_norm) end
   local a = v.gamma / (1 - v.gamma)
   if v.decouple then
     -- the sharpness s = g2 - g1 into the (now free) copy of w; the base gets g1
-    local s = self._scratch.w
+    local s = self:_scratch('w')
     s:copy_(g)
     reduce.axpby(who, s, 1, g1, -1)
     g:copy_(g1)
@@ -82,7 +82,7 @@ function WSAM:_apply_direction(who, t, vs)
   local lrs = {}
   for g = 1, #base.groups + 1 do lrs[g] = base:_hyper(who, 'lr', base.t, g) end
   for i = 1, bt.nslices do per[i] = -lrs[bt.slices[i - 1].group + 1] * a end
-  reduce.axpby(who, self.arena.flat, 1, self._scratch.w, per, bt)
+  reduce.axpby(who, self.arena.flat, 1, self:_scratch('w'), per, bt)
   return true
 end
 

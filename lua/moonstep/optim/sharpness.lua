@@ -141,18 +141,6 @@ function M.define(name, defaults, rules)
   return cls
 end
 
--- A scratch tensor shaped like the arena (made once, remade if the model moved).
-function M.scratch(self, k)
-  local flat = self.arena.flat
-  self._scratch = self._scratch or {}
-  local s = self._scratch[k]
-  if not s or check.is_freed(s) or s.device ~= flat.device or s.dtype ~= flat.dtype then
-    s = ms.zeros_like(flat)
-    self._scratch[k] = s
-  end
-  return s
-end
-
 -- A lazily made state buffer (saved with the state): the accumulator, the average and
 -- the variant's own.
 function M.new_buffer(self, k)
@@ -252,7 +240,7 @@ function M.perturb(self, who, dir, vs, gc)
   if gc then M.centralize(self, dir) end
   -- w + e is written into the scratch copy, which then trades its memory with the
   -- arena's: the model sees w + e, and w itself is never written
-  local pert = M.scratch(self, 'w')
+  local pert = self:_scratch('w')
   reduce.perturb(who, w, dir, pert, st, per)
   self._traded = w
   reduce.swap(who, w, pert)
@@ -264,7 +252,8 @@ end
 -- back into its new arena, and the step fails.
 function M.restore(self)
   local who = self.__name .. '.step'
-  local scratch, traded = self._scratch and self._scratch.w, rawget(self, '_traded')
+  local all = rawget(self, '_scratches')
+  local scratch, traded = all and all.w, rawget(self, '_traded')
   self._traded = nil
   if scratch then reduce.untrade(who, scratch) end
   if traded and self.arena.flat ~= traded then

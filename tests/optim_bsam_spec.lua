@@ -463,7 +463,7 @@ describe('BSAM: on the GPU', function()
     a:sample({ seed = 1, stream = 2 })
     H.assert_close(s2, m1:flat_parameters(), 1e-5, 'GPU vs CPU sample')
     a:restore_mean()
-    same(m2:flat_parameters(), b._mean, 'GPU mean restored')
+    same(m2:flat_parameters(), b._scratches.mean, 'GPU mean restored')
   end)
 end)
 

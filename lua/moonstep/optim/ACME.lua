@@ -89,9 +89,12 @@ local RULES = {
 }
 passes.merge(DEFAULTS, RULES)
 
-local ACME = Optimizer.define('ACME', DEFAULTS, RULES)
+local NO_CLIP = 'the line model needs the true gradients and losses'
+local ACME = Optimizer.define('ACME', DEFAULTS, RULES, {
+  options = { 'compat' },
+  refuse = { clip_norm = NO_CLIP, clip_tensor_norm = NO_CLIP, clip_value = NO_CLIP },
+})
 ACME.skip_default, ACME.multipass = true, true
-ACME.accepted[#ACME.accepted + 1] = 'compat'
 
 local function finite(x) return x == x and x ~= huge and x ~= -huge end
 local FRESH_GROUP = { step = 1 }   -- (what _hyper_for reads of a group state not made yet)
@@ -104,27 +107,9 @@ local function compat_of(who, c)
   return out
 end
 
-local base_new = ACME.new
-function ACME.new(target, config)
-  if config == nil and type(target) == 'table' and getmetatable(target) == nil
-     and not check.is_tensor(target) and rawget(target, 1) == nil then
-    target, config = nil, target
-  end
-  local compat
-  if type(config) == 'table' and getmetatable(config) == nil then
-    for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
-      if config[k] ~= nil then
-        check.fail('ACME: %s is not supported (the line model needs the true gradients and losses)', k)
-      end
-    end
-    local c = {}
-    for k, v in pairs(config) do if k ~= 'compat' then c[k] = v end end
-    compat = compat_of('ACME', config.compat)
-    config = c
-  end
-  local self = base_new(target, config)
-  rawset(self, 'compat', compat or compat_of('ACME', nil))
-  return self
+-- The plain option compat (not a hyper-parameter): checked, with its defaults filled in.
+function ACME:_configure(who, config)
+  rawset(self, 'compat', compat_of(who, config.compat))
 end
 
 ---------------------------------------------------------------------------------------
@@ -168,16 +153,6 @@ end
 
 function ACME:_new_buffer(k)
   if k == 'm' or k == 'v' then return ms.zeros_like(self.arena.flat) end
-end
-
--- A scratch tensor like the arena (not state: every element is written before read).
-function ACME:_scratch(k)
-  local s, flat = rawget(self, k), self.arena.flat
-  if not s or s.device ~= flat.device or s.dtype ~= flat.dtype then
-    s = ms.empty_like(flat)
-    rawset(self, k, s)
-  end
-  return s
 end
 
 -- Group g's hyper struct for a pass, reset to "no-op" values (D as the group's).
@@ -234,10 +209,7 @@ end
 -- then only: the outcome, messages included, is the engine's own.
 local OWN_SCAN = true
 local function sums_finite(out, n)
-  for j = 0, n - 1 do
-    local x = out[j]
-    if not (x == x and x ~= huge and x ~= -huge) then return false end
-  end
+  for j = 0, n - 1 do if not finite(out[j]) then return false end end
   return true
 end
 
@@ -292,7 +264,8 @@ function ACME:_step_body(who, closure)
   local fresh = self.buffers.m == nil
   local ok, r1, r2 = pcall(self._core, self, who, closure, vals, L0, n0, t, fresh)
   if not ok then
-    if rawget(self, '_moved') then self.arena.flat:copy_(rawget(self, '_w0')) end
+    -- the saved weights as they are (self:_scratch would remake them if the model moved)
+    if rawget(self, '_moved') then self.arena.flat:copy_(self._scratches.w0) end
     self._moved = nil
     if fresh then self.buffers.m, self.buffers.v, self.gs = nil, nil, nil end
     error(r1, 0)
@@ -300,80 +273,136 @@ function ACME:_step_body(who, closure)
   return r1, r2
 end
 
--- Everything after pass 1 (any error: step() restores the weights and re-raises).
+-- Everything after pass 1 (any error: step() restores the weights and re-raises), in
+-- stages that share `step`, the step in progress: who, closure, vals (each group's
+-- values), L0, n0 (opt.passes before it), t, fresh (the state is made this step), acme,
+-- asam, k (closure calls so far), guard[g] (group g under the guard), and from the stages
+-- gs (group states), w0 and g0 (scratch copies), info.
 function ACME:_core(who, closure, vals, L0, n0, t, fresh)
-  local ng, b = self.ngroups, self.buffers
-  local acme, asam, any_adam, any_nest = vals[1].acme, vals[1].asam, false, false
-  for g = 1, ng do any_adam = any_adam or vals[g].adam; any_nest = any_nest or vals[g].nesterov end
-  local bad
-  if fresh then   -- the state is made from this gradient: the engine's scan first (once)
-    bad = self:_check_grads(who, L0)
+  local step = { who = who, closure = closure, vals = vals, L0 = L0, n0 = n0, t = t, fresh = fresh,
+                 acme = vals[1].acme, asam = vals[1].asam, k = 1, guard = {} }
+  local out = self:_read_first(step)
+  if not out then return self:_skip(L0, n0) end
+  self:_start_groups(step)
+  step.info = { loss = L0, skipped = false, guards = 0 }
+  if step.asam then
+    out = self:_asam_pass(step, out)
+    if not out then return self:_skip(L0, n0, { loss_asam = step.info.loss_asam }) end
+  end
+  local a0 = self:_m_update(step, out)
+  if not step.acme then return self:_finish_plain(step) end
+  local L1, dots = self:_trial_pass(step)
+  if not dots then return self:_skip(L0, n0, { loss2 = L1, guards = self.ngroups }) end
+  self:_line_step(step, L1, a0, dots, L1 < L0 and self:_limiter_dots(step, dots) or nil)
+  return self:_finish(L0, step.info, n0, t)
+end
+
+-- The step's next closure call, then the limiter's inner products of its gradient (D as
+-- dconst: 1 or 'bc1'). Returns the loss and the pass's sums; when either is not finite,
+-- self._bad says why (skip mode; else this raises and step() restores).
+function ACME:_next_pass(step, dconst)
+  local who = step.who
+  step.k = step.k + 1
+  local loss = passes.run(self, who, step.closure, step.k, OWN_SCAN)
+  if self._bad then return loss, nil end
+  for g = 1, self.ngroups do self:_hyper_for(g, step.vals[g], step.gs[g], dconst) end
+  local out = self:_pass(who, C.MS_ACME_DOTS, 0)
+  local bad = self:_grads_bad(who, loss, out)
+  if bad then self._bad = self:_nonfinite(who, bad) end
+  return loss, out
+end
+
+-- The per-group inner products {pg or a1, pp, gg} out of a pass's sums.
+local function dots_of(out, ng)
+  local dots = {}
+  for g = 1, ng do local o = 4 * (g - 1); dots[g] = { out[o], out[o + 1], out[o + 2] } end
+  return dots
+end
+
+-- The state made from pass 1's gradient when there is none (the lazy init), then that
+-- gradient's first read by a fused pass (ASAM's norm, else the limiter's inner products)
+-- with D of the current v. Returns the pass's sums; nil when the gradient is not finite
+-- (the state as it was; the group states change only once it is finite).
+function ACME:_read_first(step)
+  local who, vals, b = step.who, step.vals, self.buffers
+  local any_adam = false
+  for g = 1, self.ngroups do any_adam = any_adam or vals[g].adam end
+  if step.fresh then   -- the state is made from this gradient: the engine's scan first (once)
+    local bad = self:_check_grads(who, step.L0)
     if bad then
       self._bad = self:_nonfinite(who, bad)   -- (raises with skip_nonfinite = false)
-      return self:_skip(L0, n0)
+      return nil
     end
     self:_init_state(who, vals, any_adam)
   end
   local made_v = any_adam and not b.v
   if made_v then b.v = ms.ones_like(self.arena.flat) end
-  -- pass 1's gradient, read by the first fused pass (ASAM's norm, else the limiter's inner
-  -- products) with D of the current v; the group states change only once it is finite
-  local gs = (not fresh and rawget(self, 'gs')) or {}   -- (fresh state: fresh group states)
-  for g = 1, ng do self:_hyper_for(g, vals[g], gs[g] or FRESH_GROUP, 1) end
-  local first = self:_pass(who, asam and C.MS_ACME_ASAM_NORM or C.MS_ACME_DOTS, 0)
-  bad = self:_grads_bad(who, L0, first)
+  local gs = (not step.fresh and rawget(self, 'gs')) or {}   -- (fresh state: fresh group states)
+  step.gs = gs
+  for g = 1, self.ngroups do self:_hyper_for(g, vals[g], gs[g] or FRESH_GROUP, 1) end
+  local first = self:_pass(who, step.asam and C.MS_ACME_ASAM_NORM or C.MS_ACME_DOTS, 0)
+  local bad = self:_grads_bad(who, step.L0, first)
   if bad then
-    if fresh then b.m, b.v = nil, nil elseif made_v then b.v = nil end
+    if step.fresh then b.m, b.v = nil, nil elseif made_v then b.v = nil end
     self._bad = self:_nonfinite(who, bad)   -- (raises with skip_nonfinite = false)
-    return self:_skip(L0, n0)
+    return nil
   end
-  -- group states: the adapted lr (restarted when the lr hyper-parameter changes), step
+  return first
+end
+
+-- The group states (the adapted lr, restarted when the lr hyper-parameter changes; the
+-- step), and the scratch copies: w0 (acme or asam), g0 (acme with asam or nesterov).
+function ACME:_start_groups(step)
+  local vals, gs, any_nest = step.vals, step.gs, false
   self.gs = gs
-  for g = 1, ng do
+  for g = 1, self.ngroups do
     local s, lr = gs[g], vals[g].lr
     if not s then s = { step = 1, codes = {} }; gs[g] = s end
     if s.seen ~= lr then s.lr, s.seen = lr, lr end
+    any_nest = any_nest or vals[g].nesterov
   end
-  local w0 = (acme or asam) and self:_scratch('_w0') or nil
-  local g0 = (acme and (asam or any_nest)) and self:_scratch('_g0') or nil
-  local guard, info = {}, { loss = L0, skipped = false, guards = 0 }
-  local k = 1
-  local out = first
-  -- ASAM: w = w0 + e, pass 2, the M-update then uses its gradient
-  if asam then
-    local sq = 0
-    for g = 1, ng do sq = sq + first[4 * (g - 1)] end
-    local norm = sqrt(sq)
-    for g = 1, ng do
-      local c = vals[g].rho / (norm + vals[g].asam_norm_eps)
-      self._h[g - 1].asam_scale = finite(c) and c or 0   -- (a zero gradient with asam_norm_eps = 0: no perturbation)
-    end
-    self:_pass(who, C.MS_ACME_ASAM_PERTURB, g0 and C.MS_ACME_SAVE_G0 or 0, w0, g0)
-    self._moved = true   -- (after the pass: a refused pass writes nothing, w0 included)
-    k = k + 1
-    info.loss_asam = passes.run(self, who, closure, k, OWN_SCAN)
-    if not self._bad then
-      -- the limiter's inner products (D of the current v) read the ASAM pass's gradient
-      for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
-      out = self:_pass(who, C.MS_ACME_DOTS, 0)
-      bad = self:_grads_bad(who, info.loss_asam, out)
-      if bad then self._bad = self:_nonfinite(who, bad) end   -- (raises: step() restores)
-    end
-    if self._bad then
-      self.arena.flat:copy_(w0)
-      self._moved = nil
-      if fresh then b.m, b.v, self.gs = nil, nil, nil end
-      return self:_skip(L0, n0, { loss_asam = info.loss_asam })
-    end
-  end
-  -- the M-update (the limiter from the inner products) and the move
+  step.w0 = (step.acme or step.asam) and self:_scratch('w0') or nil
+  step.g0 = (step.acme and (step.asam or any_nest)) and self:_scratch('g0') or nil
+end
+
+-- ASAM: w = w0 + e (from first, pass 1's sums: the global norm), pass 2 there, and the
+-- limiter's inner products of its gradient (D of the current v), which the M-update then
+-- uses: returned. nil when pass 2 is not finite: the weights back at w0, a fresh state
+-- dropped.
+function ACME:_asam_pass(step, first)
+  local who, vals, ng = step.who, step.vals, self.ngroups
+  local sq = 0
+  for g = 1, ng do sq = sq + first[4 * (g - 1)] end
+  local norm = sqrt(sq)
   for g = 1, ng do
+    local c = vals[g].rho / (norm + vals[g].asam_norm_eps)
+    self._h[g - 1].asam_scale = finite(c) and c or 0   -- (a zero gradient with asam_norm_eps = 0: no perturbation)
+  end
+  self:_pass(who, C.MS_ACME_ASAM_PERTURB, step.g0 and C.MS_ACME_SAVE_G0 or 0, step.w0, step.g0)
+  self._moved = true   -- (after the pass: a refused pass writes nothing, w0 included)
+  local out
+  step.info.loss_asam, out = self:_next_pass(step, 1)
+  if self._bad then
+    self.arena.flat:copy_(step.w0)
+    self._moved = nil
+    if step.fresh then self.buffers.m, self.buffers.v, self.gs = nil, nil, nil end
+    return nil
+  end
+  return out
+end
+
+-- The M-update (each group's limiter from the inner products in out; non-finite ones put
+-- the group under the guard) and the move: to the trial point (acme), else the step
+-- itself. Returns the move's sums a0, one per group.
+function ACME:_m_update(step, out)
+  local vals, gs, acme, asam = step.vals, step.gs, step.acme, step.asam
+  for g = 1, self.ngroups do
     local v, h, o = vals[g], self:_hyper_for(g, vals[g], gs[g], 'bc1'), 4 * (g - 1)
     local pg, pp, gg = out[o], out[o + 1], out[o + 2]
     local b1, lr = v.betas[1], gs[g].lr
     h.from_saved = asam and 1 or 0
     if not (finite(pg) and finite(pp) and finite(gg)) then
-      guard[g] = true
+      step.guard[g] = true
       h.guard = 1
     else
       h.update, h.kappa = 1, limiter(pg, pp, gg, b1, v.limit_factor)
@@ -387,83 +416,86 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
     end
   end
   local flags = (acme and not asam) and C.MS_ACME_SAVE_W0 or 0
-  if g0 and not asam then flags = flags + C.MS_ACME_SAVE_G0 end
+  if step.g0 and not asam then flags = flags + C.MS_ACME_SAVE_G0 end
   if acme then flags = flags + C.MS_ACME_SUM end
-  out = self:_pass(who, C.MS_ACME_MOVE, flags, w0, g0)
+  out = self:_pass(step.who, C.MS_ACME_MOVE, flags, step.w0, step.g0)
   if acme then self._moved = true end
   local a0 = {}
-  for g = 1, ng do a0[g] = out[4 * (g - 1)] end
-  if not acme then
-    self._moved = nil
-    info.lrs, info.alphas, info.codes = {}, {}, {}
-    for g = 1, ng do
-      local s = gs[g]
-      if guard[g] then self:_guard(s, vals[g], info) else s.step = s.step + 1 end
-      info.lrs[g], info.alphas[g] = s.lr, not guard[g] and s.lr or 0
-    end
-    return self:_finish(L0, info, n0, t)
+  for g = 1, self.ngroups do a0[g] = out[4 * (g - 1)] end
+  return a0
+end
+
+-- Without acme the move was the step: each group's step advances, or the guard.
+function ACME:_finish_plain(step)
+  local info = step.info
+  self._moved = nil
+  info.lrs, info.alphas, info.codes = {}, {}, {}
+  for g = 1, self.ngroups do
+    local s, guarded = step.gs[g], step.guard[g]
+    if guarded then self:_guard(s, step.vals[g], info) else s.step = s.step + 1 end
+    info.lrs[g], info.alphas[g] = s.lr, not guarded and s.lr or 0
   end
-  -- the trial pass, then the line model
-  k = k + 1
-  local L1 = passes.run(self, who, closure, k, OWN_SCAN)
-  info.loss2 = L1
-  if not self._bad then   -- the trial's inner products (D of the moved v): its gradient
-    for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 'bc1') end
-    out = self:_pass(who, C.MS_ACME_DOTS, 0)
-    bad = self:_grads_bad(who, L1, out)
-    if bad then self._bad = self:_nonfinite(who, bad) end   -- (raises: step() restores)
-  end
-  if self._bad then   -- the reference's guard for every group; counted as skipped
-    for g = 1, ng do
-      local h = self:_hyper_for(g, vals[g], gs[g], 'bc1')
-      h.from_saved, h.guard = 1, guard[g] and 2 or 1
-    end
-    self:_pass(who, C.MS_ACME_MOVE, 0, w0, g0)
-    self._moved = nil
-    for g = 1, ng do self:_guard(gs[g], vals[g], nil) end
-    return self:_skip(L0, n0, { loss2 = L1, guards = ng })
-  end
-  local dots = {}
-  for g = 1, ng do local o = 4 * (g - 1); dots[g] = { out[o], out[o + 1], out[o + 2] } end
-  -- the second M-update's limiter (on improvement): D_a without adam is 1, not bc1
-  local second = L1 < L0
-  local lim = dots
-  if second then
-    local other = false
-    for g = 1, ng do other = other or (not vals[g].adam and self._h[g - 1].bc1 ~= 1) end
-    if other then
-      for g = 1, ng do self:_hyper_for(g, vals[g], gs[g], 1) end
-      out = self:_pass(who, C.MS_ACME_DOTS, 0)
-      lim = {}
-      for g = 1, ng do local o = 4 * (g - 1); lim[g] = { out[o], out[o + 1], out[o + 2] } end
-    end
-  end
-  info.codes, info.lrs, info.alphas = {}, {}, {}
+  return self:_finish(step.L0, info, step.n0, step.t)
+end
+
+-- The trial pass at the moved weights and its gradient's inner products (D of the moved
+-- v). Returns L1 and the products per group (dots_of); L1 and nil when it is not finite:
+-- then the reference's guard for every group (weights back at w0), counted as skipped.
+function ACME:_trial_pass(step)
+  local who, vals, gs, ng = step.who, step.vals, step.gs, self.ngroups
+  local L1, out = self:_next_pass(step, 'bc1')
+  step.info.loss2 = L1
+  if not self._bad then return L1, dots_of(out, ng) end
   for g = 1, ng do
-    local v, s = vals[g], gs[g]
+    local h = self:_hyper_for(g, vals[g], gs[g], 'bc1')
+    h.from_saved, h.guard = 1, step.guard[g] and 2 or 1
+  end
+  self:_pass(who, C.MS_ACME_MOVE, 0, step.w0, step.g0)
+  self._moved = nil
+  for g = 1, ng do self:_guard(gs[g], vals[g], nil) end
+  return L1, nil
+end
+
+-- The second M-update's limiter (the trial improved): its inner products are the trial's
+-- (dots) unless a group's D_a differs from the trial pass's D (without adam it is 1, not
+-- bc1): then a DOTS pass with D = 1 gives them.
+function ACME:_limiter_dots(step, dots)
+  local ng, other = self.ngroups, false
+  for g = 1, ng do other = other or (not step.vals[g].adam and self._h[g - 1].bc1 ~= 1) end
+  if not other then return dots end
+  for g = 1, ng do self:_hyper_for(g, step.vals[g], step.gs[g], 1) end
+  return dots_of(self:_pass(step.who, C.MS_ACME_DOTS, 0), ng)
+end
+
+-- The line model per group (L0, L1, the slopes a0 and dots' a1): the step alpha, the next
+-- adapted lr, the branch code; the second M-update where the trial improved (lim: its
+-- inner products, nil otherwise); then the final move from w0.
+function ACME:_line_step(step, L1, a0, dots, lim)
+  local info, L0 = step.info, step.L0
+  local periodic = rawget(self, 'compat').periodic_schedule
+  info.codes, info.lrs, info.alphas = {}, {}, {}
+  for g = 1, self.ngroups do
+    local v, s = step.vals[g], step.gs[g]
     local h = self:_hyper_for(g, v, s, 'bc1')
     local b1, lr = v.betas[1], s.lr
     h.from_saved = 1
     local a1, pp, gg = dots[g][1], dots[g][2], dots[g][3]
-    if guard[g] then
+    if step.guard[g] then
       h.guard = 2
     else
       local target, lr_opt, code = line_model(L0, L1, a0[g], a1, lr, b1, v.signif_rel, v.grow_cap,
                                               v.shrink_floor, v.flat_grow)
       if not (finite(L0) and finite(L1) and finite(a0[g]) and finite(a1) and finite(lr) and finite(pp) and finite(gg)) then
-        guard[g], h.guard = true, 1
+        step.guard[g], h.guard = true, 1
       else
-        local gamma = 2 * (1 - b1) / (1 + b1) * (1 + 2 * b1) / (2 - b1) *
-                      schedule(v, s.step, rawget(self, 'compat').periodic_schedule)
+        local gamma = 2 * (1 - b1) / (1 + b1) * (1 + 2 * b1) / (2 - b1) * schedule(v, s.step, periodic)
         local alpha = (L1 > L0 and lr_opt or lr) * gamma
         h.step_m = -alpha * (v.nesterov and b1 or 1)
         h.nesterov, h.step_g, h.gsel_g0 = v.nesterov and 1 or 0, -alpha * (1 - b1), L1 > L0 and 1 or 0
         h.decay = 1 - alpha * v.weight_decay
-        if second then
-          local l = lim[g]
-          if finite(l[1]) and finite(l[2]) and finite(l[3]) then
-            h.update, h.kappa = 2, limiter(l[1], l[2], l[3], b1, v.limit_factor)
-          end
+        local l = lim and lim[g]
+        if l and finite(l[1]) and finite(l[2]) and finite(l[3]) then
+          h.update, h.kappa = 2, limiter(l[1], l[2], l[3], b1, v.limit_factor)
         end
         s.lr = b1 * lr + (1 - b1) * target
         s.step = s.step + 1
@@ -471,15 +503,14 @@ function ACME:_core(who, closure, vals, L0, n0, t, fresh)
         info.codes[g], info.alphas[g] = code, alpha
       end
     end
-    if guard[g] then
+    if step.guard[g] then
       self:_guard(s, v, info)
       info.codes[g], info.alphas[g] = -1, 0
     end
     info.lrs[g] = s.lr
   end
-  self:_pass(who, C.MS_ACME_MOVE, 0, w0, g0)
+  self:_pass(step.who, C.MS_ACME_MOVE, 0, step.w0, step.g0)
   self._moved = nil
-  return self:_finish(L0, info, n0, t)
 end
 
 -- The reference's non-finite guard on group state s (the pass did the weights and m).

@@ -94,15 +94,14 @@ local function num_data_rule(who, name, v)
   end
 end
 
-local BSAM = Optimizer.define('BSAM', passes.merge(
+local DEFAULTS, RULES = passes.merge(
   { num_data = false, lr = 0.5, betas = { 0.9, 0.999 }, weight_decay = 1e-4, rho = 0.05, damping = 0.1,
     s0 = 1 },
   { num_data = num_data_rule, lr = 'nonnegative', betas = 'betas', weight_decay = 'nonnegative',
-    rho = 'nonnegative', damping = 'nonnegative', s0 = 'positive' }))
+    rho = 'nonnegative', damping = 'nonnegative', s0 = 'positive' })
+local BSAM = Optimizer.define('BSAM', DEFAULTS, RULES, { options = { 'seed', 'noise' } })
 BSAM.hyper_ctype = 'ms_bsam_hyper'
 BSAM.skip_default, BSAM.multipass = true, true
-BSAM.accepted[#BSAM.accepted + 1] = 'seed'
-BSAM.accepted[#BSAM.accepted + 1] = 'noise'
 
 local function check_seed(who, name, v) return check.integer(who, name, v, 0, 2 ^ 53 - 1) end
 
@@ -114,19 +113,11 @@ local function check_noise(who, v)
   return v
 end
 
--- The engine's constructor, plus the plain options seed and noise.
-local engine_new = BSAM.new
-function BSAM.new(target, config)
-  local opts = config
-  if opts == nil and type(target) == 'table' and getmetatable(target) == nil and rawget(target, 1) == nil then
-    opts = target                       -- optim.BSAM{...}: unbound
-  end
-  local self = engine_new(target, config)
-  opts = opts or {}
-  self.noise = check_noise('BSAM', opts.noise)
-  self.seed = opts.seed == nil and ms.rng_state().seed or check_seed('BSAM', 'seed', opts.seed)
+-- The plain options seed and noise (not hyper-parameters), and the sample count.
+function BSAM:_configure(who, config)
+  self.noise = check_noise(who, config.noise)
+  self.seed = config.seed == nil and ms.rng_state().seed or check_seed(who, 'seed', config.seed)
   self.samples = 0
-  return self
 end
 
 function BSAM._fill(h, v)
@@ -151,15 +142,6 @@ function BSAM:_reset_precision(who, t)
   reduce.scale(who, s, self.table, per)
 end
 
--- The two scratch copies, like the arena (made again if the model moved).
-function BSAM:_scratch()
-  local flat = self.arena.flat
-  local m = rawget(self, '_mean')
-  if not m or check.is_freed(m) or m.dtype ~= flat.dtype or m.device ~= flat.device or m:numel() ~= flat:numel() then
-    self._mean, self._gs = ms.empty_like(flat), ms.empty_like(flat)
-  end
-end
-
 -- Every group's hyper-parameters at step t into self.hs.
 function BSAM:_prepare(who, t)
   self:_check_count(who)
@@ -168,7 +150,10 @@ function BSAM:_prepare(who, t)
   for g = 1, self.ngroups do self._fill(self.hs[g - 1], self:_values(who, t, g), self, g, t) end
   self._taking = nil
   self:_check_live(who)                 -- hyper-parameter functions are user code
-  self:_scratch()
+  -- the two scratch copies (made again if the model moved); the step reads them as
+  -- self._scratches.mean / .gs from here on (a move during a pass: the pass refuses them)
+  self:_scratch('mean')
+  self:_scratch('gs')
   if self.t == 0 then self:_reset_precision(who, t) end
 end
 
@@ -179,7 +164,8 @@ function BSAM:_pass(phase, t, z)
   for g = 0, self.ngroups - 1 do hs[g].phase = phase end
   local a, b = self.args[0], self.buffers
   a.param, a.grad = self.arena.flat, z or self.arena.gflat
-  a.state[0], a.state[1], a.state[2], a.state[3] = b.precision, b.momentum, self._mean, self._gs
+  local sc = self._scratches
+  a.state[0], a.state[1], a.state[2], a.state[3] = b.precision, b.momentum, sc.mean, sc.gs
   a.state[4], a.state[5] = nil, nil
   a.table, a.step = self.table.ct, t
   local rc = C.ms_bsam_step(self.args, hs)
@@ -207,7 +193,7 @@ end
 -- The weights back to the saved mean (bit-exact).
 function BSAM:_restore()
   local flat = self.arena.flat
-  if not check.is_freed(flat) then flat:copy_(self._mean) end   -- (freed by the closure: its error says so)
+  if not check.is_freed(flat) then flat:copy_(self._scratches.mean) end   -- (freed by the closure: its error says so)
 end
 
 -- Pass k under the protocol; on a raise the weights are restored first.
@@ -253,7 +239,7 @@ function BSAM:_step_body(who, closure)
   self:_draw(who, t)
   -- the mean saved before the flag that says the weights may have left it (an interrupt
   -- between any two statements from here on finds a copy to restore)
-  self._mean:copy_(self.arena.flat)
+  self._scratches.mean:copy_(self.arena.flat)
   self._dirty = true
   if self:_pass(0, t) ~= 0 then fail(who) end           -- nothing written when it fails
   local l1 = self:_run_pass(who, closure, 1)
@@ -289,7 +275,7 @@ function BSAM:_sample_body(who, gen)
     check.fail('%s: the weights already hold a sample; call opt:restore_mean() (or the function sample returned) before drawing another', who)
   end
   self:_prepare(who, math.max(self.t, 1))
-  local z = self._gs
+  local z = self._scratches.gs
   if gen == nil then
     z:normal_(0, 1, { seed = self:_seed(who), stream = SAMPLE_STREAM + self.samples })
     self.samples = self.samples + 1

@@ -78,40 +78,37 @@ local DEFAULTS, RULES = passes.merge({
   end,
 })
 
-local LBFGS = Optimizer.define('LBFGS', DEFAULTS, RULES)
+local NO_CLIP = 'the line search and the curvature pairs need the gradient of the loss itself; torch.optim.LBFGS has no clipping'
+local LBFGS = Optimizer.define('LBFGS', DEFAULTS, RULES, {
+  refuse = { clip_norm = NO_CLIP, clip_tensor_norm = NO_CLIP, clip_value = NO_CLIP },
+})
 LBFGS.skip_default = true             -- a non-finite pass skips the step (closure protocol)
 LBFGS.multipass = true                -- step(closure) only: apply() and step() are refused
 LBFGS.single_group = true             -- the groups option is refused
 
-local REFUSED = { 'clip_norm', 'clip_tensor_norm', 'clip_value' }
-
-local base_new = LBFGS.new
-function LBFGS.new(target, config)
-  local who = 'LBFGS'
-  -- as Optimizer.define's new: a lone plain table without [1] is a configuration
-  if config == nil and type(target) == 'table' and getmetatable(target) == nil
-     and not check.is_tensor(target) and rawget(target, 1) == nil then
-    target, config = nil, target
-  end
-  local self = base_new(target, config)   -- checks every option (groups match, values)
-  if #self.groups > 0 then
-    check.fail('%s: groups has %d group(s), but L-BFGS takes one parameter group only (as torch.optim.LBFGS): its curvature pairs span the whole arena',
-               who, #self.groups)
-  end
-  for _, k in ipairs(REFUSED) do
-    if rawget(self, k) ~= nil then
-      check.fail('%s: %s is not supported: the line search and the curvature pairs need the gradient of the loss itself (torch.optim.LBFGS has no clipping)',
-                 who, k)
-    end
-  end
-  if type(config) ~= 'table' or config.max_eval == nil then
+-- The max_eval default: after the common options, before the hyper-parameter checks.
+function LBFGS:_configure(who, config)
+  if config.max_eval == nil then
     -- torch: max_eval = max_iter * 5 // 4, fixed when the optimizer is built
     local mi = self.max_iter
     if Optimizer.callable(mi) then
       rawset(self, 'max_eval', function(t) return floor(self:_hyper('LBFGS.step', 'max_iter', t, 1) * 5 / 4) end)
     else
+      self.rules.max_iter(who, 'max_iter', mi)   -- (checked before it is used)
       rawset(self, 'max_eval', floor(mi * 5 / 4))
     end
+  end
+end
+
+-- The engine's constructor, then the groups refusal. Not in _configure nor opts.refuse:
+-- an empty groups list is accepted, and when binding, a group that matches no parameter is
+-- reported first (by the engine's bind, naming the group), as for every optimizer.
+local define_new = LBFGS.new
+function LBFGS.new(target, config)
+  local self = define_new(target, config)
+  if #self.groups > 0 then
+    check.fail('LBFGS: groups has %d group(s), but L-BFGS takes one parameter group only (as torch.optim.LBFGS): its curvature pairs span the whole arena',
+               #self.groups)
   end
   return self
 end
@@ -135,17 +132,6 @@ function LBFGS:_reset_memory(everything)
   end
 end
 
--- A scratch tensor shaped like the arena (kept across steps; remade if the arena moved).
-function LBFGS:_scratch(name)
-  local flat = self.arena.flat
-  local b = rawget(self, name)
-  if not b or b.dtype ~= flat.dtype or b.device ~= flat.device then
-    b = ms.empty_like(flat)
-    rawset(self, name, b)
-  end
-  return b
-end
-
 -- i when k names the buffer of pair i (old_dirs_i or old_stps_i), else nil.
 local function pair_index(k)
   if type(k) ~= 'string' then return nil end
@@ -165,70 +151,106 @@ end
 -- A marker a pass raises to abandon the step when it was non-finite (skip mode).
 local NONFINITE = setmetatable({}, { __tostring = function() return 'LBFGS: non-finite pass' end })
 
--- One closure call of the step: pass k. Raises NONFINITE when it was non-finite.
-local function pass(self, who, closure, k)
-  local loss = passes.run(self, who, closure, k)
+-- The step's next closure call (st.evals counts them). Raises NONFINITE when it was
+-- non-finite.
+local function next_pass(self, st)
+  st.evals = st.evals + 1
+  local loss = passes.run(self, st.who, st.closure, st.evals)
   self.lbfgs.func_evals = self.lbfgs.func_evals + 1
   if self._bad then error(NONFINITE, 0) end
   return loss
 end
 
+-- The newest curvature pair from the last move: y = g - g_prev, s = t d, kept when
+-- y.s > 1e-10.
+function LBFGS:_update_pairs(who, g, d, history_size)
+  local y, sv = self:_scratch('spare_y'), self:_scratch('spare_s')
+  y:copy_(g):sub_(self.buffers.prev_flat_grad)
+  sv:copy_(d):mul_(self.lbfgs.t)
+  local ys = reduce.dot(who, y, sv)
+  if ys > 1e-10 then self:_push_pair(who, y, sv, ys, history_size) end
+end
+
+-- (y, s) with y.s = ys becomes the newest pair, the oldest dropped while history_size are
+-- kept; H_diag = y.s / y.y. The dropped pair's tensors are the next spares (none dropped:
+-- new ones are made when the next pair comes).
+function LBFGS:_push_pair(who, y, sv, ys, history_size)
+  local b, ro = self.buffers, self.lbfgs.ro
+  local m, freed_y, freed_s = #ro, nil, nil
+  while m >= history_size do   -- drop the oldest pair (shift the rest down)
+    freed_y, freed_s = b.old_dirs_1, b.old_stps_1
+    for i = 1, m - 1 do
+      b['old_dirs_' .. i], b['old_stps_' .. i] = b['old_dirs_' .. (i + 1)], b['old_stps_' .. (i + 1)]
+      ro[i] = ro[i + 1]
+    end
+    b['old_dirs_' .. m], b['old_stps_' .. m], ro[m] = nil, nil, nil
+    m = m - 1
+  end
+  m = m + 1
+  b['old_dirs_' .. m], b['old_stps_' .. m], ro[m] = y, sv, 1 / ys
+  self.lbfgs.H_diag = ys / reduce.dot(who, y, y)
+  self._scratches.spare_y, self._scratches.spare_s = freed_y, freed_s
+end
+
+-- The two-loop recursion: d = -H g, with H the inverse-Hessian approximation of the pairs
+-- and H_diag the initial scaling.
+function LBFGS:_two_loop(who, d, g)
+  local b, ro, al = self.buffers, self.lbfgs.ro, {}
+  local m = #ro
+  d:copy_(g):neg_()
+  for i = m, 1, -1 do
+    al[i] = reduce.dot(who, b['old_stps_' .. i], d) * ro[i]
+    d:axpy_(-al[i], b['old_dirs_' .. i])
+  end
+  d:mul_(self.lbfgs.H_diag)
+  for i = 1, m do
+    local be = reduce.dot(who, b['old_dirs_' .. i], d) * ro[i]
+    d:axpy_(al[i] - be, b['old_stps_' .. i])
+  end
+end
+
+-- The strong-Wolfe line search along d from the current weights x (loss, its gradient
+-- pg, the slope gtd, the first trial t); the weights end at x + t d. Returns the loss,
+-- the gradient and t there.
+function LBFGS:_line_search(st, d, t, loss, pg, gtd)
+  local who, flat = st.who, st.flat
+  local x = self:_scratch('x_init')
+  x:copy_(flat)
+  local pool = { self:_scratch('ls_g1'), self:_scratch('ls_g2'), self:_scratch('ls_g3') }
+  local f_new, g_new, t_new = ls.strong_wolfe {
+    eval = function(at)
+      flat:copy_(x):axpy_(at, d)
+      return next_pass(self, st)
+    end,
+    grad = st.gflat, d = d, d_norm = reduce.absmax(who, d), pool = pool,
+    dot = function(a, b) return reduce.dot(who, a, b) end,
+    t = t, f = loss, g = pg, gtd = gtd,
+  }
+  flat:copy_(x):axpy_(t_new, d)
+  return f_new, g_new, t_new
+end
+
 -- The iterations of one step, after its first closure call gave loss (and the gradient
--- in gflat). Returns the last loss and the iterations made; st.evals counts calls.
-local function iterate(self, who, closure, v, loss, st)
-  local flat, gflat, b, s = self.arena.flat, self.arena.gflat, self.buffers, self.lbfgs
-  local function dot(x, y) return reduce.dot(who, x, y) end
+-- in gflat). Returns the last loss and the iterations made. st: the step in progress
+-- (who, closure, evals: the closure calls so far; flat, gflat: the arenas, set here).
+function LBFGS:_iterate(v, loss, st)
+  local who, b, s = st.who, self.buffers, self.lbfgs
+  local flat, gflat = self.arena.flat, self.arena.gflat
+  st.flat, st.gflat = flat, gflat
   local g = gflat                        -- the gradient at the current weights
-  local n, max_iter, max_eval = 0, v.max_iter, v.max_eval
-  local tol_change, wolfe = v.tolerance_change, v.line_search_fn == 'strong_wolfe'
-  local ro, al = s.ro, {}
+  local n, max_iter, tol_change = 0, v.max_iter, v.tolerance_change
   local opt_cond
   while n < max_iter do
     n = n + 1
     s.n_iter = s.n_iter + 1
-    local first = b.d == nil and #ro == 0
+    local first = b.d == nil and #s.ro == 0
     local d = b.d or ms.empty_like(flat)
     if first then
       d:copy_(g):neg_()
       s.H_diag = 1
     else
-      if b.d ~= nil then
-        -- the newest pair: y = g - g_prev, s = t d
-        local y, sv = self:_scratch('_spare_y'), self:_scratch('_spare_s')
-        y:copy_(g):sub_(b.prev_flat_grad)
-        sv:copy_(d):mul_(s.t)
-        local ys = dot(y, sv)
-        if ys > 1e-10 then
-          local m, freed_y, freed_s = #ro, nil, nil
-          while m >= v.history_size do   -- drop the oldest pair (shift the rest down)
-            freed_y, freed_s = b.old_dirs_1, b.old_stps_1
-            for i = 1, m - 1 do
-              b['old_dirs_' .. i], b['old_stps_' .. i] = b['old_dirs_' .. (i + 1)], b['old_stps_' .. (i + 1)]
-              ro[i] = ro[i + 1]
-            end
-            b['old_dirs_' .. m], b['old_stps_' .. m], ro[m] = nil, nil, nil
-            m = m - 1
-          end
-          m = m + 1
-          b['old_dirs_' .. m], b['old_stps_' .. m], ro[m] = y, sv, 1 / ys
-          s.H_diag = ys / dot(y, y)
-          -- the spares: the dropped pair's tensors, or new ones when the next pair comes
-          rawset(self, '_spare_y', freed_y); rawset(self, '_spare_s', freed_s)
-        end
-      end
-      -- two-loop recursion: d = -H g, with H the inverse-Hessian approximation of the
-      -- pairs and H_diag the initial scaling
-      local m = #ro
-      d:copy_(g):neg_()
-      for i = m, 1, -1 do
-        al[i] = dot(b['old_stps_' .. i], d) * ro[i]
-        d:axpy_(-al[i], b['old_dirs_' .. i])
-      end
-      d:mul_(s.H_diag)
-      for i = 1, m do
-        local be = dot(b['old_dirs_' .. i], d) * ro[i]
-        d:axpy_(al[i] - be, b['old_stps_' .. i])
-      end
+      if b.d ~= nil then self:_update_pairs(who, g, d, v.history_size) end
+      self:_two_loop(who, d, g)
     end
     b.d = d
     local pg = b.prev_flat_grad or ms.empty_like(flat)
@@ -236,42 +258,23 @@ local function iterate(self, who, closure, v, loss, st)
     b.prev_flat_grad = pg
     s.prev_loss = loss
     -- the step length: the first iteration ever is scaled down by the gradient's size
-    local t
-    if first then
-      t = pmin(1, 1 / reduce.sum(who, g:abs())) * v.lr
-    else
-      t = v.lr
-    end
+    local t = first and pmin(1, 1 / reduce.sum(who, g:abs())) * v.lr or v.lr
     s.t = t
-    local gtd = dot(g, d)
+    local gtd = reduce.dot(who, g, d)
     if gtd > -tol_change then break end  -- not a descent direction any more
-    if wolfe then
-      local x = self:_scratch('_x_init')
-      x:copy_(flat)
-      local pool = { self:_scratch('_ls_g1'), self:_scratch('_ls_g2'), self:_scratch('_ls_g3') }
-      local f_new, g_new, t_new = ls.strong_wolfe {
-        eval = function(at)
-          flat:copy_(x):axpy_(at, d)
-          st.evals = st.evals + 1
-          return pass(self, who, closure, st.evals)
-        end,
-        grad = gflat, d = d, d_norm = reduce.absmax(who, d), pool = pool, dot = dot,
-        t = t, f = loss, g = pg, gtd = gtd,
-      }
-      loss, g, t = f_new, g_new, t_new
+    if v.line_search_fn == 'strong_wolfe' then
+      loss, g, t = self:_line_search(st, d, t, loss, pg, gtd)
       s.t = t
-      flat:copy_(x):axpy_(t, d)
       opt_cond = reduce.absmax(who, g) <= v.tolerance_grad
     else
       flat:axpy_(t, d)
       if n ~= max_iter then              -- (no re-evaluation after the last iteration)
-        st.evals = st.evals + 1
-        loss = pass(self, who, closure, st.evals)
+        loss = next_pass(self, st)
         g = gflat
         opt_cond = reduce.absmax(who, g) <= v.tolerance_grad
       end
     end
-    if n == max_iter or st.evals >= max_eval or opt_cond then break end
+    if n == max_iter or st.evals >= v.max_eval or opt_cond then break end
     if reduce.absmax(who, d) * abs(t) <= tol_change then break end   -- max |t d|
     if abs(loss - s.prev_loss) < tol_change then break end
   end
@@ -295,7 +298,7 @@ function LBFGS:_step_body(who, closure)
   local t = self.t + 1
   local v = self:_values(who, t, 1)
   local s = self.lbfgs
-  local st = { evals = 1 }
+  local st = { who = who, closure = closure, evals = 1 }
   local first = passes.run(self, who, closure, 1)
   local info = { loss = first, final = first, passes = 1, iterations = 0, skipped = false }
   s.func_evals = s.func_evals + 1
@@ -310,9 +313,9 @@ function LBFGS:_step_body(who, closure)
     self.t = t
     return first, info
   end
-  local x0 = self:_scratch('_x0')
+  local x0 = self:_scratch('x0')
   x0:copy_(self.arena.flat)
-  local ok, last, n = pcall(iterate, self, who, closure, v, first, st)
+  local ok, last, n = pcall(self._iterate, self, v, first, st)
   self._checked = nil
   info.passes = st.evals
   if not ok then

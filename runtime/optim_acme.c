@@ -23,16 +23,6 @@
 
 /* ---- checks ------------------------------------------------------------------------ */
 
-static int check_like(const char *fn, const char *name, const ms_tensor *b,
-                      const ms_tensor *param) {
-  MS_TRY(ms_check_same(fn, name, b, "param", param));
-  MS_TRY(ms_check_shape(fn, name, b, param->ndim, param->sizes));
-  if (!ms_tensor_is_contiguous(b))
-    return ms_fail("%s: argument '%s' is not contiguous, expected a flat tensor like the arena",
-                   fn, name);
-  return 0;
-}
-
 static int check_hyper(const char *fn, int32_t g, const ms_acme_hyper *h) {
   const double v[12] = {h->beta1, h->beta2, h->eps,    h->bc1,   h->bc2,        h->dconst,
                         h->kappa, h->step_m, h->step_g, h->decay, h->asam_scale, h->eta};
@@ -237,7 +227,7 @@ int ms_acme_pass(int32_t op, const ms_acme_args *a, const ms_acme_hyper *h, doub
   if (!ms_tensor_is_contiguous(param))
     return ms_fail("%s: argument 'param' is not contiguous, expected the flat arena", fn);
   if (!a->grad) return ms_fail("%s: argument 'grad' is NULL", fn);
-  MS_TRY(check_like(fn, "grad", a->grad, param));
+  MS_TRY(ms_optim_check_buffer(fn, "grad", a->grad, param));
   const int gpu = ms_device_of(param) == MS_CUDA;
   ms_slice one = {0, param->count, 0, MS_KIND_WEIGHT};
   ms_slice_table uniform = {&one, 1, 1, NULL};
@@ -259,7 +249,7 @@ int ms_acme_pass(int32_t op, const ms_acme_args *a, const ms_acme_hyper *h, doub
   const struct { const char *name; const ms_tensor *b; int need; } ops[4] = {
       {"m", a->m, need_m}, {"v", a->v, any_adam}, {"w0", a->w0, need_w0}, {"g0", a->g0, need_g0}};
   for (int s = 0; s < 4; s++) {
-    if (ops[s].b) MS_TRY(check_like(fn, ops[s].name, ops[s].b, param));
+    if (ops[s].b) MS_TRY(ms_optim_check_buffer(fn, ops[s].name, ops[s].b, param));
     else if (ops[s].need) return ms_fail("%s: argument '%s' is NULL, needed by this pass", fn, ops[s].name);
   }
   if ((a->w0 && (a->w0 == param || a->w0 == a->grad)) || (a->g0 && (a->g0 == param || a->g0 == a->grad)))

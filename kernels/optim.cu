@@ -64,21 +64,16 @@ __global__ void arena_reduce_kernel(int32_t op, const float *a, const float *b,
   if (threadIdx.x == 0) partial[blockIdx.x] = sh[0];
 }
 
-// Device scratch for the reductions, kept between calls and grown when a larger arena
-// comes (allocating per step would cost more than the reduction).
-static int64_t *g_chunks = NULL;
-static double *g_partial = NULL;
-static int64_t g_capacity = 0;
-
-static cudaError_t reserve(int64_t nchunks) {
-  if (nchunks <= g_capacity) return cudaSuccess;
-  cudaFree(g_chunks);
-  cudaFree(g_partial);
-  g_chunks = NULL, g_partial = NULL, g_capacity = 0;
-  cudaError_t e = cudaMalloc((void **)&g_chunks, sizeof(int64_t) * 2 * nchunks);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&g_partial, sizeof(double) * nchunks);
-  if (e == cudaSuccess) g_capacity = nchunks;
-  return e;
+// The reductions' device scratch: the runtime's grow-only workspace (device.cu), laid out
+// as the chunk list (2 int64 a chunk) then ndoubles doubles (partial sums, or the per-slice
+// coefficients of axpby / perturb). Kernels and copies run in order on the one stream, so
+// a later call cannot overwrite what a pending kernel still reads.
+static int scratch(int64_t nchunks, int64_t nbytes, int64_t **chunks, void **rest) {
+  void *ws;
+  MS_TRY(ms_cuda_workspace(&ws, (int64_t)sizeof(int64_t) * 2 * nchunks + nbytes));
+  *chunks = (int64_t *)ws;
+  *rest = (char *)ws + sizeof(int64_t) * 2 * nchunks;
+  return 0;
 }
 
 extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
@@ -86,22 +81,22 @@ extern "C" int ms_cuda_arena_reduce(int32_t op, const float *a, const float *b,
   static const char fn[] = "arena_reduce";
   if (nchunks == 0) return 0;
   if (nchunks > 2147483647LL) return ms_fail("%s: %lld chunks, too many", fn, (long long)nchunks);
-  cudaError_t e = reserve(nchunks);
-  if (e == cudaSuccess)
-    e = cudaMemcpy(g_chunks, chunks, sizeof(int64_t) * 2 * nchunks, cudaMemcpyHostToDevice);
+  int64_t *d_chunks;
+  void *d_partial;
+  MS_TRY(scratch(nchunks, (int64_t)sizeof(double) * nchunks, &d_chunks, &d_partial));
+  cudaError_t e = cudaMemcpy(d_chunks, chunks, sizeof(int64_t) * 2 * nchunks, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_reduce_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, a, b, g_chunks, g_partial);
+    arena_reduce_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, a, b, d_chunks, (double *)d_partial);
     e = cudaGetLastError();
   }
   if (e == cudaSuccess)
-    e = cudaMemcpy(partial, g_partial, sizeof(double) * nchunks, cudaMemcpyDeviceToHost);
+    e = cudaMemcpy(partial, d_partial, sizeof(double) * nchunks, cudaMemcpyDeviceToHost);
   MS_CUDA_TRY(fn, e);
   return 0;
 }
 
-// y = a y + b x per slice (x NULL: y = a y); the coefficients in the reductions' device
-// scratch (kernels on one stream run in order, so a later reduction cannot overwrite them
-// before this kernel has read them): c[s] = a, c[nslices + s] = b.
+// y = a y + b x per slice (x NULL: y = a y); the coefficients in the device scratch:
+// c[s] = a, c[nslices + s] = b.
 __global__ void arena_axpby_kernel(float *y, const float *x, int64_t n, const int64_t *table,
                                    int32_t nslices, const double *c) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
@@ -115,26 +110,29 @@ __global__ void arena_axpby_kernel(float *y, const float *x, int64_t n, const in
 extern "C" int ms_cuda_arena_axpby(float *y, const float *x, int64_t n, const int64_t *table,
                                    int32_t nslices, const double *a, const double *b) {
   static const char fn[] = "arena_axpby";
-  cudaError_t e = reserve(2 * (int64_t)nslices);
-  if (e == cudaSuccess)
-    e = cudaMemcpy(g_partial, a, sizeof(double) * nslices, cudaMemcpyHostToDevice);
+  int64_t *unused;
+  void *ws;
+  MS_TRY(scratch(0, (int64_t)sizeof(double) * 2 * nslices, &unused, &ws));
+  double *c = (double *)ws;
+  cudaError_t e = cudaMemcpy(c, a, sizeof(double) * nslices, cudaMemcpyHostToDevice);
   if (e == cudaSuccess && x)
-    e = cudaMemcpy(g_partial + nslices, b, sizeof(double) * nslices, cudaMemcpyHostToDevice);
+    e = cudaMemcpy(c + nslices, b, sizeof(double) * nslices, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_axpby_kernel<<<ms_grid(n), MS_BLOCK>>>(y, x, n, table, nslices, g_partial);
+    arena_axpby_kernel<<<ms_grid(n), MS_BLOCK>>>(y, x, n, table, nslices, c);
     e = cudaGetLastError();
   }
   MS_CUDA_TRY(fn, e);
   return 0;
 }
 
-// out = w + (t^power g) scale per slice: c[3 s .. 3 s + 2] = scale, eta, power.
+// out = w + (t^power g) scale per slice: per[s], copied as it is into the device scratch.
 __global__ void arena_perturb_kernel(const float *w, const float *g, float *out, int64_t n,
-                                     const int64_t *table, int32_t nslices, const double *c) {
+                                     const int64_t *table, int32_t nslices,
+                                     const ms_perturb_slice *per) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
-    const int32_t s = table ? ms_slice_of(table, nslices, i) : 0;
-    out[i] = arena_perturb_f32(w[i], g[i], (float)c[3 * s], (float)c[3 * s + 1], (int32_t)c[3 * s + 2]);
+    const ms_perturb_slice p = per[table ? ms_slice_of(table, nslices, i) : 0];
+    out[i] = arena_perturb_f32(w[i], g[i], (float)p.scale, (float)p.eta, p.power);
   }
 }
 
@@ -142,17 +140,13 @@ extern "C" int ms_cuda_arena_perturb(const float *w, const float *g, float *out,
                                      const int64_t *table, int32_t nslices,
                                      const ms_perturb_slice *per) {
   static const char fn[] = "arena_perturb";
-  double host[3 * 64];
-  double *c = nslices <= 64 ? host : (double *)malloc(sizeof(double) * 3 * nslices);
-  if (!c) return ms_fail("%s: out of memory for %d slices", fn, (int)nslices);
-  for (int32_t s = 0; s < nslices; s++)
-    c[3 * s] = per[s].scale, c[3 * s + 1] = per[s].eta, c[3 * s + 2] = per[s].power;
-  cudaError_t e = reserve(3 * (int64_t)nslices);
-  if (e == cudaSuccess)
-    e = cudaMemcpy(g_partial, c, sizeof(double) * 3 * nslices, cudaMemcpyHostToDevice);
-  if (c != host) free(c);
+  int64_t *unused;
+  void *ws;
+  MS_TRY(scratch(0, (int64_t)sizeof(ms_perturb_slice) * nslices, &unused, &ws));
+  cudaError_t e = cudaMemcpy(ws, per, sizeof(ms_perturb_slice) * nslices, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    arena_perturb_kernel<<<ms_grid(n), MS_BLOCK>>>(w, g, out, n, table, nslices, g_partial);
+    arena_perturb_kernel<<<ms_grid(n), MS_BLOCK>>>(w, g, out, n, table, nslices,
+                                                   (const ms_perturb_slice *)ws);
     e = cudaGetLastError();
   }
   MS_CUDA_TRY(fn, e);

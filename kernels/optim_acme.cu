@@ -63,23 +63,6 @@ __global__ void acme_kernel(int32_t op, acme_ptrs_f32 q, const int64_t *chunks, 
     for (int s = 0; s < MS_ACME_NSUM; s++) partial[MS_ACME_NSUM * (int64_t)blockIdx.x + s] = sh[s][0];
 }
 
-// Device scratch (the chunk list and the partial sums), kept between calls, grown when a
-// larger arena comes.
-static int64_t *g_chunks = NULL;
-static double *g_partial = NULL;
-static int64_t g_capacity = 0;
-
-static cudaError_t reserve(int64_t nchunks) {
-  if (nchunks <= g_capacity) return cudaSuccess;
-  cudaFree(g_chunks);
-  cudaFree(g_partial);
-  g_chunks = NULL, g_partial = NULL, g_capacity = 0;
-  cudaError_t e = cudaMalloc((void **)&g_chunks, sizeof(int64_t) * MS_ACME_CHUNK * nchunks);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&g_partial, sizeof(double) * MS_ACME_NSUM * nchunks);
-  if (e == cudaSuccess) g_capacity = nchunks;
-  return e;
-}
-
 extern "C" int ms_cuda_acme(int32_t op, float *const *ptrs, const int64_t *chunks, int64_t nchunks,
                             const ms_acme_hyper *h, int32_t ngroups, int32_t flags,
                             double *partial) {
@@ -92,16 +75,19 @@ extern "C" int ms_cuda_acme(int32_t op, float *const *ptrs, const int64_t *chunk
   for (int32_t g = 0; g < ngroups; g++) pack.k[g] = acme_k_of_f32(&h[g]);
   acme_ptrs_f32 q;
   q.p = ptrs[0], q.g = ptrs[1], q.m = ptrs[2], q.v = ptrs[3], q.w0 = ptrs[4], q.g0 = ptrs[5];
-  cudaError_t e = reserve(nchunks);
-  if (e == cudaSuccess)
-    e = cudaMemcpy(g_chunks, chunks, sizeof(int64_t) * MS_ACME_CHUNK * nchunks,
-                   cudaMemcpyHostToDevice);
+  // the chunk list, then the partial sums, in the runtime's grow-only workspace (device.cu)
+  void *ws;
+  const int64_t chunk_bytes = (int64_t)sizeof(int64_t) * MS_ACME_CHUNK * nchunks;
+  MS_TRY(ms_cuda_workspace(&ws, chunk_bytes + (int64_t)sizeof(double) * MS_ACME_NSUM * nchunks));
+  int64_t *d_chunks = (int64_t *)ws;
+  double *d_partial = (double *)((char *)ws + chunk_bytes);
+  cudaError_t e = cudaMemcpy(d_chunks, chunks, chunk_bytes, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    acme_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, q, g_chunks, pack, flags, g_partial);
+    acme_kernel<<<(unsigned)nchunks, MS_BLOCK>>>(op, q, d_chunks, pack, flags, d_partial);
     e = cudaGetLastError();
   }
-  if (e == cudaSuccess)   // (synchronises: the sums, and the chunk list is free again)
-    e = cudaMemcpy(partial, g_partial, sizeof(double) * MS_ACME_NSUM * nchunks,
+  if (e == cudaSuccess)   // (synchronises: the sums, and the workspace is free again)
+    e = cudaMemcpy(partial, d_partial, sizeof(double) * MS_ACME_NSUM * nchunks,
                    cudaMemcpyDeviceToHost);
   MS_CUDA_TRY(fn, e);
   return 0;

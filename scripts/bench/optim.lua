@@ -28,13 +28,7 @@ local maxth = ms.num_threads()
 local thread_counts = maxth > 1 and { 1, 2 } or { 1 }
 
 -- ---- helpers -----------------------------------------------------------------------------
-local function median(xs)
-  local s = { unpack(xs) }
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = dofile(home .. '/scripts/bench/stats.lua').median
 
 -- Seconds per call of f over reps calls.
 local function sample(f, reps)

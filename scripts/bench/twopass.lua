@@ -43,13 +43,7 @@ local BATCH, NB = 128, 64         -- batch size, synthetic batches cycled throug
 local SAMPLE_S = (tonumber(os.getenv('MOONSTEP_BENCH_SAMPLE_MS')) or 100) / 1000   -- one sample lasts about this long
 
 -- ---- helpers -----------------------------------------------------------------------------
-local function median(xs)
-  local s = { unpack(xs) }
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = dofile(home .. '/scripts/bench/stats.lua').median
 
 local function first_line(e) return (tostring(e):gsub('\n.*', '')) end
 

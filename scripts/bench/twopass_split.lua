@@ -26,13 +26,7 @@ local clock = ms.clock
 
 local M = {}
 
-local function median(xs)
-  local s = { unpack(xs) }
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = dofile(require('moonstep.core').home .. '/scripts/bench/stats.lua').median
 
 local function instrument()
   local P = { incl = {}, self = {}, calls = {} }

@@ -214,17 +214,10 @@ function BSAM:_skip(l1, l2, k)
   return l1, { loss = l1, loss2 = l2, passes = k, skipped = true }
 end
 
+BSAM.passes_doc = 'twice a step, at a noisy and at a perturbed point'
+
 function BSAM:step(closure)
-  local who = 'BSAM.step'
-  self:_bound(who)
-  if type(closure) ~= 'function' then
-    check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward on the mini-batch and returns the loss: BSAM evaluates the gradient twice per step (at a noisy and at a perturbed point), so it needs a closure',
-               who, check.describe(closure))
-  end
-  if rawget(self, '_sampled') then
-    check.fail('%s: the weights hold a sample from opt:sample(); call opt:restore_mean() (or the function sample returned) first', who)
-  end
-  return passes.guard(self, who, BSAM._step_body, BSAM._undo, self, who, closure)
+  return passes.step(self, 'BSAM.step', closure, BSAM._step_body, BSAM._undo)
 end
 
 -- On any error during a step (the closure's, Ctrl-C): the mean back, if it had moved.
@@ -233,6 +226,9 @@ function BSAM:_undo()
 end
 
 function BSAM:_step_body(who, closure)
+  if rawget(self, '_sampled') then
+    check.fail('%s: the weights hold a sample from opt:sample(); call opt:restore_mean() (or the function sample returned) first', who)
+  end
   local t = self.t + 1
   self._dirty = nil
   self:_prepare(who, t)

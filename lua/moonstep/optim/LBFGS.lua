@@ -281,14 +281,10 @@ function LBFGS:_iterate(v, loss, st)
   return loss, n
 end
 
+LBFGS.passes_doc = 'up to max_eval times a step'
+
 function LBFGS:step(closure)
-  local who = 'LBFGS.step'
-  self:_bound(who)
-  if type(closure) ~= 'function' then
-    check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward and returns the loss (L-BFGS evaluates it several times per step: a closure is required)',
-               who, check.describe(closure))
-  end
-  return passes.guard(self, who, LBFGS._step_body, nil, self, who, closure)
+  return passes.step(self, 'LBFGS.step', closure, LBFGS._step_body)
 end
 
 -- (its own pcall restores the weights: a nested step is what the guard refuses)

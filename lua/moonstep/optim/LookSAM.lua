@@ -34,16 +34,14 @@ local LookSAM = sharpness.define('LookSAM',
 LookSAM.state_buffers = { 'gv' }
 LookSAM.passes_doc = 'twice every k-th step, once on the others'
 
--- The scope's sums of x*y: per slice (a list), or one global value repeated.
-local function sums(self, who, op, x, y, v)
+-- The scope's inner products <x, y>: per slice (a list), or the global one repeated.
+local function dots(self, who, x, y, v)
   if v.scope == 'global' then
-    local total = reduce[op](who, x, y)
-    local list = {}
+    local total, list = reduce.dot(who, x, y), {}
     for i = 1, self.table.nslices do list[i] = total end
     return list
   end
-  local _, per = reduce[op](who, x, y, self.table)
-  return per
+  return select(2, reduce.dot(who, x, y, self.table))
 end
 
 -- per: the per-slice sums already known (their total in slice order is reduce's total,
@@ -94,9 +92,9 @@ function LookSAM:_descent(who, t, info, second, vs)
   if not second then return end
   local v, gs, gv = vs[1], self.arena.gflat, self.buffers.gv
   -- g_v = g_s - (<g, g_s> / ||g||^2) g, g in gv; no projection where ||g|| = 0
-  local dots, sq = sums(self, who, 'dot', gv, gs, v), sumsq(self, who, gv, v)
+  local dp, sq = dots(self, who, gv, gs, v), sumsq(self, who, gv, v)
   local a = {}
-  for i = 1, #dots do a[i] = sq[i] > 0 and -dots[i] / sq[i] or 0 end
+  for i = 1, #dp do a[i] = sq[i] > 0 and -dp[i] / sq[i] or 0 end
   reduce.axpby(who, gv, a, gs, 1, self.table)
   self._gv_valid, self._gv_sq = true, nil
 end

@@ -386,14 +386,8 @@ function Optimizer:_clip(who)
   local g = self.arena.gflat
   if self.clip_value then g:clamp_(-self.clip_value, self.clip_value) end
   if self.clip_tensor_norm then
-    local _, per = reduce.sumsq(who, g, self.table)
-    local scales, any = {}, false
-    for i, sq in ipairs(per) do
-      local norm = math.sqrt(sq)
-      scales[i] = norm > self.clip_tensor_norm and self.clip_tensor_norm / (norm + 1e-6) or 1
-      any = any or scales[i] ~= 1
-    end
-    if any then reduce.scale(who, g, self.table, scales) end
+    local c = self.clip_tensor_norm
+    reduce.scale_by_norm(who, g, self.table, function(norm) return norm > c and c / (norm + 1e-6) or 1 end)
     self._gnorm_sq = nil
   end
   if self.clip_norm then

@@ -44,17 +44,10 @@ function Step:_skip(L0, n0, extra)
   return L0, info
 end
 
+Step.passes_doc = '1 to 3 times a step, as acme and asam require'
+
 function Step:step(closure)
-  local who = 'ACME.step'
-  self:_bound(who)
-  if closure == nil then
-    check.fail('%s: a closure is required (ACME evaluates the loss 1 to 3 times per step): opt:step(function(pass) ... return loss end)', who)
-  end
-  if type(closure) ~= 'function' then
-    check.fail('%s: closure is %s, expected a function that runs forward and backward and returns the loss',
-               who, check.describe(closure))
-  end
-  return passes.guard(self, who, Step._step_body, nil, self, who, closure)   -- (refuses a nested step)
+  return passes.step(self, 'ACME.step', closure, Step._step_body)
 end
 
 function Step:_step_body(who, closure)

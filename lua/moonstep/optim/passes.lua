@@ -17,6 +17,8 @@
 --   passes.policy(opt, who, k)             the pass policy (optim/policy.lua) of pass k
 --   loss = passes.run(opt, who, closure, k [, own_scan])   pass k; opt._bad says whether it was
 --                                       non-finite (own_scan: the caller scans the gradients itself)
+--   ... = passes.step(opt, who, closure, body, undo)   a multi-pass class's step: checks the
+--                                       closure, then runs body(opt, who, closure) guarded:
 --   ... = passes.guard(opt, who, body, undo, ...)   one step: body(...) under pcall; on any
 --                                       error (the closure's, Ctrl-C) undo(opt) puts the weights
 --                                       back before the error goes on. A step on parameters
@@ -74,6 +76,17 @@ function M.guard(opt, who, body, undo, ...)
     error(res[2], 0)
   end
   return unpack(res, 2, table.maxn(res))
+end
+
+-- The entry of every multi-pass step: bound, a closure (the message says how often the
+-- class calls it: cls.passes_doc), then body(opt, who, closure) under the guard.
+function M.step(opt, who, closure, body, undo)
+  opt:_bound(who)
+  if type(closure) ~= 'function' then
+    check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward on the same mini-batch and returns the loss; a closure is required (%s calls it %s)',
+               who, check.describe(closure), opt.__name, opt.passes_doc or 'more than once a step')
+  end
+  return M.guard(opt, who, body, undo, opt, who, closure)
 end
 
 function M.run(opt, who, closure, k, own_scan)

@@ -138,6 +138,7 @@ function M.define(name, defaults, rules)
   cls._apply_direction = M.apply_direction
   cls._descent = function() end
   cls.state_buffers = {}
+  cls.passes_doc = 'twice a step'
   return cls
 end
 
@@ -284,14 +285,8 @@ local function clip(self, who, v)
   local g = self.arena.gflat
   if v.clipvalue then g:clamp_(-v.clipvalue, v.clipvalue) end
   if v.clipnorm then
-    local _, per = reduce.sumsq(who, g, self.table)
-    local scales, any = {}, false
-    for i, sq in ipairs(per) do
-      local n = math.sqrt(sq)
-      scales[i] = v.clipnorm / math.max(n, v.clipnorm)
-      any = any or scales[i] ~= 1
-    end
-    if any then reduce.scale(who, g, self.table, scales) end
+    local c = v.clipnorm
+    reduce.scale_by_norm(who, g, self.table, function(norm) return c / math.max(norm, c) end)
   end
   if v.global_clipnorm then
     local n = math.sqrt(reduce.sumsq(who, g))
@@ -339,13 +334,7 @@ local function direction(self, who, closure, t, vs, info)
 end
 
 function M.step(self, closure)
-  local who = self.__name .. '.step'
-  self:_bound(who)
-  if type(closure) ~= 'function' then
-    check.fail('%s: closure is %s, expected a function(pass) that runs forward and backward on the same mini-batch and returns the loss (%s calls it %s)',
-               who, check.describe(closure), self.__name, self.passes_doc or 'twice a step')
-  end
-  return passes.guard(self, who, M.step_body, M.restore, self, who, closure)
+  return passes.step(self, self.__name .. '.step', closure, M.step_body, M.restore)
 end
 
 function M.step_body(self, who, closure)

@@ -270,12 +270,8 @@ function AutoSGM:_update(hs, t)
   local aux = self.aux[0]
   aux.q = elem_q and b.q or nil
   if perl then
-    local s = rawget(self, '_work')
-    if not s or s.device ~= flat.device or s.dtype ~= flat.dtype then
-      s = ms.empty_like(flat)   -- scratch: every element written by pass 1 before it is read
-      rawset(self, '_work', s)
-    end
-    aux.scratch, aux.q_slice = s, self:_q_slice()
+    -- scratch: every element written by pass 1 before it is read
+    aux.scratch, aux.q_slice = self:_scratch('work'), self:_q_slice()
   else
     aux.scratch, aux.q_slice = nil, nil
   end

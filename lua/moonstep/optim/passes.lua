@@ -49,7 +49,7 @@ function M.policy(opt, who, k)
   local bn = opt:_hyper(who, 'bn', t, 1)
   local update = bn == 'both' or (bn == 'first' and k == 1)
   local rng = k == 1 and 'record' or (opt:_hyper(who, 'replay_rng', t, 1) and 'replay' or 'none')
-  local key = ('%d %s %s'):format(k, update and 'update' or 'freeze', rng)
+  local key = k * 6 + (update and 3 or 0) + (rng == 'record' and 0 or rng == 'replay' and 1 or 2)
   local p = made[key]
   if not p then
     p = { pass = k, bn = update and 'update' or 'freeze', rng = rng, zero_grad = true }

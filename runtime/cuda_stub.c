@@ -8,7 +8,8 @@
  * ms_cuda_reduce, ms_cuda_gemm, ms_cuda_dot, ms_cuda_index_select, ms_cuda_gather,
  * ms_cuda_rng_fill, ms_cuda_softmax, ms_cuda_im2col, ms_cuda_col2im, ms_cuda_maxpool2d,
  * ms_cuda_maxpool2d_backward, ms_cuda_avgpool2d, ms_cuda_avgpool2d_backward,
- * ms_cuda_index_add (from the list); then by hand ms_cuda_compiled, ms_cuda_device_count,
+ * ms_cuda_index_add, ms_cuda_zo_fill, ms_cuda_zo_move, ms_cuda_zo_estimate, ms_cuda_zo_mezo
+ * (from the list); then by hand ms_cuda_compiled, ms_cuda_device_count,
  * ms_cuda_check, ms_cuda_free; then the optimizer block at the end. */
 #include "internal.h"
 #include "window.h"

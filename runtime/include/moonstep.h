@@ -25,7 +25,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 6 };
+enum { MS_ABI_VERSION = 7 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -130,6 +130,19 @@ int ms_dot(const ms_tensor *a, const ms_tensor *b, double *value);
  * stride 0). out must be contiguous. */
 int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t trans_a,
               int32_t trans_b, double alpha, double beta);
+
+/* ---- dense solvers (LAPACK; runtime/linalg.c) ------------------------------------------
+ * a: a float32/float64 [d,d] matrix, any strides. Computed in float64 on the host (CUDA
+ * operands are copied to the host and the results back: meant for small d), results
+ * rounded once to a's dtype; outputs have a's dtype and device and may alias a.
+ * Non-finite input is an error naming the element. */
+/* Symmetric eigen-decomposition from a's LOWER triangle only (the upper is not read):
+ * a = V diag(vals) V^T, vals [d] ascending, vecs [d,d] with the orthonormal eigenvectors
+ * as columns (signs as LAPACK dsyevd gives them); vecs NULL: eigenvalues only. */
+int ms_linalg_eigh(ms_tensor *vals, ms_tensor *vecs, const ms_tensor *a);
+/* x = a^{-1} b by LU with partial pivoting, b and x [d] or [d,k]. A singular a, or one
+ * whose reciprocal condition number is below float64's epsilon, is an error. */
+int ms_linalg_solve(ms_tensor *x, const ms_tensor *a, const ms_tensor *b);
 
 /* ---- indexing -------------------------------------------------------------------- */
 /* out = x with dim restricted to the entries of the 1-D int64 index (base-based). */
@@ -393,6 +406,52 @@ int ms_arena_perturb(const ms_tensor *w, const ms_tensor *g, ms_tensor *out,
 int ms_arena_swap(ms_tensor *a, ms_tensor *b);
 /* a's storage traded back to its own memory if it is traded (returns 1), else 0. */
 int ms_arena_untrade(const ms_tensor *a);
+
+/* ---- zeroth-order directions (runtime/zo.c, zo_move.c; rule: runtime/optim/zo.h) ------
+ * u = direction `index` of step `step` under `seed`, element j = the global arena index:
+ * Philox4x32-10, key (seed low, seed high), counter (block low, block high, index, step).
+ * rademacher: 128 elements a block, word (j/32)%4, bit j%32 (+1 set, -1 clear);
+ * segmented_uniform: 4 a block, word w = j%4, +-(2^23 + (w >> 9)) 2^-24 (+ when w & 1);
+ * gaussian: 4 a block, Box-Muller on words (0,1) and (2,3) with moonstep's own log, sin
+ * and cos (same bits on CPU and GPU). u is float32; the perturbation of element j is
+ * d = fl(scale u) in the arena's dtype, and w' = fl(w + d). */
+enum ms_zo_dist { MS_ZO_RADEMACHER = 0, MS_ZO_GAUSSIAN = 1, MS_ZO_SEGMENTED = 2 };
+typedef struct ms_zo_dir {
+  uint64_t seed;    /* the run's seed */
+  uint64_t step;    /* k, < 2^32 */
+  uint32_t index;   /* i, the direction within step k */
+  int32_t dist;     /* enum ms_zo_dist */
+  double scale;     /* d = fl(scale u); 0 = no perturbation */
+} ms_zo_dir;
+/* out[j] = fl(dir.scale u(offset + j)), out contiguous (row-major j), float32/float64. */
+int ms_zo_fill(ms_tensor *out, const ms_zo_dir *dir, int64_t offset);
+/* out[j] = fl(w[j] + d(offset + j)); out may be w itself (in place, no log). */
+int ms_zo_perturb(ms_tensor *out, const ms_tensor *w, const ms_zo_dir *dir, int64_t offset);
+/* The exact-restore log of an in-place perturbation: for the elements whose subtraction
+ * of the perturbation would not give them back, ascending, how to get the original bits
+ * (5 bytes an entry for most: index and the difference in units in the last place; 16 for
+ * the rest). Opaque; owns host or device memory (that of the last arena it logged). */
+typedef struct ms_zo_log ms_zo_log;
+ms_zo_log *ms_zo_log_new(void);
+void ms_zo_log_free(ms_zo_log *log);
+int64_t ms_zo_log_count(const ms_zo_log *log);   /* entries held */
+int64_t ms_zo_log_bytes(const ms_zo_log *log);   /* memory held (capacity) */
+/* One pass over the arena w (contiguous): base = fl(w - d_from) (from NULL or scale 0:
+ * base = w), the entries of log `in` put back exactly; then w = fl(base + d_to) (to NULL
+ * or scale 0: w = base). With `out` (cleared first, in != out), every element with
+ * fl(w - d_to) != base (bitwise) is logged there. So move(NULL -> +h u, out A);
+ * move(+h u, A -> -h u, out B); move(-h u, B -> NULL) gives w back bit for bit. */
+int ms_zo_move(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in,
+               const ms_zo_dir *to, ms_zo_log *out);
+/* g[j] = beta g[j] + sum_i coef[i] W(u_i(j)) (i in order, in g's dtype); W(u) = u, or 1/u
+ * when divide (rademacher and segmented_uniform only). dirs[i].scale is ignored; beta 0:
+ * g is not read. */
+int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int32_t n,
+                   int32_t divide, double beta);
+/* MeZO's fused update: w[j] = w[j] - lr_s (sum_i coef[i] u_i(j) + wd_s w[j]), lr_s and wd_s
+ * those of the group of j's slice (table NULL: lr[0], wd[0]). */
+int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *dirs, const double *coef, int32_t n,
+                      const ms_slice_table *table, const double *lr, const double *wd);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------
  * Element i of a fill depends only on (seed, stream, i): counter (i/4 as 64 bits,

@@ -1,0 +1,325 @@
+/* zo.c — the zeroth-order directions on the CPU (and the dispatch to kernels/zo.cu):
+ * materialize (fill), perturb, estimate and MeZO's fused update; the exact-restore move
+ * is in zo_move.c. The direction rule is optim/zo.h's.
+ *
+ * The loops work on aligned blocks of ZO_B global elements: a block's directions are
+ * generated into a small buffer (Philox for many counters at once, lane by lane, which
+ * the compiler vectorizes; the Rademacher path expands 128 signs per Philox block), then
+ * a plain vectorizable loop combines them with the arena. Threads take whole blocks, and
+ * every element's value depends only on its own inputs: the result is the same for any
+ * thread count. */
+#include "internal.h"
+#include "optim/zo.h"
+#include "optim/drive.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- generation --------------------------------------------------------------------- */
+
+/* Philox words of `m` consecutive blocks (m <= 128) starting at blk0, lane by lane. */
+ZO_CLONES static void philox_lanes(int m, uint64_t blk0, uint32_t c2in, uint32_t c3in,
+                                   uint32_t k0, uint32_t k1, uint32_t out[4][128]) {
+  uint32_t *c0 = out[0], *c1 = out[1], *c2 = out[2], *c3 = out[3];
+  for (int l = 0; l < m; l++) {
+    const uint64_t b = blk0 + (uint64_t)l;
+    c0[l] = (uint32_t)b, c1[l] = (uint32_t)(b >> 32), c2[l] = c2in, c3[l] = c3in;
+  }
+  for (int r = 0; r < 10; r++) {
+    for (int l = 0; l < m; l++) {
+      const uint64_t p0 = (uint64_t)0xD2511F53u * c0[l], p1 = (uint64_t)0xCD9E8D57u * c2[l];
+      const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = (uint32_t)p1, c3[l] = (uint32_t)p0, c0[l] = n0, c2[l] = n2;
+    }
+    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+  }
+}
+
+/* Box-Muller over np pairs (a[p], b[p]) -> z[2p], z[2p + 1]. */
+ZO_CLONES static void gauss_lanes(int np, const uint32_t *a, const uint32_t *b, float *z0,
+                                  float *z1) {
+  for (int p = 0; p < np; p++) ms_zo_gauss2(a[p], b[p], &z0[p], &z1[p]);
+}
+
+ZO_CLONES static void rad_expand(const uint32_t w[4], float *u) {
+  for (int q = 0; q < 4; q++) {
+    const uint32_t x = w[q];
+    for (int b = 0; b < 32; b++) u[32 * q + b] = ms_zo_rad(x, b);
+  }
+}
+
+void zo_gen(const ms_zo_dir *d, int64_t base, int a, int b, float *u) {
+  const uint32_t step = (uint32_t)d->step, k0 = (uint32_t)d->seed,
+                 k1 = (uint32_t)(d->seed >> 32);
+  if (d->dist == MS_ZO_RADEMACHER) {
+    for (int k = a & ~127; k < b; k += 128) {
+      uint32_t w[4];
+      ms_zo_words(d->seed, step, d->index, (uint64_t)(base + k) >> 7, w);
+      rad_expand(w, u + k);
+    }
+    return;
+  }
+  const int first = a >> 2, m = ((b + 3) >> 2) - first;   /* word blocks covering [a, b) */
+  uint32_t w[4][128];
+  philox_lanes(m, (uint64_t)(base >> 2) + (uint64_t)first, d->index, step, k0, k1, w);
+  float *v = u + 4 * first;
+  if (d->dist == MS_ZO_SEGMENTED) {
+    for (int l = 0; l < m; l++)
+      for (int q = 0; q < 4; q++) v[4 * l + q] = ms_zo_seg(w[q][l]);
+    return;
+  }
+  float z[4][128];   /* z[0]: words (0,1) cos, z[1]: sin; z[2], z[3]: words (2,3) */
+  gauss_lanes(m, w[0], w[1], z[0], z[1]);
+  gauss_lanes(m, w[2], w[3], z[2], z[3]);
+  for (int l = 0; l < m; l++)
+    for (int q = 0; q < 4; q++) v[4 * l + q] = z[q][l];
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+static const char *const dist_names[] = {"rademacher", "gaussian", "segmented_uniform"};
+
+int zo_check_dir(const char *fn, const char *arg, const ms_zo_dir *d) {
+  if (!d) return ms_fail("%s: argument '%s' is NULL, expected a direction", fn, arg);
+  if (d->dist < 0 || d->dist > MS_ZO_SEGMENTED)
+    return ms_fail("%s: %s.dist is %d, expected 0 (rademacher), 1 (gaussian) or 2 "
+                   "(segmented_uniform)", fn, arg, (int)d->dist);
+  if (d->step >= ((uint64_t)1 << 32))
+    return ms_fail("%s: %s.step is %llu, expected < 2^32", fn, arg,
+                   (unsigned long long)d->step);
+  if (!isfinite(d->scale))
+    return ms_fail("%s: %s.scale is %g, expected a finite number", fn, arg, d->scale);
+  return 0;
+}
+
+int zo_check_arena(const char *fn, const char *arg, const ms_tensor *t) {
+  MS_TRY(ms_check_float(fn, arg, t));
+  if (!ms_tensor_is_contiguous(t))
+    return ms_fail("%s: argument '%s' is not contiguous, expected a contiguous tensor", fn, arg);
+  return 0;
+}
+
+static int check_offset(const char *fn, int64_t offset, int64_t n) {
+  if (offset < 0 || offset > MS_MAX_NUMEL - n)
+    return ms_fail("%s: offset is %lld, expected 0 <= offset <= 2^59 - %lld", fn,
+                   (long long)offset, (long long)n);
+  return 0;
+}
+
+/* ---- fill and perturb ---------------------------------------------------------------- */
+
+typedef struct {
+  const ms_zo_dir *d;
+  int32_t dtype;
+  void *out;
+  const void *w;       /* NULL: fill */
+  int64_t offset, n;   /* global index of out[0], element count */
+} fill_job;
+
+#define FILL_SPAN(T, ST)                                                               \
+  do {                                                                                 \
+    T *o = (T *)j->out;                                                                \
+    const T *w = (const T *)j->w;                                                      \
+    const int64_t at = base - j->offset;      /* out[at + k] is global element base + k */ \
+    const ST s = (ST)j->d->scale;                                                      \
+    if (w)                                                                             \
+      for (int k = a; k < b; k++) o[at + k] = w[at + k] + s * (ST)u[k];                \
+    else                                                                               \
+      for (int k = a; k < b; k++) o[at + k] = s * (ST)u[k];                            \
+  } while (0)
+
+ZO_CLONES static void fill_share(void *ctx, int64_t lo, int64_t hi) {
+  const fill_job *j = ctx;
+  const int64_t first = j->offset / ZO_B, end = j->offset + j->n;
+  float u[ZO_B];
+  for (int64_t blk = first + lo; blk < first + hi; blk++) {
+    const int64_t base = blk * ZO_B;
+    const int a = base < j->offset ? (int)(j->offset - base) : 0;
+    const int b = end - base < ZO_B ? (int)(end - base) : ZO_B;
+    zo_gen(j->d, base, a, b, u);
+    if (j->dtype == MS_FLOAT32) FILL_SPAN(float, float);
+    else FILL_SPAN(double, double);
+  }
+}
+
+int64_t zo_cost(int32_t dist) { return dist == MS_ZO_GAUSSIAN ? 16 : dist == MS_ZO_SEGMENTED ? 6 : 2; }
+
+static int fill_or_perturb(const char *fn, ms_tensor *out, const ms_tensor *w,
+                           const ms_zo_dir *d, int64_t offset) {
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(zo_check_arena(fn, "out", out));
+  if (w) {
+    MS_TRY(zo_check_arena(fn, "w", w));
+    MS_TRY(ms_check_same(fn, "out", out, "w", w));
+    MS_TRY(ms_check_shape(fn, "out", out, w->ndim, w->sizes));
+    if (ms_overlap(out, w, 1))
+      return ms_fail("%s: argument 'out' partly overlaps 'w', expected w itself or separate "
+                     "memory", fn);
+  }
+  MS_TRY(zo_check_dir(fn, "dir", d));
+  const int64_t n = out->count;
+  MS_TRY(check_offset(fn, offset, n));
+  if (n == 0) return 0;
+  if (w && d->scale == 0) return ms_ptr(out) == ms_ptr(w) ? 0 : ms_copy(out, w);
+  if (ms_device_of(out) == MS_CUDA)
+    return ms_cuda_zo_fill((float *)ms_ptr(out), w ? (const float *)ms_ptr(w) : NULL, n, d,
+                           offset);
+  fill_job j = {d, out->dtype_id, ms_ptr(out), w ? ms_ptr(w) : NULL, offset, n};
+  const int64_t nblk = (offset + n - 1) / ZO_B - offset / ZO_B + 1;
+  ms_parallel_for(nblk, n * zo_cost(d->dist), fill_share, &j);
+  return 0;
+}
+
+int ms_zo_fill(ms_tensor *out, const ms_zo_dir *dir, int64_t offset) {
+  return fill_or_perturb("zo_fill", out, NULL, dir, offset);
+}
+
+int ms_zo_perturb(ms_tensor *out, const ms_tensor *w, const ms_zo_dir *dir, int64_t offset) {
+  if (!w) return ms_fail("zo_perturb: argument 'w' is NULL, expected a tensor");
+  return fill_or_perturb("zo_perturb", out, w, dir, offset);
+}
+
+/* ---- estimate and MeZO's update ------------------------------------------------------ */
+
+typedef struct {
+  const ms_zo_dir *dirs;
+  const double *coef;
+  int32_t ndirs, divide, dtype;
+  double beta;
+  void *x;                      /* g, or w */
+  int64_t n;
+  const ms_slice_table *table;  /* mezo */
+  const double *lr, *wd;        /* mezo, per group */
+} sum_job;
+
+/* acc[k] = sum_i coef_i W(u_i) for k in [a, b), in T, i in order. */
+#define DIR_SUM(T)                                                                     \
+  do {                                                                                 \
+    for (int k = a; k < b; k++) acc[k] = 0;                                            \
+    for (int32_t i = 0; i < j->ndirs; i++) {                                           \
+      zo_gen(&j->dirs[i], base, a, b, u);                                              \
+      const T c = (T)j->coef[i];                                                       \
+      if (j->divide)                                                                   \
+        for (int k = a; k < b; k++) acc[k] = acc[k] + c * ((T)1 / (T)u[k]);            \
+      else                                                                             \
+        for (int k = a; k < b; k++) acc[k] = acc[k] + c * (T)u[k];                     \
+    }                                                                                  \
+  } while (0)
+
+#define ESTIMATE_SPAN(T)                                                               \
+  do {                                                                                 \
+    T acc[ZO_B], *g = (T *)j->x;                                                       \
+    DIR_SUM(T);                                                                        \
+    const T beta = (T)j->beta;                                                         \
+    if (j->beta == 0)                                                                  \
+      for (int k = a; k < b; k++) g[base + k] = acc[k];                                \
+    else                                                                               \
+      for (int k = a; k < b; k++) g[base + k] = beta * g[base + k] + acc[k];           \
+  } while (0)
+
+ZO_CLONES static void estimate_share(void *ctx, int64_t lo, int64_t hi) {
+  const sum_job *j = ctx;
+  float u[ZO_B];
+  for (int64_t blk = lo; blk < hi; blk++) {
+    const int64_t base = blk * ZO_B;
+    const int a = 0, b = j->n - base < ZO_B ? (int)(j->n - base) : ZO_B;
+    if (j->dtype == MS_FLOAT32) ESTIMATE_SPAN(float);
+    else ESTIMATE_SPAN(double);
+  }
+}
+
+static int check_dirs(const char *fn, const ms_zo_dir *dirs, const double *coef, int32_t n) {
+  if (n < 1) return ms_fail("%s: n is %d, expected at least one direction", fn, (int)n);
+  if (!dirs) return ms_fail("%s: argument 'dirs' is NULL, expected %d directions", fn, (int)n);
+  if (!coef) return ms_fail("%s: argument 'coef' is NULL, expected %d numbers", fn, (int)n);
+  for (int32_t i = 0; i < n; i++) {
+    char arg[32];
+    snprintf(arg, sizeof arg, "dirs[%d]", (int)i + 1);
+    MS_TRY(zo_check_dir(fn, arg, &dirs[i]));
+    if (!isfinite(coef[i]))
+      return ms_fail("%s: coef[%d] is %g, expected a finite number", fn, (int)i + 1, coef[i]);
+  }
+  return 0;
+}
+
+int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int32_t n,
+                   int32_t divide, double beta) {
+  static const char fn[] = "zo_estimate";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(zo_check_arena(fn, "g", g));
+  MS_TRY(check_dirs(fn, dirs, coef, n));
+  if (!isfinite(beta)) return ms_fail("%s: beta is %g, expected a finite number", fn, beta);
+  if (divide)
+    for (int32_t i = 0; i < n; i++)
+      if (dirs[i].dist == MS_ZO_GAUSSIAN)
+        return ms_fail("%s: dirs[%d] is %s, but the divide form (1/u) needs |u| bounded away "
+                       "from 0: use rademacher or segmented_uniform, or divide = false", fn,
+                       (int)i + 1, dist_names[dirs[i].dist]);
+  if (g->count == 0) return 0;
+  if (ms_device_of(g) == MS_CUDA)
+    return ms_cuda_zo_estimate((float *)ms_ptr(g), g->count, dirs, coef, n, divide != 0, beta);
+  sum_job j = {dirs, coef, n, divide != 0, g->dtype_id, beta, ms_ptr(g), g->count, NULL, NULL,
+               NULL};
+  int64_t cost = 0;
+  for (int32_t i = 0; i < n; i++) cost += zo_cost(dirs[i].dist);
+  ms_parallel_for((g->count + ZO_B - 1) / ZO_B, g->count * cost, estimate_share, &j);
+  return 0;
+}
+
+/* w = w - lr_s (acc + wd_s w) over the slice pieces of the block. */
+#define MEZO_SPAN(T)                                                                   \
+  do {                                                                                 \
+    T acc[ZO_B], *w = (T *)j->x + base;                                                \
+    DIR_SUM(T);                                                                        \
+    for (int32_t s = ms_slice_at(t, base); s < t->nslices; s++) {                      \
+      const ms_slice *sl = &t->slices[s];                                              \
+      if (sl->offset >= base + b) break;                                               \
+      const int p = sl->offset > base ? (int)(sl->offset - base) : 0;                  \
+      const int64_t e64 = sl->offset + sl->count - base;                               \
+      const int q = e64 < b ? (int)e64 : b;                                            \
+      const T lr = (T)j->lr[sl->group], wd = (T)j->wd[sl->group];                      \
+      for (int k = p; k < q; k++) w[k] = w[k] - lr * (acc[k] + wd * w[k]);             \
+    }                                                                                  \
+  } while (0)
+
+ZO_CLONES static void mezo_share(void *ctx, int64_t lo, int64_t hi) {
+  const sum_job *j = ctx;
+  const ms_slice_table *t = j->table;
+  float u[ZO_B];
+  for (int64_t blk = lo; blk < hi; blk++) {
+    const int64_t base = blk * ZO_B;
+    const int a = 0, b = j->n - base < ZO_B ? (int)(j->n - base) : ZO_B;
+    if (j->dtype == MS_FLOAT32) MEZO_SPAN(float);
+    else MEZO_SPAN(double);
+  }
+}
+
+int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *dirs, const double *coef, int32_t n,
+                      const ms_slice_table *table, const double *lr, const double *wd) {
+  static const char fn[] = "zo_mezo_update";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(zo_check_arena(fn, "w", w));
+  MS_TRY(check_dirs(fn, dirs, coef, n));
+  if (!lr || !wd) return ms_fail("%s: argument '%s' is NULL, expected one number per group", fn,
+                                 lr ? "wd" : "lr");
+  const int gpu = ms_device_of(w) == MS_CUDA;
+  if (table) MS_TRY(ms_check_slice_table(fn, table, w->count, gpu));
+  const int32_t ng = table ? table->ngroups : 1;
+  for (int32_t g = 0; g < ng; g++)
+    if (!isfinite(lr[g]) || !isfinite(wd[g]))
+      return ms_fail("%s: group %d has lr %g and wd %g, expected finite numbers", fn, (int)g + 1,
+                     lr[g], wd[g]);
+  if (w->count == 0) return 0;
+  if (gpu)
+    return ms_cuda_zo_mezo((float *)ms_ptr(w), w->count, dirs, coef, n,
+                           table ? table->device : NULL, table ? table->nslices : 1, lr, wd, ng);
+  ms_slice one = {0, w->count, 0, MS_KIND_WEIGHT};
+  ms_slice_table uniform = {&one, 1, 1, NULL};
+  sum_job j = {dirs, coef, n, 0, w->dtype_id, 0, ms_ptr(w), w->count, table ? table : &uniform,
+               lr, wd};
+  int64_t cost = 2;
+  for (int32_t i = 0; i < n; i++) cost += zo_cost(dirs[i].dist);
+  ms_parallel_for((w->count + ZO_B - 1) / ZO_B, w->count * cost, mezo_share, &j);
+  return 0;
+}

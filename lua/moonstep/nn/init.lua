@@ -17,6 +17,7 @@ local nn = {
   Embedding = require 'moonstep.nn.Embedding',
   LayerNorm = require 'moonstep.nn.LayerNorm',
   functional = require 'moonstep.nn.functional',
+  batched = require 'moonstep.nn.batched',   -- many perturbed copies of a model in one pass (SPSA)
 }
 for _, group in ipairs { require 'moonstep.nn.activations', require 'moonstep.nn.Softmax',
                          require 'moonstep.nn.BatchNorm', require 'moonstep.nn.Pool2d',

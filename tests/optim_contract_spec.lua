@@ -7,7 +7,8 @@
 --   uninterrupted one, in float32 and float64; unknown options and bad hyper-parameters
 --   are refused, naming them; a non-finite gradient is an error, or a counted skip that
 --   leaves the parameters alone; a group with lr_scale = 0 is left unchanged (the slice
---   table reaches the kernel); CPU = GPU when a GPU is present.
+--   table reaches the kernel); CPU = GPU when a GPU is present. A zeroth-order class
+--   (cls.loss_only: its closure only evaluates the loss) is held to a non-finite loss instead.
 local ms = require 'moonstep'
 local optim = ms.optim
 local Optimizer = require 'moonstep.optim.Optimizer'
@@ -20,6 +21,7 @@ local CONFIG = {
   AutoSGM = { lr_init = 0.05 },
   LBFGS = { lr = 0.5 },
   BSAM = { num_data = 10000, lr = 0.05 },
+  SPSA = { seed = 1, n = 4 },   -- a fixed seed: unbound + bind draws the same directions
 }
 
 local function optimizers()
@@ -173,6 +175,17 @@ describe('the optimizer contract', function()
 
       it('a non-finite gradient is an error, or a counted skip that leaves the parameters alone', function()
         local set = problem()
+        if cls.loss_only then   -- zeroth-order: the closure's loss is all it reads
+          local before = set:flat_parameters():clone()
+          local opt = cls(set, config_for(name, { skip_nonfinite = false }))
+          H.assert_error(function() opt:step(function() return 0 / 0 end) end, name .. '.step', 'nan')
+          assert_same_bits(before, set:flat_parameters(), name .. ' after the refused step')
+          local skip = cls(set, config_for(name))
+          skip:step(function() return math.huge end)
+          assert.equal(1, skip.skipped)
+          assert_same_bits(before, set:flat_parameters(), name .. ' after the skipped step')
+          return
+        end
         local before = set:flat_parameters():clone()
         local opt = cls(set, config_for(name, { skip_nonfinite = false }))
         H.assert_error(function()

@@ -15,7 +15,7 @@ local T = {}
 -- Not public, or fuzzed another way (Tensor methods through instances, base classes
 -- through their subclasses' instances, raw C through everything).
 local DENY = { ['ms.C'] = true, ['ms.Tensor'] = true, ['ms.nn.Module'] = true, ['ms.optim.Optimizer'] = true }
-local SUBPACKAGES = { 'nn', 'optim', 'data', 'metrics', 'cuda' }
+local SUBPACKAGES = { 'nn', 'optim', 'data', 'metrics', 'cuda', 'linalg' }
 local INTERNAL = { core = true, cli = true, repl = true, tensor_print = true, check = true,
                    checkpoint = true, random = true, init = true }
 -- Static helpers of base classes, not instance methods. (Names starting with '_' are
@@ -59,7 +59,7 @@ function T.discover(ms)
   local function walk(tbl, path, depth)
     for _, k in ipairs(sorted_keys(tbl)) do
       local v, pth = rawget(tbl, k), path .. '.' .. k
-      if not DENY[pth] then
+      if not DENY[pth] and not (type(k) == 'string' and k:match('^_')) then   -- _x: private
         local mt = type(v) == 'table' and getmetatable(v)
         if type(v) == 'function' then
           api.fn[#api.fn + 1] = { path = pth, name = k }
@@ -327,6 +327,12 @@ local VALID_CONFIG = {
   WSAM = { '{base = ms.optim.SGD{lr = 0.1, momentum = 0.9}}', '{base = ms.optim.Adam, decouple = false, max_norm = 1}' },
   LookSAM = { '{base = ms.optim.SGD{lr = 0.1}, k = 2}', "{base = ms.optim.Adam, k = 3, scope = 'global', global_clipnorm = 1}" },
   FriendlySAM = { '{base = ms.optim.SGD{lr = 0.1}}', '{base = ms.optim.Adam, sigma = 0.5, lmbda = 0.5, adaptive = true}' },
+  SPSA = { '{seed = 1}', "{memory = 'materialized', n = 3, update = 'adam', diff = 'forward'}",
+           "{memory = 'virtual', dist = 'gaussian', update = 'mezo', weight_decay = 0.1}",
+           "{dist = 'segmented_uniform', n = 2, update = 'spsa_gc', average_from = 2, trust_region = true}",
+           "{memory = 'materialized', second_order = true, blocking = true, calibrate = true}",
+           "{criterion = ms.nn.CrossEntropyLoss(), memory = 'materialized', n = 4, diff = 'forward'}",
+           "ms.optim.SPSA.preset('mezo', {restore = 'subtract'})", "ms.optim.SPSA.preset('seed', {steps_per_epoch = 2})" },
 }
 local function opt_method_call(api, cls)
   local setup = { "local m = ms.nn.Linear(3, 2); local x = ms.rand(4, 3); local y = ms.tensor({1, 2, 1, 2}, 'int64');",

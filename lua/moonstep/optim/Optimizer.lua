@@ -115,6 +115,8 @@ local function as_base(who, v)
   check.fail('%s: base is %s, expected an optimizer such as optim.Adam{lr = 1e-3}', who, check.describe(v))
 end
 
+Optimizer._as_base = as_base   -- (SPSA takes a base without being a wrapper class)
+
 -- cls: the optimizer class. defaults: its hyper-parameters with default values;
 -- rules: for each of them, a rule (a function or the name of one of Optimizer.rules).
 -- opts.wraps: the class wraps a base optimizer (option `base`, bound with it to the
@@ -190,7 +192,7 @@ function Optimizer:_bind(target, who)
                who, base.arena.flat:numel())
   end
   -- the base first: if it refuses (its groups...), the wrapper stays unbound
-  if base and not base.arena then base:_bind(target, ('%s (its base, optim.%s)'):format(who, base.__name)) end
+  if base and not base.arena then base:_bind(model or arena, ('%s (its base, optim.%s)'):format(who, base.__name)) end
   self.arena, self.model = arena, model
   self.table = slices.table(arena, group_of, #self.groups + 1)
   self.ngroups = #self.groups + 1

@@ -19,4 +19,5 @@ return require('moonstep.check').strict(require('moonstep.optim.chain').register
   LBFGS = require 'moonstep.optim.LBFGS',
   BSAM = require 'moonstep.optim.BSAM',
   ACME = require 'moonstep.optim.ACME',
+  SPSA = require 'moonstep.optim.SPSA',
 }, 'ms.optim')

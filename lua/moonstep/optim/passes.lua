@@ -14,7 +14,9 @@
 -- raises instead (after restoring the weights). opt.passes counts closure calls.
 --
 --   passes.DEFAULTS / passes.RULES      the two options, merged into a class's hyper-parameters
---   passes.policy(opt, who, k)             the pass policy (optim/policy.lua) of pass k
+--   passes.policy(opt, who, k [, keep_grads])   the pass policy (optim/policy.lua) of pass k
+--                                       (keep_grads: the gradients are not zeroed, for a
+--                                       closure that only evaluates the loss: SPSA)
 --   loss = passes.run(opt, who, closure, k [, own_scan])   pass k; opt._bad says whether it was
 --                                       non-finite (own_scan: the caller scans the gradients itself)
 --   ... = passes.step(opt, who, closure, body, undo)   a multi-pass class's step: checks the
@@ -44,15 +46,15 @@ end
 local policy = require 'moonstep.optim.policy'
 local made = {}   -- the policy tables, made once each (checked here, trusted by policy.check)
 
-function M.policy(opt, who, k)
+function M.policy(opt, who, k, keep_grads)
   local t = opt.t + 1
   local bn = opt:_hyper(who, 'bn', t, 1)
   local update = bn == 'both' or (bn == 'first' and k == 1)
   local rng = k == 1 and 'record' or (opt:_hyper(who, 'replay_rng', t, 1) and 'replay' or 'none')
-  local key = k * 6 + (update and 3 or 0) + (rng == 'record' and 0 or rng == 'replay' and 1 or 2)
+  local key = k * 12 + (keep_grads and 6 or 0) + (update and 3 or 0) + (rng == 'record' and 0 or rng == 'replay' and 1 or 2)
   local p = made[key]
   if not p then
-    p = { pass = k, bn = update and 'update' or 'freeze', rng = rng, zero_grad = true }
+    p = { pass = k, bn = update and 'update' or 'freeze', rng = rng, zero_grad = not keep_grads }
     made[key] = p
     policy.trusted[p] = true
   end

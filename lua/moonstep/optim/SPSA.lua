@@ -1,0 +1,502 @@
+-- optim.SPSA(model_or_params, config) — zeroth-order optimization by simultaneous
+-- perturbation: the gradient estimated from loss values alone (Spall's SPSA, the seed's
+-- SPSA-GC, Zeroth-Learn's batched forward differences, MeZO), one class, every source a
+-- preset (../shared/reference/spsa.md §6).
+--
+--   local opt = optim.SPSA(model, optim.SPSA.preset('mezo', {lr = 1e-5}))
+--   local loss, info = opt:step(function(pass) return crit:forward(model:forward(x), y) end)
+--   -- or, with config.criterion: opt:step(x, y) (batched = true: all models in one pass)
+--
+-- The closure only evaluates the loss at the current parameters (no backward; the
+-- gradients are neither zeroed nor read); a plain Lua function of the tensors works.
+-- Per step, with k the gain index (spsa_config.lua), u_i = direction i of this step:
+--   central  s_i = (L(w + h_k u_i) - L(w - h_k u_i)) / (2 h_k)            2n evaluations
+--   forward  s_i = (L(w + h_k u_i) - L(w)) / h_k   (L(w) shared)          n + 1 evaluations
+--   g = (1/n) sum_i s_i W(u_i)      W(u) = u, or 1/u (divide, Spall's form)
+-- then the update: sgd / sign (SGD on sign(g)) / spsa_gc (SGD nesterov, dampening 0,
+-- momentum beta: m = beta m + g, step g + beta m, the seed's look-ahead) / adam (Adam with
+-- betas, eps), each at lr a_k with weight_decay and the groups' weight_decay / lr_scale;
+-- or mezo: w -= a_k (g + weight_decay w) fused with the regeneration of u (no buffer);
+-- or base = any first-order engine optimizer. The estimate is written into the gradient
+-- arena (flat_gradients()) for those rules.
+-- Options in spsa_config.lua; the memory modes in spsa_points.lua. Directions: u_i of step
+-- k depends only on (seed, k, i, element index): the same in every mode, on CPU and GPU,
+-- for any thread count (runtime/optim/zo.h).
+-- Extras: trust_region (g scaled to norm 1 when larger, before a_k, Qiskit's), blocking
+-- (a step whose loss exceeds the last accepted one by more than allowed_increase is undone:
+-- one more evaluation per step and a copy of the weights), calibrate (Qiskit's gains from
+-- 25 directions at the first step; opt.gains), average_from (Polyak average of the
+-- iterates from that step: opt:averaged()), second_order (2-SPSA, spsa_hessian.lua: two
+-- more evaluations per step, a d x d Hessian).
+-- opt.gains = {a, A, alpha, c, gamma}: the gain constants of the last step (after
+-- calibration, the calibrated ones).
+-- info: loss (L(w) when evaluated, else the mean of the perturbed losses), losses, a, c,
+-- s (the projected gradients s_i), ghat_norm (when g is formed), passes, skipped,
+-- updated, blocked, log_entries (seeded exact restore).
+-- State: the base's, the average, and extra {seed, calibrated, fx, allowed, blocked,
+-- averaged, hessian = {count, mean}}; the directions need nothing more (regenerated from
+-- the seed).
+local ffi = require 'ffi'
+local ms = require 'moonstep'
+local Optimizer = require 'moonstep.optim.Optimizer'
+local passes = require 'moonstep.optim.passes'
+local reduce = require 'moonstep.optim.reduce'
+local cfg = require 'moonstep.optim.spsa_config'
+local points = require 'moonstep.optim.spsa_points'
+local zo = require 'moonstep.optim.zo_ops'
+local check = require 'moonstep.check'
+
+local SPSA = Optimizer.define('SPSA', cfg.DEFAULTS, cfg.RULES, { options = cfg.OPTIONS })
+SPSA.skip_default, SPSA.multipass = true, true
+SPSA.loss_only = true                 -- the closure evaluates the loss only (no gradient read)
+SPSA.passes_doc = 'once per loss evaluation (2n times a step, central; n + 1, forward)'
+SPSA.preset = cfg.preset
+SPSA.PRESETS = cfg.PRESETS
+
+local CALIBRATION_STEP = 2 ^ 32 - 1   -- the direction key of Qiskit's calibration draws
+local GROUP_KEYS = { match = true, weight_decay = true, lr_scale = true }
+
+local function build_base(self, who, o, config)
+  if o.update == 'base' then
+    self.base = Optimizer._as_base(who, config.base)
+    self.base._wrapped = true
+    return
+  end
+  if o.update == 'mezo' then return end
+  local groups = {}
+  for i, g in ipairs(config.groups or {}) do
+    groups[i] = { match = g.match, weight_decay = g.weight_decay, lr_scale = g.lr_scale }
+  end
+  local optim = require 'moonstep.optim'
+  if o.update == 'adam' then
+    self.base = optim.Adam { groups = groups, check_finite = false }
+  elseif o.update == 'spsa_gc' then
+    self.base = optim.SGD { groups = groups, momentum = 0.9, nesterov = true, check_finite = false }
+  else
+    self.base = optim.SGD { groups = groups, check_finite = false }
+  end
+  self.base._wrapped = true
+end
+
+function SPSA:_configure(who, config)
+  local o = cfg.configure(self, who, config)
+  for i, g in ipairs(config.groups or {}) do
+    for k in pairs(g) do
+      if not GROUP_KEYS[k] then
+        check.fail('%s: groups[%d].%s: SPSA groups set weight_decay and lr_scale (the perturbation and gains are global)', who, i, tostring(k))
+      end
+    end
+  end
+  if o.update == 'mezo' or o.update == 'base' then
+    for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
+      if config[k] ~= nil then
+        check.fail("%s: %s clips the formed estimate; update = '%s' %s", who, k, o.update,
+                   o.update == 'mezo' and 'never forms it (use update = \'sgd\')' or 'takes it from the base (set it there)')
+      end
+    end
+  end
+  build_base(self, who, o, config)
+  self.gains = { a = self.a, A = self.A, alpha = self.alpha, c = self.c, gamma = self.gamma }
+  self.seed = o.seed or math.floor(ms.empty(1, { dtype = 'float64' }):uniform_(0, 2 ^ 31):get(1))
+  self.blocked = 0
+end
+
+function SPSA:_check_values(who, v)
+  local o = self.zo
+  if v.blocking == true and (o.update == 'adam' or o.update == 'spsa_gc' or o.update == 'base') then
+    check.fail("%s: blocking undoes rejected steps; update = '%s' keeps state that the rejected step would have moved (use 'sgd', 'sign' or 'mezo')", who, o.update)
+  end
+  if v.trust_region == true and o.update == 'mezo' then
+    check.fail("%s: trust_region rescales the formed estimate; update = 'mezo' never forms it (use update = 'sgd')", who)
+  end
+end
+
+function SPSA:_init()
+  self.buffers = {}
+  local d = self.arena.flat:numel()
+  local o = self.zo
+  if o.batched == nil then
+    o.batched = false
+    if o.criterion and o.memory == 'materialized' and self.model then
+      o.batched = require('moonstep.nn.batched').supports(self.model)
+    end
+  end
+  if (o.batched or o.directions) and o.n * d > 2 ^ 31 then
+    check.fail('SPSA: memory = materialized stores n x d = %d x %d directions, too many (use memory = \'seeded\')', o.n, d)
+  end
+  if o.second_order and d * d > 2 ^ 28 then
+    check.fail('SPSA: second_order = true keeps a %d x %d Hessian; too large (2-SPSA is for small d)', d, d)
+  end
+end
+
+function SPSA:_new_buffer(k)
+  local flat = self.arena.flat
+  if k == 'average' then return ms.zeros_like(flat) end
+end
+
+function SPSA:_save_extra()
+  local st = rawget(self, '_hstate')
+  return { seed = self.seed, calibrated = self.calibrated or false, fx = self._fx,
+           allowed = self._allowed, blocked = self.blocked, averaged = self._avg_count,
+           hessian = st and require('moonstep.optim.spsa_hessian').save(st, 'SPSA.state') }
+end
+
+function SPSA:_load_extra(who, e)
+  if type(e) ~= 'table' then check.fail('%s: state.extra is %s, expected a table', who, check.describe(e)) end
+  check.integer(who, 'state.extra.seed', e.seed, 0, 2 ^ 53 - 1)
+  check.boolean(who, 'state.extra.calibrated', e.calibrated)
+  if e.fx ~= nil then check.number(who, 'state.extra.fx', e.fx) end
+  if e.allowed ~= nil then check.number(who, 'state.extra.allowed', e.allowed, 0) end
+  check.integer(who, 'state.extra.blocked', e.blocked, 0)
+  if e.averaged ~= nil then check.integer(who, 'state.extra.averaged', e.averaged, 0) end
+  local st
+  if e.hessian ~= nil then
+    if not self.zo.second_order then check.fail('%s: the state holds a 2-SPSA Hessian; this optimizer has second_order = false', who) end
+    st = require('moonstep.optim.spsa_hessian').load(who, e.hessian, self.arena.flat:numel(), self.arena.flat)
+  end
+  self.seed, self.calibrated, self._fx, self._allowed = e.seed, e.calibrated or nil, e.fx, e.allowed
+  self.blocked, self._avg_count, self._hstate = e.blocked, e.averaged, st
+end
+
+-- One loss evaluation at w + sum of terms (nil: w).
+local function eval(self, who, closure, terms, info)
+  points.at(self, who, terms)
+  info.passes = info.passes + 1
+  local loss = self:_evaluate(who, closure, passes.policy(self, who, info.passes, true), true)
+  if terms then points.check(self, who) end
+  return loss, self._bad
+end
+
+local function dir(self, step, index, scale, dist)
+  return { seed = self.seed, step = step, index = index, dist = dist or self.zo.dist, scale = scale }
+end
+
+-- Qiskit's calibration: a = target / mean |(y(w + c D) - y(w - c D)) / (2 c)|.
+local function calibrate(self, who, closure, info)
+  local c = self.zo.calibrate
+  local total = 0
+  for s = 0, c.steps - 1 do
+    local yp = eval(self, who, closure, { dir(self, CALIBRATION_STEP, s, c.c, 'rademacher') }, info)
+    local ym = eval(self, who, closure, { dir(self, CALIBRATION_STEP, s, -c.c, 'rademacher') }, info)
+    if self._bad then points.home(self, who); return false end
+    total = total + math.abs((yp - ym) / (2 * c.c))
+  end
+  points.home(self, who)
+  local avg = total / c.steps
+  local a = c.target / avg
+  if not (a >= 1e-10) or a == math.huge then a = c.target end   -- Qiskit's fallback
+  self.a, self.A, self.alpha, self.c, self.gamma = a, c.A, c.alpha, c.c, c.gamma
+  self.calibrated = true
+  info.calibration = { a = a, A = c.A, alpha = c.alpha, c = c.c, gamma = c.gamma, mean_magnitude = avg }
+  return true
+end
+
+-- The losses of the step and the projected gradients s_i (nil when one was non-finite).
+local function sample(self, who, closure, info, k, h, dirs)
+  local o = self.zo
+  local n, s, losses = o.n, {}, {}
+  info.losses = losses
+  local L0
+  if o.batched then
+    local U = self._U.tensor
+    local scales = {}
+    if o.diff == 'forward' then scales[1] = { row = 0, scale = 0 } end
+    for i = 1, n do
+      scales[#scales + 1] = { row = i, scale = h }
+      if o.diff == 'central' then scales[#scales + 1] = { row = i, scale = -h } end
+    end
+    local out, per = require('moonstep.nn.batched').evaluate(self.model, o.criterion, self._data[1],
+      self._data[2], U, scales, { per_example = o.per_example })
+    info.per_example = per
+    info.passes = info.passes + #out
+    self.passes = self.passes + #out
+    for j, l in ipairs(out) do
+      losses[j] = l
+      if l ~= l or l == math.huge or l == -math.huge then
+        self._bad = self:_nonfinite(who, ('the loss of perturbed model %d is %s'):format(j, check.describe(l)))
+        return nil
+      end
+    end
+    local j = 1
+    if o.diff == 'forward' then L0, j = out[1], 2 end
+    for i = 1, n do
+      if o.diff == 'central' then s[i] = (out[j] - out[j + 1]) / (2 * h); j = j + 2
+      else s[i] = (out[j] - L0) / h; j = j + 1 end
+    end
+    return s, L0
+  end
+  local function term(i, sign)
+    if o.directions or o.batched then return { row = i, scale = sign * h } end
+    return dirs.at[i][sign]
+  end
+  if o.diff == 'forward' then
+    L0 = eval(self, who, closure, nil, info)
+    losses[#losses + 1] = L0
+    if self._bad then return nil end
+  end
+  for i = 1, n do
+    local yp = eval(self, who, closure, { term(i, 1) }, info)
+    losses[#losses + 1] = yp
+    if self._bad then points.home(self, who); return nil end
+    if o.diff == 'central' then
+      local ym = eval(self, who, closure, { term(i, -1) }, info)
+      losses[#losses + 1] = ym
+      if self._bad then points.home(self, who); return nil end
+      s[i] = (yp - ym) / (2 * h)
+    else
+      s[i] = (yp - L0) / h
+    end
+  end
+  if o.second_order then
+    -- Qiskit's 2-SPSA sample per direction i: y(w + h(D1 + D2)) and y(w + h(-D1 + D2)) besides
+    -- y(w +- h D1); coef_i = [(y++ - y+) - (y-+ - y-)] / (2 h^2)
+    local coefs = {}
+    for i = 1, n do
+      local d2 = o.directions and { row = n + i, scale = h } or dir(self, dirs.step, n + i - 1, h)
+      local ypp = eval(self, who, closure, { term(i, 1), d2 }, info)
+      local ymp = eval(self, who, closure, { term(i, -1), d2 }, info)
+      if self._bad then points.home(self, who); return nil end
+      coefs[i] = ((ypp - losses[2 * i - 1]) - (ymp - losses[2 * i])) / (2 * h * h)
+    end
+    info.hessian_coefs = coefs
+  end
+  points.home(self, who)
+  return s, L0
+end
+
+-- g = (1/n) sum_i s_i W(u_i) into the gradient arena.
+local function estimate(self, who, dirs, coefs)
+  local o, g = self.zo, self.arena.gflat
+  if not o.directions then return zo.estimate(who, g, dirs, coefs, o.divide, 0) end
+  g:zero_()
+  for i = 1, o.n do
+    local u = self._U[i]
+    if o.divide then g:add_(ms.ones_like(u) / u, coefs[i]) else g:add_(u, coefs[i]) end
+  end
+end
+
+local function fill_directions(self, who, dirs, k)
+  local o = self.zo
+  if not (o.batched or o.directions) then return end
+  local d = self.arena.flat:numel()
+  local rows = o.n * (o.second_order and 2 or 1)
+  local U = rawget(self, '_Ubuf')
+  local flat = self.arena.flat
+  if not U or check.is_freed(U) or U.device ~= flat.device or U.dtype ~= flat.dtype then
+    U = ms.empty({ rows, d }, { dtype = flat.dtype, device = flat.device })
+    self._Ubuf = U
+    self._U = {}
+    for i = 1, rows do self._U[i] = U:select(1, i) end
+  end
+  for i = 1, rows do
+    if o.directions then
+      o.directions(k, i, self._U[i])
+      check.tensor(who, ('the direction u (step %d, i = %d) the directions function filled'):format(k, i), self._U[i])
+    else
+      zo.fill(who, self._U[i], dir(self, dirs.step, i - 1, 1), 0)
+    end
+  end
+  self._U.tensor = U
+end
+
+local function update(self, who, t, v, a_k, dirs, coefs, info)
+  local o = self.zo
+  if o.update == 'mezo' then
+    local ng = #self.groups + 1
+    local lr, wd = self._lr or ffi.new('double[?]', ng), self._wd or ffi.new('double[?]', ng)
+    self._lr, self._wd = lr, wd
+    for g = 1, ng do
+      local grp = self.groups[g - 1]
+      lr[g - 1] = a_k * (grp and grp.lr_scale or 1)
+      wd[g - 1] = self:_hyper(who, 'weight_decay', t, g)
+    end
+    zo.mezo_update(who, self.arena.flat, dirs, coefs, self.table.ct, lr, wd)
+    return true
+  end
+  estimate(self, who, dirs, coefs)
+  local g = self.arena.gflat
+  local sq = reduce.sumsq(who, g)
+  info.ghat_norm = math.sqrt(sq)
+  if v.trust_region and info.ghat_norm > 1 then g:mul_(1 / info.ghat_norm) end
+  if o.second_order then
+    local H = require 'moonstep.optim.spsa_hessian'
+    local flat = self.arena.flat
+    local st = rawget(self, '_hstate')
+    if not st then st = H.new(flat:numel(), flat, nil, who); self._hstate = st end
+    local rows = self:_direction_rows(who, dirs)
+    H.update(st, info.hessian_coefs, rows[1], rows[2], who)
+    if H.active(st, v.hessian_delay, who) then H.precondition(st, g, v.regularization, g, who) end
+  end
+  self:_clip(who)
+  if o.update == 'sign' then g:sign_() end
+  local base = self.base
+  if o.update ~= 'base' then
+    base.lr = a_k
+    base.weight_decay = v.weight_decay
+    if o.update == 'adam' then base.betas, base.eps = { v.betas[1], v.betas[2] }, v.eps end
+    if o.update == 'spsa_gc' then
+      base.momentum = v.beta
+      if o.gc_reset == 'first_epoch' and t <= o.steps_per_epoch then base.started = {} end
+    end
+    for i, grp in ipairs(self.groups) do
+      base.groups[i].weight_decay, base.groups[i].lr_scale = grp.weight_decay, grp.lr_scale
+    end
+  end
+  base._checked = true
+  return base:_apply(self._base_who, true)
+end
+
+function SPSA:_buffer(k)
+  local b = self.buffers[k]
+  if not b then b = self:_new_buffer(k); self.buffers[k] = b end
+  return b
+end
+
+-- The directions D1 (rows 1..n) and D2 (rows n+1..2n) as [n, d] tensors (2-SPSA's outer
+-- products need them; small d).
+function SPSA:_direction_rows(who, dirs)
+  local o, flat = self.zo, self.arena.flat
+  local n, d = o.n, flat:numel()
+  if o.directions then
+    local U = self._U.tensor
+    return { U:narrow(1, 1, n), U:narrow(1, n + 1, n) }
+  end
+  local D = rawget(self, '_drows')
+  if not D or D.device ~= flat.device or D.dtype ~= flat.dtype then
+    D = ms.empty({ 2 * n, d }, { dtype = flat.dtype, device = flat.device })
+    self._drows = D
+  end
+  for r = 1, 2 * n do
+    zo.fill(who, D:select(1, r), { seed = self.seed, step = dirs.step, index = r - 1, dist = o.dist, scale = 1 }, 0)
+  end
+  return { D:narrow(1, 1, n), D:narrow(1, n + 1, n) }
+end
+
+local function body(self, who, closure)
+  self:_check_count(who)
+  local o = self.zo
+  self._base_who = self._base_who or (self.base and ('%s (its update, optim.%s)'):format(who, self.base.__name))
+  local info = { passes = 0, skipped = false, updated = false, blocked = false }
+  local t = self.t + 1
+  if o.calibrate and not self.calibrated then
+    if not calibrate(self, who, closure, info) then
+      self.skipped = self.skipped + 1
+      info.skipped = true
+      return nil, info
+    end
+  end
+  local v = self:_values(who, t, 1)
+  self.gains = { a = v.a, A = v.A, alpha = v.alpha, c = v.c, gamma = v.gamma }
+  local k = cfg.index(o, t)
+  local a_k, h = cfg.gains(v, k)
+  info.a, info.c = a_k, h
+  local step = self.t + self.skipped          -- the direction key: one per attempt
+  if step >= 2 ^ 32 - 1 then check.fail('%s: %d steps taken; the direction key allows 2^32 - 1', who, step) end
+  local dirs = { step = step, at = {} }
+  for i = 1, o.n do
+    dirs[i] = dir(self, step, i - 1, 1)
+    dirs.at[i] = { [1] = dir(self, step, i - 1, h), [-1] = dir(self, step, i - 1, -h) }
+  end
+  fill_directions(self, who, dirs, step)
+  if v.blocking and self._fx == nil then
+    self._fx = eval(self, who, closure, nil, info)
+    if self._bad then self._fx = nil; self.skipped = self.skipped + 1; info.skipped = true; return nil, info end
+    if v.allowed_increase == false and self._allowed == nil then
+      local ys, sum = {}, 0
+      for j = 1, 25 do ys[j] = eval(self, who, closure, nil, info); sum = sum + ys[j] end
+      local mean, var = sum / 25, 0
+      for j = 1, 25 do var = var + (ys[j] - mean) ^ 2 end
+      self._allowed = 2 * math.sqrt(var / 25)
+    end
+  end
+  local s, L0 = sample(self, who, closure, info, k, h, dirs)
+  info.s = s
+  if not s then
+    self.skipped = self.skipped + 1
+    info.skipped = true
+    info.loss = info.losses[#info.losses]
+    return info.loss, info
+  end
+  local coefs = {}
+  for i = 1, o.n do coefs[i] = s[i] / o.n end
+  if L0 then info.loss = L0
+  else
+    local sum = 0
+    for _, l in ipairs(info.losses) do sum = sum + l end
+    info.loss = sum / #info.losses
+  end
+  local w = self.arena.flat
+  if v.blocking then self:_scratch('block'):copy_(w) end
+  if update(self, who, t, v, a_k, dirs, coefs, info) == false then
+    self.skipped = self.skipped + 1
+    info.skipped = true
+    return info.loss, info
+  end
+  self.t = t
+  info.updated = true
+  if v.blocking then
+    local allowed = v.allowed_increase == false and self._allowed or v.allowed_increase
+    local y = eval(self, who, closure, nil, info)
+    if self._bad or y >= self._fx + allowed then
+      w:copy_(self:_scratch('block'))
+      self.blocked = self.blocked + 1
+      info.blocked = true
+    else
+      self._fx = y
+    end
+    info.fx = self._fx
+  end
+  if o.average_from and t >= o.average_from then
+    local avg = self:_buffer('average')
+    local count = (self._avg_count or 0) + 1
+    self._avg_count = count
+    reduce.axpby(who, avg, 1 - 1 / count, w, 1 / count)
+  end
+  info.log_entries = self.zo_log_entries
+  return info.loss, info
+end
+
+local function undo(self) points.undo(self) end
+
+function SPSA:step(input, target, ...)
+  local who = 'SPSA.step'
+  local closure = input
+  self._data = nil
+  if check.is_tensor(input) then
+    local o = self.zo
+    if not o or not o.criterion then
+      check.fail('%s: input is a tensor; step(input, target) needs a criterion in the config (criterion = nn.CrossEntropyLoss()), else pass a closure', who)
+    end
+    self:_bound(who)
+    local model = self.model
+    if not model then check.fail('%s: step(input, target) runs the model; the optimizer was built from a list of tensors (pass a closure)', who) end
+    if target == nil then check.fail('%s: target is missing, expected the targets of input', who) end
+    self._data = { input, target }
+    local crit = o.criterion
+    closure = function() return crit:forward(model:forward(input), target) end
+  elseif target ~= nil or select('#', ...) > 0 then
+    check.fail('%s: expected step(closure) or step(input, target), got %s and %s', who, check.describe(input), check.describe(target))
+  elseif type(closure) ~= 'function' then
+    self:_bound(who)
+    check.fail('%s: closure is %s, expected a function(pass) that evaluates the loss at the current parameters and returns it (no backward needed), or step(input, target) with a criterion in the config',
+               who, check.describe(closure))
+  end
+  return passes.step(self, who, closure, body, undo)
+end
+
+function SPSA:apply()
+  check.fail('SPSA.apply: SPSA forms its estimate from loss evaluations; use loss, info = opt:step(closure)')
+end
+
+-- The Polyak average of the iterates since average_from (a copy of the flat arena).
+function SPSA:averaged()
+  local who = 'SPSA.averaged'
+  self:_bound(who)
+  local avg = self.buffers and self.buffers.average
+  if not avg then
+    check.fail('%s: no average was kept (build the optimizer with average_from = s and take steps past s)', who)
+  end
+  return avg:clone()
+end
+
+return SPSA

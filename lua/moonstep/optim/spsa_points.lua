@@ -1,0 +1,198 @@
+-- optim.spsa_points — where SPSA evaluates the loss: the model moved to w + sum_j s_j u_j
+-- and back, in each memory mode, the weights bit for bit as before afterwards.
+--
+--   points.at(opt, who, terms)   terms: a list of directions {seed, step, index, dist, scale}
+--                                (optim/zo_ops.lua; scale = s_j), or nil for w itself; the
+--                                model then holds the perturbed weights until the next call
+--   points.home(opt, who)        back to w (exactly)
+--   points.undo(opt)             the same, safe after any error (the step's undo)
+--
+--   seeded        in place: one fused pass per move, w -> w + d1 -> w - d1 -> ... -> w
+--                 (runtime ms_zo_move). restore = 'exact': the elements whose perturbation
+--                 subtraction cannot undo are logged (index, value) and put back; the log
+--                 holds a few % of the elements (opt.zo_log_entries). 'subtract': MeZO's plain
+--                 subtraction, no log, w drifts by rounding.
+--   materialized  w + d is written into a scratch copy that trades memory with the arena
+--                 (reduce.swap: O(1), w never written); own directions come from opt._U
+--   virtual       the weights are never written nor copied: each layer's forward reads its
+--                 parameters perturbed into a scratch the size of that layer only (filled
+--                 just before the layer runs). Needs a model of moonstep layers.
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+local reduce = require 'moonstep.optim.reduce'
+local zo = require 'moonstep.optim.zo_ops'
+
+local M = {}
+
+-- seeded ---------------------------------------------------------------------------------
+
+local function seeded_move(opt, who, to)
+  local s = opt._zo_seeded
+  if not s then
+    s = { logs = { zo.log(), zo.log() }, cur = nil }
+    opt._zo_seeded = s
+  end
+  if s.cur == nil and to == nil then return end
+  local exact = opt.zo.restore == 'exact'
+  local log_in, log_out = s.logs[1], s.logs[2]
+  local w = opt.arena.flat
+  zo.move(who, w, s.cur, exact and s.cur and log_in or nil, to, exact and to and log_out or nil)
+  s.cur = to
+  if exact and to then
+    s.logs[1], s.logs[2] = log_out, log_in
+    local c = log_out:count()
+    opt.zo_log_entries = math.max(opt.zo_log_entries or 0, c)
+  end
+end
+
+-- materialized ---------------------------------------------------------------------------
+
+local function materialized_at(opt, who, terms)
+  local w = opt.arena.flat
+  local scratch = opt:_scratch('zo')
+  if terms[1].row then   -- directions of the user's (opt._U rows)
+    scratch:copy_(w)
+    for _, d in ipairs(terms) do scratch:add_(opt._U[d.row], d.scale) end
+  else
+    zo.perturb(who, scratch, w, terms[1], 0)
+    for j = 2, #terms do zo.perturb(who, scratch, scratch, terms[j], 0) end
+  end
+  opt._traded = w
+  reduce.swap(who, w, scratch)
+end
+
+local function materialized_home(opt, who)
+  local all = rawget(opt, '_scratches')
+  local scratch, traded = all and all.zo, rawget(opt, '_traded')
+  opt._traded = nil
+  if scratch then reduce.untrade(who, scratch) end
+  if traded and opt.arena.flat ~= traded then
+    check.fail('%s: the model\'s parameters were moved or freed during an evaluation; the step is abandoned', who)
+  end
+end
+
+-- virtual --------------------------------------------------------------------------------
+
+-- The layers that own parameters, each with its parameters' arena offsets, and one
+-- scratch as large as the largest layer.
+local function layers_of(opt, who)
+  local v = rawget(opt, '_zo_virtual')
+  local flat = opt.arena.flat
+  if v and v.flat == flat then return v end
+  local model = opt.model
+  if not model then
+    check.fail("%s: memory = 'virtual' perturbs inside the layers' forward; it needs a model (optim.SPSA(model, ...)), not a list of tensors", who)
+  end
+  local offset_of = {}
+  local arena = opt.arena
+  local off = 0
+  for _, p in ipairs(arena.params) do offset_of[p] = off; off = off + p:numel() end
+  local layers, biggest = {}, 0
+  local function visit(m)
+    if #m._params > 0 then
+      local L = { module = m, params = {} }
+      local size = 0
+      for _, e in ipairs(m._params) do
+        local p = e.param
+        local o = offset_of[p]
+        if o == nil then
+          check.fail("%s: memory = 'virtual': parameter %s of %s is not in the optimizer's arena", who, e.name, m.__name)
+        end
+        if m[e.name] ~= p then
+          check.fail("%s: memory = 'virtual' needs each layer to read its parameter %s as self.%s; %s does not", who, e.name, e.name, m.__name)
+        end
+        L.params[#L.params + 1] = { name = e.name, param = p, offset = o, at = size }
+        size = size + p:numel()
+      end
+      L.size = size
+      biggest = math.max(biggest, size)
+      layers[#layers + 1] = L
+    end
+    for _, c in ipairs(m.modules or {}) do visit(c) end
+  end
+  visit(model)
+  v = { flat = flat, layers = layers, scratch = ms.empty(math.max(biggest, 1), { dtype = flat.dtype, device = flat.device }) }
+  for _, L in ipairs(layers) do
+    for _, e in ipairs(L.params) do
+      e.view = v.scratch:narrow(1, e.at + 1, e.param:numel()):view(e.param:shape())
+    end
+  end
+  opt._zo_virtual = v
+  return v
+end
+
+local function virtual_at(opt, who, terms)
+  local v = layers_of(opt, who)
+  v.patched, v.ran = {}, false
+  for _, L in ipairs(v.layers) do
+    local m = L.module
+    local own = rawget(m, 'forward')
+    local forward = own or getmetatable(m).forward
+    v.patched[#v.patched + 1] = { m, own }
+    rawset(m, 'forward', function(self, ...)
+      v.ran = true
+      for _, e in ipairs(L.params) do
+        zo.perturb(who, e.view, e.param, terms[1], e.offset)
+        for j = 2, #terms do zo.perturb(who, e.view, e.view, terms[j], e.offset) end
+        self[e.name] = e.view
+      end
+      local res = { pcall(forward, self, ...) }
+      for _, e in ipairs(L.params) do self[e.name] = e.param end
+      if not res[1] then error(res[2], 0) end
+      return unpack(res, 2, table.maxn(res))
+    end)
+  end
+end
+
+-- After an evaluation at a perturbed point: virtual mode only sees layers that ran.
+function M.check(opt, who)
+  local v = rawget(opt, '_zo_virtual')
+  if opt.zo.memory ~= 'virtual' or not v or not v.patched then return end
+  if not v.ran then
+    check.fail("%s: memory = 'virtual' perturbs the weights inside the layers' forward, but the closure ran none of the model's layers (evaluate the loss through the model, or use memory = 'seeded')", who)
+  end
+end
+
+local function virtual_home(opt)
+  local v = rawget(opt, '_zo_virtual')
+  if not (v and v.patched) then return end
+  for _, pm in ipairs(v.patched) do rawset(pm[1], 'forward', pm[2]) end
+  v.patched = nil
+end
+
+-- the modes ------------------------------------------------------------------------------
+
+function M.home(opt, who)
+  local mode = opt.zo.memory
+  if mode == 'seeded' then seeded_move(opt, who, nil)
+  elseif mode == 'materialized' then materialized_home(opt, who)
+  else virtual_home(opt) end
+end
+
+function M.at(opt, who, terms)
+  local mode = opt.zo.memory
+  if mode == 'seeded' then
+    if terms and #terms > 1 then
+      check.fail("%s: memory = 'seeded' moves along one direction at a time", who)
+    end
+    return seeded_move(opt, who, terms and terms[1])
+  end
+  M.home(opt, who)
+  if terms == nil then return end
+  if mode == 'materialized' then materialized_at(opt, who, terms)
+  else virtual_at(opt, who, terms) end
+end
+
+-- After an error anywhere in a step. A move interrupted inside the runtime left nothing
+-- half-done (the runtime checks for Ctrl-C before a pass, never inside one).
+function M.undo(opt)
+  local who = opt.__name .. '.step'
+  local ok, err = pcall(M.home, opt, who)
+  if not ok and opt.zo.memory == 'seeded' then
+    -- the arena moved or was freed mid-step: nothing more can be restored
+    opt._zo_seeded = nil
+  end
+  return ok, err
+end
+
+return M

@@ -104,6 +104,7 @@ gpu-check: deps
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/train.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/optim.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/twopass.lua
+	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/zo.lua
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
@@ -114,6 +115,7 @@ bench: deps
 	@bin/moonstep scripts/bench/core.lua
 	@bin/moonstep scripts/bench/optim.lua
 	@bin/moonstep scripts/bench/twopass.lua
+	@bin/moonstep scripts/bench/zo.lua --quick
 
 # Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
 # interesting inputs are added to tests/fuzz/corpus (which the test suite replays).

@@ -18,9 +18,9 @@ local nn, optim, C = ms.nn, ms.optim, ms.C
 local FLAGS = {
   { 'model', 'choice', 'mlp', 'mlp: 784-256-10; cnn: 2 x (conv3x3, ReLU, maxpool) + 2 linear',
     choices = { 'mlp', 'cnn' } },
-  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3; sam/asam/gsam/wsam/looksam/fsam around sgd 0.05 with momentum 0.9, asam with rho 0.5; acme 1e-3 (its first trial step); bsam 0.5 with num_data the training set size)',
+  { 'optim', 'choice', 'adam', 'the optimizer (its lr: adam/adamw/nadam 1e-3, sgd 0.05 with momentum 0.9, rmsprop 1e-3, adagrad 0.01, autosgm lr_init 1e-3; sam/asam/gsam/wsam/looksam/fsam around sgd 0.05 with momentum 0.9, asam with rho 0.5; acme 1e-3 (its first trial step); bsam 0.5 with num_data the training set size; spsa: zeroth-order, the zeroth_learn preset (50 forward-difference directions, Adam 1e-3; the MLP in one batched pass))',
     choices = { 'adam', 'adamw', 'nadam', 'sgd', 'rmsprop', 'adagrad', 'autosgm', 'sam', 'asam', 'gsam', 'wsam',
-                'looksam', 'fsam', 'acme', 'bsam' } },
+                'looksam', 'fsam', 'acme', 'bsam', 'spsa' } },
   { 'lr', 'number', nil, 'learning rate (default: per optimizer)', min = 0 },
   { 'epochs', 'integer', 10, 'number of epochs', min = 1 },
   { 'batch', 'integer', 128, 'batch size', min = 1 },
@@ -180,6 +180,10 @@ local function setup()
   OPTIMIZERS.looksam, OPTIMIZERS.fsam = sam(optim.LookSAM, {}), sam(optim.FriendlySAM, {})
   OPTIMIZERS.acme = function(lr) return optim.ACME(model, { lr = lr or 1e-3 }) end
   OPTIMIZERS.bsam = function(lr) return optim.BSAM(model, { lr = lr or 0.5, num_data = train:size() }) end
+  OPTIMIZERS.spsa = function(lr)
+    return optim.SPSA(model, optim.SPSA.preset('zeroth_learn', { lr = lr or 1e-3, seed = args.seed,
+                                                                  criterion = nn.CrossEntropyLoss() }))
+  end
   local opt = OPTIMIZERS[args.optim](args.lr)
   run.model, run.train, run.test, run.opt = model, train, test, opt
   if args.resume then
@@ -247,12 +251,17 @@ local function train_all()
     run.data_epoch = train.epoch
     for x, y, b in train:batches(args.batch, { shuffle = true, seed = args.seed }) do
       if b > skip then
-        local loss = opt:step(function()
-          local out = model:forward(x)
-          local l = crit:forward(out, y)
-          model:backward(x, crit:backward(out, y))
-          return l
-        end)
+        local loss
+        if opt.loss_only then   -- zeroth-order (SPSA): it evaluates the model itself
+          loss = opt:step(x, y)
+        else
+          loss = opt:step(function()
+            local out = model:forward(x)
+            local l = crit:forward(out, y)
+            model:backward(x, crit:backward(out, y))
+            return l
+          end)
+        end
         run.done, run.sum, run.seen = b, run.sum + loss * x:size(1), run.seen + x:size(1)
         if b % 20 == 0 or b == nb then
           progress(b, nb, run.sum / run.seen, (run.seen - seen0) / (ms.clock() - t0))

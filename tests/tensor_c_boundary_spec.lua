@@ -33,8 +33,8 @@ local function args_for(ep, make_tensor)
       args[i] = make_tensor(i)
     elseif p:find('%*') then
       local base = p:gsub('const', ''):gsub('%*.*$', ''):gsub('^%s+', ''):gsub('%s+$', '')
-      local buf = ffi.new(base .. '[16]')
-      keep[#keep + 1] = buf
+      local ok, buf = pcall(ffi.new, base .. '[16]')   -- an opaque type (ms_zo_log): NULL
+      if ok then keep[#keep + 1] = buf else buf = nil end
       args[i] = buf
     else
       args[i] = 0

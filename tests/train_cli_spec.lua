@@ -54,7 +54,7 @@ end)
 
 describe('train.lua --optim', function()
   it('runs every optimizer it lists, and refuses others by name', function()
-    for _, o in ipairs { 'adamw', 'nadam', 'rmsprop', 'adagrad', 'autosgm' } do
+    for _, o in ipairs { 'adamw', 'nadam', 'rmsprop', 'adagrad', 'autosgm', 'spsa' } do
       local out = H.train('--optim ' .. o .. ' --epochs 1 --limit 500 --batch 100')
       if H.have_fashion_mnist then
         assert.truthy(out:find('epoch 1', 1, true), out)

@@ -43,6 +43,7 @@ local passes = require 'moonstep.optim.passes'
 local reduce = require 'moonstep.optim.reduce'
 local cfg = require 'moonstep.optim.spsa_config'
 local points = require 'moonstep.optim.spsa_points'
+local S = require 'moonstep.optim.spsa_sample'
 local zo = require 'moonstep.optim.zo_ops'
 local check = require 'moonstep.check'
 
@@ -53,7 +54,6 @@ SPSA.passes_doc = 'once per loss evaluation (2n times a step, central; n + 1, fo
 SPSA.preset = cfg.preset
 SPSA.PRESETS = cfg.PRESETS
 
-local CALIBRATION_STEP = 2 ^ 32 - 1   -- the direction key of Qiskit's calibration draws
 local GROUP_KEYS = { match = true, weight_decay = true, lr_scale = true }
 
 local function build_base(self, who, o, config)
@@ -158,147 +158,6 @@ function SPSA:_load_extra(who, e)
   self.blocked, self._avg_count, self._hstate = e.blocked, e.averaged, st
 end
 
--- One loss evaluation at w + sum of terms (nil: w).
-local function eval(self, who, closure, terms, info)
-  points.at(self, who, terms)
-  info.passes = info.passes + 1
-  local loss = self:_evaluate(who, closure, passes.policy(self, who, info.passes, true), true)
-  if terms then points.check(self, who) end
-  return loss, self._bad
-end
-
-local function dir(self, step, index, scale, dist)
-  return { seed = self.seed, step = step, index = index, dist = dist or self.zo.dist, scale = scale }
-end
-
--- Qiskit's calibration: a = target / mean |(y(w + c D) - y(w - c D)) / (2 c)|.
-local function calibrate(self, who, closure, info)
-  local c = self.zo.calibrate
-  local total = 0
-  for s = 0, c.steps - 1 do
-    local yp = eval(self, who, closure, { dir(self, CALIBRATION_STEP, s, c.c, 'rademacher') }, info)
-    local ym = eval(self, who, closure, { dir(self, CALIBRATION_STEP, s, -c.c, 'rademacher') }, info)
-    if self._bad then points.home(self, who); return false end
-    total = total + math.abs((yp - ym) / (2 * c.c))
-  end
-  points.home(self, who)
-  local avg = total / c.steps
-  local a = c.target / avg
-  if not (a >= 1e-10) or a == math.huge then a = c.target end   -- Qiskit's fallback
-  self.a, self.A, self.alpha, self.c, self.gamma = a, c.A, c.alpha, c.c, c.gamma
-  self.calibrated = true
-  info.calibration = { a = a, A = c.A, alpha = c.alpha, c = c.c, gamma = c.gamma, mean_magnitude = avg }
-  return true
-end
-
--- The losses of the step and the projected gradients s_i (nil when one was non-finite).
-local function sample(self, who, closure, info, k, h, dirs)
-  local o = self.zo
-  local n, s, losses = o.n, {}, {}
-  info.losses = losses
-  local L0
-  if o.batched then
-    local U = self._U.tensor
-    local scales = {}
-    if o.diff == 'forward' then scales[1] = { row = 0, scale = 0 } end
-    for i = 1, n do
-      scales[#scales + 1] = { row = i, scale = h }
-      if o.diff == 'central' then scales[#scales + 1] = { row = i, scale = -h } end
-    end
-    local out, per = require('moonstep.nn.batched').evaluate(self.model, o.criterion, self._data[1],
-      self._data[2], U, scales, { per_example = o.per_example })
-    info.per_example = per
-    info.passes = info.passes + #out
-    self.passes = self.passes + #out
-    for j, l in ipairs(out) do
-      losses[j] = l
-      if l ~= l or l == math.huge or l == -math.huge then
-        self._bad = self:_nonfinite(who, ('the loss of perturbed model %d is %s'):format(j, check.describe(l)))
-        return nil
-      end
-    end
-    local j = 1
-    if o.diff == 'forward' then L0, j = out[1], 2 end
-    for i = 1, n do
-      if o.diff == 'central' then s[i] = (out[j] - out[j + 1]) / (2 * h); j = j + 2
-      else s[i] = (out[j] - L0) / h; j = j + 1 end
-    end
-    return s, L0
-  end
-  local function term(i, sign)
-    if o.directions or o.batched then return { row = i, scale = sign * h } end
-    return dirs.at[i][sign]
-  end
-  if o.diff == 'forward' then
-    L0 = eval(self, who, closure, nil, info)
-    losses[#losses + 1] = L0
-    if self._bad then return nil end
-  end
-  for i = 1, n do
-    local yp = eval(self, who, closure, { term(i, 1) }, info)
-    losses[#losses + 1] = yp
-    if self._bad then points.home(self, who); return nil end
-    if o.diff == 'central' then
-      local ym = eval(self, who, closure, { term(i, -1) }, info)
-      losses[#losses + 1] = ym
-      if self._bad then points.home(self, who); return nil end
-      s[i] = (yp - ym) / (2 * h)
-    else
-      s[i] = (yp - L0) / h
-    end
-  end
-  if o.second_order then
-    -- Qiskit's 2-SPSA sample per direction i: y(w + h(D1 + D2)) and y(w + h(-D1 + D2)) besides
-    -- y(w +- h D1); coef_i = [(y++ - y+) - (y-+ - y-)] / (2 h^2)
-    local coefs = {}
-    for i = 1, n do
-      local d2 = o.directions and { row = n + i, scale = h } or dir(self, dirs.step, n + i - 1, h)
-      local ypp = eval(self, who, closure, { term(i, 1), d2 }, info)
-      local ymp = eval(self, who, closure, { term(i, -1), d2 }, info)
-      if self._bad then points.home(self, who); return nil end
-      coefs[i] = ((ypp - losses[2 * i - 1]) - (ymp - losses[2 * i])) / (2 * h * h)
-    end
-    info.hessian_coefs = coefs
-  end
-  points.home(self, who)
-  return s, L0
-end
-
--- g = (1/n) sum_i s_i W(u_i) into the gradient arena.
-local function estimate(self, who, dirs, coefs)
-  local o, g = self.zo, self.arena.gflat
-  if not o.directions then return zo.estimate(who, g, dirs, coefs, o.divide, 0) end
-  g:zero_()
-  for i = 1, o.n do
-    local u = self._U[i]
-    if o.divide then g:add_(ms.ones_like(u) / u, coefs[i]) else g:add_(u, coefs[i]) end
-  end
-end
-
-local function fill_directions(self, who, dirs, k)
-  local o = self.zo
-  if not (o.batched or o.directions) then return end
-  local d = self.arena.flat:numel()
-  local rows = o.n * (o.second_order and 2 or 1)
-  local U = rawget(self, '_Ubuf')
-  local flat = self.arena.flat
-  if not U or check.is_freed(U) or U.device ~= flat.device or U.dtype ~= flat.dtype then
-    U = ms.empty({ rows, d }, { dtype = flat.dtype, device = flat.device })
-    self._Ubuf = U
-    self._U = {}
-    for i = 1, rows do self._U[i] = U:select(1, i) end
-  end
-  for i = 1, rows do
-    if o.directions then
-      o.directions(k, i, self._U[i])
-      check.tensor(who, ('the direction u (step %d, i = %d) the directions function filled'):format(k, i), self._U[i])
-    else
-      zo.fill(who, self._U[i], dir(self, dirs.step, i - 1, 1), 0)
-    end
-  end
-  self._U.tensor = U
-end
-
 local function update(self, who, t, v, a_k, dirs, coefs, info)
   local o = self.zo
   if o.update == 'mezo' then
@@ -313,7 +172,7 @@ local function update(self, who, t, v, a_k, dirs, coefs, info)
     zo.mezo_update(who, self.arena.flat, dirs, coefs, self.table.ct, lr, wd)
     return true
   end
-  estimate(self, who, dirs, coefs)
+  S.estimate(self, who, dirs, coefs)
   local g = self.arena.gflat
   local sq = reduce.sumsq(who, g)
   info.ghat_norm = math.sqrt(sq)
@@ -323,7 +182,7 @@ local function update(self, who, t, v, a_k, dirs, coefs, info)
     local flat = self.arena.flat
     local st = rawget(self, '_hstate')
     if not st then st = H.new(flat:numel(), flat, nil, who); self._hstate = st end
-    local rows = self:_direction_rows(who, dirs)
+    local rows = S.direction_rows(self, who, dirs)
     H.update(st, info.hessian_coefs, rows[1], rows[2], who)
     if H.active(st, v.hessian_delay, who) then H.precondition(st, g, v.regularization, g, who) end
   end
@@ -352,26 +211,6 @@ function SPSA:_buffer(k)
   return b
 end
 
--- The directions D1 (rows 1..n) and D2 (rows n+1..2n) as [n, d] tensors (2-SPSA's outer
--- products need them; small d).
-function SPSA:_direction_rows(who, dirs)
-  local o, flat = self.zo, self.arena.flat
-  local n, d = o.n, flat:numel()
-  if o.directions then
-    local U = self._U.tensor
-    return { U:narrow(1, 1, n), U:narrow(1, n + 1, n) }
-  end
-  local D = rawget(self, '_drows')
-  if not D or D.device ~= flat.device or D.dtype ~= flat.dtype then
-    D = ms.empty({ 2 * n, d }, { dtype = flat.dtype, device = flat.device })
-    self._drows = D
-  end
-  for r = 1, 2 * n do
-    zo.fill(who, D:select(1, r), { seed = self.seed, step = dirs.step, index = r - 1, dist = o.dist, scale = 1 }, 0)
-  end
-  return { D:narrow(1, 1, n), D:narrow(1, n + 1, n) }
-end
-
 local function body(self, who, closure)
   self:_check_count(who)
   local o = self.zo
@@ -379,7 +218,7 @@ local function body(self, who, closure)
   local info = { passes = 0, skipped = false, updated = false, blocked = false }
   local t = self.t + 1
   if o.calibrate and not self.calibrated then
-    if not calibrate(self, who, closure, info) then
+    if not S.calibrate(self, who, closure, info) then
       self.skipped = self.skipped + 1
       info.skipped = true
       return nil, info
@@ -394,22 +233,23 @@ local function body(self, who, closure)
   if step >= 2 ^ 32 - 1 then check.fail('%s: %d steps taken; the direction key allows 2^32 - 1', who, step) end
   local dirs = { step = step, at = {} }
   for i = 1, o.n do
-    dirs[i] = dir(self, step, i - 1, 1)
-    dirs.at[i] = { [1] = dir(self, step, i - 1, h), [-1] = dir(self, step, i - 1, -h) }
+    dirs[i] = S.dir(self, step, i - 1, 1)
+    dirs.at[i] = { [1] = S.dir(self, step, i - 1, h), [-1] = S.dir(self, step, i - 1, -h) }
   end
-  fill_directions(self, who, dirs, step)
+  S.fill_directions(self, who, dirs, step)
   if v.blocking and self._fx == nil then
-    self._fx = eval(self, who, closure, nil, info)
+    self._fx = S.eval(self, who, closure, nil, info)
     if self._bad then self._fx = nil; self.skipped = self.skipped + 1; info.skipped = true; return nil, info end
     if v.allowed_increase == false and self._allowed == nil then
       local ys, sum = {}, 0
-      for j = 1, 25 do ys[j] = eval(self, who, closure, nil, info); sum = sum + ys[j] end
+      for j = 1, 25 do ys[j] = S.eval(self, who, closure, nil, info); sum = sum + ys[j] end
       local mean, var = sum / 25, 0
       for j = 1, 25 do var = var + (ys[j] - mean) ^ 2 end
       self._allowed = 2 * math.sqrt(var / 25)
     end
   end
-  local s, L0 = sample(self, who, closure, info, k, h, dirs)
+  local s, L0 = S.sample(self, who, closure, info, h, dirs)
+  points.home(self, who)
   info.s = s
   if not s then
     self.skipped = self.skipped + 1
@@ -436,7 +276,7 @@ local function body(self, who, closure)
   info.updated = true
   if v.blocking then
     local allowed = v.allowed_increase == false and self._allowed or v.allowed_increase
-    local y = eval(self, who, closure, nil, info)
+    local y = S.eval(self, who, closure, nil, info)
     if self._bad or y >= self._fx + allowed then
       w:copy_(self:_scratch('block'))
       self.blocked = self.blocked + 1

@@ -9,9 +9,9 @@
 --
 --   seeded        in place: one fused pass per move, w -> w + d1 -> w - d1 -> ... -> w
 --                 (runtime ms_zo_move). restore = 'exact': the elements whose perturbation
---                 subtraction cannot undo are logged (index, value) and put back; the log
---                 holds a few % of the elements (opt.zo_log_entries). 'subtract': MeZO's plain
---                 subtraction, no log, w drifts by rounding.
+--                 subtraction cannot undo are logged and put back; one log alive at a time,
+--                 a few % of the elements (opt.zo_log_entries, opt.zo_log_bytes: the
+--                 largest seen). 'subtract': MeZO's plain subtraction, no log, w drifts.
 --   materialized  w + d is written into a scratch copy that trades memory with the arena
 --                 (reduce.swap: O(1), w never written); own directions come from opt._U
 --   virtual       the weights are never written nor copied: each layer's forward reads its
@@ -26,22 +26,31 @@ local M = {}
 
 -- seeded ---------------------------------------------------------------------------------
 
+-- One log is alive at a time: with restore = 'exact' a move from one perturbation to
+-- another goes through w (two passes; the log of the first is consumed before the second
+-- is written), so the memory held is one log, never two.
 local function seeded_move(opt, who, to)
   local s = opt._zo_seeded
   if not s then
-    s = { logs = { zo.log(), zo.log() }, cur = nil }
+    s = { log = opt.zo.restore == 'exact' and zo.log() or nil, cur = nil }
     opt._zo_seeded = s
   end
-  if s.cur == nil and to == nil then return end
-  local exact = opt.zo.restore == 'exact'
-  local log_in, log_out = s.logs[1], s.logs[2]
-  local w = opt.arena.flat
-  zo.move(who, w, s.cur, exact and s.cur and log_in or nil, to, exact and to and log_out or nil)
-  s.cur = to
-  if exact and to then
-    s.logs[1], s.logs[2] = log_out, log_in
-    local c = log_out:count()
-    opt.zo_log_entries = math.max(opt.zo_log_entries or 0, c)
+  local cur, w, log = s.cur, opt.arena.flat, s.log
+  if cur == nil and to == nil then return end
+  if not log then             -- restore = 'subtract': MeZO's plain in-place moves
+    zo.move(who, w, cur, nil, to, nil)
+    s.cur = to
+    return
+  end
+  if cur ~= nil then
+    zo.move(who, w, cur, log, nil, nil)
+    s.cur = nil
+  end
+  if to ~= nil then
+    zo.move(who, w, nil, nil, to, log)
+    s.cur = to
+    opt.zo_log_entries = math.max(opt.zo_log_entries or 0, log:count())
+    opt.zo_log_bytes = math.max(opt.zo_log_bytes or 0, log:bytes())
   end
 end
 

@@ -80,13 +80,14 @@
     "index_add_")                                                                        \
   /* zeroth-order directions (runtime/zo.c, zo_move.c; kernels/zo.cu), float32 arenas;    \
      dirs, coef, lr, wd in host memory, table the slice table's device copy */            \
-  X(ms_cuda_zo_fill, (float *out, const float *w, int64_t n, const ms_zo_dir *dir,        \
-                      int64_t offset), "zo_fill")                                         \
+  X(ms_cuda_zo_fill, (float *out, const float *w, int64_t n, int64_t rows,                \
+                      const ms_zo_dir *dir, int64_t offset), "zo_fill")                   \
   X(ms_cuda_zo_move, (float *w, int64_t n, const ms_zo_dir *from, const ms_zo_log *in,    \
                       const ms_zo_dir *to, ms_zo_log *out), "zo_move")                    \
   X(ms_cuda_zo_estimate, (float *g, int64_t n, const ms_zo_dir *dirs, const double *coef, \
                           int32_t ndirs, int32_t divide, double beta), "zo_estimate")     \
-  X(ms_cuda_zo_mezo, (float *w, int64_t n, const ms_zo_dir *dirs, const double *coef,     \
+  X(ms_cuda_zo_mezo, (float *w, int64_t n, const ms_zo_dir *from, const ms_zo_log *in,    \
+                      const ms_zo_dir *dirs, const double *coef,                          \
                       int32_t ndirs, const int64_t *table, int32_t nslices,               \
                       const double *lr, const double *wd, int32_t ngroups), "zo_mezo_update")
 

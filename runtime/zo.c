@@ -114,7 +114,8 @@ typedef struct {
   int32_t dtype;
   void *out;
   const void *w;       /* NULL: fill */
-  int64_t offset, n;   /* global index of out[0], element count */
+  int64_t offset, n;   /* global index of out[0] (of each row), elements (a row) */
+  int64_t nblk;        /* blocks a row; rows: out holds rows of n, row r direction index + r */
 } fill_job;
 
 #define FILL_SPAN(T, ST)                                                               \
@@ -130,10 +131,17 @@ typedef struct {
   } while (0)
 
 ZO_CLONES static void fill_share(void *ctx, int64_t lo, int64_t hi) {
-  const fill_job *j = ctx;
-  const int64_t first = j->offset / ZO_B, end = j->offset + j->n;
+  const fill_job *jj = ctx;
+  const int64_t first = jj->offset / ZO_B, end = jj->offset + jj->n;
+  const size_t esz = jj->dtype == MS_FLOAT32 ? sizeof(float) : sizeof(double);
   float u[ZO_B];
-  for (int64_t blk = first + lo; blk < first + hi; blk++) {
+  for (int64_t it = lo; it < hi; it++) {
+    const int64_t row = it / jj->nblk, blk = first + it % jj->nblk;
+    ms_zo_dir d = *jj->d;
+    d.index += (uint32_t)row;
+    fill_job rj = *jj;
+    rj.d = &d, rj.out = (char *)jj->out + (size_t)(row * jj->n) * esz;
+    const fill_job *j = &rj;
     const int64_t base = blk * ZO_B;
     const int a = base < j->offset ? (int)(j->offset - base) : 0;
     const int b = end - base < ZO_B ? (int)(end - base) : ZO_B;
@@ -158,16 +166,22 @@ static int fill_or_perturb(const char *fn, ms_tensor *out, const ms_tensor *w,
                      "memory", fn);
   }
   MS_TRY(zo_check_dir(fn, "dir", d));
-  const int64_t n = out->count;
+  /* fill of a 2-D [r, n]: row k is direction index + k, elements offset .. offset + n - 1 */
+  const int64_t rows = !w && out->ndim == 2 ? out->sizes[0] : 1;
+  const int64_t n = rows ? out->count / rows : 0;
   MS_TRY(check_offset(fn, offset, n));
-  if (n == 0) return 0;
+  if (rows > 1 && (uint64_t)d->index + (uint64_t)(rows - 1) >= ((uint64_t)1 << 32))
+    return ms_fail("%s: dir.index %u and %lld rows need direction indices up to %llu, expected "
+                   "< 2^32", fn, (unsigned)d->index, (long long)rows,
+                   (unsigned long long)d->index + (unsigned long long)(rows - 1));
+  if (out->count == 0) return 0;
   if (w && d->scale == 0) return ms_ptr(out) == ms_ptr(w) ? 0 : ms_copy(out, w);
   if (ms_device_of(out) == MS_CUDA)
-    return ms_cuda_zo_fill((float *)ms_ptr(out), w ? (const float *)ms_ptr(w) : NULL, n, d,
-                           offset);
-  fill_job j = {d, out->dtype_id, ms_ptr(out), w ? ms_ptr(w) : NULL, offset, n};
+    return ms_cuda_zo_fill((float *)ms_ptr(out), w ? (const float *)ms_ptr(w) : NULL, n, rows,
+                           d, offset);
   const int64_t nblk = (offset + n - 1) / ZO_B - offset / ZO_B + 1;
-  ms_parallel_for(nblk, n * zo_cost(d->dist), fill_share, &j);
+  fill_job j = {d, out->dtype_id, ms_ptr(out), w ? ms_ptr(w) : NULL, offset, n, nblk};
+  ms_parallel_for(rows * nblk, rows * n * zo_cost(d->dist), fill_share, &j);
   return 0;
 }
 
@@ -191,6 +205,9 @@ typedef struct {
   int64_t n;
   const ms_slice_table *table;  /* mezo */
   const double *lr, *wd;        /* mezo, per group */
+  const ms_zo_dir *from;        /* mezo: the perturbation on w (NULL: none) ... */
+  const ms_zo_log *in;          /* ... and its log (NULL: none) */
+  int32_t same;                 /* mezo: the i of dirs[i] == from (generated once), or -1 */
 } sum_job;
 
 /* acc[k] = sum_i coef_i W(u_i) for k in [a, b), in T, i in order. */
@@ -198,12 +215,14 @@ typedef struct {
   do {                                                                                 \
     for (int k = a; k < b; k++) acc[k] = 0;                                            \
     for (int32_t i = 0; i < j->ndirs; i++) {                                           \
-      zo_gen(&j->dirs[i], base, a, b, u);                                              \
+      const float *ui = u;                                                             \
+      if (i == j->same) ui = uf;                                                       \
+      else zo_gen(&j->dirs[i], base, a, b, u);                                         \
       const T c = (T)j->coef[i];                                                       \
       if (j->divide)                                                                   \
-        for (int k = a; k < b; k++) acc[k] = acc[k] + c * ((T)1 / (T)u[k]);            \
+        for (int k = a; k < b; k++) acc[k] = acc[k] + c * ((T)1 / (T)ui[k]);           \
       else                                                                             \
-        for (int k = a; k < b; k++) acc[k] = acc[k] + c * (T)u[k];                     \
+        for (int k = a; k < b; k++) acc[k] = acc[k] + c * (T)ui[k];                    \
     }                                                                                  \
   } while (0)
 
@@ -220,7 +239,7 @@ typedef struct {
 
 ZO_CLONES static void estimate_share(void *ctx, int64_t lo, int64_t hi) {
   const sum_job *j = ctx;
-  float u[ZO_B];
+  float u[ZO_B], *uf = NULL;
   for (int64_t blk = lo; blk < hi; blk++) {
     const int64_t base = blk * ZO_B;
     const int a = 0, b = j->n - base < ZO_B ? (int)(j->n - base) : ZO_B;
@@ -260,17 +279,27 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
   if (ms_device_of(g) == MS_CUDA)
     return ms_cuda_zo_estimate((float *)ms_ptr(g), g->count, dirs, coef, n, divide != 0, beta);
   sum_job j = {dirs, coef, n, divide != 0, g->dtype_id, beta, ms_ptr(g), g->count, NULL, NULL,
-               NULL};
+               NULL, NULL, NULL, -1};
   int64_t cost = 0;
   for (int32_t i = 0; i < n; i++) cost += zo_cost(dirs[i].dist);
   ms_parallel_for((g->count + ZO_B - 1) / ZO_B, g->count * cost, estimate_share, &j);
   return 0;
 }
 
-/* w = w - lr_s (acc + wd_s w) over the slice pieces of the block. */
-#define MEZO_SPAN(T)                                                                   \
+/* base = w less `from` with the log put back (bs; w itself when neither), then
+ * w = base - lr_s (acc + wd_s base) over the slice pieces of the block. */
+#define MEZO_SPAN(T, SFX)                                                              \
   do {                                                                                 \
-    T acc[ZO_B], *w = (T *)j->x + base;                                                \
+    T acc[ZO_B], *w = (T *)j->x + base, bsb[ZO_B], *bs = w;                            \
+    if (j->from) {                                                                     \
+      const T sf = (T)j->from->scale;                                                  \
+      bs = bsb;                                                                        \
+      for (int k = 0; k < b; k++) bs[k] = w[k] - sf * (T)uf[k];                        \
+    } else if (dec.pos < at + b) {                                                     \
+      bs = bsb;                                                                        \
+      for (int k = 0; k < b; k++) bs[k] = w[k];                                        \
+    }                                                                                  \
+    ZO_PUT_BACK(T, SFX, dec, bs, at, at + b);                                          \
     DIR_SUM(T);                                                                        \
     for (int32_t s = ms_slice_at(t, base); s < t->nslices; s++) {                      \
       const ms_slice *sl = &t->slices[s];                                              \
@@ -279,27 +308,39 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
       const int64_t e64 = sl->offset + sl->count - base;                               \
       const int q = e64 < b ? (int)e64 : b;                                            \
       const T lr = (T)j->lr[sl->group], wd = (T)j->wd[sl->group];                      \
-      for (int k = p; k < q; k++) w[k] = w[k] - lr * (acc[k] + wd * w[k]);             \
+      for (int k = p; k < q; k++) w[k] = bs[k] - lr * (acc[k] + wd * bs[k]);           \
     }                                                                                  \
   } while (0)
 
+/* Chunks [lo, hi) (the log's chunks: its entries are read chunk by chunk). */
 ZO_CLONES static void mezo_share(void *ctx, int64_t lo, int64_t hi) {
   const sum_job *j = ctx;
   const ms_slice_table *t = j->table;
-  float u[ZO_B];
-  for (int64_t blk = lo; blk < hi; blk++) {
-    const int64_t base = blk * ZO_B;
-    const int a = 0, b = j->n - base < ZO_B ? (int)(j->n - base) : ZO_B;
-    if (j->dtype == MS_FLOAT32) MEZO_SPAN(float);
-    else MEZO_SPAN(double);
+  const int wide = j->dtype != MS_FLOAT32;
+  float u[ZO_B], uf[ZO_B];
+  for (int64_t c = lo; c < hi; c++) {
+    const int64_t c0 = c * MS_ZO_CHUNK;
+    const int nel = j->n - c0 < MS_ZO_CHUNK ? (int)(j->n - c0) : MS_ZO_CHUNK;
+    zo_dec dec;
+    zo_dec_start(&dec, j->in, c, wide);
+    for (int at = 0; at < nel; at += ZO_B) {
+      const int64_t base = c0 + at;
+      const int a = 0, b = nel - at < ZO_B ? nel - at : ZO_B;
+      if (j->from) zo_gen(j->from, base, 0, b, uf);
+      if (!wide) MEZO_SPAN(float, f32);
+      else MEZO_SPAN(double, f64);
+    }
   }
 }
 
-int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *dirs, const double *coef, int32_t n,
+int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in,
+                      const ms_zo_dir *dirs, const double *coef, int32_t n,
                       const ms_slice_table *table, const double *lr, const double *wd) {
   static const char fn[] = "zo_mezo_update";
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(zo_check_arena(fn, "w", w));
+  if (from) MS_TRY(zo_check_dir(fn, "from", from));
+  MS_TRY(zo_check_log_in(fn, in, w));
   MS_TRY(check_dirs(fn, dirs, coef, n));
   if (!lr || !wd) return ms_fail("%s: argument '%s' is NULL, expected one number per group", fn,
                                  lr ? "wd" : "lr");
@@ -311,15 +352,20 @@ int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *dirs, const double *coef, i
       return ms_fail("%s: group %d has lr %g and wd %g, expected finite numbers", fn, (int)g + 1,
                      lr[g], wd[g]);
   if (w->count == 0) return 0;
+  if (from && from->scale == 0) from = NULL;
+  if (in && in->count == 0) in = NULL;
+  int32_t same = -1;
+  for (int32_t i = 0; from && i < n && same < 0; i++)
+    if (zo_same_dir(from, &dirs[i])) same = i;
   if (gpu)
-    return ms_cuda_zo_mezo((float *)ms_ptr(w), w->count, dirs, coef, n,
+    return ms_cuda_zo_mezo((float *)ms_ptr(w), w->count, from, in, dirs, coef, n,
                            table ? table->device : NULL, table ? table->nslices : 1, lr, wd, ng);
   ms_slice one = {0, w->count, 0, MS_KIND_WEIGHT};
   ms_slice_table uniform = {&one, 1, 1, NULL};
   sum_job j = {dirs, coef, n, 0, w->dtype_id, 0, ms_ptr(w), w->count, table ? table : &uniform,
-               lr, wd};
-  int64_t cost = 2;
-  for (int32_t i = 0; i < n; i++) cost += zo_cost(dirs[i].dist);
-  ms_parallel_for((w->count + ZO_B - 1) / ZO_B, w->count * cost, mezo_share, &j);
+               lr, wd, from, in, same};
+  int64_t cost = 2 + (from ? zo_cost(from->dist) : 0);
+  for (int32_t i = 0; i < n; i++) cost += i == same ? 0 : zo_cost(dirs[i].dist);
+  ms_parallel_for((w->count + MS_ZO_CHUNK - 1) / MS_ZO_CHUNK, w->count * cost, mezo_share, &j);
   return 0;
 }

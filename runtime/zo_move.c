@@ -1,12 +1,14 @@
 /* zo_move.c — the exact-restore log and ms_zo_move: one pass over the arena takes one
  * perturbation off and puts the next on, in place, and logs the elements whose next
- * restore by subtraction would not be exact (fl(fl(b + d) - d) != b bitwise), compactly
- * (optim/zo.h: 5 bytes for most, 16 for the rest).
+ * restore by subtraction would not be exact (fl(fl(b + d) - d) != b bitwise), compactly:
+ * per chunk of MS_ZO_CHUNK elements a byte stream of (gap, ulp difference) entries, about
+ * 2 bytes an entry (optim/zo.h).
  *
- * Determinism: threads take contiguous runs of blocks and log into their own buffers
- * (one per thread, kept between calls); the buffers are concatenated in the order of
- * their runs, so the log is sorted by index and the same for any thread count. The
- * CUDA twin (kernels/zo.cu) counts first, then writes at the scanned offsets. */
+ * Determinism: threads take contiguous runs of chunks and write their streams straight into
+ * the log, one segment per thread (no copy, no buffer kept beside the log); a chunk's bytes
+ * depend only on its elements, so the log reads the same for any thread count. The CUDA
+ * twin (kernels/zo.cu) counts each chunk's bytes first, then writes at the scanned offsets
+ * into one segment. */
 #include "internal.h"
 #include "optim/zo.h"
 #include <stdlib.h>
@@ -20,14 +22,28 @@ ms_zo_log *ms_zo_log_new(void) {
   return l;
 }
 
+static void dev_free(int32_t device, void *p) {
+  if (device == MS_CUDA) ms_cuda_free(p);
+  else free(p);
+}
+
+static void *dev_alloc(int32_t device, int64_t nbytes) {
+  void *p = NULL;
+  if (device == MS_CUDA) return ms_cuda_malloc(&p, nbytes) == 0 ? p : NULL;
+  return malloc((size_t)nbytes);
+}
+
+static void seg_drop(int32_t device, ms_zo_segment *s) {
+  dev_free(device, s->buf);
+  memset(s, 0, sizeof *s);
+}
+
 static void log_drop(ms_zo_log *l) {
-  void *p[4] = {l->idx, l->delta, l->xidx, l->xbits};
-  for (int i = 0; i < 4; i++) {
-    if (l->device == MS_CUDA) ms_cuda_free(p[i]);
-    else free(p[i]);
-  }
-  l->idx = NULL, l->delta = NULL, l->xidx = NULL, l->xbits = NULL;
-  l->capacity = l->count = l->xcapacity = l->xcount = 0;
+  dev_free(l->device, l->chunk_off), dev_free(l->device, l->chunk_cnt);
+  for (int32_t i = 0; i < l->seg_cap; i++) seg_drop(l->device, &l->seg[i]);
+  free(l->seg);
+  l->chunk_off = NULL, l->chunk_cnt = NULL, l->seg = NULL;
+  l->chunk_cap = l->nchunks = l->count = 0, l->nseg = l->seg_cap = 0;
 }
 
 void ms_zo_log_free(ms_zo_log *l) {
@@ -36,115 +52,96 @@ void ms_zo_log_free(ms_zo_log *l) {
   free(l);
 }
 
-int64_t ms_zo_log_count(const ms_zo_log *l) { return l ? l->count + l->xcount : 0; }
+int64_t ms_zo_log_count(const ms_zo_log *l) { return l ? l->count : 0; }
 int64_t ms_zo_log_bytes(const ms_zo_log *l) {
-  return l ? l->capacity * (int64_t)(sizeof(uint32_t) + sizeof(int8_t)) +
-                 l->xcapacity * (int64_t)(sizeof(int64_t) + sizeof(uint64_t))
-           : 0;
+  if (!l) return 0;
+  int64_t b = l->chunk_cap * (int64_t)(sizeof(int64_t) + sizeof(int32_t));
+  for (int32_t i = 0; i < l->seg_cap; i++) b += l->seg[i].cap;
+  return b;
 }
 
-static void *log_alloc(int32_t device, int64_t nbytes) {
-  void *p = NULL;
-  if (device == MS_CUDA) return ms_cuda_malloc(&p, nbytes) == 0 ? p : NULL;
-  return malloc((size_t)nbytes);
-}
-
-int ms_zo_log_reserve(const char *fn, ms_zo_log *l, int64_t count, int64_t xcount,
-                      int32_t device) {
-  l->count = 0, l->xcount = 0;
-  if (l->device == device && l->capacity >= count && l->xcapacity >= xcount) return 0;
-  if (count > MS_MAX_NUMEL || xcount > MS_MAX_NUMEL)
-    return ms_fail("%s: %lld log entries, too many", fn, (long long)(count + xcount));
-  const int same = l->device == device;
-  int64_t cap = same && l->capacity > count ? l->capacity : count + count / 2;
-  int64_t xcap = same && l->xcapacity > xcount ? l->xcapacity : xcount + xcount / 2;
-  if (cap < 256) cap = 256;
-  if (xcap < 16) xcap = 16;
+int ms_zo_log_reserve(const char *fn, ms_zo_log *l, int64_t nchunks, int32_t nseg,
+                      int64_t bytes, int32_t device) {
+  l->count = 0, l->nchunks = 0;
+  if (l->device != device) log_drop(l), l->device = device;
+  if (nchunks > l->chunk_cap) {
+    dev_free(device, l->chunk_off), dev_free(device, l->chunk_cnt);
+    l->chunk_off = dev_alloc(device, nchunks * (int64_t)sizeof(int64_t));
+    l->chunk_cnt = dev_alloc(device, nchunks * (int64_t)sizeof(int32_t));
+    l->chunk_cap = l->chunk_off && l->chunk_cnt ? nchunks : 0;
+    if (!l->chunk_cap) goto oom;
+  }
+  if (nseg > l->seg_cap) {
+    ms_zo_segment *s = realloc(l->seg, sizeof *s * (size_t)nseg);
+    if (!s) goto oom;
+    memset(s + l->seg_cap, 0, sizeof *s * (size_t)(nseg - l->seg_cap));
+    l->seg = s, l->seg_cap = nseg;
+  }
+  l->nseg = nseg;
+  for (int32_t i = 0; i < l->seg_cap; i++) l->seg[i].lo = l->seg[i].hi = 0, l->seg[i].len = 0;
+  if (device == MS_CUDA && nseg > 0 && bytes > l->seg[0].cap) {
+    seg_drop(device, &l->seg[0]);
+    const int64_t cap = bytes + bytes / 8 + 256;
+    if (!(l->seg[0].buf = dev_alloc(device, cap))) goto oom;
+    l->seg[0].cap = cap;
+  }
+  l->nchunks = nchunks;
+  return 0;
+oom:
   log_drop(l);
   l->device = device;
-  l->idx = log_alloc(device, cap * 4), l->delta = log_alloc(device, cap);
-  l->xidx = log_alloc(device, xcap * 8), l->xbits = log_alloc(device, xcap * 8);
-  if (!l->idx || !l->delta || !l->xidx || !l->xbits) {
-    log_drop(l);
-    return ms_fail("%s: out of memory for a log of %lld entries on %s", fn,
-                   (long long)(count + xcount), ms_device_name(device));
-  }
-  l->capacity = cap, l->xcapacity = xcap;
-  return 0;
+  return ms_fail("%s: out of memory for a log of %lld chunks (%lld bytes) on %s", fn,
+                 (long long)nchunks, (long long)bytes, ms_device_name(device));
 }
 
-/* ---- per-thread log buffers ---------------------------------------------------------- */
-
-typedef struct {
-  int64_t lo;          /* the first block of the run that filled it; -1: unused */
-  int oom;
-  ms_zo_log e;         /* host arrays: this run's entries */
-} zo_slot;
-
-static zo_slot *g_slots;
-static int g_nslots;
-
-static int slots_reserve(int n) {
-  if (n <= g_nslots) return 0;
-  zo_slot *s = realloc(g_slots, sizeof *s * (size_t)n);
-  if (!s) return -1;
-  memset(s + g_nslots, 0, sizeof *s * (size_t)(n - g_nslots));
-  g_slots = s, g_nslots = n;
-  return 0;
-}
-
-/* Room for one more entry of either kind (doubling); 0, or -1 and oom set. */
-static int slot_grow(zo_slot *s, int full) {
-  ms_zo_log *e = &s->e;
-  if (!full) {
-    int64_t cap = e->capacity ? 2 * e->capacity : 4096;
-    uint32_t *i = realloc(e->idx, 4 * (size_t)cap);
-    if (i) e->idx = i;
-    int8_t *d = i ? realloc(e->delta, (size_t)cap) : NULL;
-    if (d) e->delta = d;
-    if (!i || !d) return s->oom = 1, -1;
-    e->capacity = cap;
-  } else {
-    int64_t cap = e->xcapacity ? 2 * e->xcapacity : 256;
-    int64_t *i = realloc(e->xidx, 8 * (size_t)cap);
-    if (i) e->xidx = i;
-    uint64_t *b = i ? realloc(e->xbits, 8 * (size_t)cap) : NULL;
-    if (b) e->xbits = b;
-    if (!i || !b) return s->oom = 1, -1;
-    e->xcapacity = cap;
-  }
-  return 0;
-}
-
-static inline void slot_push(zo_slot *s, int64_t i, uint64_t b, uint64_t r, int wide,
-                             int small) {
-  ms_zo_log *e = &s->e;
-  const int d = ms_zo_delta(b, r, wide, small);
-  if (d) {
-    if (e->count == e->capacity && slot_grow(s, 0)) return;
-    e->idx[e->count] = (uint32_t)i, e->delta[e->count] = (int8_t)d, e->count++;
-  } else {
-    if (e->xcount == e->xcapacity && slot_grow(s, 1)) return;
-    e->xidx[e->xcount] = i, e->xbits[e->xcount] = b, e->xcount++;
-  }
+void zo_dec_start(zo_dec *d, const ms_zo_log *in, int64_t chunk, int wide) {
+  d->wide = wide, d->left = 0, d->pos = -1, d->p = NULL;
+  if (in)
+    for (int32_t i = 0; i < in->nseg; i++) {
+      const ms_zo_segment *s = &in->seg[i];
+      if (chunk >= s->lo && chunk < s->hi) {
+        d->p = s->buf + in->chunk_off[chunk], d->left = in->chunk_cnt[chunk];
+        break;
+      }
+    }
+  zo_dec_next(d);
 }
 
 /* ---- the CPU pass -------------------------------------------------------------------- */
 
 typedef struct {
-  int32_t dtype, logging, small;   /* small: indices fit 32 bits (compact entries) */
+  int32_t dtype;
   void *w;
   int64_t n;
   const ms_zo_dir *from, *to;      /* NULL: none */
   const ms_zo_log *in;             /* NULL: none */
+  ms_zo_log *out;                  /* NULL: no logging */
 } move_job;
 
-static inline uint64_t bits_f32(float x) { return ms_zo_bits(x); }
-static inline float from_f32(uint64_t b) { return ms_zo_float((uint32_t)b); }
-static inline uint64_t bits_f64(double x) { union { double d; uint64_t u; } c; c.d = x; return c.u; }
-static inline double from_f64(uint64_t b) { union { double d; uint64_t u; } c; c.u = b; return c.d; }
+/* Room for need more bytes in segment s (growing by half): 0, or -1 with oom set. */
+static int seg_room(ms_zo_segment *s, int64_t need) {
+  if (s->cap - s->len >= need) return 0;
+  int64_t cap = s->cap + s->cap / 2;
+  if (cap < s->len + need) cap = s->len + need;
+  uint8_t *b = realloc(s->buf, (size_t)cap);
+  if (!b) return s->oom = 1, -1;
+  s->buf = b, s->cap = cap;
+  return 0;
+}
 
-/* One block [base, base + b): base values, the log put back, the next perturbation on. */
+/* The bad flags of 64 elements (one byte each, 0 or 1) as the bits of a word. */
+static inline uint64_t flags64(const unsigned char *f) {
+  uint64_t m = 0;
+  for (int t = 0; t < 8; t++) {
+    uint64_t x;
+    memcpy(&x, f + 8 * t, 8);
+    m |= ((x * 0x0102040810204080ull) >> 56) << (8 * t);
+  }
+  return m;
+}
+
+/* One block [base, base + b) at chunk position at: base values, the log put back, the next
+ * perturbation on, the entries written at q. */
 #define MOVE_BLOCK(T, SFX, WIDE)                                                       \
   do {                                                                                 \
     T *w = (T *)j->w + base, bs[ZO_B];                                                 \
@@ -154,15 +151,10 @@ static inline double from_f64(uint64_t b) { union { double d; uint64_t u; } c; c
     } else {                                                                           \
       for (int k = 0; k < b; k++) bs[k] = w[k];                                        \
     }                                                                                  \
-    for (; p < pend && in->idx[p] < base + b; p++) {                                   \
-      const int k = (int)(in->idx[p] - base);                                          \
-      bs[k] = from_##SFX(bits_##SFX(bs[k]) + (uint64_t)(int64_t)in->delta[p]);         \
-    }                                                                                  \
-    for (; x < xend && in->xidx[x] < base + b; x++)                                    \
-      bs[in->xidx[x] - base] = from_##SFX(in->xbits[x]);                               \
+    ZO_PUT_BACK(T, SFX, dec, bs, at, at + b);                                          \
     if (!j->to) {                                                                      \
       for (int k = 0; k < b; k++) w[k] = bs[k];                                        \
-    } else if (!j->logging) {                                                          \
+    } else if (!seg) {                                                                 \
       const T s = (T)j->to->scale;                                                     \
       for (int k = 0; k < b; k++) w[k] = bs[k] + s * (T)ut[k];                         \
     } else {                                                                           \
@@ -173,142 +165,95 @@ static inline double from_f64(uint64_t b) { union { double d; uint64_t u; } c; c
         w[k] = nw;                                                                     \
         bad[k] = bits_##SFX(nw - d) != bits_##SFX(bs[k]);                              \
       }                                                                                \
-      for (int k = b; k < ZO_B && (k & 7); k++) bad[k] = 0;                            \
-      for (int k0 = 0; k0 < b; k0 += 8) {  /* 8 flags a word; bit 8t: element k0 + t */ \
-        uint64_t m;                                                                    \
-        memcpy(&m, bad + k0, 8);                                                       \
-        for (; m; m &= m - 1) {                                                        \
-          const int k = k0 + (__builtin_ctzll(m) >> 3);                                \
+      for (int k = b; k < ZO_B; k++) bad[k] = 0;                                       \
+      for (int k0 = 0; k0 < b; k0 += 64)                                               \
+        for (uint64_t m = flags64(bad + k0); m; m &= m - 1) {                          \
+          const int k = k0 + __builtin_ctzll(m);                                       \
           const T d = s * (T)ut[k];                                                    \
-          slot_push(slot, base + k, bits_##SFX(bs[k]), bits_##SFX(w[k] - d), WIDE,     \
-                    j->small);                                                         \
+          const uint64_t ob = bits_##SFX(bs[k]);                                       \
+          const int delta = ms_zo_delta(ob, bits_##SFX(w[k] - d), WIDE);               \
+          q += ms_zo_put(q, at + k - last - 1, delta, ob, WIDE);                       \
+          last = at + k, cnt++;                                                        \
         }                                                                              \
-      }                                                                                \
     }                                                                                  \
-  } while (0)
-
-/* The first index of a sorted list at or after v. */
-#define LOWER_BOUND(res, arr, cnt, v)                                                  \
-  do {                                                                                 \
-    int64_t lo_ = 0, hi_ = (cnt);                                                      \
-    while (lo_ < hi_) {                                                                \
-      const int64_t mid_ = lo_ + (hi_ - lo_) / 2;                                      \
-      if ((int64_t)(arr)[mid_] < (v)) lo_ = mid_ + 1; else hi_ = mid_;                 \
-    }                                                                                  \
-    (res) = lo_;                                                                       \
   } while (0)
 
 ZO_CLONES static void move_share(void *ctx, int64_t lo, int64_t hi) {
   const move_job *j = ctx;
-  const ms_zo_log *in = j->in;
-  zo_slot *slot = &g_slots[ms_thread_id()];
-  slot->lo = lo, slot->oom = 0, slot->e.count = 0, slot->e.xcount = 0;
-  int64_t p = 0, x = 0, pend = in ? in->count : 0, xend = in ? in->xcount : 0;
-  if (pend) LOWER_BOUND(p, in->idx, pend, lo * ZO_B);
-  if (xend) LOWER_BOUND(x, in->xidx, xend, lo * ZO_B);
+  ms_zo_log *out = j->out;
+  ms_zo_segment *seg = out ? &out->seg[ms_thread_id()] : NULL;
+  if (seg) seg->lo = lo, seg->hi = hi, seg->len = 0, seg->count = 0, seg->oom = 0;
+  const int wide = j->dtype != MS_FLOAT32;
   float uf[ZO_B], ub[ZO_B];
-  /* +h u -> -h u (central differences): one direction, generated once */
-  const int same = j->from && j->to && j->from->seed == j->to->seed &&
-                   j->from->step == j->to->step && j->from->index == j->to->index &&
-                   j->from->dist == j->to->dist;
+  const int same = zo_same_dir(j->from, j->to);   /* +h u -> -h u: generated once */
   const float *ut = same ? uf : ub;
-  for (int64_t blk = lo; blk < hi; blk++) {
-    const int64_t base = blk * ZO_B;
-    const int b = j->n - base < ZO_B ? (int)(j->n - base) : ZO_B;
-    if (j->from) zo_gen(j->from, base, 0, b, uf);
-    if (j->to && !same) zo_gen(j->to, base, 0, b, ub);
-    if (j->dtype == MS_FLOAT32) MOVE_BLOCK(float, f32, 0);
-    else MOVE_BLOCK(double, f64, 1);
-  }
-}
-
-/* Swap the arrays of two host logs (capacities with them). */
-static void swap_arrays(ms_zo_log *a, ms_zo_log *b) {
-  ms_zo_log t = *a;
-  a->idx = b->idx, a->delta = b->delta, a->capacity = b->capacity, a->count = b->count;
-  a->xidx = b->xidx, a->xbits = b->xbits, a->xcapacity = b->xcapacity, a->xcount = b->xcount;
-  b->idx = t.idx, b->delta = t.delta, b->capacity = t.capacity, b->count = t.count;
-  b->xidx = t.xidx, b->xbits = t.xbits, b->xcapacity = t.xcapacity, b->xcount = t.xcount;
-}
-
-/* Grow a host array to n elements of size sz, keeping its contents. */
-static int keep_grow(void **p, int64_t n, size_t sz) {
-  void *q = realloc(*p, sz * (size_t)n);
-  if (!q) return -1;
-  *p = q;
-  return 0;
-}
-
-/* The slots' entries, in the order of their runs, into out (a CPU log, empty): the first
- * run's arrays are swapped with out's (no copy), the others appended. */
-static int gather(const char *fn, ms_zo_log *out) {
-  int64_t total = 0, xtotal = 0;
-  for (int t = 0; t < g_nslots; t++) {
-    if (g_slots[t].lo < 0) continue;
-    if (g_slots[t].oom) return ms_fail("%s: out of memory for the log", fn);
-    total += g_slots[t].e.count, xtotal += g_slots[t].e.xcount;
-  }
-  int64_t after = -1;
-  for (int first = 1;; first = 0) {   /* the used slot with the smallest run after `after` */
-    int best = -1;
-    for (int t = 0; t < g_nslots; t++)
-      if (g_slots[t].lo > after && (best < 0 || g_slots[t].lo < g_slots[best].lo)) best = t;
-    if (best < 0) break;
-    zo_slot *s = &g_slots[best];
-    after = s->lo;
-    if (first) {
-      swap_arrays(out, &s->e);
-      s->e.count = 0, s->e.xcount = 0;
-      if (total > out->capacity) {
-        if (keep_grow((void **)&out->idx, total, 4) || keep_grow((void **)&out->delta, total, 1))
-          goto oom;
-        out->capacity = total;
+  for (int64_t c = lo; c < hi; c++) {
+    const int64_t c0 = c * MS_ZO_CHUNK;
+    const int nel = j->n - c0 < MS_ZO_CHUNK ? (int)(j->n - c0) : MS_ZO_CHUNK;
+    zo_dec dec;
+    zo_dec_start(&dec, j->in, c, wide);
+    uint8_t *q = NULL;
+    int last = -1;
+    int32_t cnt = 0;
+    if (seg) out->chunk_off[c] = seg->len, q = seg->buf + seg->len;
+    for (int at = 0; at < nel; at += ZO_B) {
+      const int64_t base = c0 + at;
+      const int b = nel - at < ZO_B ? nel - at : ZO_B;
+      if (seg) {   /* room for the block's worst case */
+        seg->len = q - seg->buf;
+        if (seg_room(seg, (int64_t)b * (wide ? 11 : 7) + 8)) {
+          seg = NULL;   /* out of memory: the move finishes unlogged, finish() reports it */
+        } else {
+          q = seg->buf + seg->len;
+        }
       }
-      if (xtotal > out->xcapacity) {
-        if (keep_grow((void **)&out->xidx, xtotal, 8) || keep_grow((void **)&out->xbits, xtotal, 8))
-          goto oom;
-        out->xcapacity = xtotal;
-      }
-      continue;
+      if (j->from) zo_gen(j->from, base, 0, b, uf);
+      if (j->to && !same) zo_gen(j->to, base, 0, b, ub);
+      if (!wide) MOVE_BLOCK(float, f32, 0);
+      else MOVE_BLOCK(double, f64, 1);
     }
-    const ms_zo_log *e = &s->e;
-    if (e->count) {
-      memcpy(out->idx + out->count, e->idx, 4 * (size_t)e->count);
-      memcpy(out->delta + out->count, e->delta, (size_t)e->count);
-      out->count += e->count;
-    }
-    if (e->xcount) {
-      memcpy(out->xidx + out->xcount, e->xidx, 8 * (size_t)e->xcount);
-      memcpy(out->xbits + out->xcount, e->xbits, 8 * (size_t)e->xcount);
-      out->xcount += e->xcount;
+    if (seg) {
+      out->chunk_cnt[c] = cnt;
+      seg->len = q - seg->buf, seg->count += cnt;
     }
   }
-  /* no more memory than the entries need (a log's bytes are what the caller sees), and no
-   * scratch kept much larger than the last run used */
-  if (out->capacity > out->count + out->count / 4 + 4096) {
-    const int64_t c = out->count + 1024;
-    if (keep_grow((void **)&out->idx, c, 4) || keep_grow((void **)&out->delta, c, 1)) goto oom;
-    out->capacity = c;
-  }
-  if (out->xcapacity > out->xcount + out->xcount / 4 + 256) {
-    const int64_t c = out->xcount + 64;
-    if (keep_grow((void **)&out->xidx, c, 8) || keep_grow((void **)&out->xbits, c, 8)) goto oom;
-    out->xcapacity = c;
-  }
-  for (int t = 0; t < g_nslots; t++) {
-    ms_zo_log *e = &g_slots[t].e;
-    if (e->capacity > 2 * (total + xtotal) + 65536 || e->xcapacity > 2 * xtotal + 4096) {
-      free(e->idx), free(e->delta), free(e->xidx), free(e->xbits);
-      memset(e, 0, sizeof *e);
+}
+
+/* After a logged pass: the total, unused segments' memory freed, used ones trimmed to their
+ * length plus one chunk's worst case (what the next pass of a similar log needs). */
+static int finish(const char *fn, ms_zo_log *out) {
+  int oom = 0;
+  out->count = 0;
+  for (int32_t i = 0; i < out->seg_cap; i++) {
+    ms_zo_segment *s = &out->seg[i];
+    if (s->lo == s->hi) { seg_drop(MS_CPU, s); continue; }
+    oom |= s->oom;
+    out->count += s->count;
+    const int64_t keep = s->len + ZO_B * 11 + 8;
+    if (s->cap > keep + 8192) {
+      uint8_t *b = realloc(s->buf, (size_t)keep);
+      if (b) s->buf = b, s->cap = keep;
     }
+  }
+  if (oom) {
+    out->count = 0;
+    return ms_fail("%s: out of memory for the log", fn);
   }
   return 0;
-oom:
-  out->count = 0, out->xcount = 0;
-  return ms_fail("%s: out of memory for a log of %lld entries", fn, (long long)(total + xtotal));
 }
 
 /* ---- the entry point ----------------------------------------------------------------- */
+
+int zo_check_log_in(const char *fn, const ms_zo_log *in, const ms_tensor *w) {
+  if (in && in->count > 0 &&
+      (in->device != ms_device_of(w) || in->dtype != w->dtype_id || in->arena_n != w->count))
+    return ms_fail("%s: log 'in' was written for a %s %s arena of %lld elements, but 'w' is "
+                   "a %s %s arena of %lld", fn, ms_device_name(in->device),
+                   ms_dtype_name(in->dtype), (long long)in->arena_n,
+                   ms_device_name(ms_device_of(w)), ms_dtype_name(w->dtype_id),
+                   (long long)w->count);
+  return 0;
+}
 
 int ms_zo_move(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in, const ms_zo_dir *to,
                ms_zo_log *out) {
@@ -318,31 +263,26 @@ int ms_zo_move(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in, const m
   if (from) MS_TRY(zo_check_dir(fn, "from", from));
   if (to) MS_TRY(zo_check_dir(fn, "to", to));
   if (in && in == out) return ms_fail("%s: logs 'in' and 'out' are the same, expected two logs", fn);
+  MS_TRY(zo_check_log_in(fn, in, w));
   const int dev = ms_device_of(w);
-  const int64_t n = w->count;
-  if (in && in->count + in->xcount > 0) {
-    if (in->device != dev || in->dtype != w->dtype_id || in->arena_n != n)
-      return ms_fail("%s: log 'in' was written for a %s %s arena of %lld elements, but 'w' is "
-                     "a %s %s arena of %lld", fn, ms_device_name(in->device),
-                     ms_dtype_name(in->dtype), (long long)in->arena_n, ms_device_name(dev),
-                     ms_dtype_name(w->dtype_id), (long long)n);
-  }
+  const int64_t n = w->count, nchunks = (n + MS_ZO_CHUNK - 1) / MS_ZO_CHUNK;
   if (from && from->scale == 0) from = NULL;
   if (to && to->scale == 0) to = NULL;
+  if (in && in->count == 0) in = NULL;
   if (out) {
-    MS_TRY(ms_zo_log_reserve(fn, out, 0, 0, dev));
+    int nth = ms_num_threads();
+    MS_TRY(ms_zo_log_reserve(fn, out, to && dev != MS_CUDA ? nchunks : 0,
+                             dev == MS_CUDA ? 1 : nth < 1 ? 1 : nth, 0, dev));
     out->dtype = w->dtype_id, out->arena_n = n;
   }
   if (n == 0) return 0;
-  if (in && in->count + in->xcount == 0) in = NULL;
   if (dev == MS_CUDA)
     return ms_cuda_zo_move((float *)ms_ptr(w), n, from, in, to, to ? out : NULL);
   if (!from && !to && !in) return 0;
-  int nth = ms_num_threads();
-  if (slots_reserve(nth < 1 ? 1 : nth) != 0) return ms_fail("%s: out of memory", fn);
-  for (int t = 0; t < g_nslots; t++) g_slots[t].lo = -1;
-  move_job j = {w->dtype_id, out && to, n <= ((int64_t)1 << 32), ms_ptr(w), n, from, to, in};
+  move_job j = {w->dtype_id, ms_ptr(w), n, from, to, in, out && to ? out : NULL};
+  if (j.out)
+    for (int32_t i = 0; i < out->seg_cap; i++) out->seg[i].lo = out->seg[i].hi = 0;
   const int64_t cost = 3 + (from ? zo_cost(from->dist) : 0) + (to ? zo_cost(to->dist) : 0);
-  ms_parallel_for((n + ZO_B - 1) / ZO_B, n * cost, move_share, &j);
-  return j.logging ? gather(fn, out) : 0;
+  ms_parallel_for(nchunks, n * cost, move_share, &j);
+  return j.out ? finish(fn, out) : 0;
 }

@@ -169,11 +169,30 @@ describe('zo directions', function()
         local p = ms.empty(700, { dtype = dtype })
         zo.perturb('test', p, w:narrow(1, 131, 700):contiguous(), dir(dist, 0.5), 130)
         bits_equal(p, (w + full):narrow(1, 131, 700), dist .. ' perturb at an offset')
-        local m = ms.empty(6, 50, { dtype = dtype })
+        local m = ms.empty(2, 3, 50, { dtype = dtype })
         zo.fill('test', m, dir(dist, 0.5), 10)
-        bits_equal(m:view(-1), full:narrow(1, 11, 300), dist .. ' a 2-D tensor is row-major')
+        bits_equal(m:view(-1), full:narrow(1, 11, 300), dist .. ' a 3-D tensor is row-major')
       end
     end
+  end)
+
+  it('a 2-D fill [r, d]: row k is direction index + k, equal to r separate fills', function()
+    for _, dist in ipairs(DISTS) do
+      for _, dtype in ipairs { 'float32', 'float64' } do
+        for _, shape in ipairs { { 5, 1300, 0 }, { 3, 700, 130 }, { 1, 600, 7 }, { 4, 1, 511 } } do
+          local r, d, off = shape[1], shape[2], shape[3]
+          local m = ms.empty(r, d, { dtype = dtype })
+          zo.fill('test', m, dir(dist, 0.5, 3, 2), off)
+          for k = 1, r do
+            local row = ms.empty(d, { dtype = dtype })
+            zo.fill('test', row, dir(dist, 0.5, 3, 2 + k - 1), off)
+            bits_equal(m:select(1, k), row, ('%s %s [%d, %d] offset %d row %d'):format(dist, dtype, r, d, off, k))
+          end
+        end
+      end
+    end
+    H.assert_error(function() zo.fill('SPSA.step', ms.empty(3, 4), dir('gaussian', 1, 0, 2 ^ 32 - 2)) end,
+                   'SPSA.step', 'index', '2^32')
   end)
 
   it('the same bits for 1 and 2 threads', function()
@@ -249,8 +268,7 @@ describe('zo.move', function()
     local d = dir('gaussian', 1e-3)
     zo.move('test', w, nil, nil, d, A)
     local frac = A:count() / 200000
-    assert(A:count() > 0 and A:bytes() >= 5 * A:count())
-    assert(A:bytes() < 8 * A:count(), 'most entries are compact (5 bytes)')
+    assert(A:count() > 0 and A:bytes() >= 2 * A:count())
     -- the naive restore differs from w0 in exactly A:count() places
     local naive = w:clone()
     zo.move('test', naive, d, nil, nil, nil)
@@ -380,11 +398,11 @@ describe('zo.mezo_update', function()
           wr:copy_(wr - (sum:narrow(1, off + 1, s[1]) + wr * wd[g]) * lr[g])
           off = off + s[1]
         end
-        zo.mezo_update('test', w, ds, coefs, ct, lr, wd)
+        zo.mezo_update('test', w, nil, nil, ds, coefs, ct, lr, wd)
         H.assert_close(w, ref, dtype == 'float32' and 1e-6 or 1e-14, dtype .. ' ' .. dist)
         local v = ms.randn(n):to(dtype)
         local vref = v:to('float64') - (sum + v:to('float64') * 0.01) * 0.1
-        zo.mezo_update('test', v, ds, coefs, nil, 0.1, 0.01)
+        zo.mezo_update('test', v, nil, nil, ds, coefs, nil, 0.1, 0.01)
         H.assert_close(v, vref, dtype == 'float32' and 1e-6 or 1e-14, dtype .. ' ' .. dist .. ' no table')
       end
     end
@@ -394,7 +412,7 @@ describe('zo.mezo_update', function()
   it('lr = 0 and wd = 0 leave the weights bit for bit', function()
     local w = hostile('float32', 3000)
     local w0 = w:clone()
-    zo.mezo_update('test', w, dirs_of('gaussian', 1), { 5 }, nil, 0, 0)
+    zo.mezo_update('test', w, nil, nil, dirs_of('gaussian', 1), { 5 }, nil, 0, 0)
     bits_equal(w, w0, 'lr 0')
   end)
 end)
@@ -423,9 +441,9 @@ describe('zo_ops argument errors', function()
     H.assert_error(function() zo.estimate(who, ms.zeros(3), {}, {}) end, who, 'dirs', 'non-empty')
     H.assert_error(function() zo.estimate(who, ms.zeros(3), { d }, { 1, 2 }) end, who, 'coefs', '1 numbers')
     H.assert_error(function() zo.estimate(who, ms.zeros(3), { d }, { 0 / 0 }) end, who, 'coefs[1]', 'nan')
-    H.assert_error(function() zo.mezo_update(who, ms.zeros(3), { d }, { 1 }, nil, 'x', 0) end, who, 'lr')
+    H.assert_error(function() zo.mezo_update(who, ms.zeros(3), nil, nil, { d }, { 1 }, nil, 'x', 0) end, who, 'lr')
     local ct = slice_table({ { 2, 0 } }, 1)
-    H.assert_error(function() zo.mezo_update(who, ms.zeros(3), { d }, { 1 }, ct, 0.1, 0) end, who, 'slice')
+    H.assert_error(function() zo.mezo_update(who, ms.zeros(3), nil, nil, { d }, { 1 }, ct, 0.1, 0) end, who, 'slice')
   end)
 
   it('the C entry points refuse what Lua would not pass', function()
@@ -475,9 +493,24 @@ describe('zo on the GPU', function()
       bits_equal(eg:to('cpu'), ec, dist .. ' estimate')
       local mc = ms.randn(n)
       local mg = mc:to('cuda')
-      zo.mezo_update('test', mc, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
-      zo.mezo_update('test', mg, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
+      zo.mezo_update('test', mc, nil, nil, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
+      zo.mezo_update('test', mg, nil, nil, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
       bits_equal(mg:to('cpu'), mc, dist .. ' mezo')
+      -- fused with the last restore (from = dirs[2], and another direction)
+      for _, from in ipairs { dir(dist, -1e-3, 6, 1), dir(dist, 1e-2, 8, 0) } do
+        local hc = hostile('float32', n)
+        local hg = hc:to('cuda')
+        zo.move('test', hc, nil, nil, from, A)
+        zo.move('test', hg, nil, nil, from, Ag)
+        assert(A:count() == Ag:count(), dist .. ' log counts (from)')
+        zo.mezo_update('test', hc, from, A, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
+        zo.mezo_update('test', hg, from, Ag, ds, { 1, -2, 0.5 }, nil, 0.01, 0.1)
+        bits_equal(hg:to('cpu'), hc, dist .. ' mezo with from and log')
+      end
+      local rc, rg = ms.empty(3, 1001), ms.empty(3, 1001, { device = 'cuda' })
+      zo.fill('test', rc, dir(dist, 0.5, 2, 4), 9)
+      zo.fill('test', rg, dir(dist, 0.5, 2, 4), 9)
+      bits_equal(rg:to('cpu'), rc, dist .. ' 2-D fill')
     end
   end)
 end)

@@ -423,14 +423,17 @@ typedef struct ms_zo_dir {
   int32_t dist;     /* enum ms_zo_dist */
   double scale;     /* d = fl(scale u); 0 = no perturbation */
 } ms_zo_dir;
-/* out[j] = fl(dir.scale u(offset + j)), out contiguous (row-major j), float32/float64. */
+/* out[j] = fl(dir.scale u(offset + j)), out contiguous (row-major j), float32/float64.
+ * A 2-D out [r, d] holds r directions: row k is direction dir.index + k (< 2^32) at elements
+ * offset .. offset + d - 1 (one pass for r directions). */
 int ms_zo_fill(ms_tensor *out, const ms_zo_dir *dir, int64_t offset);
 /* out[j] = fl(w[j] + d(offset + j)); out may be w itself (in place, no log). */
 int ms_zo_perturb(ms_tensor *out, const ms_tensor *w, const ms_zo_dir *dir, int64_t offset);
 /* The exact-restore log of an in-place perturbation: for the elements whose subtraction
- * of the perturbation would not give them back, ascending, how to get the original bits
- * (5 bytes an entry for most: index and the difference in units in the last place; 16 for
- * the rest). Opaque; owns host or device memory (that of the last arena it logged). */
+ * of the perturbation would not give them back, how to get the original bits: per chunk of
+ * 4096 elements a byte stream of (gap, difference in units in the last place) entries,
+ * about 2 bytes an entry (the original value in full for the rare others). Opaque; owns
+ * host or device memory (that of the last arena it logged). */
 typedef struct ms_zo_log ms_zo_log;
 ms_zo_log *ms_zo_log_new(void);
 void ms_zo_log_free(ms_zo_log *log);
@@ -448,9 +451,13 @@ int ms_zo_move(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in,
  * g is not read. */
 int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int32_t n,
                    int32_t divide, double beta);
-/* MeZO's fused update: w[j] = w[j] - lr_s (sum_i coef[i] u_i(j) + wd_s w[j]), lr_s and wd_s
- * those of the group of j's slice (table NULL: lr[0], wd[0]). */
-int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *dirs, const double *coef, int32_t n,
+/* MeZO's fused update, in one pass with the last restore: base = w with `from` taken off
+ * exactly as ms_zo_move(w, from, in, NULL, NULL) does (from NULL or scale 0, in NULL:
+ * base = w), then w[j] = base[j] - lr_s (sum_i coef[i] u_i(j) + wd_s base[j]), lr_s and wd_s
+ * those of the group of j's slice (table NULL: lr[0], wd[0]). A `from` equal to one of
+ * dirs (scale aside) is generated once. */
+int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in,
+                      const ms_zo_dir *dirs, const double *coef, int32_t n,
                       const ms_slice_table *table, const double *lr, const double *wd);
 
 /* ---- random numbers: Philox4x32-10 ------------------------------------------------

@@ -15,7 +15,7 @@
 --      SPSA steps (exact restore), and restore = 'subtract'. Peak RSS (VmHWM) and the
 --      allocator's high-water mark (glibc mallinfo2 in use less the runtime's block cache,
 --      sampled after every forward and step; garbage collected after each step), seeded /
---      inference, goal <= 1.05; the exact-restore logs (opt._zo_seeded.logs): entries, and
+--      inference, goal <= 1.05; the exact-restore log (opt._zo_seeded.log; one alive at a time): entries, and
 --      bytes as a fraction of the parameter bytes, at the initial weights and after 200 Adam
 --      (backprop) steps on Fashion-MNIST (random data when it is missing).
 --   4. accuracy (not with --quick unless --accuracy): one Fashion-MNIST epoch of the
@@ -144,7 +144,7 @@ local function ops_alone(dev, d)
         zo.move(who, w, dir(dist, -1e-3), Bl)
         return t
       end,
-      update = function() k = k + 1; zo.mezo_update(who, w, { dir(dist, 1) }, { 1e-9 }, nil, 1, 0) end,
+      update = function() k = k + 1; zo.mezo_update(who, w, nil, nil, { dir(dist, 1) }, { 1e-9 }, nil, 1, 0) end,
     }
     local xs = {}
     for _, name in ipairs { 'fill', 'perturb', 'move', 'update' } do
@@ -319,9 +319,9 @@ local function child(kind)
     local e, bytes = 0, 0
     for _ = 1, steps do
       opt:step(loss)
-      for _, l in ipairs(opt._zo_seeded.logs) do e = math.max(e, l:count()) end
+      e = math.max(e, opt.zo_log_entries or 0)
     end
-    for _, l in ipairs(opt._zo_seeded.logs) do bytes = bytes + l:bytes() end
+    bytes = opt.zo_log_bytes or 0
     return e, bytes
   end
   collectgarbage()
@@ -386,11 +386,11 @@ local function memory_section()
   local s = runs.seeded
   local d = s.param_bytes / 4
   local extra = s.alloc_peak - inf.alloc_peak
-  print(('  seeded/exact allocates %.1f MB more than inference: its two logs %.1f MB, the rest %.1f MB (zo_move.c\'s per-thread log buffers)')
+  print(('  seeded/exact allocates %.1f MB more than inference: its logs %.1f MB (a move's two, the largest seen), the rest %.1f MB')
     :format(extra / 2 ^ 20, s.log0_bytes / 2 ^ 20, (extra - s.log0_bytes) / 2 ^ 20))
-  print(('  exact-restore logs, initial weights: %d entries (%.2f%% of the elements), both logs %.2f MB = %.1f%% of the parameter bytes')
+  print(('  exact-restore logs, initial weights: %d entries (%.2f%% of the elements), a move's two logs %.2f MB = %.1f%% of the parameter bytes')
     :format(s.log0_entries, 100 * s.log0_entries / d, s.log0_bytes / 2 ^ 20, 100 * s.log0_bytes / s.param_bytes))
-  print(('  after %d Adam steps (%s):      %d entries (%.2f%%), both logs %.2f MB = %.1f%%; opt.zo_log_entries %d')
+  print(('  after %d Adam steps (%s):      %d entries (%.2f%%), a move's two logs %.2f MB = %.1f%%; opt.zo_log_entries %d')
     :format(s.trained_steps, s.data, s.log1_entries, 100 * s.log1_entries / d, s.log1_bytes / 2 ^ 20,
             100 * s.log1_bytes / s.param_bytes, s.zo_log_entries))
 end

@@ -148,13 +148,13 @@ function M.fill_directions(self, who, dirs, k)
     self._U = {}
     for i = 1, rows do self._U[i] = U:select(1, i) end
   end
-  for i = 1, rows do
-    if o.directions then
+  if o.directions then
+    for i = 1, rows do
       o.directions(k, i, self._U[i])
       check.tensor(who, ('the direction u (step %d, i = %d) the directions function filled'):format(k, i), self._U[i])
-    else
-      zo.fill(who, self._U[i], M.dir(self, dirs.step, i - 1, 1), 0)
     end
+  else
+    zo.fill(who, U, M.dir(self, dirs.step, 0, 1), 0)   -- row i: direction i - 1, one pass
   end
   self._U.tensor = U
 end
@@ -173,9 +173,7 @@ function M.direction_rows(self, who, dirs)
     D = ms.empty({ 2 * n, d }, { dtype = flat.dtype, device = flat.device })
     self._drows = D
   end
-  for r = 1, 2 * n do
-    zo.fill(who, D:select(1, r), { seed = self.seed, step = dirs.step, index = r - 1, dist = o.dist, scale = 1 }, 0)
-  end
+  zo.fill(who, D, M.dir(self, dirs.step, 0, 1), 0)   -- row r: direction r - 1
   return { D:narrow(1, 1, n), D:narrow(1, n + 1, n) }
 end
 

@@ -1,7 +1,8 @@
 -- optim.zo_ops — the zeroth-order direction runtime (runtime/zo.c, zo_move.c) for the
 -- SPSA optimizer: directions regenerated from (seed, step, index) by Philox, never stored.
 --
---   zo.fill(who, out, dir [, offset])        out[j] = scale u(offset + j)
+--   zo.fill(who, out, dir [, offset])        out[j] = scale u(offset + j); a 2-D out [r, d]:
+--                                            row k is direction dir.index + k (one pass)
 --   zo.perturb(who, out, w, dir [, offset])  out[j] = w[j] + scale u(offset + j) (out may be w)
 --   log = zo.log()                           an exact-restore log (freed by the GC);
 --                                            log:count(), log:bytes(), log:free()
@@ -9,7 +10,10 @@
 --                                            back), put `to` on, log what subtraction would
 --                                            not restore into log_out (from, to, logs: nil ok)
 --   zo.estimate(who, g, dirs, coefs [, divide [, beta]])  g = beta g + sum_i coef_i W(u_i)
---   zo.mezo_update(who, w, dirs, coefs, st, lr, wd)  w -= lr_s (sum_i coef_i u_i + wd_s w); st: a
+--   zo.mezo_update(who, w, from, log_in, dirs, coefs, st, lr, wd)  one pass: base = w with
+--                                            `from` (and log_in) taken off exactly, as zo.move
+--                                            to nil would (from, log_in: nil ok), then
+--                                            w = base - lr_s (sum_i coef_i u_i + wd_s base); st: a
 --                                            SliceTable, its .ct, or nil; lr, wd: per group
 -- A direction is a table { seed =, step =, index =, dist = 'rademacher' | 'gaussian' |
 -- 'segmented_uniform', scale = } (scale defaults to 1; index to 0). who: the public
@@ -169,8 +173,10 @@ local function per_group(who, key, name, v, ngroups)
   return a
 end
 
-function M.mezo_update(who, w, dirs, coefs, table_ct, lr, wd)
+function M.mezo_update(who, w, from, log_in, dirs, coefs, table_ct, lr, wd)
   check.tensor(who, 'w', w)
+  local f = from ~= nil and set_dir(who, 'from', from, dir_from[0]) and dir_from or nil
+  local li = log_ptr(who, 'log_in', log_in)
   local d, c, n = directions(who, dirs, coefs)
   if type(table_ct) == 'table' then table_ct = table_ct.ct end   -- a SliceTable (optim/slices.lua)
   local ngroups = table_ct ~= nil and table_ct[0].ngroups or 1
@@ -179,7 +185,7 @@ function M.mezo_update(who, w, dirs, coefs, table_ct, lr, wd)
   end
   local lra = per_group(who, 'lr', 'lr', lr, ngroups)
   local wda = per_group(who, 'wd', 'wd', wd == nil and 0 or wd, ngroups)
-  if C.ms_zo_mezo_update(w, d, c, n, table_ct, lra, wda) ~= 0 then fail(who) end
+  if C.ms_zo_mezo_update(w, f, li, d, c, n, table_ct, lra, wda) ~= 0 then fail(who) end
   return w
 end
 

@@ -32,74 +32,11 @@ local FLAGS = {
   { 'resume', 'string', nil, 'continue from the checkpoint at PATH' },
 }
 
-local function usage()
-  local lines = { 'usage: bin/moonstep scripts/train.lua [--flag value ...]', '' }
-  for _, f in ipairs(FLAGS) do
-    local value = ({ integer = 'N', number = 'X', string = 'PATH' })[f[2]] or table.concat(f.choices, '|')
-    local default = f[3] ~= nil and ('  (default ' .. tostring(f[3]) .. ')') or ''
-    lines[#lines + 1] = ('  --%-8s %-9s %s%s'):format(f[1], value, f[4], default)
-  end
-  lines[#lines + 1] = ('  --%-8s %-9s %s'):format('help', '', 'print this and exit')
-  lines[#lines + 1] = ''
-  lines[#lines + 1] = 'Flags take a value, as --epochs 3 or --epochs=3.'
-  return table.concat(lines, '\n') .. '\n'
-end
-
+local flags = require 'moonstep.flags'
 -- Errors before training: one line on stderr, exit status 2 (usage) or 1.
-local function die(code, fmt, ...)
-  io.stderr:write('train.lua: ', fmt:format(...), '\n')
-  if code == 2 then io.stderr:write('run with --help to list the flags\n') end
-  os.exit(code)
-end
+local function die(code, fmt, ...) flags.die('train.lua', code, fmt, ...) end
 
-local function parse_value(f, text)
-  local name, kind = f[1], f[2]
-  if kind == 'string' then
-    if text == '' then die(2, '--%s expects a path, got an empty string', name) end
-    return text
-  elseif kind == 'choice' then
-    for _, c in ipairs(f.choices) do if text == c then return text end end
-    die(2, '--%s is %q, expected %s', name, text, table.concat(f.choices, ' or '))
-  end
-  local v = tonumber(text)
-  local want = kind == 'integer' and 'an integer' or 'a number'
-  if not v or v ~= v or v == math.huge or v == -math.huge or (kind == 'integer' and v ~= math.floor(v))
-     or (f.min and v < f.min) then
-    die(2, '--%s expects %s%s, got %q', name, want, f.min and (' >= ' .. f.min) or '', text)
-  end
-  return v
-end
-
-local function parse(argv)
-  local by_name, args = {}, {}
-  for _, f in ipairs(FLAGS) do by_name[f[1]], args[f[1]] = f, f[3] end
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == '--help' or a == '-h' then io.stdout:write(usage()); os.exit(0) end
-    local name, value = a:match('^%-%-([^=]+)=(.*)$')
-    name = name or a:match('^%-%-(.+)$')
-    if not name then die(2, 'expected a flag such as --epochs, got %q', a) end
-    local f = by_name[name]
-    if not f then
-      local near = {}
-      for _, g in ipairs(FLAGS) do
-        if g[1]:sub(1, 3) == name:sub(1, 3) then near[#near + 1] = '--' .. g[1] end
-      end
-      die(2, 'unknown flag --%s%s', name, #near > 0 and (' (did you mean ' .. table.concat(near, ' or ') .. '?)') or '')
-    end
-    if not value then
-      value = argv[i + 1]
-      if value == nil then die(2, '--%s needs a value', name) end
-      i = i + 1
-    end
-    args[name] = parse_value(f, value)
-    i = i + 1
-  end
-  return args
-end
-
-local args = parse(arg or {})
+local args = flags.parse('train.lua', FLAGS, arg or {})
 io.stdout:setvbuf('line')   -- one line per epoch, also when logged to a file
 
 ---------------------------------------------------------------------------------------

@@ -50,71 +50,20 @@ local nn, optim = ms.nn, ms.optim
 local FLAGS = {
   { 'quick', 'flag', false, 'a ~1 minute subset: Linear and XS, T 10 and 30, ZO-Adam and backprop' },
   { 'threads', 'integer', nil, 'CPU threads (default: all cores)', min = 1 },
-  { 'out', 'string', nil, 'output directory, created (default results/zo_mnist; --quick: results/zo_mnist/quick)' },
+  { 'out', 'string', nil, 'output directory, created (default results/zo_mnist; --quick: results/zo_mnist/quick)', metavar = 'DIR' },
   { 'seed', 'integer', 42, 'seed of the weights, the shuffling and the directions', min = 0 },
   { 'limit', 'integer', nil, 'N training batches per run and 1000 test images (a smoke test)', min = 1 },
-  { 'models', 'string', nil, 'comma list of Linear, XS, S (default: the grid)' },
-  { 'T', 'string', nil, 'comma list of direction counts (default: the grid)' },
-  { 'optims', 'string', nil, 'comma list of adam, sgd, backprop (default: the grid)' },
+  { 'models', 'string', nil, 'comma list of Linear, XS, S (default: the grid)', metavar = 'LIST' },
+  { 'T', 'string', nil, 'comma list of direction counts (default: the grid)', metavar = 'LIST' },
+  { 'optims', 'string', nil, 'comma list of adam, sgd, backprop (default: the grid)', metavar = 'LIST' },
   { 'sgd-lr', 'number', 0.003, "the ZO-SGD step size (Zeroth-Learn's 0.1 diverges on XS and S)", min = 0 },
   { 'h', 'number', 1e-3, 'the perturbation size h (c of the zeroth_learn preset)', min = 0, positive = true },
 }
 
-local function die(code, fmt, ...)
-  io.stderr:write('zo_mnist.lua: ', fmt:format(...), '\n')
-  if code == 2 then io.stderr:write('run with --help to list the flags\n') end
-  os.exit(code)
-end
+local flags = require 'moonstep.flags'
+local function die(code, fmt, ...) flags.die('zo_mnist.lua', code, fmt, ...) end
 
-local function usage()
-  local lines = { 'usage: bin/moonstep scripts/zo_mnist.lua [--flag value ...]', '' }
-  for _, f in ipairs(FLAGS) do
-    local value = ({ integer = 'N', number = 'X', string = 'TEXT', flag = '' })[f[2]]
-    local default = (f[3] ~= nil and f[2] ~= 'flag') and ('  (default ' .. tostring(f[3]) .. ')') or ''
-    lines[#lines + 1] = ('  --%-8s %-5s %s%s'):format(f[1], value, f[4], default)
-  end
-  return table.concat(lines, '\n') .. '\n'
-end
-
-local function parse(argv)
-  local by_name, args = {}, {}
-  for _, f in ipairs(FLAGS) do by_name[f[1]], args[f[1]] = f, f[3] end
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == '--help' or a == '-h' then io.stdout:write(usage()); os.exit(0) end
-    local name, value = a:match('^%-%-([^=]+)=(.*)$')
-    name = name or a:match('^%-%-(.+)$')
-    local f = name and by_name[name]
-    if not f then die(2, 'unknown argument %q', a) end
-    if f[2] == 'flag' then
-      if value then die(2, '--%s takes no value', name) end
-      args[name] = true
-    else
-      if not value then
-        value = argv[i + 1]
-        if value == nil then die(2, '--%s needs a value', name) end
-        i = i + 1
-      end
-      if f[2] == 'string' then
-        if value == '' then die(2, '--%s is empty', name) end
-        args[name] = value
-      else
-        local v = tonumber(value)
-        if not v or v ~= v or v == math.huge or (f[2] == 'integer' and v ~= math.floor(v))
-           or (f.min and v < f.min) or (f.positive and v <= 0) then
-          die(2, '--%s expects %s %s %s, got %q', name, f[2] == 'integer' and 'an integer' or 'a number',
-              f.positive and '>' or '>=', f.min, value)
-        end
-        args[name] = v
-      end
-    end
-    i = i + 1
-  end
-  return args
-end
-
-local args = parse(arg or {})
+local args = flags.parse('zo_mnist.lua', FLAGS, arg or {}, 'Flags with a value take it as --T 10,30 or --T=10,30.')
 args.out = args.out or (args.quick and 'results/zo_mnist/quick' or 'results/zo_mnist')
 io.stdout:setvbuf('line')
 

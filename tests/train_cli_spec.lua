@@ -48,7 +48,7 @@ describe('scripts/train.lua flags', function()
 
   it('refuses a flag without a value and stray arguments', function()
     refused('--epochs', '--epochs needs a value')
-    refused('5', 'expected a flag such as --epochs, got "5"')
+    refused('5', 'expected a flag (--name value), got "5"')
   end)
 end)
 

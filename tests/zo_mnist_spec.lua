@@ -23,7 +23,7 @@ end
 describe('scripts/zo_mnist.lua', function()
   it('rejects unknown flags and values with exit status 2', function()
     local out = run('--frobnicate 1')
-    assert.truthy(out:find('unknown argument "--frobnicate"', 1, true), out)
+    assert.truthy(out:find('unknown flag --frobnicate', 1, true), out)
     assert.truthy(out:find('rc=2', 1, true), out)
     out = run('--models Linear,XXL')
     assert.truthy(out:find('--models: unknown "XXL"', 1, true), out)

@@ -386,11 +386,11 @@ local function memory_section()
   local s = runs.seeded
   local d = s.param_bytes / 4
   local extra = s.alloc_peak - inf.alloc_peak
-  print(('  seeded/exact allocates %.1f MB more than inference: its logs %.1f MB (a move's two, the largest seen), the rest %.1f MB')
+  print(('  seeded/exact allocates %.1f MB more than inference: its logs %.1f MB (both of a move, the largest seen), the rest %.1f MB')
     :format(extra / 2 ^ 20, s.log0_bytes / 2 ^ 20, (extra - s.log0_bytes) / 2 ^ 20))
-  print(('  exact-restore logs, initial weights: %d entries (%.2f%% of the elements), a move's two logs %.2f MB = %.1f%% of the parameter bytes')
+  print(('  exact-restore logs, initial weights: %d entries (%.2f%% of the elements), both logs of a move %.2f MB = %.1f%% of the parameter bytes')
     :format(s.log0_entries, 100 * s.log0_entries / d, s.log0_bytes / 2 ^ 20, 100 * s.log0_bytes / s.param_bytes))
-  print(('  after %d Adam steps (%s):      %d entries (%.2f%%), a move's two logs %.2f MB = %.1f%%; opt.zo_log_entries %d')
+  print(('  after %d Adam steps (%s):      %d entries (%.2f%%), both logs of a move %.2f MB = %.1f%%; opt.zo_log_entries %d')
     :format(s.trained_steps, s.data, s.log1_entries, 100 * s.log1_entries / d, s.log1_bytes / 2 ^ 20,
             100 * s.log1_bytes / s.param_bytes, s.zo_log_entries))
 end

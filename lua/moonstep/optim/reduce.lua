@@ -27,6 +27,7 @@ local M = {}
 
 -- Scratch arrays handed to the runtime (which reads or fills them before returning), grown
 -- when a larger slice table comes: nothing allocated per call on the optimizer's hot path.
+-- M.array(key, ctype, n): the array kept under key (other modules prefix their keys).
 local arrays = {}
 local function array(key, ctype, n)
   local a = arrays[key]
@@ -36,6 +37,7 @@ local function array(key, ctype, n)
   end
   return a.p
 end
+M.array = array
 
 local function run(who, op, a, b, st)
   local out = array('out', 'double', st and st.nslices + 1 or 1)

@@ -58,16 +58,9 @@ local function set_dir(who, name, d, dst)
   return dst
 end
 
--- Arrays handed to the runtime, grown when more directions or groups come.
-local arrays = {}
-local function array(key, ctype, n)
-  local a = arrays[key]
-  if not a or a.n < n then
-    a = { n = math.max(n, 8), p = ffi.new(ctype .. '[?]', math.max(n, 8)) }
-    arrays[key] = a
-  end
-  return a.p
-end
+-- Arrays handed to the runtime, grown when more directions or groups come (reduce's).
+local reduce_array = require('moonstep.optim.reduce').array
+local function array(key, ctype, n) return reduce_array('zo.' .. key, ctype, n) end
 local dir_from, dir_to = ffi.new('ms_zo_dir[1]'), ffi.new('ms_zo_dir[1]')
 
 local function offset_of(who, offset)

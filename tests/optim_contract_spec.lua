@@ -21,7 +21,7 @@ local CONFIG = {
   AutoSGM = { lr_init = 0.05 },
   LBFGS = { lr = 0.5 },
   BSAM = { num_data = 10000, lr = 0.05 },
-  SPSA = { seed = 1, n = 4 },   -- a fixed seed: unbound + bind draws the same directions
+  SPSA = { seed = 1, n = 4, a = 0.05 },   -- a fixed seed: unbound + bind draws the same directions
 }
 
 local function optimizers()
@@ -44,7 +44,7 @@ local function config_for(name, extra)
     c.lr = 0.05
   end
   for _, k in ipairs(cls.accepted) do
-    if k == 'base' and c.base == nil then c.base = optim.SGD { lr = 0.05 } end
+    if k == 'base' and c.base == nil and cls.wraps then c.base = optim.SGD { lr = 0.05 } end
   end
   for k, v in pairs(extra or {}) do c[k] = v end
   return c

@@ -19,7 +19,7 @@ end
 -- direction i (0-based) of step k of an optimizer, as a float64 list
 local function direction(opt, k, i, dist, d)
   local u = ms.empty(d, { dtype = 'float64' })
-  zo.fill('test', u, { seed = opt.seed, step = k, index = i, dist = dist or opt.zo.dist, scale = 1 }, 0)
+  zo.fill('test', u, { seed = opt.seed, step = k, index = i, dist = dist or opt._zo.dist, scale = 1 }, 0)
   return values(u)
 end
 
@@ -238,7 +238,7 @@ describe('SPSA gains and presets', function()
     local v = { a = 0.01, A = 1, alpha = 0.4, c = 0.005, gamma = 0.2 }
     local cfg = require 'moonstep.optim.spsa_config'
     for e, ac in pairs(want) do
-      local a, c = cfg.gains(v, cfg.index(opt.zo, e))
+      local a, c = cfg.gains(v, cfg.index(opt._zo, e))
       assert.near(ac[1], a, 5e-8)
       assert.near(ac[2], c, 5e-8)
     end
@@ -287,7 +287,7 @@ describe('SPSA gains and presets', function()
   it("resets the spsa_gc momentum for the whole first epoch only with gc_reset = 'first_epoch'", function()
     local function run(reset)
       local w = ms.tensor({ 0.3, -0.2, 0.1 }, { dtype = 'float64' })
-      local opt = optim.SPSA({ w }, { update = 'spsa_gc', a = 0.1, gc_reset = reset, steps_per_epoch = 3, seed = 8 })
+      local opt = optim.SPSA({ w }, { update = 'spsa_gc', a = 0.1, gc_reset = reset, gain_unit = 'epoch', steps_per_epoch = 3, seed = 8 })
       for _ = 1, 3 do opt:step(function() return w:get(1) ^ 2 + 2 * w:get(2) ^ 2 + 3 * w:get(3) ^ 2 end) end
       return values(w)
     end

@@ -213,7 +213,7 @@ local function batched_section(dev)
   local ob = optim.SPSA(mb, optim.SPSA.preset('zeroth_learn', { criterion = crit, seed = 5 }))
   local os_ = optim.SPSA(ms_, optim.SPSA.preset('zeroth_learn', { criterion = crit, seed = 5, batched = false }))
   ob:step(x, y); os_:step(x, y)
-  if not ob.zo.batched or os_.zo.batched then
+  if not ob._zo.batched or os_._zo.batched then
     print(('\n2. batched on %s: skipped (the batched flags are not as configured)'):format(dev))
     return ms.set_num_threads(old)
   end

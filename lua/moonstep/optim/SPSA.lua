@@ -50,6 +50,7 @@ local check = require 'moonstep.check'
 local SPSA = Optimizer.define('SPSA', cfg.DEFAULTS, cfg.RULES, { options = cfg.OPTIONS })
 SPSA.skip_default, SPSA.multipass = true, true
 SPSA.loss_only = true                 -- the closure evaluates the loss only (no gradient read)
+SPSA.step_size = 'a'                  -- groups' lr_scale scales a (lr is its alias)
 SPSA.passes_doc = 'once per loss evaluation (2n times a step, central; n + 1, forward)'
 SPSA.preset = cfg.preset
 SPSA.PRESETS = cfg.PRESETS
@@ -102,7 +103,7 @@ function SPSA:_configure(who, config)
 end
 
 function SPSA:_check_values(who, v)
-  local o = self.zo
+  local o = self._zo
   if v.blocking == true and (o.update == 'adam' or o.update == 'spsa_gc' or o.update == 'base') then
     check.fail("%s: blocking undoes rejected steps; update = '%s' keeps state that the rejected step would have moved (use 'sgd', 'sign' or 'mezo')", who, o.update)
   end
@@ -114,7 +115,7 @@ end
 function SPSA:_init()
   self.buffers = {}
   local d = self.arena.flat:numel()
-  local o = self.zo
+  local o = self._zo
   if o.batched == nil then
     o.batched = false
     if o.criterion and o.memory == 'materialized' and self.model then
@@ -141,7 +142,7 @@ function SPSA:_save_extra()
            hessian = st and require('moonstep.optim.spsa_hessian').save(st, 'SPSA.state') }
 end
 
-function SPSA:_load_extra(who, e)
+function SPSA:_load_extra(who, e, s)
   if type(e) ~= 'table' then check.fail('%s: state.extra is %s, expected a table', who, check.describe(e)) end
   check.integer(who, 'state.extra.seed', e.seed, 0, 2 ^ 53 - 1)
   check.boolean(who, 'state.extra.calibrated', e.calibrated)
@@ -149,9 +150,12 @@ function SPSA:_load_extra(who, e)
   if e.allowed ~= nil then check.number(who, 'state.extra.allowed', e.allowed, 0) end
   check.integer(who, 'state.extra.blocked', e.blocked, 0)
   if e.averaged ~= nil then check.integer(who, 'state.extra.averaged', e.averaged, 0) end
+  if (e.averaged or 0) > 0 and not (type(s) == 'table' and type(s.buffers) == 'table' and s.buffers.average) then
+    check.fail('%s: state.extra.averaged is %d but the state holds no average buffer (buffers.average)', who, e.averaged)
+  end
   local st
   if e.hessian ~= nil then
-    if not self.zo.second_order then check.fail('%s: the state holds a 2-SPSA Hessian; this optimizer has second_order = false', who) end
+    if not self._zo.second_order then check.fail('%s: the state holds a 2-SPSA Hessian; this optimizer has second_order = false', who) end
     st = require('moonstep.optim.spsa_hessian').load(who, e.hessian, self.arena.flat:numel(), self.arena.flat)
   end
   self.seed, self.calibrated, self._fx, self._allowed = e.seed, e.calibrated or nil, e.fx, e.allowed
@@ -159,7 +163,7 @@ function SPSA:_load_extra(who, e)
 end
 
 local function update(self, who, t, v, a_k, dirs, coefs, info)
-  local o = self.zo
+  local o = self._zo
   if o.update == 'mezo' then
     local ng = #self.groups + 1
     local lr, wd = self._lr or ffi.new('double[?]', ng), self._wd or ffi.new('double[?]', ng)
@@ -180,12 +184,21 @@ local function update(self, who, t, v, a_k, dirs, coefs, info)
   local g = self.arena.gflat
   local sq = reduce.sumsq(who, g)
   info.ghat_norm = math.sqrt(sq)
+  if sq ~= sq or sq == math.huge then   -- (your directions: a zero with divide = true)
+    if not reduce.finite(who, g) then
+      self:_nonfinite(who, 'the gradient estimate holds non-finite values (a direction of yours with a zero, divide = true?)')
+      return false
+    end
+  end
   if v.trust_region and info.ghat_norm > 1 then g:mul_(1 / info.ghat_norm) end
   if o.second_order then
     local H = require 'moonstep.optim.spsa_hessian'
     local flat = self.arena.flat
     local st = rawget(self, '_hstate')
     if not st then st = H.new(flat:numel(), flat, nil, who); self._hstate = st end
+    if st.mean.dtype ~= flat.dtype or st.mean.device ~= flat.device then   -- the model moved
+      st.mean = st.mean:to(flat.dtype, flat.device)
+    end
     local rows = S.direction_rows(self, who, dirs)
     H.update(st, info.hessian_coefs, rows[1], rows[2], who)
     if H.active(st, v.hessian_delay, who) then H.precondition(st, g, v.regularization, g, who) end
@@ -198,7 +211,7 @@ local function update(self, who, t, v, a_k, dirs, coefs, info)
     base.weight_decay = v.weight_decay
     if o.update == 'adam' then base.betas, base.eps = { v.betas[1], v.betas[2] }, v.eps end
     if o.update == 'spsa_gc' then
-      base.momentum = v.beta
+      base.momentum, base.nesterov = v.beta, v.beta > 0   -- beta = 0: plain SGD (m = g, step g)
       if o.gc_reset == 'first_epoch' and t <= o.steps_per_epoch then base.started = {} end
     end
     for i, grp in ipairs(self.groups) do
@@ -209,24 +222,43 @@ local function update(self, who, t, v, a_k, dirs, coefs, info)
   return base:_apply(self._base_who, true)
 end
 
+-- lr is the alias of a: opt:get('lr'), and opt.lr = x (taken as a at the next step)
+local engine_get = Optimizer.get
+function SPSA:get(k, group)
+  return engine_get(self, k == 'lr' and 'a' or k, group)
+end
+
+local function take_lr(self)
+  local lr = rawget(self, 'lr')
+  if lr ~= nil then self.a, self.lr = lr, nil end
+end
+
 function SPSA:_buffer(k)
   local b = self.buffers[k]
   if not b then b = self:_new_buffer(k); self.buffers[k] = b end
   return b
 end
 
+-- A skipped step: counted; returns the loss that made it skip (the last one evaluated)
+-- and info with skipped = true.
+local function skip(self, info, loss)
+  self.skipped = self.skipped + 1
+  info.skipped = true
+  if loss == nil then loss = info.losses[#info.losses] end
+  info.loss = loss
+  return loss, info
+end
+
 local function body(self, who, closure)
   self:_check_count(who)
-  local o = self.zo
+  local o = self._zo
   self._base_who = self._base_who or (self.base and ('%s (its update, optim.%s)'):format(who, self.base.__name))
-  local info = { passes = 0, skipped = false, updated = false, blocked = false }
+  local info = { passes = 0, skipped = false, updated = false, blocked = false, losses = {} }
+  take_lr(self)
+  check.integer(who, 'opt.seed', rawget(self, 'seed'), 0, 2 ^ 53 - 1)
   local t = self.t + 1
   if o.calibrate and not self.calibrated then
-    if not S.calibrate(self, who, closure, info) then
-      self.skipped = self.skipped + 1
-      info.skipped = true
-      return nil, info
-    end
+    if not S.calibrate(self, who, closure, info) then return skip(self, info) end
   end
   local v = self:_values(who, t, 1)
   self.gains = { a = v.a, A = v.A, alpha = v.alpha, c = v.c, gamma = v.gamma }
@@ -243,10 +275,18 @@ local function body(self, who, closure)
   S.fill_directions(self, who, dirs, step)
   if v.blocking and self._fx == nil then
     self._fx = S.eval(self, who, closure, nil, info)
-    if self._bad then self._fx = nil; self.skipped = self.skipped + 1; info.skipped = true; return nil, info end
+    if self._bad then
+      local bad = self._fx
+      self._fx = nil
+      return skip(self, info, bad)
+    end
     if v.allowed_increase == false and self._allowed == nil then
       local ys, sum = {}, 0
-      for j = 1, 25 do ys[j] = S.eval(self, who, closure, nil, info); sum = sum + ys[j] end
+      for j = 1, 25 do
+        ys[j] = S.eval(self, who, closure, nil, info)
+        if self._bad then self._fx = nil; return skip(self, info, ys[j]) end
+        sum = sum + ys[j]
+      end
       local mean, var = sum / 25, 0
       for j = 1, 25 do var = var + (ys[j] - mean) ^ 2 end
       self._allowed = 2 * math.sqrt(var / 25)
@@ -256,27 +296,18 @@ local function body(self, who, closure)
   -- (seeded MeZO takes the last perturbation off inside its update's pass)
   if not (s and o.update == 'mezo' and o.memory == 'seeded' and not v.blocking) then points.home(self, who) end
   info.s = s
-  if not s then
-    self.skipped = self.skipped + 1
-    info.skipped = true
-    info.loss = info.losses[#info.losses]
-    return info.loss, info
-  end
+  if not s then return skip(self, info) end
   local coefs = {}
   for i = 1, o.n do coefs[i] = s[i] / o.n end
   if L0 then info.loss = L0
-  else
-    local sum = 0
-    for _, l in ipairs(info.losses) do sum = sum + l end
-    info.loss = sum / #info.losses
+  else   -- the mean of the step's 2n central evaluations
+    local sum, ls = 0, info.losses
+    for j = #ls - 2 * o.n + 1 - (o.second_order and 2 * o.n or 0), #ls - (o.second_order and 2 * o.n or 0) do sum = sum + ls[j] end
+    info.loss = sum / (2 * o.n)
   end
   local w = self.arena.flat
   if v.blocking then self:_scratch('block'):copy_(w) end
-  if update(self, who, t, v, a_k, dirs, coefs, info) == false then
-    self.skipped = self.skipped + 1
-    info.skipped = true
-    return info.loss, info
-  end
+  if update(self, who, t, v, a_k, dirs, coefs, info) == false then return skip(self, info, info.loss) end
   self.t = t
   info.updated = true
   if v.blocking then
@@ -308,7 +339,7 @@ function SPSA:step(input, target, ...)
   local closure = input
   self._data = nil
   if check.is_tensor(input) then
-    local o = self.zo
+    local o = self._zo
     if not o or not o.criterion then
       check.fail('%s: input is a tensor; step(input, target) needs a criterion in the config (criterion = nn.CrossEntropyLoss()), else pass a closure', who)
     end
@@ -316,6 +347,9 @@ function SPSA:step(input, target, ...)
     local model = self.model
     if not model then check.fail('%s: step(input, target) runs the model; the optimizer was built from a list of tensors (pass a closure)', who) end
     if target == nil then check.fail('%s: target is missing, expected the targets of input', who) end
+    if select('#', ...) > 0 then
+      check.fail('%s: expected step(input, target), got a third argument (%s)', who, check.describe((...)))
+    end
     self._data = { input, target }
     local crit = o.criterion
     closure = function() return crit:forward(model:forward(input), target) end

@@ -107,7 +107,7 @@ function M.common_options(self, who, config)
     end
     if copy.lr_scale ~= nil then
       check.number(who, ('groups[%d].lr_scale'):format(i), copy.lr_scale, 0)
-      if self.defaults.lr == nil then
+      if self.defaults.lr == nil and not rawget(getmetatable(self), 'step_size') then
         check.fail('%s: groups[%d].lr_scale is given but %s has no lr', who, i, self.__name)
       end
     end

@@ -82,6 +82,32 @@ function M.configure(self, who, config)
   else
     o.update = check.oneof(who, 'update', config.update or 'sgd', M.UPDATES)
   end
+  -- an option the configuration would not use is refused, never ignored
+  local function unused(k, why)
+    if config[k] == nil then return end
+    local rule = self.rules[k]
+    if rule and not check.is_callable(config[k]) then rule(who, k, config[k]) end   -- a bad value first
+    check.fail('%s: %s is given but %s', who, k, why)
+  end
+  if o.update ~= 'spsa_gc' then unused('beta', ("it is spsa_gc's momentum (update is '%s')"):format(o.update)) end
+  if o.update ~= 'adam' then
+    unused('betas', ("they are adam's (update is '%s')"):format(o.update))
+    unused('eps', ("it is adam's (update is '%s')"):format(o.update))
+  end
+  if o.update == 'sign' then
+    for _, k in ipairs { 'clip_norm', 'clip_value', 'clip_tensor_norm', 'trust_region' } do
+      unused(k, "update = 'sign' keeps only the signs of the estimate (scaling it changes nothing)")
+    end
+  end
+  if o.update == 'base' and config.groups ~= nil then
+    check.fail('%s: groups is given with base; the base optimizer applies the update (give it the groups)', who)
+  end
+  if config.second_order ~= true then
+    unused('regularization', 'it is for second_order = true (2-SPSA)')
+    unused('hessian_delay', 'it is for second_order = true (2-SPSA)')
+  end
+  if config.blocking ~= true then unused('allowed_increase', 'it is for blocking = true') end
+  unused('check_finite', 'SPSA reads no gradient: every loss it evaluates is checked')
   o.memory = check.oneof(who, 'memory', config.memory or 'seeded', M.MEMORY)
   o.restore = check.oneof(who, 'restore', config.restore or 'exact', { 'exact', 'subtract' })
   if config.restore ~= nil and o.memory ~= 'seeded' then
@@ -104,6 +130,9 @@ function M.configure(self, who, config)
   end
   if config.steps_per_epoch ~= nil then
     o.steps_per_epoch = check.integer(who, 'steps_per_epoch', config.steps_per_epoch, 1)
+    if o.gain_unit ~= 'epoch' and o.gc_reset ~= 'first_epoch' then
+      check.fail("%s: steps_per_epoch is given but nothing uses it (it is for gain_unit = 'epoch' or gc_reset = 'first_epoch')", who)
+    end
   elseif o.gain_unit == 'epoch' or o.gc_reset == 'first_epoch' then
     check.fail("%s: %s needs steps_per_epoch (the number of steps in an epoch)", who,
                o.gain_unit == 'epoch' and "gain_unit = 'epoch'" or "gc_reset = 'first_epoch'")
@@ -138,8 +167,11 @@ function M.configure(self, who, config)
   end
   if config.criterion ~= nil then
     local cr = config.criterion
-    if type(cr) ~= 'table' or type(cr.forward) ~= 'function' then
+    if type(cr) ~= 'table' or type(cr.forward) ~= 'function' or rawget(cr, 'reduction') == nil then
       check.fail('%s: criterion is %s, expected a loss module such as nn.CrossEntropyLoss()', who, check.describe(cr))
+    end
+    if cr.reduction == 'none' then
+      check.fail("%s: criterion has reduction = 'none'; SPSA needs one loss per evaluation ('mean' or 'sum'; per_example = true reports the per-example losses)", who)
     end
     o.criterion = cr
   end
@@ -161,7 +193,7 @@ function M.configure(self, who, config)
   if o.update == 'mezo' and o.memory ~= 'seeded' and o.directions then
     check.fail("%s: update = 'mezo' regenerates moonstep's directions; it cannot use directions of your own (use update = 'sgd')", who)
   end
-  self.zo = o
+  self._zo = o
   return o
 end
 
@@ -225,6 +257,12 @@ function M.preset(name, overrides)
   end
   local out = {}
   for k, v in pairs(p) do out[k] = type(v) == 'table' and { unpack(v) } or v end
+  -- another update rule (or a base) replaces the preset's, with the options of its rule
+  if overrides.update ~= nil or overrides.base ~= nil then
+    local drop = { 'beta', 'betas', 'eps', 'update' }
+    if overrides.base ~= nil then drop = { 'beta', 'betas', 'eps', 'update', 'a', 'A', 'alpha', 'weight_decay' } end
+    for _, k in ipairs(drop) do out[k] = nil end
+  end
   for k, v in pairs(overrides) do
     if not extra[k] then
       if k == 'lr' and out.a ~= nil then out.a = nil end

@@ -32,7 +32,7 @@ local M = {}
 local function seeded_move(opt, who, to)
   local s = opt._zo_seeded
   if not s then
-    local exact = opt.zo.restore == 'exact'
+    local exact = opt._zo.restore == 'exact'
     s = { log = exact and zo.log() or nil, spare = exact and zo.log() or nil, cur = nil }
     opt._zo_seeded = s
   end
@@ -147,6 +147,11 @@ local function virtual_at(opt, who, terms)
     rawset(m, 'forward', function(self, ...)
       v.ran = true
       for _, e in ipairs(L.params) do
+        local p, sc = e.param, v.scratch
+        if check.is_freed(p) or p.dtype ~= sc.dtype or p.device ~= sc.device then
+          check.fail("%s: the closure moved or freed the model's parameters (%s) during an evaluation; move the model between steps, not inside an evaluation",
+                     who, check.describe(p))
+        end
         zo.perturb(who, e.view, e.param, terms[1], e.offset)
         for j = 2, #terms do zo.perturb(who, e.view, e.view, terms[j], e.offset) end
         self[e.name] = e.view
@@ -162,7 +167,7 @@ end
 -- After an evaluation at a perturbed point: virtual mode only sees layers that ran.
 function M.check(opt, who)
   local v = rawget(opt, '_zo_virtual')
-  if opt.zo.memory ~= 'virtual' or not v or not v.patched then return end
+  if opt._zo.memory ~= 'virtual' or not v or not v.patched then return end
   if not v.ran then
     check.fail("%s: memory = 'virtual' perturbs the weights inside the layers' forward, but the closure ran none of the model's layers (evaluate the loss through the model, or use memory = 'seeded')", who)
   end
@@ -178,14 +183,14 @@ end
 -- the modes ------------------------------------------------------------------------------
 
 function M.home(opt, who)
-  local mode = opt.zo.memory
+  local mode = opt._zo.memory
   if mode == 'seeded' then seeded_move(opt, who, nil)
   elseif mode == 'materialized' then materialized_home(opt, who)
   else virtual_home(opt) end
 end
 
 function M.at(opt, who, terms)
-  local mode = opt.zo.memory
+  local mode = opt._zo.memory
   if mode == 'seeded' then
     if terms and #terms > 1 then
       check.fail("%s: memory = 'seeded' moves along one direction at a time", who)
@@ -203,7 +208,7 @@ end
 function M.undo(opt)
   local who = opt.__name .. '.step'
   local ok, err = pcall(M.home, opt, who)
-  if not ok and opt.zo.memory == 'seeded' then
+  if not ok and opt._zo.memory == 'seeded' then
     -- the arena moved or was freed mid-step: nothing more can be restored
     opt._zo_seeded = nil
   end

@@ -23,21 +23,30 @@ local CALIBRATION_STEP = M.CALIBRATION_STEP
 function M.eval(self, who, closure, terms, info)
   points.at(self, who, terms)
   info.passes = info.passes + 1
+  local flat = self.arena.flat
+  local dtype, device = flat.dtype, flat.device
   local loss = self:_evaluate(who, closure, passes.policy(self, who, info.passes, true), true)
+  local now = self.arena.flat
+  if now ~= flat or now.dtype ~= dtype or now.device ~= device then
+    check.fail('%s: the closure moved the model\'s parameters (to %s on %s) while they held a perturbation; move the model between steps, not inside an evaluation',
+               who, now.dtype, now.device)
+  end
   if terms then points.check(self, who) end
+  info.losses[#info.losses + 1] = loss
   return loss, self._bad
 end
 
 function M.dir(self, step, index, scale, dist)
-  return { seed = self.seed, step = step, index = index, dist = dist or self.zo.dist, scale = scale }
+  return { seed = self.seed, step = step, index = index, dist = dist or self._zo.dist, scale = scale }
 end
 
 -- Qiskit's calibration: a = target / mean |(y(w + c D) - y(w - c D)) / (2 c)|.
 function M.calibrate(self, who, closure, info)
-  local c = self.zo.calibrate
+  local c = self._zo.calibrate
   local total = 0
   for s = 0, c.steps - 1 do
     local yp = M.eval(self, who, closure, { M.dir(self, CALIBRATION_STEP, s, c.c, 'rademacher') }, info)
+    if self._bad then points.home(self, who); return false end
     local ym = M.eval(self, who, closure, { M.dir(self, CALIBRATION_STEP, s, -c.c, 'rademacher') }, info)
     if self._bad then points.home(self, who); return false end
     total = total + math.abs((yp - ym) / (2 * c.c))
@@ -54,11 +63,10 @@ end
 
 -- The losses of the step and the projected gradients s_i (nil when one was non-finite).
 function M.sample(self, who, closure, info, h, dirs)
-  local o = self.zo
-  local n, s, losses = o.n, {}, {}
-  info.losses = losses
+  local o = self._zo
+  local n, s, losses = o.n, {}, info.losses
   local L0
-  if o.batched then
+  if o.batched and self._data then   -- step(input, target): the model runs batched
     local U = self._U.tensor
     local scales = {}
     if o.diff == 'forward' then scales[1] = { row = 0, scale = 0 } end
@@ -66,13 +74,14 @@ function M.sample(self, who, closure, info, h, dirs)
       scales[#scales + 1] = { row = i, scale = h }
       if o.diff == 'central' then scales[#scales + 1] = { row = i, scale = -h } end
     end
-    local out, per = require('moonstep.nn.batched').evaluate(self.model, o.criterion, self._data[1],
-      self._data[2], U, scales, { per_example = o.per_example })
+    local ok, out, per = pcall(require('moonstep.nn.batched').evaluate, self.model, o.criterion,
+      self._data[1], self._data[2], U, scales, { per_example = o.per_example })
+    if not ok then check.raise(check.rename(who, check.reason(out))) end
     info.per_example = per
     info.passes = info.passes + #out
     self.passes = self.passes + #out
     for j, l in ipairs(out) do
-      losses[j] = l
+      losses[#losses + 1] = l
       if l ~= l or l == math.huge or l == -math.huge then
         self._bad = self:_nonfinite(who, ('the loss of perturbed model %d is %s'):format(j, check.describe(l)))
         return nil
@@ -87,25 +96,23 @@ function M.sample(self, who, closure, info, h, dirs)
     return s, L0
   end
   local function term(i, sign)
-    if o.directions or o.batched then return { row = i, scale = sign * h } end
+    if o.directions then return { row = i, scale = sign * h } end
     return dirs.at[i][sign]
   end
   if o.diff == 'forward' then
     L0 = M.eval(self, who, closure, nil, info)
-    losses[#losses + 1] = L0
     if self._bad then return nil end
   end
+  local yp, ym = {}, {}
   for i = 1, n do
-    local yp = M.eval(self, who, closure, { term(i, 1) }, info)
-    losses[#losses + 1] = yp
+    yp[i] = M.eval(self, who, closure, { term(i, 1) }, info)
     if self._bad then points.home(self, who); return nil end
     if o.diff == 'central' then
-      local ym = M.eval(self, who, closure, { term(i, -1) }, info)
-      losses[#losses + 1] = ym
+      ym[i] = M.eval(self, who, closure, { term(i, -1) }, info)
       if self._bad then points.home(self, who); return nil end
-      s[i] = (yp - ym) / (2 * h)
+      s[i] = (yp[i] - ym[i]) / (2 * h)
     else
-      s[i] = (yp - L0) / h
+      s[i] = (yp[i] - L0) / h
     end
   end
   if o.second_order then
@@ -115,9 +122,10 @@ function M.sample(self, who, closure, info, h, dirs)
     for i = 1, n do
       local d2 = o.directions and { row = n + i, scale = h } or M.dir(self, dirs.step, n + i - 1, h)
       local ypp = M.eval(self, who, closure, { term(i, 1), d2 }, info)
+      if self._bad then points.home(self, who); return nil end
       local ymp = M.eval(self, who, closure, { term(i, -1), d2 }, info)
       if self._bad then points.home(self, who); return nil end
-      coefs[i] = ((ypp - losses[2 * i - 1]) - (ymp - losses[2 * i])) / (2 * h * h)
+      coefs[i] = ((ypp - yp[i]) - (ymp - ym[i])) / (2 * h * h)
     end
     info.hessian_coefs = coefs
   end
@@ -126,7 +134,7 @@ end
 
 -- g = (1/n) sum_i s_i W(u_i) into the gradient arena.
 function M.estimate(self, who, dirs, coefs)
-  local o, g = self.zo, self.arena.gflat
+  local o, g = self._zo, self.arena.gflat
   if not o.directions then return zo.estimate(who, g, dirs, coefs, o.divide, 0) end
   g:zero_()
   for i = 1, o.n do
@@ -136,7 +144,7 @@ function M.estimate(self, who, dirs, coefs)
 end
 
 function M.fill_directions(self, who, dirs, k)
-  local o = self.zo
+  local o = self._zo
   if not (o.batched or o.directions) then return end
   local d = self.arena.flat:numel()
   local rows = o.n * (o.second_order and 2 or 1)
@@ -162,7 +170,7 @@ end
 -- The directions D1 (rows 1..n) and D2 (rows n+1..2n) as [n, d] tensors (2-SPSA's outer
 -- products need them; small d).
 function M.direction_rows(self, who, dirs)
-  local o, flat = self.zo, self.arena.flat
+  local o, flat = self._zo, self.arena.flat
   local n, d = o.n, flat:numel()
   if o.directions then
     local U = self._U.tensor

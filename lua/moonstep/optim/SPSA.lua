@@ -116,11 +116,14 @@ function SPSA:_init()
   self.buffers = {}
   local d = self.arena.flat:numel()
   local o = self._zo
-  if o.batched == nil then
-    o.batched = false
-    if o.criterion and o.memory == 'materialized' and self.model then
-      o.batched = require('moonstep.nn.batched').supports(self.model)
-    end
+  local supports = require('moonstep.nn.batched').supports
+  if o.batched == nil then   -- batched when it can be
+    o.batched = (o.criterion and o.memory == 'materialized' and self.model
+                 and supports(self.model, o.criterion)) and true or false
+  elseif o.batched then
+    local ok, why = false, 'the optimizer was built from a list of tensors, not a model'
+    if self.model then ok, why = supports(self.model, o.criterion) end
+    if not ok then check.fail('SPSA: batched = true, but %s (batched = false evaluates through the closure)', why) end
   end
   if (o.batched or o.directions) and o.n * d > 2 ^ 31 then
     check.fail('SPSA: memory = materialized stores n x d = %d x %d directions, too many (use memory = \'seeded\')', o.n, d)

@@ -4,13 +4,16 @@
  *
  * The loops work on aligned blocks of ZO_B global elements: a block's directions are
  * generated into a small buffer (Philox for many counters at once, lane by lane, which
- * the compiler vectorizes; the Rademacher path expands 128 signs per Philox block), then
- * a plain vectorizable loop combines them with the arena. Threads take whole blocks, and
+ * the compiler vectorizes), then a plain vectorizable loop combines them with the arena.
+ * Rademacher directions take zo_rad.c's paths instead: Philox batches of (direction,
+ * 128-block) lanes, the sign bits selecting +-c (fill and perturb a row span at a time,
+ * the sums of all directions a chunk at a time). Threads take whole blocks, and
  * every element's value depends only on its own inputs: the result is the same for any
  * thread count. */
 #include "internal.h"
 #include "optim/zo.h"
 #include "optim/drive.h"
+#include "zo_rad.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,22 +45,11 @@ ZO_CLONES static void gauss_lanes(int np, const uint32_t *a, const uint32_t *b, 
   for (int p = 0; p < np; p++) ms_zo_gauss2(a[p], b[p], &z0[p], &z1[p]);
 }
 
-ZO_CLONES static void rad_expand(const uint32_t w[4], float *u) {
-  for (int q = 0; q < 4; q++) {
-    const uint32_t x = w[q];
-    for (int b = 0; b < 32; b++) u[32 * q + b] = ms_zo_rad(x, b);
-  }
-}
-
 void zo_gen(const ms_zo_dir *d, int64_t base, int a, int b, float *u) {
   const uint32_t step = (uint32_t)d->step, k0 = (uint32_t)d->seed,
                  k1 = (uint32_t)(d->seed >> 32);
   if (d->dist == MS_ZO_RADEMACHER) {
-    for (int k = a & ~127; k < b; k += 128) {
-      uint32_t w[4];
-      ms_zo_words(d->seed, step, d->index, (uint64_t)(base + k) >> 7, w);
-      rad_expand(w, u + k);
-    }
+    zo_rad_gen(d, base, a, b, u);
     return;
   }
   const int first = a >> 2, m = ((b + 3) >> 2) - first;   /* word blocks covering [a, b) */
@@ -130,8 +122,30 @@ typedef struct {
       for (int k = a; k < b; k++) o[at + k] = s * (ST)u[k];                            \
   } while (0)
 
+/* Rademacher: the blocks [lo, hi) as one span a row (zo_rad.c). */
+static void fill_rad(const fill_job *jj, int64_t lo, int64_t hi) {
+  const int64_t first = jj->offset / ZO_B, end = jj->offset + jj->n;
+  for (int64_t it = lo; it < hi;) {
+    const int64_t row = it / jj->nblk, b0 = it % jj->nblk;
+    const int64_t b1 = jj->nblk - b0 < hi - it ? jj->nblk : b0 + (hi - it);
+    const int64_t g0 = (first + b0) * ZO_B, g1 = (first + b1) * ZO_B;
+    const int64_t s0 = g0 > jj->offset ? g0 : jj->offset, s1 = g1 < end ? g1 : end;
+    const int64_t at = row * jj->n + (s0 - jj->offset);   /* out[at] is element s0 */
+    ms_zo_dir d = *jj->d;
+    d.index += (uint32_t)row;
+    if (jj->dtype == MS_FLOAT32)
+      zo_rad_span_f32(&d, s0, s1 - s0, (float *)jj->out + at,
+                      jj->w ? (const float *)jj->w + at : NULL);
+    else
+      zo_rad_span_f64(&d, s0, s1 - s0, (double *)jj->out + at,
+                      jj->w ? (const double *)jj->w + at : NULL);
+    it += b1 - b0;
+  }
+}
+
 ZO_CLONES static void fill_share(void *ctx, int64_t lo, int64_t hi) {
   const fill_job *jj = ctx;
+  if (jj->d->dist == MS_ZO_RADEMACHER) return fill_rad(jj, lo, hi);
   const int64_t first = jj->offset / ZO_B, end = jj->offset + jj->n;
   const size_t esz = jj->dtype == MS_FLOAT32 ? sizeof(float) : sizeof(double);
   float u[ZO_B];
@@ -208,9 +222,14 @@ typedef struct {
   const ms_zo_dir *from;        /* mezo: the perturbation on w (NULL: none) ... */
   const ms_zo_log *in;          /* ... and its log (NULL: none) */
   int32_t same;                 /* mezo: the i of dirs[i] == from (generated once), or -1 */
+  int32_t rad;                  /* every dirs[i] rademacher: zo_rad_sum, a chunk at a time */
 } sum_job;
 
-/* acc[k] = sum_i coef_i W(u_i) for k in [a, b), in T, i in order. */
+/* The sums of a chunk (rademacher), in the arena's dtype. */
+typedef union { float f32[MS_ZO_CHUNK]; double f64[MS_ZO_CHUNK]; } chunk_sums;
+
+/* acc[k] = sum_i coef_i W(u_i) for k in [a, b), in T, i in order. (All rademacher: zo_rad.c's
+ * zo_rad_sum gives these same sums for a whole chunk at once.) */
 #define DIR_SUM(T)                                                                     \
   do {                                                                                 \
     for (int k = a; k < b; k++) acc[k] = 0;                                            \
@@ -226,10 +245,10 @@ typedef struct {
     }                                                                                  \
   } while (0)
 
-#define ESTIMATE_SPAN(T)                                                               \
+/* g[base + k] = beta g[base + k] + acc[k] for k in [a, b) (beta 0: g not read). */
+#define ESTIMATE_STORE(T)                                                              \
   do {                                                                                 \
-    T acc[ZO_B], *g = (T *)j->x;                                                       \
-    DIR_SUM(T);                                                                        \
+    T *g = (T *)j->x;                                                                  \
     const T beta = (T)j->beta;                                                         \
     if (j->beta == 0)                                                                  \
       for (int k = a; k < b; k++) g[base + k] = acc[k];                                \
@@ -237,8 +256,34 @@ typedef struct {
       for (int k = a; k < b; k++) g[base + k] = beta * g[base + k] + acc[k];           \
   } while (0)
 
+#define ESTIMATE_SPAN(T)                                                               \
+  do {                                                                                 \
+    T acc[ZO_B];                                                                       \
+    DIR_SUM(T);                                                                        \
+    ESTIMATE_STORE(T);                                                                 \
+  } while (0)
+
+/* Rademacher: up to a chunk of blocks summed at once (zo_rad.c). */
+#define ESTIMATE_RAD(T, SFX)                                                           \
+  do {                                                                                 \
+    T *acc = sums.SFX;                                                                 \
+    zo_rad_sum_##SFX(j->dirs, j->coef, j->ndirs, base, b, acc);                        \
+    ESTIMATE_STORE(T);                                                                 \
+  } while (0)
+
 ZO_CLONES static void estimate_share(void *ctx, int64_t lo, int64_t hi) {
   const sum_job *j = ctx;
+  if (j->rad) {
+    chunk_sums sums;
+    for (int64_t blk = lo; blk < hi; blk += MS_ZO_CHUNK / ZO_B) {
+      const int64_t base = blk * ZO_B, e = hi * ZO_B < base + MS_ZO_CHUNK ? hi * ZO_B
+                                                                          : base + MS_ZO_CHUNK;
+      const int a = 0, b = (int)((e < j->n ? e : j->n) - base);   /* elements [base, e) */
+      if (j->dtype == MS_FLOAT32) ESTIMATE_RAD(float, f32);
+      else ESTIMATE_RAD(double, f64);
+    }
+    return;
+  }
   float u[ZO_B], *uf = NULL;
   for (int64_t blk = lo; blk < hi; blk++) {
     const int64_t base = blk * ZO_B;
@@ -246,6 +291,12 @@ ZO_CLONES static void estimate_share(void *ctx, int64_t lo, int64_t hi) {
     if (j->dtype == MS_FLOAT32) ESTIMATE_SPAN(float);
     else ESTIMATE_SPAN(double);
   }
+}
+
+static int32_t all_rad(const ms_zo_dir *dirs, int32_t n) {
+  for (int32_t i = 0; i < n; i++)
+    if (dirs[i].dist != MS_ZO_RADEMACHER) return 0;
+  return 1;
 }
 
 static int check_dirs(const char *fn, const ms_zo_dir *dirs, const double *coef, int32_t n) {
@@ -279,7 +330,7 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
   if (ms_device_of(g) == MS_CUDA)
     return ms_cuda_zo_estimate((float *)ms_ptr(g), g->count, dirs, coef, n, divide != 0, beta);
   sum_job j = {dirs, coef, n, divide != 0, g->dtype_id, beta, ms_ptr(g), g->count, NULL, NULL,
-               NULL, NULL, NULL, -1};
+               NULL, NULL, NULL, -1, all_rad(dirs, n)};
   int64_t cost = 0;
   for (int32_t i = 0; i < n; i++) cost += zo_cost(dirs[i].dist);
   ms_parallel_for((g->count + ZO_B - 1) / ZO_B, g->count * cost, estimate_share, &j);
@@ -290,7 +341,8 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
  * w = base - lr_s (acc + wd_s base) over the slice pieces of the block. */
 #define MEZO_SPAN(T, SFX)                                                              \
   do {                                                                                 \
-    T acc[ZO_B], *w = (T *)j->x + base, bsb[ZO_B], *bs = w;                            \
+    T accb[ZO_B], *acc = j->rad ? sums.SFX + at : accb;                                \
+    T *w = (T *)j->x + base, bsb[ZO_B], *bs = w;                                       \
     if (j->from) {                                                                     \
       const T sf = (T)j->from->scale;                                                  \
       bs = bsb;                                                                        \
@@ -300,7 +352,7 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
       for (int k = 0; k < b; k++) bs[k] = w[k];                                        \
     }                                                                                  \
     ZO_PUT_BACK(T, SFX, dec, bs, at, at + b);                                          \
-    DIR_SUM(T);                                                                        \
+    if (!j->rad) DIR_SUM(T);                                                           \
     for (int32_t s = ms_slice_at(t, base); s < t->nslices; s++) {                      \
       const ms_slice *sl = &t->slices[s];                                              \
       if (sl->offset >= base + b) break;                                               \
@@ -317,16 +369,22 @@ ZO_CLONES static void mezo_share(void *ctx, int64_t lo, int64_t hi) {
   const sum_job *j = ctx;
   const ms_slice_table *t = j->table;
   const int wide = j->dtype != MS_FLOAT32;
-  float u[ZO_B], uf[ZO_B];
+  const int rad_from = j->from && j->from->dist == MS_ZO_RADEMACHER;
+  float u[ZO_B], ufb[ZO_B], ufc[MS_ZO_CHUNK];   /* from's u: a block, or the chunk (rad) */
+  chunk_sums sums;
   for (int64_t c = lo; c < hi; c++) {
     const int64_t c0 = c * MS_ZO_CHUNK;
     const int nel = j->n - c0 < MS_ZO_CHUNK ? (int)(j->n - c0) : MS_ZO_CHUNK;
     zo_dec dec;
     zo_dec_start(&dec, j->in, c, wide);
+    if (j->rad && !wide) zo_rad_sum_f32(j->dirs, j->coef, j->ndirs, c0, nel, sums.f32);
+    if (j->rad && wide) zo_rad_sum_f64(j->dirs, j->coef, j->ndirs, c0, nel, sums.f64);
+    if (rad_from) zo_rad_gen(j->from, c0, 0, nel, ufc);
     for (int at = 0; at < nel; at += ZO_B) {
       const int64_t base = c0 + at;
       const int a = 0, b = nel - at < ZO_B ? nel - at : ZO_B;
-      if (j->from) zo_gen(j->from, base, 0, b, uf);
+      const float *uf = rad_from ? ufc + at : ufb;
+      if (j->from && !rad_from) zo_gen(j->from, base, 0, b, ufb);
       if (!wide) MEZO_SPAN(float, f32);
       else MEZO_SPAN(double, f64);
     }
@@ -363,7 +421,7 @@ int ms_zo_mezo_update(ms_tensor *w, const ms_zo_dir *from, const ms_zo_log *in,
   ms_slice one = {0, w->count, 0, MS_KIND_WEIGHT};
   ms_slice_table uniform = {&one, 1, 1, NULL};
   sum_job j = {dirs, coef, n, 0, w->dtype_id, 0, ms_ptr(w), w->count, table ? table : &uniform,
-               lr, wd, from, in, same};
+               lr, wd, from, in, same, all_rad(dirs, n)};
   int64_t cost = 2 + (from ? zo_cost(from->dist) : 0);
   for (int32_t i = 0; i < n; i++) cost += i == same ? 0 : zo_cost(dirs[i].dist);
   ms_parallel_for((w->count + MS_ZO_CHUNK - 1) / MS_ZO_CHUNK, w->count * cost, mezo_share, &j);

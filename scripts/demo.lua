@@ -109,6 +109,19 @@ if ok_data then
     print(('epoch %d: loss %.4f, sharpness %.4f, test accuracy %.4f, %.2f s, %d closure calls so far'):format(
       epoch, sum / n, sharp / n, ms.metrics.accuracy(m2, test), clock() - t0, sam.passes))
   end
+
+  -- Zeroth-order: no backward at all. Each step evaluates the loss at the weights and at 50
+  -- random perturbations of them (one batched pass) and estimates the gradient from those.
+  section('zeroth-order: the same MLP from loss values only (SPSA, Zeroth-Learn preset), 1 epoch')
+  ms.manual_seed(0)
+  local m3 = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+  local spsa = ms.optim.SPSA(m3, ms.optim.SPSA.preset('zeroth_learn', { criterion = crit, seed = 0 }))
+  local t0, sum, n = clock(), 0, 0
+  for bx, by in train:batches(50, { shuffle = true }) do
+    sum, n = sum + spsa:step(bx, by), n + 1
+  end
+  print(('loss %.4f, test accuracy %.4f, %.2f s, %d forward passes, no backward (scripts/zo_mnist.lua: the grid)'):format(
+    sum / n, ms.metrics.accuracy(m3, test), clock() - t0, spsa.passes))
 else
   print('skipped: ' .. tostring(train))
 end

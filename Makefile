@@ -19,7 +19,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 # CFLAGS/LDFLAGS are the caller's (optimisation, sanitizers); MS_* are always used.
 CFLAGS   ?= -O3
 LDFLAGS  ?=
-MS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fopenmp -Wall -Wextra \
+MS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -ffp-contract=off -fPIC -fopenmp -Wall -Wextra \
              -Iruntime -Iruntime/include $(CFLAGS)
 # OpenBLAS's OpenMP build, so that GEMMs and moonstep's kernels share one thread pool
 # (two pools spinning against each other cost a quarter of a CNN step on 2 cores).
@@ -105,6 +105,7 @@ gpu-check: deps
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/optim.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/twopass.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/zo.lua
+	@bin/moonstep scripts/gpu_zo_check.lua
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)

@@ -1,13 +1,15 @@
-// zo.cu — the CUDA twins of runtime/zo.c and runtime/zo_move.c (float32 arenas): the
-// direction rule of runtime/optim/zo.h, so a direction has the CPU's bits. Fill and estimate:
-// a thread takes a quad of 4 consecutive global elements (one Philox block for gaussian and
+// zo.cu — the CUDA twins of runtime/zo.c and runtime/zo_move.c (float32 arenas; float64
+// arenas on the GPU are refused before dispatch, ms_check_float): the direction rule of
+// runtime/optim/zo.h, so a direction has the CPU's bits. Fill and estimate: a thread takes a
+// quad of 4 consecutive global elements (one Philox block for gaussian and
 // segmented_uniform; one word of a block for rademacher). Move and MeZO's update: a CUDA
-// block takes a log chunk (MS_ZO_CHUNK elements), a thread 16 consecutive elements of it,
-// combined with the arena the way the C loops do (same operations in the same order;
-// --fmad=false: no contraction). A log put back is decoded chunk by chunk into shared
-// memory (one thread reads the stream); a log written is counted first (bytes and entries
-// per chunk, the previous entry's position by a max-scan over the threads), the counts
-// scanned on the host, then every entry written at its place: the CPU's bytes.
+// block takes a log chunk (MS_ZO_CHUNK elements), a thread ZO_PER consecutive elements of
+// it, combined with the arena the way the C loops do (same operations in the same order,
+// each rounded on its own: zo_add/zo_sub/zo_mul/zo_div below, never contracted into an fma
+// whatever nvcc's --fmad says). A log put back is decoded chunk by chunk into shared memory
+// (one thread reads the stream); a log written is counted first (bytes and entries per
+// chunk, the previous entry's position by a max-scan over the threads), the counts scanned
+// on the host, then every entry written at its place: per chunk the CPU's bytes.
 #include <stdlib.h>
 #include <string.h>
 #include "common.cuh"
@@ -15,6 +17,28 @@
 #include "optim/zo.h"
 
 static const int ZO_PER = MS_ZO_CHUNK / MS_BLOCK;   // elements a thread in the chunk passes
+static_assert(MS_ZO_CHUNK % MS_BLOCK == 0, "a chunk is whole threads' spans");
+static_assert(ZO_PER % 4 == 0 && 32 % ZO_PER == 0,
+              "a thread's span: whole quads within one rademacher word (and a 32-bit mask)");
+static_assert(MS_ZO_CHUNK * (1 + 4) + MS_BLOCK * 8 <= 48 * 1024, "static shared memory");
+
+// ---- float arithmetic the CPU's way --------------------------------------------------------
+// Every float operation of the kernels is one of these: rounded on its own (__fadd_rn etc.
+// through optim/zo.h: never an fma) and with the NaN results of x86's SSE/AVX, which the C
+// loops run on: an operation with a NaN operand returns that NaN quieted (bit 22 set, sign
+// and payload kept; the first operand's when both are NaN), an invalid one (inf - inf,
+// 0 * inf) the x86 default NaN 0xffc00000. The GPU's own NaN result is the canonical
+// 0x7fffffff, which would make a NaN weight's bits (and the log) differ from the CPU's.
+__device__ __forceinline__ float zo_nan(float r, float a, float b) {
+  if (r == r) return r;
+  if (a != a) return __uint_as_float(__float_as_uint(a) | 0x400000u);
+  if (b != b) return __uint_as_float(__float_as_uint(b) | 0x400000u);
+  return __uint_as_float(0xffc00000u);
+}
+__device__ __forceinline__ float zo_add(float a, float b) { return zo_nan(ms_zo_add(a, b), a, b); }
+__device__ __forceinline__ float zo_sub(float a, float b) { return zo_nan(ms_zo_sub(a, b), a, b); }
+__device__ __forceinline__ float zo_mul(float a, float b) { return zo_nan(ms_zo_mul(a, b), a, b); }
+__device__ __forceinline__ float zo_div(float a, float b) { return zo_nan(ms_zo_div(a, b), a, b); }
 
 // u of the 4 elements 4q .. 4q + 3 of direction d.
 __device__ __forceinline__ void zo_quad(const ms_zo_dir &d, uint64_t q, float u[4]) {
@@ -52,13 +76,15 @@ __global__ void zo_fill_kernel(float *out, const float *w, int64_t n, int64_t ro
     for (int k = 0; k < 4; k++) {
       const int64_t i = 4 * (q0 + tq) + k - offset;   // index into the row
       if (i < 0 || i >= n) continue;
-      out[row * n + i] = w ? w[i] + s * u[k] : s * u[k];
+      const float d = zo_mul(s, u[k]);   // as the C loop: o = w + s * u
+      out[row * n + i] = w ? zo_add(w[i], d) : d;
     }
   }
 }
 
 extern "C" int ms_cuda_zo_fill(float *out, const float *w, int64_t n, int64_t rows,
                                const ms_zo_dir *dir, int64_t offset) {
+  if (n <= 0 || rows <= 0) return 0;   // (the caller returns first; nq = 0 would divide by 0)
   zo_fill_kernel<<<ms_grid(rows * ((n + 7) / 4)), MS_BLOCK>>>(out, w, n, rows, *dir, offset);
   MS_CUDA_LAUNCHED(w ? "zo_perturb" : "zo_fill");
   return 0;
@@ -102,7 +128,7 @@ __device__ __forceinline__ void zo_chunk_base(const float *w, int64_t n, int64_t
                                               const uint32_t *val, float *base) {
   for (int k = 0; k < ZO_PER; k++) {
     const int64_t i = c * MS_ZO_CHUNK + e0 + k;
-    float b = i < n ? (has_from ? w[i] - sf * uf[k] : w[i]) : 0.0f;
+    float b = i < n ? (has_from ? zo_sub(w[i], zo_mul(sf, uf[k])) : w[i]) : 0.0f;
     if (has_in && kind[e0 + k])
       b = kind[e0 + k] == 1 ? __uint_as_float(__float_as_uint(b) + val[e0 + k])
                             : __uint_as_float(val[e0 + k]);
@@ -110,8 +136,17 @@ __device__ __forceinline__ void zo_chunk_base(const float *w, int64_t n, int64_t
   }
 }
 
-// u of direction d at the thread's ZO_PER elements from global element j0 (a multiple of 4).
+// u of direction d at the thread's ZO_PER elements from global element j0 (a multiple of
+// ZO_PER: for rademacher, bits of one word of one Philox block).
 __device__ __forceinline__ void zo_span(const ms_zo_dir &d, int64_t j0, float *u) {
+  if (d.dist == MS_ZO_RADEMACHER) {
+    uint32_t w[4];
+    ms_zo_words(d.seed, (uint32_t)d.step, d.index, (uint64_t)j0 >> 7, w);
+    const uint32_t word = w[(j0 >> 5) & 3];
+    const int b = (int)(j0 & 31);
+    for (int k = 0; k < ZO_PER; k++) u[k] = ms_zo_rad(word, b + k);
+    return;
+  }
   for (int k = 0; k < ZO_PER; k += 4) zo_quad(d, (uint64_t)((j0 + k) / 4), u + k);
 }
 
@@ -173,10 +208,10 @@ __global__ void zo_move_kernel(zo_move_args a, int phase, zo_log_out out) {
     for (int k = 0; k < ZO_PER; k++) {
       nw[k] = base[k], delta[k] = 0;
       if (!a.has_to || j0 + k >= a.n) continue;
-      const float d = st * ut[k];
-      nw[k] = base[k] + d;
+      const float d = zo_mul(st, ut[k]);   // as the C loop: nw = bs + d, logged when
+      nw[k] = zo_add(base[k], d);          // fl(nw - d) != bs bitwise
       if (phase == 0) continue;
-      const uint32_t r = __float_as_uint(nw[k] - d), b = __float_as_uint(base[k]);
+      const uint32_t r = __float_as_uint(zo_sub(nw[k], d)), b = __float_as_uint(base[k]);
       if (r == b) continue;
       delta[k] = ms_zo_delta(b, r, 0);
       logged |= 1u << k, last = e0 + k, cnt++;
@@ -212,8 +247,8 @@ static void zo_log_in_of(const ms_zo_log *in, zo_log_in *li) {
     li->buf = in->seg[0].buf, li->off = in->chunk_off, li->cnt = in->chunk_cnt;
 }
 
-static int zo_chunk_grid(int64_t nchunks) {
-  return (int)(nchunks < 65535LL * 32 ? nchunks : 65535LL * 32);
+static int zo_chunk_grid(int64_t nchunks) {   // one block a chunk, grid-stride past the cap
+  return (int)(nchunks < 1 ? 1 : nchunks < 65535LL * 32 ? nchunks : 65535LL * 32);
 }
 
 extern "C" int ms_cuda_zo_move(float *w, int64_t n, const ms_zo_dir *from, const ms_zo_log *in,
@@ -227,6 +262,7 @@ extern "C" int ms_cuda_zo_move(float *w, int64_t n, const ms_zo_dir *from, const
   a.same = from && to && from->seed == to->seed && from->step == to->step &&
            from->index == to->index && from->dist == to->dist;
   zo_log_in_of(in, &a.in);
+  if (n <= 0 || (!from && !to && !a.in.buf)) return 0;   // nothing to do (as the C path)
   zo_log_out lo;
   memset(&lo, 0, sizeof lo);
   const int64_t nchunks = (n + MS_ZO_CHUNK - 1) / MS_ZO_CHUNK;
@@ -278,7 +314,7 @@ __device__ __forceinline__ void zo_dir_sum(const ms_zo_dir *dirs, const double *
     float u[4];
     zo_quad(dirs[i], (uint64_t)q, u);
     const float c = (float)coef[i];
-    for (int k = 0; k < 4; k++) acc[k] = acc[k] + c * (divide ? __fdiv_rn(1.0f, u[k]) : u[k]);
+    for (int k = 0; k < 4; k++) acc[k] = zo_add(acc[k], zo_mul(c, divide ? zo_div(1.0f, u[k]) : u[k]));
   }
 }
 
@@ -291,7 +327,7 @@ __global__ void zo_estimate_kernel(float *g, int64_t n, const ms_zo_dir *dirs,
     zo_dir_sum(dirs, coef, ndirs, divide, q, acc);
     for (int k = 0; k < 4; k++) {
       const int64_t i = 4 * q + k;
-      if (i < n) g[i] = beta == 0 ? acc[k] : b * g[i] + acc[k];
+      if (i < n) g[i] = beta == 0 ? acc[k] : zo_add(zo_mul(b, g[i]), acc[k]);
     }
   }
 }
@@ -318,14 +354,14 @@ __global__ void zo_mezo_kernel(float *w, int64_t n, ms_zo_dir from, int has_from
       if (i == same) ui = uf;
       else zo_span(dirs[i], j0, u);
       const float cf = (float)coef[i];
-      for (int k = 0; k < ZO_PER; k++) acc[k] = acc[k] + cf * ui[k];
+      for (int k = 0; k < ZO_PER; k++) acc[k] = zo_add(acc[k], zo_mul(cf, ui[k]));
     }
     for (int k = 0; k < ZO_PER; k++) {
       const int64_t i = j0 + k;
       if (i >= n) continue;
       const int32_t grp = ms_group_of(table, nslices, ms_slice_of(table, nslices, i));
       const float l = (float)lr[grp], d = (float)wd[grp];
-      w[i] = base[k] - l * (acc[k] + d * base[k]);
+      w[i] = zo_sub(base[k], zo_mul(l, zo_add(acc[k], zo_mul(d, base[k]))));
     }
   }
 }
@@ -354,6 +390,7 @@ static int zo_upload(const char *fn, const ms_zo_dir *dirs, const double *coef, 
 extern "C" int ms_cuda_zo_estimate(float *g, int64_t n, const ms_zo_dir *dirs, const double *coef,
                                    int32_t ndirs, int32_t divide, double beta) {
   static const char fn[] = "zo_estimate";
+  if (n <= 0) return 0;
   ms_zo_dir *d;
   double *rest;
   MS_TRY(zo_upload(fn, dirs, coef, ndirs, NULL, NULL, 0, &d, &rest));
@@ -367,6 +404,7 @@ extern "C" int ms_cuda_zo_mezo(float *w, int64_t n, const ms_zo_dir *from, const
                                const int64_t *table, int32_t nslices, const double *lr,
                                const double *wd, int32_t ngroups) {
   static const char fn[] = "zo_mezo_update";
+  if (n <= 0) return 0;
   ms_zo_dir *d;
   double *rest;
   MS_TRY(zo_upload(fn, dirs, coef, ndirs, lr, wd, ngroups, &d, &rest));

@@ -28,7 +28,8 @@ end
 
 -- An arena of hostile values then normal(0, 0.02) weights.
 function Z.hostile(dtype, n)
-  local v = { 0, -0.0, 1e-30, -1e-30, 1e-38, -1e-38, 1e30, -1e30, 3e38, -3e38, 1, -1, 0.5, -2 }
+  local v = { 0, -0.0, 1e-30, -1e-30, 1e-38, -1e-38, 1e30, -1e30, 3e38, -3e38, 1, -1, 0.5, -2,
+              0 / 0, -(0 / 0) }   -- NaNs (their bits must come back too)
   if dtype == 'float32' then
     for _, s in ipairs { 1e-40, -1e-41, 2 ^ -149, -(2 ^ -149), 1e-45 } do v[#v + 1] = s end
   else

@@ -8,6 +8,7 @@
 #   make test-asan    the test suite against that build
 #   make fuzz-api N=100000 SEED=1       random misuse of the Lua API (fuzz-api-asan: sanitized)
 #   make gpu-check    on a GPU machine: every spec with GPU cases, then the GPU benchmarks
+#   make emu-zo-check the CUDA zo kernels on a host emulation, against the CPU (no GPU)
 #   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
 
 BUILD    ?= build
@@ -51,7 +52,7 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
-.PHONY: all deps test test-asan asan demo bench gpu-check fuzz fuzz-api fuzz-api-asan clean
+.PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean
 all: $(LIB)
 
 $(LIB): $(OBJS)
@@ -106,6 +107,13 @@ gpu-check: deps
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/twopass.lua
 	@MOONSTEP_GPU_ONLY=1 bin/moonstep scripts/bench/zo.lua
 	@bin/moonstep scripts/gpu_zo_check.lua
+
+# The CUDA zo kernels run on a host emulation (no GPU needed; g++): every zo op CPU vs
+# "GPU" bit for bit (scripts/cuda_emu/build.sh, scripts/gpu_zo_check.lua). About a minute.
+emu-zo-check: deps
+	@$(MAKE) --no-print-directory CUDA=0 BUILD=build-emu all
+	@bash scripts/cuda_emu/build.sh build-emu
+	@MOONSTEP_CUDA_EMU=1 MOONSTEP_LIB=build-emu-emu/libmoonstep.so bin/moonstep scripts/gpu_zo_check.lua --quick
 
 # The benchmark's competitor: plain C loops built with the library's own flags.
 $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)

@@ -3,8 +3,9 @@
  * is in zo_move.c. The direction rule is optim/zo.h's.
  *
  * The loops work on aligned blocks of ZO_B global elements: a block's directions are
- * generated into a small buffer (Philox for many counters at once, lane by lane, which
- * the compiler vectorizes), then a plain vectorizable loop combines them with the arena.
+ * generated into a small buffer (the Philox words of many blocks at once, zo_rad.c's
+ * zo_philox_words: AVX-512 when the CPU has it, else a loop the compiler vectorizes), then a
+ * plain vectorizable loop combines them with the arena.
  * Rademacher directions take zo_rad.c's paths instead: Philox batches of (direction,
  * 128-block) lanes, the sign bits selecting +-c (fill and perturb a row span at a time,
  * the sums of all directions a chunk at a time). Threads take whole blocks, and
@@ -20,25 +21,6 @@
 
 /* ---- generation --------------------------------------------------------------------- */
 
-/* Philox words of `m` consecutive blocks (m <= 128) starting at blk0, lane by lane. */
-ZO_CLONES static void philox_lanes(int m, uint64_t blk0, uint32_t c2in, uint32_t c3in,
-                                   uint32_t k0, uint32_t k1, uint32_t out[4][128]) {
-  uint32_t *c0 = out[0], *c1 = out[1], *c2 = out[2], *c3 = out[3];
-  for (int l = 0; l < m; l++) {
-    const uint64_t b = blk0 + (uint64_t)l;
-    c0[l] = (uint32_t)b, c1[l] = (uint32_t)(b >> 32), c2[l] = c2in, c3[l] = c3in;
-  }
-  for (int r = 0; r < 10; r++) {
-    for (int l = 0; l < m; l++) {
-      const uint64_t p0 = (uint64_t)0xD2511F53u * c0[l], p1 = (uint64_t)0xCD9E8D57u * c2[l];
-      const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
-      const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
-      c1[l] = (uint32_t)p1, c3[l] = (uint32_t)p0, c0[l] = n0, c2[l] = n2;
-    }
-    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-  }
-}
-
 /* Box-Muller over np pairs (a[p], b[p]) -> z[2p], z[2p + 1]. */
 ZO_CLONES static void gauss_lanes(int np, const uint32_t *a, const uint32_t *b, float *z0,
                                   float *z1) {
@@ -46,15 +28,13 @@ ZO_CLONES static void gauss_lanes(int np, const uint32_t *a, const uint32_t *b, 
 }
 
 void zo_gen(const ms_zo_dir *d, int64_t base, int a, int b, float *u) {
-  const uint32_t step = (uint32_t)d->step, k0 = (uint32_t)d->seed,
-                 k1 = (uint32_t)(d->seed >> 32);
   if (d->dist == MS_ZO_RADEMACHER) {
     zo_rad_gen(d, base, a, b, u);
     return;
   }
   const int first = a >> 2, m = ((b + 3) >> 2) - first;   /* word blocks covering [a, b) */
   uint32_t w[4][128];
-  philox_lanes(m, (uint64_t)(base >> 2) + (uint64_t)first, d->index, step, k0, k1, w);
+  zo_philox_words(d, (uint64_t)(base >> 2) + (uint64_t)first, m, w);
   float *v = u + 4 * first;
   if (d->dist == MS_ZO_SEGMENTED) {
     for (int l = 0; l < m; l++)

@@ -85,6 +85,17 @@ static inline void philox(lanes *L, int m) {
   philox_c(L, m);
 }
 
+/* The words of m <= 128 consecutive Philox blocks from blk0 of direction d (the gaussian and
+ * segmented-uniform directions: 4 elements a block; zo.c's zo_gen): out[q][l] = word q of
+ * block blk0 + l, through the fastest Philox this CPU has. */
+ZO_CLONES void zo_philox_words(const ms_zo_dir *d, uint64_t blk0, int m, uint32_t out[4][128]) {
+  lanes L;
+  for (int l = 0; l < m; l++) lane_set(&L, l, d, blk0 + (uint64_t)l);
+  philox(&L, m);
+  for (int q = 0; q < 4; q++)
+    for (int l = 0; l < m; l++) out[q][l] = L.c[q][l];
+}
+
 /* v with its sign flipped when bit t of x is set: +-v without a branch (a shift, an xor). */
 static inline float flip_f32(float v, uint32_t x, int t) {
   return ms_zo_float(ms_zo_bits(v) ^ ((x << (31 - t)) & 0x80000000u));

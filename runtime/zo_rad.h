@@ -20,4 +20,6 @@ void zo_rad_sum_f64(const ms_zo_dir *dirs, const double *coef, int32_t n, int64_
  * s = (T)d->scale; any g0 >= 0, n >= 0. */
 void zo_rad_span_f32(const ms_zo_dir *d, int64_t g0, int64_t n, float *out, const float *w);
 void zo_rad_span_f64(const ms_zo_dir *d, int64_t g0, int64_t n, double *out, const double *w);
+/* The words of m <= 128 consecutive Philox blocks from blk0 of direction d: out[q][l]. */
+void zo_philox_words(const ms_zo_dir *d, uint64_t blk0, int m, uint32_t out[4][128]);
 #endif

@@ -11,6 +11,7 @@
  * into one segment. */
 #include "internal.h"
 #include "optim/zo.h"
+#include "zo_rad.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,12 +185,17 @@ ZO_CLONES static void move_share(void *ctx, int64_t lo, int64_t hi) {
   ms_zo_segment *seg = out ? &out->seg[ms_thread_id()] : NULL;
   if (seg) seg->lo = lo, seg->hi = hi, seg->len = 0, seg->count = 0, seg->oom = 0;
   const int wide = j->dtype != MS_FLOAT32;
-  float uf[ZO_B], ub[ZO_B];
+  float ufb[ZO_B], utb[ZO_B];               /* a block of u_from, u_to */
+  float ufc[MS_ZO_CHUNK], utc[MS_ZO_CHUNK];  /* a chunk of them (Rademacher: zo_rad_gen) */
   const int same = zo_same_dir(j->from, j->to);   /* +h u -> -h u: generated once */
-  const float *ut = same ? uf : ub;
   for (int64_t c = lo; c < hi; c++) {
     const int64_t c0 = c * MS_ZO_CHUNK;
     const int nel = j->n - c0 < MS_ZO_CHUNK ? (int)(j->n - c0) : MS_ZO_CHUNK;
+    /* Rademacher directions a chunk at a time (Philox vectorizes across its 32 blocks) */
+    const int rf = j->from && j->from->dist == MS_ZO_RADEMACHER;
+    const int rt = j->to && !same && j->to->dist == MS_ZO_RADEMACHER;
+    if (rf) zo_rad_gen(j->from, c0, 0, nel, ufc);
+    if (rt) zo_rad_gen(j->to, c0, 0, nel, utc);
     zo_dec dec;
     zo_dec_start(&dec, j->in, c, wide);
     uint8_t *q = NULL;
@@ -207,8 +213,16 @@ ZO_CLONES static void move_share(void *ctx, int64_t lo, int64_t hi) {
           q = seg->buf + seg->len;
         }
       }
-      if (j->from) zo_gen(j->from, base, 0, b, uf);
-      if (j->to && !same) zo_gen(j->to, base, 0, b, ub);
+      const float *uf = ufb, *ut = utb;   /* (MOVE_BLOCK reads uf and ut) */
+      if (j->from) {
+        if (rf) uf = ufc + at;
+        else zo_gen(j->from, base, 0, b, ufb);
+      }
+      if (same) ut = uf;
+      else if (j->to) {
+        if (rt) ut = utc + at;
+        else zo_gen(j->to, base, 0, b, utb);
+      }
       if (!wide) MOVE_BLOCK(float, f32, 0);
       else MOVE_BLOCK(double, f64, 1);
     }

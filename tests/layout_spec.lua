@@ -99,8 +99,8 @@ describe('the elementwise op list', function()
   end)
 
   it('is the only place the ops are named: no enum in moonstep.h, no literal cases', function()
-    local cdef = strip_comments(read('runtime/include/moonstep.h')
-      :match('MS_CDEF_BEGIN %*/(.-)/%* MS_CDEF_END'))
+    local cdef = strip_comments(read('runtime/include/moonstep.h'):match('MS_CDEF_BEGIN %*/(.-)/%* MS_CDEF_END')
+      .. read('runtime/include/moonstep_optim.h'):match('MS_CDEF_BEGIN %*/(.-)/%* MS_CDEF_END'))
     for id in pairs(all_ops()) do
       assert.is_nil(cdef:find('%f[%w_]MS_' .. id .. '%f[^%w_]'),
                     'moonstep.h declares MS_' .. id .. ' again (the op list is moonstep_elementwise.h)')
@@ -126,7 +126,9 @@ describe('the elementwise op list', function()
     local ops = all_ops()
     -- the other constants of the C ABI (dtypes, reductions, ...)
     local declared = {}
-    for name in read('runtime/include/moonstep.h'):gmatch('%f[%w_]MS_([%u%d_]+)') do declared[name] = true end
+    for _, h in ipairs { 'moonstep.h', 'moonstep_optim.h' } do
+      for name in read('runtime/include/' .. h):gmatch('%f[%w_]MS_([%u%d_]+)') do declared[name] = true end
+    end
     local used = {}
     for _, path in ipairs(files('lua', '*.lua')) do
       for name in read(path):gmatch('C%.MS_([%u%d_]+)') do

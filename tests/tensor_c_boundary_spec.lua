@@ -1,7 +1,7 @@
 -- Every C entry point that takes a tensor checks it (ms_check_tensor) before use: a
 -- freed tensor, or a header that is corrupt (rank > 8, a count that is not the product
 -- of the sizes, a view reaching outside its storage), is an error, never a crash.
--- The entry points are read from runtime/include/moonstep.h, so a new one is covered
+-- The entry points are read from runtime/include/moonstep.h and moonstep_optim.h, so a new one is covered
 -- the day it is declared.
 local ms = require 'moonstep'
 local ffi, C = require 'ffi', ms.C
@@ -9,9 +9,12 @@ local home = os.getenv('MOONSTEP_HOME') or '.'
 
 -- { name =, params = { type strings } } of every int-returning function with a tensor.
 local function entry_points()
-  local f = assert(io.open(home .. '/runtime/include/moonstep.h'))
-  local text = f:read('*a'):match('MS_CDEF_BEGIN %*/(.-)/%* MS_CDEF_END')
-  f:close()
+  local text = ''
+  for _, name in ipairs { 'moonstep.h', 'moonstep_optim.h' } do   -- the ABI's two halves
+    local f = assert(io.open(home .. '/runtime/include/' .. name))
+    text = text .. f:read('*a'):match('MS_CDEF_BEGIN %*/(.-)/%* MS_CDEF_END')
+    f:close()
+  end
   text = text:gsub('/%*.-%*/', ' ')
   local list = {}
   for name, params in text:gmatch('\nint%s+(ms_[%w_]+)%s*%(([^)]*)%)%s*;') do

@@ -1,7 +1,7 @@
 -- moonstep.core — loads libmoonstep.so and declares its C ABI to the FFI.
 --
--- The declarations are read from runtime/include/moonstep.h (between the MS_CDEF
--- markers) and the elementwise op enums from the op list moonstep.h includes
+-- The declarations are read from runtime/include/moonstep.h and moonstep_optim.h (between
+-- their MS_CDEF markers) and the elementwise op enums from the op list moonstep.h includes
 -- (runtime/include/moonstep_elementwise.h), so the headers stay the single source of
 -- truth. MOONSTEP_LIB overrides the library path (the sanitizer build uses it),
 -- MOONSTEP_HOME the source tree.
@@ -10,8 +10,8 @@ local ffi = require 'ffi'
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'
 local home = os.getenv('MOONSTEP_HOME') or (here .. '/../..')
 
-local function read_header()
-  local path = home .. '/runtime/include/moonstep.h'
+local function read_header(name)
+  local path = home .. '/runtime/include/' .. name
   local f = io.open(path, 'r')
   if not f then
     error('moonstep: cannot read the C header ' .. path ..
@@ -24,7 +24,9 @@ local function read_header()
   return body
 end
 
-ffi.cdef(read_header())
+-- The ABI's two halves, in order (the optimizers' uses moonstep.h's types).
+ffi.cdef(read_header('moonstep.h'))
+ffi.cdef(read_header('moonstep_optim.h'))
 
 -- The elementwise ops, from their one list (runtime/include/moonstep_elementwise.h,
 -- X-macros the FFI cannot expand): { unary = { {id = 'NEG', value = 0, name = 'neg',

@@ -30,6 +30,7 @@
 -- whole list repeated g times (+h u1, +h u2, ..., -h u1, -h u2, ...) — U and P are read
 -- through strided views; any other order gathers the rows it needs (index_select).
 -- Buffers are kept per model (a weak table) and reused while the shapes stay the same.
+-- The scales list and its layout: nn/batched_scales.lua; the criterion: nn/batched_loss.lua.
 local core = require 'moonstep.core'
 local B = require 'moonstep.tensor_base'
 local T = require 'moonstep.tensor'
@@ -43,6 +44,7 @@ local Dropout = require 'moonstep.nn.Dropout'
 local acts = require 'moonstep.nn.activations'
 local softmax = require 'moonstep.nn.Softmax'
 local bl = require 'moonstep.nn.batched_loss'
+local scales_of = require 'moonstep.nn.batched_scales'
 local C = core.C
 local floor, describe, fail = math.floor, check.describe, check.fail
 local view_of = B.view_of
@@ -139,126 +141,10 @@ function M.supports(model, criterion)
   return true
 end
 
----------------------------------------------------------------------------------------
--- argument checks
----------------------------------------------------------------------------------------
-local function type_text(t) return ('%s on %s'):format(t.dtype, t.device) end
-
--- The scales: rows and scale values (row 0: scale 0), both Lua arrays of m numbers.
-local function parse_scales(scales)
-  if type(scales) ~= 'table' or check.is_tensor(scales) or getmetatable(scales) ~= nil then
-    fail('%s: scales is %s, expected a Lua array of {row = i, scale = s} entries', FN, describe(scales))
-  end
-  local m = #scales
-  if m == 0 then fail('%s: scales is empty, expected at least one {row = i, scale = s} entry', FN) end
-  for key in pairs(scales) do
-    if type(key) ~= 'number' or key ~= floor(key) or key < 1 or key > m then
-      fail('%s: scales has the key %s, expected an array (keys 1..%d)', FN, describe(key), m)
-    end
-  end
-  local rows, vals = {}, {}
-  for t = 1, m do
-    local e = scales[t]
-    if type(e) ~= 'table' or check.is_tensor(e) then
-      fail('%s: scales[%d] is %s, expected a table {row = i, scale = s}', FN, t, describe(e))
-    end
-    for key in pairs(e) do
-      if key ~= 'row' and key ~= 'scale' then
-        fail('%s: scales[%d] has the unknown key %s, expected row and scale', FN, t, describe(key))
-      end
-    end
-    local r, s = e.row, e.scale
-    if type(r) ~= 'number' or r ~= floor(r) or r < 0 or r > 2 ^ 31 then
-      fail('%s: scales[%d].row is %s, expected an integer >= 0 (a row of U, or 0 for the nominal model)',
-           FN, t, describe(r))
-    end
-    if r == 0 then
-      if s ~= nil then check.number(FN, ('scales[%d].scale'):format(t), s) end
-      s = 0
-    else
-      check.number(FN, ('scales[%d].scale'):format(t), s)
-    end
-    rows[t], vals[t] = r, s
-  end
-  return rows, vals, m
-end
-
--- U [n, d] in the arena's dtype and device, rows with unit inner stride (a copy otherwise).
-local function check_U(U, flat, rows)
-  local d, maxrow = flat:numel(), 0
-  for _, r in ipairs(rows) do if r > maxrow then maxrow = r end end
-  if U == nil then
-    if maxrow == 0 then return nil end
-    fail('%s: U is nil, expected the directions, a %s tensor [n, %d] (n >= %d: scales use row %d)',
-         FN, type_text(flat), d, maxrow, maxrow)
-  end
-  check.tensor(FN, 'U', U)
-  if U:dim() ~= 2 or U:size(2) ~= d then
-    fail('%s: U is %s, expected [n, %d] (one direction per row over the model\'s %d parameters)',
-         FN, describe(U), d, d)
-  end
-  if U.dtype ~= flat.dtype or U.device ~= flat.device then
-    fail('%s: U is %s on %s, expected %s (the model\'s parameters)', FN, describe(U), U.device,
-         type_text(flat))
-  end
-  for t, r in ipairs(rows) do
-    if r > U:size(1) then
-      fail('%s: scales[%d].row is %d, expected 0..%d (U has %d rows)', FN, t, r, U:size(1), U:size(1))
-    end
-  end
-  if U:stride(2) ~= 1 then U = U:contiguous() end
-  return U
-end
-
-local function shape_text(shape) return '[' .. table.concat(shape, ',') .. ']' end
-
----------------------------------------------------------------------------------------
--- the layout of the models: which row of U (and which product P_j) each one uses
----------------------------------------------------------------------------------------
--- fast: p nominal entries first, then the distinct rows lo..lo+k-1 in an [A, Bb] grid,
--- grouped (j = the grid's row: A = k, Bb = g) or tiled (j = its column: A = g, Bb = k).
-local function layout(rows, m)
-  local p = 0
-  while p < m and rows[p + 1] == 0 do p = p + 1 end
-  local order, index = {}, {}
-  for t = 1, m do
-    local r = rows[t]
-    if r > 0 and not index[r] then order[#order + 1] = r; index[r] = #order end
-  end
-  local k = #order
-  local L = { p = p, k = k, order = order, index = index, m = m }
-  if k == 0 then L.fast, L.A, L.Bb = true, 0, 0; return L end
-  local lo = order[1]
-  local ok = (m - p) % k == 0
-  for j = 1, k do ok = ok and order[j] == lo + j - 1 end
-  for t = p + 1, m do ok = ok and rows[t] > 0 end
-  if ok then
-    local g = (m - p) / k
-    local grouped, tiled = true, true
-    for t = p + 1, m do
-      local q = t - p - 1                               -- 0-based position in the grid
-      grouped = grouped and index[rows[t]] == floor(q / g) + 1
-      tiled = tiled and index[rows[t]] == q % k + 1
-    end
-    if grouped or tiled then
-      L.fast, L.lo, L.grouped = true, lo, grouped
-      if grouped then L.A, L.Bb = k, g else L.A, L.Bb = g, k end
-    end
-  end
-  return L
-end
-
--- A view [A, Bb, len] of rows lo.. of U (or of P [k, ...] when u is P) at column off,
--- each cell the row of its product j.
-local function grid_view(L, u, rs, off, len)
-  local strides = L.grouped and { rs, 0, 1 } or { 0, rs, 1 }
-  return view_of(FN, u, { L.A, L.Bb, len }, strides, off)
-end
-
 -- Which path a scales list takes (for the specs): 'nominal', 'grouped', 'tiled', 'gather'.
 function M._path(scales)
-  local rows, _, m = parse_scales(scales)
-  local L = layout(rows, m)
+  local rows, _, m = scales_of.parse(scales)
+  local L = scales_of.layout(rows, m)
   if L.k == 0 then return 'nominal' end
   if not L.fast then return 'gather' end
   return L.grouped and 'grouped' or 'tiled'
@@ -284,7 +170,7 @@ local function flatten_shape(shape, s0, e0, name)
   local e = e0 < 0 and n + e0 + 1 or e0
   if s < 1 or s > n or e < 1 or e > n or s > e then
     fail('%s: module %s (Flatten): dims %d..%d do not fit the input of shape %s (%d dims)', FN, name, s0, e0,
-         shape_text(shape), n)
+         scales_of.shape_text(shape), n)
   end
   local out, p = {}, 1
   for d = 1, s - 1 do out[#out + 1] = shape[d] end
@@ -305,7 +191,7 @@ local function softmax_dim(op, shape)
   local d = op.dim < 0 and n + op.dim + 1 or op.dim
   if d < 1 or d > n then
     fail('%s: module %s: dim %d is out of range for the input of shape %s (%d dims)', FN, op.name, op.dim,
-         shape_text(shape), n)
+         scales_of.shape_text(shape), n)
   end
   return d
 end
@@ -360,7 +246,7 @@ local function first_linear(ws, ctx, op, X, key)
   if L.fast then
     if p > 0 then copy(Y:narrow(1, 1, p), c0b) end
     local rest = Y:narrow(1, p + 1, m - p):view(L.A, L.Bb, R * nout)
-    local pv = grid_view(L, P, R * nout, tonumber(P.offset), R * nout)
+    local pv = scales_of.grid_view(L, P, R * nout, tonumber(P.offset), R * nout)
     addcmul(rest, c0:view(1, 1, R * nout), pv, S.grid)
   else
     local sel = W.buffer(ws, key .. 'sel', { m, R, nout }, X, FN)
@@ -381,7 +267,7 @@ local function perturbed(ws, ctx, v, off, len, key)
     if p > 0 then copy(out:narrow(1, 1, p), vb) end
     local base = tonumber(U.offset) + (L.lo - 1) * U:stride(1) + off
     addcmul(out:narrow(1, p + 1, m - p):view(L.A, L.Bb, len), v:view(1, 1, len),
-            grid_view(L, U, U:stride(1), base, len), S.grid)
+            scales_of.grid_view(L, U, U:stride(1), base, len), S.grid)
   else
     local sel = W.buffer(ws, key .. 'sel', { m, len }, v, FN)
     select_rows(sel, U:narrow(2, off + 1, len), ctx.row_idx)
@@ -422,17 +308,17 @@ function M.evaluate(model, criterion, x, y, U, scales, opts)
   local flat = model:flat_parameters()
   check.tensor(FN, 'x', x)
   if x.dtype ~= flat.dtype or x.device ~= flat.device then
-    fail('%s: x is %s on %s, expected %s (the model\'s parameters)', FN, describe(x), x.device, type_text(flat))
+    fail('%s: x is %s on %s, expected %s (the model\'s parameters)', FN, describe(x), x.device, scales_of.type_text(flat))
   end
   if x:dim() < 2 or x:numel() == 0 then
     fail('%s: x is %s, expected a non-empty batch [B, ...] (at least 2 dims)', FN, describe(x))
   end
   check.tensor(FN, 'y', y)
-  local rows, vals, m_all = parse_scales(scales)
-  U = check_U(U, flat, rows)
+  local rows, vals, m_all = scales_of.parse(scales)
+  U = scales_of.check_U(U, flat, rows)
 
-  local L = layout(rows, m_all)
-  if L.k == 0 then L = layout({ 0 }, 1) end         -- nominal only: one model, copied
+  local L = scales_of.layout(rows, m_all)
+  if L.k == 0 then L = scales_of.layout({ 0 }, 1) end         -- nominal only: one model, copied
   local m = L.m
   local ws = workspaces[model]
   if not ws then ws = {}; workspaces[model] = ws end
@@ -461,7 +347,7 @@ function M.evaluate(model, criterion, x, y, U, scales, opts)
   local xs = h:shape()
   if xs[#xs] ~= first.in_features then
     fail('%s: the input of module %s (Linear) has shape %s, expected [..., %d]', FN,
-         plan.ops[plan.first].name, shape_text(xs), first.in_features)
+         plan.ops[plan.first].name, scales_of.shape_text(xs), first.in_features)
   end
   local X = h:dim() == 2 and h or h:reshape(-1, first.in_features)
   local H = first_linear(ws, ctx, plan.ops[plan.first], X, plan.first)
@@ -473,7 +359,7 @@ function M.evaluate(model, criterion, x, y, U, scales, opts)
       local mod = op.mod
       if shape[#shape] ~= mod.in_features then
         fail('%s: the input of module %s (Linear) has shape %s per model, expected [..., %d]', FN,
-             op.name, shape_text(shape), mod.in_features)
+             op.name, scales_of.shape_text(shape), mod.in_features)
       end
       H = later_linear(ws, ctx, op, H:view(m, numel_of(shape) / mod.in_features, mod.in_features), i)
       shape[#shape] = mod.out_features

@@ -5,7 +5,7 @@
 // segmented_uniform; one word of a block for rademacher). Move and MeZO's update: a CUDA
 // block takes a log chunk (MS_ZO_CHUNK elements), a thread ZO_PER consecutive elements of
 // it, combined with the arena the way the C loops do (same operations in the same order,
-// each rounded on its own: zo_add/zo_sub/zo_mul/zo_div below, never contracted into an fma
+// each rounded on its own: optim/zo.h's element rules, never contracted into an fma
 // whatever nvcc's --fmad says). A log put back is decoded chunk by chunk into shared memory
 // (one thread reads the stream); a log written is counted first (bytes and entries per
 // chunk, the previous entry's position by a max-scan over the threads), the counts scanned
@@ -22,23 +22,9 @@ static_assert(ZO_PER % 4 == 0 && 32 % ZO_PER == 0,
               "a thread's span: whole quads within one rademacher word (and a 32-bit mask)");
 static_assert(MS_ZO_CHUNK * (1 + 4) + MS_BLOCK * 8 <= 48 * 1024, "static shared memory");
 
-// ---- float arithmetic the CPU's way --------------------------------------------------------
-// Every float operation of the kernels is one of these: rounded on its own (__fadd_rn etc.
-// through optim/zo.h: never an fma) and with the NaN results of x86's SSE/AVX, which the C
-// loops run on: an operation with a NaN operand returns that NaN quieted (bit 22 set, sign
-// and payload kept; the first operand's when both are NaN), an invalid one (inf - inf,
-// 0 * inf) the x86 default NaN 0xffc00000. The GPU's own NaN result is the canonical
-// 0x7fffffff, which would make a NaN weight's bits (and the log) differ from the CPU's.
-__device__ __forceinline__ float zo_nan(float r, float a, float b) {
-  if (r == r) return r;
-  if (a != a) return __uint_as_float(__float_as_uint(a) | 0x400000u);
-  if (b != b) return __uint_as_float(__float_as_uint(b) | 0x400000u);
-  return __uint_as_float(0xffc00000u);
-}
-__device__ __forceinline__ float zo_add(float a, float b) { return zo_nan(ms_zo_add(a, b), a, b); }
-__device__ __forceinline__ float zo_sub(float a, float b) { return zo_nan(ms_zo_sub(a, b), a, b); }
-__device__ __forceinline__ float zo_mul(float a, float b) { return zo_nan(ms_zo_mul(a, b), a, b); }
-__device__ __forceinline__ float zo_div(float a, float b) { return zo_nan(ms_zo_div(a, b), a, b); }
+// ---- float arithmetic the CPU's way: the element rules of optim/zo.h (MS_ZO_ON, MS_ZO_OFF,
+// MS_ZO_SUM, MS_ZO_MEZO and their MS_ZO_ADD/SUB/MUL/INV), which on the device round each
+// operation on its own and give x86's NaN results.
 
 // u of the 4 elements 4q .. 4q + 3 of direction d.
 __device__ __forceinline__ void zo_quad(const ms_zo_dir &d, uint64_t q, float u[4]) {
@@ -76,8 +62,7 @@ __global__ void zo_fill_kernel(float *out, const float *w, int64_t n, int64_t ro
     for (int k = 0; k < 4; k++) {
       const int64_t i = 4 * (q0 + tq) + k - offset;   // index into the row
       if (i < 0 || i >= n) continue;
-      const float d = zo_mul(s, u[k]);   // as the C loop: o = w + s * u
-      out[row * n + i] = w ? zo_add(w[i], d) : d;
+      out[row * n + i] = w ? MS_ZO_ON(w[i], s, u[k]) : MS_ZO_MUL(s, u[k]);
     }
   }
 }
@@ -128,7 +113,7 @@ __device__ __forceinline__ void zo_chunk_base(const float *w, int64_t n, int64_t
                                               const uint32_t *val, float *base) {
   for (int k = 0; k < ZO_PER; k++) {
     const int64_t i = c * MS_ZO_CHUNK + e0 + k;
-    float b = i < n ? (has_from ? zo_sub(w[i], zo_mul(sf, uf[k])) : w[i]) : 0.0f;
+    float b = i < n ? (has_from ? MS_ZO_OFF(w[i], sf, uf[k]) : w[i]) : 0.0f;
     if (has_in && kind[e0 + k])
       b = kind[e0 + k] == 1 ? __uint_as_float(__float_as_uint(b) + val[e0 + k])
                             : __uint_as_float(val[e0 + k]);
@@ -208,10 +193,10 @@ __global__ void zo_move_kernel(zo_move_args a, int phase, zo_log_out out) {
     for (int k = 0; k < ZO_PER; k++) {
       nw[k] = base[k], delta[k] = 0;
       if (!a.has_to || j0 + k >= a.n) continue;
-      const float d = zo_mul(st, ut[k]);   // as the C loop: nw = bs + d, logged when
-      nw[k] = zo_add(base[k], d);          // fl(nw - d) != bs bitwise
+      const float d = MS_ZO_MUL(st, ut[k]);   // as the C loop: nw = bs + d, logged when
+      nw[k] = MS_ZO_ADD(base[k], d);          // fl(nw - d) != bs bitwise
       if (phase == 0) continue;
-      const uint32_t r = __float_as_uint(zo_sub(nw[k], d)), b = __float_as_uint(base[k]);
+      const uint32_t r = __float_as_uint(MS_ZO_SUB(nw[k], d)), b = __float_as_uint(base[k]);
       if (r == b) continue;
       delta[k] = ms_zo_delta(b, r, 0);
       logged |= 1u << k, last = e0 + k, cnt++;
@@ -314,7 +299,7 @@ __device__ __forceinline__ void zo_dir_sum(const ms_zo_dir *dirs, const double *
     float u[4];
     zo_quad(dirs[i], (uint64_t)q, u);
     const float c = (float)coef[i];
-    for (int k = 0; k < 4; k++) acc[k] = zo_add(acc[k], zo_mul(c, divide ? zo_div(1.0f, u[k]) : u[k]));
+    for (int k = 0; k < 4; k++) acc[k] = MS_ZO_SUM(acc[k], c, divide ? MS_ZO_INV(u[k]) : u[k]);
   }
 }
 
@@ -327,7 +312,7 @@ __global__ void zo_estimate_kernel(float *g, int64_t n, const ms_zo_dir *dirs,
     zo_dir_sum(dirs, coef, ndirs, divide, q, acc);
     for (int k = 0; k < 4; k++) {
       const int64_t i = 4 * q + k;
-      if (i < n) g[i] = beta == 0 ? acc[k] : zo_add(zo_mul(b, g[i]), acc[k]);
+      if (i < n) g[i] = beta == 0 ? acc[k] : MS_ZO_ADD(MS_ZO_MUL(b, g[i]), acc[k]);
     }
   }
 }
@@ -354,14 +339,14 @@ __global__ void zo_mezo_kernel(float *w, int64_t n, ms_zo_dir from, int has_from
       if (i == same) ui = uf;
       else zo_span(dirs[i], j0, u);
       const float cf = (float)coef[i];
-      for (int k = 0; k < ZO_PER; k++) acc[k] = zo_add(acc[k], zo_mul(cf, ui[k]));
+      for (int k = 0; k < ZO_PER; k++) acc[k] = MS_ZO_SUM(acc[k], cf, ui[k]);
     }
     for (int k = 0; k < ZO_PER; k++) {
       const int64_t i = j0 + k;
       if (i >= n) continue;
       const int32_t grp = ms_group_of(table, nslices, ms_slice_of(table, nslices, i));
       const float l = (float)lr[grp], d = (float)wd[grp];
-      w[i] = zo_sub(base[k], zo_mul(l, zo_add(acc[k], zo_mul(d, base[k]))));
+      w[i] = MS_ZO_MEZO(base[k], l, acc[k], d);
     }
   }
 }

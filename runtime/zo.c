@@ -97,9 +97,9 @@ typedef struct {
     const int64_t at = base - j->offset;      /* out[at + k] is global element base + k */ \
     const ST s = (ST)j->d->scale;                                                      \
     if (w)                                                                             \
-      for (int k = a; k < b; k++) o[at + k] = w[at + k] + s * (ST)u[k];                \
+      for (int k = a; k < b; k++) o[at + k] = MS_ZO_ON(w[at + k], s, (ST)u[k]);                \
     else                                                                               \
-      for (int k = a; k < b; k++) o[at + k] = s * (ST)u[k];                            \
+      for (int k = a; k < b; k++) o[at + k] = MS_ZO_MUL(s, (ST)u[k]);                            \
   } while (0)
 
 /* Rademacher: the blocks [lo, hi) as one span a row (zo_rad.c). */
@@ -219,9 +219,9 @@ typedef union { float f32[MS_ZO_CHUNK]; double f64[MS_ZO_CHUNK]; } chunk_sums;
       else zo_gen(&j->dirs[i], base, a, b, u);                                         \
       const T c = (T)j->coef[i];                                                       \
       if (j->divide)                                                                   \
-        for (int k = a; k < b; k++) acc[k] = acc[k] + c * ((T)1 / (T)ui[k]);           \
+        for (int k = a; k < b; k++) acc[k] = MS_ZO_SUM(acc[k], c, MS_ZO_INV((T)ui[k]));           \
       else                                                                             \
-        for (int k = a; k < b; k++) acc[k] = acc[k] + c * (T)ui[k];                    \
+        for (int k = a; k < b; k++) acc[k] = MS_ZO_SUM(acc[k], c, (T)ui[k]);                    \
     }                                                                                  \
   } while (0)
 
@@ -233,7 +233,7 @@ typedef union { float f32[MS_ZO_CHUNK]; double f64[MS_ZO_CHUNK]; } chunk_sums;
     if (j->beta == 0)                                                                  \
       for (int k = a; k < b; k++) g[base + k] = acc[k];                                \
     else                                                                               \
-      for (int k = a; k < b; k++) g[base + k] = beta * g[base + k] + acc[k];           \
+      for (int k = a; k < b; k++) g[base + k] = MS_ZO_ADD(MS_ZO_MUL(beta, g[base + k]), acc[k]);           \
   } while (0)
 
 #define ESTIMATE_SPAN(T)                                                               \
@@ -326,7 +326,7 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
     if (j->from) {                                                                     \
       const T sf = (T)j->from->scale;                                                  \
       bs = bsb;                                                                        \
-      for (int k = 0; k < b; k++) bs[k] = w[k] - sf * (T)uf[k];                        \
+      for (int k = 0; k < b; k++) bs[k] = MS_ZO_OFF(w[k], sf, (T)uf[k]);                        \
     } else if (dec.pos < at + b) {                                                     \
       bs = bsb;                                                                        \
       for (int k = 0; k < b; k++) bs[k] = w[k];                                        \
@@ -340,7 +340,7 @@ int ms_zo_estimate(ms_tensor *g, const ms_zo_dir *dirs, const double *coef, int3
       const int64_t e64 = sl->offset + sl->count - base;                               \
       const int q = e64 < b ? (int)e64 : b;                                            \
       const T lr = (T)j->lr[sl->group], wd = (T)j->wd[sl->group];                      \
-      for (int k = p; k < q; k++) w[k] = bs[k] - lr * (acc[k] + wd * bs[k]);           \
+      for (int k = p; k < q; k++) w[k] = MS_ZO_MEZO(bs[k], lr, acc[k], wd);           \
     }                                                                                  \
   } while (0)
 

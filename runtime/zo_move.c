@@ -148,7 +148,7 @@ static inline uint64_t flags64(const unsigned char *f) {
     T *w = (T *)j->w + base, bs[ZO_B];                                                 \
     if (j->from) {                                                                     \
       const T s = (T)j->from->scale;                                                   \
-      for (int k = 0; k < b; k++) bs[k] = w[k] - s * (T)uf[k];                         \
+      for (int k = 0; k < b; k++) bs[k] = MS_ZO_OFF(w[k], s, (T)uf[k]);                         \
     } else {                                                                           \
       for (int k = 0; k < b; k++) bs[k] = w[k];                                        \
     }                                                                                  \
@@ -157,22 +157,22 @@ static inline uint64_t flags64(const unsigned char *f) {
       for (int k = 0; k < b; k++) w[k] = bs[k];                                        \
     } else if (!seg) {                                                                 \
       const T s = (T)j->to->scale;                                                     \
-      for (int k = 0; k < b; k++) w[k] = bs[k] + s * (T)ut[k];                         \
+      for (int k = 0; k < b; k++) w[k] = MS_ZO_ON(bs[k], s, (T)ut[k]);                         \
     } else {                                                                           \
       const T s = (T)j->to->scale;                                                     \
       unsigned char bad[ZO_B];                                                         \
       for (int k = 0; k < b; k++) {                                                    \
-        const T d = s * (T)ut[k], nw = bs[k] + d;                                      \
+        const T d = MS_ZO_MUL(s, (T)ut[k]), nw = MS_ZO_ADD(bs[k], d);                                      \
         w[k] = nw;                                                                     \
-        bad[k] = bits_##SFX(nw - d) != bits_##SFX(bs[k]);                              \
+        bad[k] = bits_##SFX(MS_ZO_SUB(nw, d)) != bits_##SFX(bs[k]);                              \
       }                                                                                \
       for (int k = b; k < ZO_B; k++) bad[k] = 0;                                       \
       for (int k0 = 0; k0 < b; k0 += 64)                                               \
         for (uint64_t m = flags64(bad + k0); m; m &= m - 1) {                          \
           const int k = k0 + __builtin_ctzll(m);                                       \
-          const T d = s * (T)ut[k];                                                    \
+          const T d = MS_ZO_MUL(s, (T)ut[k]);                                                    \
           const uint64_t ob = bits_##SFX(bs[k]);                                       \
-          const int delta = ms_zo_delta(ob, bits_##SFX(w[k] - d), WIDE);               \
+          const int delta = ms_zo_delta(ob, bits_##SFX(MS_ZO_SUB(w[k], d)), WIDE);               \
           q += ms_zo_put(q, at + k - last - 1, delta, ob, WIDE);                       \
           last = at + k, cnt++;                                                        \
         }                                                                              \

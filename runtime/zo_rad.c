@@ -3,8 +3,9 @@
  * A Rademacher direction spends one Philox block on 128 elements (optim/zo.h), so the
  * Philox work is small but only vectorizes across blocks: these loops generate the words
  * of up to ZO_LANES (direction, 128-block) lanes at once, then turn each sign bit into +-c
- * by a select. u = +-1 makes c * u = +-c exactly (and 1/u = u), so the results are the bits
- * of zo.c's general loops (generate u, multiply, add), summed in the same order. */
+ * by a select. u = +-1 makes c * u = +-c exactly (and 1/u = u), so MS_ZO_SUM(a, c, u) is
+ * MS_ZO_ADD(a, +-c) and MS_ZO_ON(w, s, u) is MS_ZO_ADD(w, +-s) (optim/zo.h's rules): the
+ * results are the bits of zo.c's general loops, summed in the same order. */
 #include "zo_rad.h"
 
 enum { ZO_LANES = 128 };   /* Philox lanes a batch: 128 blocks = 16384 elements */
@@ -140,13 +141,13 @@ ZO_CLONES void zo_rad_gen(const ms_zo_dir *d, int64_t base, int a, int b, float 
         for (int q = 0; q < 4; q++) {   /* the batch's first direction: 0 or ap, + */  \
           const uint32_t x = L.c[q][p];                                                \
           for (int t = 0; t < 32; t++)                                                 \
-            a[32 * q + t] = (i0 ? ap[32 * q + t] : 0) + flip_##SFX(nc[0], x, t);       \
+            a[32 * q + t] = MS_ZO_ADD((i0 ? ap[32 * q + t] : 0), flip_##SFX(nc[0], x, t));       \
         }                                                                              \
         for (int ii = 1; ii < m; ii++)                                                 \
           for (int q = 0; q < 4; q++) {                                                \
             const uint32_t x = L.c[q][ii * (MB) + p];                                  \
             for (int t = 0; t < 32; t++)                                               \
-              a[32 * q + t] = a[32 * q + t] + flip_##SFX(nc[ii], x, t);                \
+              a[32 * q + t] = MS_ZO_ADD(a[32 * q + t], flip_##SFX(nc[ii], x, t));                \
           }                                                                            \
         for (int k = 0; k < 128; k++) ap[k] = a[k];                                    \
       }                                                                                \
@@ -200,7 +201,7 @@ ZO_CLONES void zo_rad_sum_f64(const ms_zo_dir *dirs, const double *coef, int32_t
           const T *v = w + e0;                                                         \
           for (int q = 0; q < 4; q++)                                                  \
             for (int t = 0; t < 32; t++)                                               \
-              o[32 * q + t] = v[32 * q + t] + flip_##SFX(ns, L.c[q][l], t);            \
+              o[32 * q + t] = MS_ZO_ADD(v[32 * q + t], flip_##SFX(ns, L.c[q][l], t));            \
         } else if (a == 0 && b == 128) {                                               \
           T *o = out + e0;                                                             \
           for (int q = 0; q < 4; q++)                                                  \
@@ -208,7 +209,7 @@ ZO_CLONES void zo_rad_sum_f64(const ms_zo_dir *dirs, const double *coef, int32_t
         } else {                                                                       \
           for (int t = a; t < b; t++) {                                                \
             const T dv = flip_##SFX(ns, L.c[t >> 5][l], t & 31);                       \
-            out[e0 + t] = w ? w[e0 + t] + dv : dv;                                     \
+            out[e0 + t] = w ? MS_ZO_ADD(w[e0 + t], dv) : dv;                                     \
           }                                                                            \
         }                                                                              \
       }                                                                                \

@@ -41,6 +41,39 @@ MS_HD uint32_t ms_zo_bits(float a) { union { float f; uint32_t u; } c; c.f = a; 
 MS_HD float ms_zo_float(uint32_t b) { union { float f; uint32_t u; } c; c.u = b; return c.f; }
 #endif
 
+/* ---- the per-element arithmetic of the zo ops, written once for the C loops (float and
+ * double: plain operators, which C11 never contracts) and the CUDA kernels (float: each
+ * operation rounded on its own, __fadd_rn etc., never an fma, and with x86's NaN results:
+ * a NaN operand comes back quieted with its sign and payload, an invalid operation gives
+ * x86's default NaN 0xffc00000 — the GPU's own canonical NaN would change a NaN weight's
+ * bits and the log). d = fl(s u) is the perturbation of an element:
+ *   MS_ZO_ON(w, s, u)   w + d         perturb, the move's next perturbation (fill: s u)
+ *   MS_ZO_OFF(w, s, u)  w - d         the move's previous perturbation, MeZO's `from`
+ *   MS_ZO_SUM(a, c, v)  a + c v       estimate and MeZO: the directions' sum (i in order;
+ *                                     v = u, or MS_ZO_INV(u) for the divide form)
+ *   MS_ZO_MEZO(b, lr, a, wd)  b - lr (a + wd b)     MeZO's update of base b */
+#ifdef __CUDA_ARCH__
+MS_HD float ms_zo_x86_nan(float r, float a, float b) {
+  if (r == r) return r;
+  if (a != a) return __uint_as_float(__float_as_uint(a) | 0x400000u);
+  if (b != b) return __uint_as_float(__float_as_uint(b) | 0x400000u);
+  return __uint_as_float(0xffc00000u);
+}
+#define MS_ZO_ADD(a, b) ms_zo_x86_nan(ms_zo_add(a, b), a, b)
+#define MS_ZO_SUB(a, b) ms_zo_x86_nan(ms_zo_sub(a, b), a, b)
+#define MS_ZO_MUL(a, b) ms_zo_x86_nan(ms_zo_mul(a, b), a, b)
+#define MS_ZO_INV(u) ms_zo_x86_nan(ms_zo_div(1.0f, u), 1.0f, u)
+#else
+#define MS_ZO_ADD(a, b) ((a) + (b))
+#define MS_ZO_SUB(a, b) ((a) - (b))
+#define MS_ZO_MUL(a, b) ((a) * (b))
+#define MS_ZO_INV(u) (1 / (u))
+#endif
+#define MS_ZO_ON(w, s, u) MS_ZO_ADD(w, MS_ZO_MUL(s, u))
+#define MS_ZO_OFF(w, s, u) MS_ZO_SUB(w, MS_ZO_MUL(s, u))
+#define MS_ZO_SUM(a, c, v) MS_ZO_ADD(a, MS_ZO_MUL(c, v))
+#define MS_ZO_MEZO(b, lr, a, wd) MS_ZO_SUB(b, MS_ZO_MUL(lr, MS_ZO_ADD(a, MS_ZO_MUL(wd, b))))
+
 /* The four words of Philox block `block` of direction (seed, step, index). */
 MS_HD void ms_zo_words(uint64_t seed, uint32_t step, uint32_t index, uint64_t block,
                        uint32_t w[4]) {

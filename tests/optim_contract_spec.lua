@@ -157,6 +157,16 @@ describe('the optimizer contract', function()
         end)
       end
 
+      it('a base optimizer replaced or removed (opt.base) is a clear error, not a crash', function()
+        local set, closure = problem()
+        local opt = cls(set, config_for(name))
+        if rawget(opt, 'base') == nil then return end   -- (no base)
+        for _, bad in ipairs { false, optim.SGD { lr = 0.1 } } do
+          opt.base = bad or nil
+          H.assert_error(function() opt:step(closure) end, name .. '.step', 'opt.base')
+        end
+      end)
+
       it('refuses an unknown option and bad hyper-parameters, naming them', function()
         local set = problem()
         H.assert_error(function() cls(set, { no_such_option = 1 }) end, name, 'unknown option "no_such_option"')

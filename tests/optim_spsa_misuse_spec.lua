@@ -5,15 +5,11 @@
 -- and update rule), non-finite values inside the extras. Part 2:
 -- optim_spsa_misuse_state_spec.lua (resume, hostile states, step(input, target), lists,
 -- presets, get / gains / info).
---
--- Defects found are tests under bug(...) (tests/spsa_misuse_helper.lua): pending until
--- fixed; MOONSTEP_SPSA_BUGS=1 runs them as ordinary tests (each fails today).
 local ms = require 'moonstep'
 local nn = ms.nn
 local optim = ms.optim
 local H = require 'helper'
 local T = require 'spsa_misuse_helper'
-local bug = T.bug(it, pending)
 local mlp, data, crit, closure_for, w4, quad, refused, unpatched, has_nonfinite, mezo_ok, same_bits =
   T.mlp, T.data, T.crit, T.closure_for, T.w4, T.quad, T.refused, T.unpatched, T.has_nonfinite, T.mezo_ok, T.same_bits
 

@@ -2,15 +2,11 @@
 -- rule, memory mode and extra, hostile states, the model moving between steps,
 -- step(input, target) with bad data, lists / sets / unbound optimizers, presets with
 -- overrides, opt:get / opt.gains / info. Part 1: optim_spsa_misuse_spec.lua.
---
--- Defects found are tests under bug(...) (tests/spsa_misuse_helper.lua): pending until
--- fixed; MOONSTEP_SPSA_BUGS=1 runs them as ordinary tests (each fails today).
 local ms = require 'moonstep'
 local nn = ms.nn
 local optim = ms.optim
 local H = require 'helper'
 local T = require 'spsa_misuse_helper'
-local bug = T.bug(it, pending)
 local mlp, data, crit, closure_for, w4, quad, refused, unpatched, has_nonfinite, mezo_ok, same_bits =
   T.mlp, T.data, T.crit, T.closure_for, T.w4, T.quad, T.refused, T.unpatched, T.has_nonfinite, T.mezo_ok, T.same_bits
 

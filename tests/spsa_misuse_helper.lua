@@ -1,9 +1,5 @@
 -- tests/spsa_misuse_helper.lua — the models, closures and assertions the SPSA misuse specs
 -- (optim_spsa_misuse_spec.lua, optim_spsa_misuse_state_spec.lua) share.
---
--- Known defects are written as tests under bug(desc, f) (local bug = T.bug(it, pending)): pending (busted reports them)
--- until the code is fixed; MOONSTEP_SPSA_BUGS=1 runs them as ordinary tests (each fails
--- today: that is the repro), so a fix turns bug(...) into it(...).
 local ms = require 'moonstep'
 local nn = ms.nn
 local optim = ms.optim
@@ -11,15 +7,6 @@ local H = require 'helper'
 
 local same_bits = H.same_bits
 local SPEC = 'optim_spsa_misuse'
-
--- bug(it, pending): the spec's bug(desc, f) (busted's it and pending live in the spec's
--- environment, not here)
-local function bug(it, pending)
-  return function(desc, f)
-    if os.getenv('MOONSTEP_SPSA_BUGS') == '1' then it('BUG ' .. desc, f)
-    else pending('bug: ' .. desc, f) end
-  end
-end
 
 local function mlp(dtype)
   ms.manual_seed(1)
@@ -104,4 +91,4 @@ local function mezo_ok()
 end
 
 
-return { bug = bug, mlp = mlp, data = data, crit = crit, closure_for = closure_for, w4 = w4, quad = quad, refused = refused, unpatched = unpatched, has_nonfinite = has_nonfinite, mezo_ok = mezo_ok, same_bits = same_bits }
+return { mlp = mlp, data = data, crit = crit, closure_for = closure_for, w4 = w4, quad = quad, refused = refused, unpatched = unpatched, has_nonfinite = has_nonfinite, mezo_ok = mezo_ok, same_bits = same_bits }

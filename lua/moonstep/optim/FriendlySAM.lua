@@ -21,7 +21,7 @@ function FriendlySAM:_ascent(who, t, info, vs)
   local v, g = vs[1], self.arena.gflat
   local m = self.buffers and self.buffers.m
   if not m then
-    sharpness.buffer(self, 'm'):copy_(g)
+    self:_buffer('m'):copy_(g)
   else
     -- d = g - sigma m; m = lmbda m + (1 - lmbda) g = (lmbda + (1 - lmbda) sigma) m + (1 - lmbda) d
     self._sq_per = nil   -- (pass 1's squares are not d's)

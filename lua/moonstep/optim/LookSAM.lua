@@ -84,7 +84,7 @@ function LookSAM:_ascent(who, t, info, vs)
   local norm = sharpness.perturb(self, who, g, vs, v.use_gc)
   if norm ~= norm or norm == math.huge then return nil end
   self._gv_valid, self._gv_sq = false, nil
-  sharpness.buffer(self, 'gv'):copy_(g)   -- g (centralized with use_gc), projected after pass 2
+  self:_buffer('gv'):copy_(g)   -- g (centralized with use_gc), projected after pass 2
   return true
 end
 

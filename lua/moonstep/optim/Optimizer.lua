@@ -194,6 +194,7 @@ function Optimizer:_bind(target, who)
   -- the base first: if it refuses (its groups...), the wrapper stays unbound
   if base and not base.arena then base:_bind(model or arena, ('%s (its base, optim.%s)'):format(who, base.__name)) end
   self.arena, self.model = arena, model
+  self._base_bound = base ~= nil or nil
   self.table = slices.table(arena, group_of, #self.groups + 1)
   self.ngroups = #self.groups + 1
   self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', self.ngroups)
@@ -220,6 +221,11 @@ function Optimizer:_check_live(who)
   if type(groups) ~= 'table' or #groups + 1 ~= self.ngroups then
     check.fail('%s: opt.groups is %s but the optimizer was bound with %d groups; groups are fixed when it is bound (change their values, or build a new optimizer)',
                who, type(groups) == 'table' and ('a list of ' .. #groups) or check.describe(groups), self.ngroups - 1)
+  end
+  local base = rawget(self, 'base')
+  if rawget(self, '_base_bound') and not (type(base) == 'table' and rawget(base, 'arena') == self.arena) then
+    check.fail('%s: opt.base is %s, expected the base optimizer it was built with (bound to the same parameters)',
+               who, check.describe(base))
   end
   local buffers = rawget(self, 'buffers')
   if buffers ~= nil and type(buffers) ~= 'table' or (buffers == nil and next(self._required)) then
@@ -260,6 +266,42 @@ function Optimizer:_scratch(k)
     all[k] = s
   end
   return s
+end
+
+-- Evaluations at perturbed weights that never write the weights (the SAM family, SPSA's
+-- materialized mode): the caller writes w + e into a scratch copy (self:_scratch(key)),
+-- self:_trade(who, scratch) trades its memory with the arena (reduce.swap: O(1), the model
+-- sees w + e), self:_trade_back(who, key) gives it back: w bit for bit as it was. Safe
+-- whatever happened (nothing traded: nothing to do); a model moved or freed meanwhile gets w
+-- back into its new arena where possible, and the step fails.
+function Optimizer:_trade(who, scratch)
+  local w = self.arena.flat
+  self._traded = w
+  reduce.swap(who, w, scratch)
+end
+
+function Optimizer:_trade_back(who, key)
+  local all = rawget(self, '_scratches')
+  local scratch, traded = all and all[key], rawget(self, '_traded')
+  self._traded = nil
+  if scratch then reduce.untrade(who, scratch) end
+  local flat = self.arena.flat
+  if traded and flat ~= traded then
+    if not check.is_freed(traded) and not check.is_freed(flat) then flat:copy_(traded) end
+    check.fail('%s: the model\'s parameters were moved or freed during an evaluation at perturbed weights; the weights before the step are back where possible', who)
+  end
+end
+
+-- A state buffer made on first use (saved with the state): self.buffers[k], else the
+-- class's self:_new_buffer(k), kept.
+function Optimizer:_buffer(k)
+  self.buffers = self.buffers or {}
+  local b = self.buffers[k]
+  if not b then
+    b = self:_new_buffer(k)
+    self.buffers[k] = b
+  end
+  return b
 end
 
 -- The step counts are plain fields a user may overwrite: integers a double and an int64

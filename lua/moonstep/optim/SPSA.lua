@@ -236,11 +236,6 @@ local function take_lr(self)
   if lr ~= nil then self.a, self.lr = lr, nil end
 end
 
-function SPSA:_buffer(k)
-  local b = self.buffers[k]
-  if not b then b = self:_new_buffer(k); self.buffers[k] = b end
-  return b
-end
 
 -- A skipped step: counted; returns the loss that made it skip (the last one evaluated)
 -- and info with skipped = true.

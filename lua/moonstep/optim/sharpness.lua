@@ -151,16 +151,6 @@ function M.new_buffer(self, k)
   return ms.zeros_like(self.arena.flat)
 end
 
-function M.buffer(self, k)
-  self.buffers = self.buffers or {}
-  local b = self.buffers[k]
-  if not b then
-    b = M.new_buffer(self, k)
-    self.buffers[k] = b
-  end
-  return b
-end
-
 function M.save_extra(self)
   return { micro = self.micro or 0, accumulated = self.accumulated or 0,
            variant = self._variant_save and self:_variant_save() or nil }
@@ -243,27 +233,12 @@ function M.perturb(self, who, dir, vs, gc)
   -- arena's: the model sees w + e, and w itself is never written
   local pert = self:_scratch('w')
   reduce.perturb(who, w, dir, pert, st, per)
-  self._traded = w
-  reduce.swap(who, w, pert)
+  self:_trade(who, pert)
   return norm
 end
 
--- The weights back: the memory traded back, so w is bit-exactly what it was. Safe to call
--- whatever happened (nothing traded: nothing to do); a model moved during pass 2 gets w
--- back into its new arena, and the step fails.
-function M.restore(self)
-  local who = self.__name .. '.step'
-  local all = rawget(self, '_scratches')
-  local scratch, traded = all and all.w, rawget(self, '_traded')
-  self._traded = nil
-  if scratch then reduce.untrade(who, scratch) end
-  if traded and self.arena.flat ~= traded then
-    if not check.is_freed(traded) and not check.is_freed(self.arena.flat) then
-      self.arena.flat:copy_(traded)
-    end
-    check.fail('%s: the model\'s parameters were moved or freed during pass 2; the weights before the step are back where possible', who)
-  end
-end
+-- The weights back (Optimizer:_trade_back): bit-exactly what they were.
+function M.restore(self) self:_trade_back(self.__name .. '.step', 'w') end
 
 -- The values of every group at step t.
 function M.values(self, who, t)
@@ -339,6 +314,7 @@ end
 
 function M.step_body(self, who, closure)
   self:_check_count(who)
+  self:_check_live(who)   -- (opt.base among what it checks)
   self._base_who = self._base_who or ('%s (its base, optim.%s)'):format(who, self.base.__name)
   local t = self.t + 1
   local vs = M.values(self, who, t)
@@ -354,7 +330,7 @@ function M.step_body(self, who, closure)
   if A > 1 then   -- this call is one micro-batch
     local micro, n = (self.micro or 0) + 1, self.accumulated or 0
     if ok then
-      local acc = M.buffer(self, 'acc')
+      local acc = self:_buffer('acc')
       if n == 0 then acc:copy_(g) else acc:add_(g) end
       n = n + 1
     end
@@ -380,7 +356,7 @@ function M.step_body(self, who, closure)
   info.updated = true
   if v.use_ema then
     local started = self.buffers and self.buffers.ema
-    local ema, w = M.buffer(self, 'ema'), self.arena.flat
+    local ema, w = self:_buffer('ema'), self.arena.flat
     if not started then ema:copy_(w)
     else reduce.axpby(who, ema, v.ema_momentum, w, 1 - v.ema_momentum) end
     if v.ema_overwrite_frequency and t % v.ema_overwrite_frequency == 0 then w:copy_(ema) end

@@ -13,13 +13,12 @@
 --                 opt.zo_log_entries, opt.zo_log_bytes: the largest seen, both logs of a
 --                 move). 'subtract': MeZO's plain subtraction, no log, w drifts.
 --   materialized  w + d is written into a scratch copy that trades memory with the arena
---                 (reduce.swap: O(1), w never written); own directions come from opt._U
+--                 (Optimizer:_trade: O(1), w never written); own directions from opt._U
 --   virtual       the weights are never written nor copied: each layer's forward reads its
 --                 parameters perturbed into a scratch the size of that layer only (filled
 --                 just before the layer runs). Needs a model of moonstep layers.
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
-local reduce = require 'moonstep.optim.reduce'
 local zo = require 'moonstep.optim.zo_ops'
 
 local M = {}
@@ -72,19 +71,10 @@ local function materialized_at(opt, who, terms)
     zo.perturb(who, scratch, w, terms[1], 0)
     for j = 2, #terms do zo.perturb(who, scratch, scratch, terms[j], 0) end
   end
-  opt._traded = w
-  reduce.swap(who, w, scratch)
+  opt:_trade(who, scratch)
 end
 
-local function materialized_home(opt, who)
-  local all = rawget(opt, '_scratches')
-  local scratch, traded = all and all.zo, rawget(opt, '_traded')
-  opt._traded = nil
-  if scratch then reduce.untrade(who, scratch) end
-  if traded and opt.arena.flat ~= traded then
-    check.fail('%s: the model\'s parameters were moved or freed during an evaluation; the step is abandoned', who)
-  end
-end
+local function materialized_home(opt, who) opt:_trade_back(who, 'zo') end
 
 -- virtual --------------------------------------------------------------------------------
 

@@ -5,33 +5,21 @@
 -- Plots s(t) for t = 1 .. steps (default: the schedule's natural length, e.g. T_max + 1,
 -- total_steps, tau spe; 100 for a plain function). The format follows the extension:
 -- .png (pngcairo, or gd's png) or .svg. The data and the gnuplot script go to temporary
--- files; gnuplot runs as `gnuplot '<script>'` with the path single-quoted for the shell
--- and escaped for gnuplot, so no path or title is ever interpreted. Returns path.
+-- files; gnuplot runs through moonstep.plot.gnuplot (the runner ms.plot shares) with the
+-- path single-quoted for the shell and escaped for gnuplot, so no path or title is ever
+-- interpreted. Returns path.
 -- Errors: gnuplot not installed (scripts/install-deps.sh installs it), a bad option, a
 -- non-finite value of s, gnuplot failing (its message is included).
 local check = require 'moonstep.check'
 local Schedule = require 'moonstep.schedule.base'
+local gp = require 'moonstep.plot.gnuplot'   -- the runner ms.plot shares
 
 local M = {}
 local OPTS = { 'steps', 'title' }
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
--- A gnuplot single-quoted string: '' stands for one quote, nothing else is special.
-local function gp_quote(s) return "'" .. s:gsub("'", "''") .. "'" end
+local gp_quote = gp.quote
 
-local function run(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
-  local out = p:read('*a')
-  local ok, _, code = p:close()
-  if type(ok) == 'number' then code = ok; ok = (ok == 0) end   -- LuaJIT without 5.2 compat
-  if ok == true then code = 0 end
-  return code == 0, out
-end
-
-function M.have_gnuplot()
-  local ok, out = run('command -v gnuplot')
-  return ok and out:match('%S') ~= nil
-end
+function M.have_gnuplot() return gp.available() end
 
 function M.plot(s, path, opts, fn)
   fn = fn or 'schedule.plot'
@@ -54,9 +42,8 @@ function M.plot(s, path, opts, fn)
     check.fail('%s: title is %s, expected a string', fn, check.describe(title))
   end
   title = title:gsub('[%c]', ' ')
-  if not M.have_gnuplot() then
-    check.fail('%s: gnuplot is not installed (Debian: apt-get install gnuplot-nox, or '
-               .. 'scripts/install-deps.sh)', fn)
+  if not gp.available() then
+    check.fail('%s: gnuplot is not installed (%s)', fn, gp.INSTALL_HINT)
   end
 
   local lines = {}
@@ -68,9 +55,7 @@ function M.plot(s, path, opts, fn)
     end
     lines[t] = string.format('%d %.17g\n', t, v)
   end
-  local term = ext == 'svg' and 'set terminal svg size 800,480 dynamic background rgb "white"'
-    or 'if (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) { set terminal pngcairo size 800,480 } '
-       .. 'else { set terminal png size 800,480 }'
+  local term = gp.terminal(ext, 800, 480)
 
   local data, script = os.tmpname(), os.tmpname()
   local function write(name, text)
@@ -88,7 +73,7 @@ function M.plot(s, path, opts, fn)
       'plot ', gp_quote(data), ' using 1:2 with lines linewidth 2\n',
       'unset output\n' }))
   local gp_ok, out = false, 'could not write its temporary files'
-  if ok then gp_ok, out = run('gnuplot ' .. shell_quote(script)) end
+  if ok then gp_ok, out = gp.run(script) end
   os.remove(data); os.remove(script)
   if gp_ok then             -- gnuplot reports some failures only on stderr
     local fd = io.open(path, 'rb')

@@ -10,6 +10,9 @@
 #   make gpu-check    on a GPU machine: every spec with GPU cases, then the GPU benchmarks
 #   make emu-zo-check the CUDA zo kernels on a host emulation, against the CPU (no GPU)
 #   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
+#   make install PREFIX=/usr/local [DESTDIR=]   install the built library, the Lua package, the
+#                     C headers and bin/moonstep (LUADIR, LIBDIR, INCDIR, BINDIR override the places)
+#   make uninstall PREFIX=/usr/local [DESTDIR=] remove what install put there
 
 BUILD    ?= build
 CC       ?= gcc
@@ -52,7 +55,7 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
-.PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean
+.PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean install uninstall
 all: $(LIB)
 
 $(LIB): $(OBJS)
@@ -157,3 +160,33 @@ fuzz-api-asan: deps asan
 
 clean:
 	rm -rf build build-asan
+
+# Installation. An installed moonstep needs no source tree: core.lua finds the headers and
+# the library through moonstep/config.lua, written here with the final paths (DESTDIR is
+# only a staging root). install takes $(BUILD)/libmoonstep.so as it is (built first only
+# when missing: run `make` after changing the sources). LuaRocks (moonstep-scm-1.rockspec)
+# passes PREFIX, LUADIR, LIBDIR and BINDIR.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib/moonstep
+LUADIR  ?= $(PREFIX)/share/lua/5.1
+INCDIR  ?= $(PREFIX)/include/moonstep
+INSTALL_HEADERS := $(wildcard runtime/include/*.h)
+
+install: $(if $(wildcard $(LIB)),,$(LIB))
+	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCDIR)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LUADIR)/moonstep"
+	install -m 755 $(LIB) "$(DESTDIR)$(LIBDIR)/libmoonstep.so"
+	install -m 644 $(INSTALL_HEADERS) "$(DESTDIR)$(INCDIR)/"
+	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | sort | \
+	  while read -r f; do install -D -m 644 "$$f" "$(DESTDIR)$(LUADIR)/$$f" || exit 1; done
+	printf '%s\n' '-- moonstep/config.lua: written by `make install`; where core.lua finds the installed parts.' \
+	  'return { include = [==[$(INCDIR)]==], lib = [==[$(LIBDIR)/libmoonstep.so]==] }' \
+	  > "$(DESTDIR)$(LUADIR)/moonstep/config.lua"
+	sed "s|^installed_luadir=''|installed_luadir='$(LUADIR)'|" bin/moonstep > "$(DESTDIR)$(BINDIR)/moonstep"
+	chmod 755 "$(DESTDIR)$(BINDIR)/moonstep"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/moonstep" "$(DESTDIR)$(LIBDIR)/libmoonstep.so"
+	rm -f $(foreach h,$(notdir $(INSTALL_HEADERS)),"$(DESTDIR)$(INCDIR)/$(h)")
+	rm -rf "$(DESTDIR)$(LUADIR)/moonstep"
+	@$(foreach d,$(filter %/moonstep,$(INCDIR) $(LIBDIR)),rmdir "$(DESTDIR)$(d)" 2>/dev/null || true;) true

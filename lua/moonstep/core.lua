@@ -3,19 +3,63 @@
 -- The declarations are read from runtime/include/moonstep.h and moonstep_optim.h (between
 -- their MS_CDEF markers) and the elementwise op enums from the op list moonstep.h includes
 -- (runtime/include/moonstep_elementwise.h), so the headers stay the single source of
--- truth. MOONSTEP_LIB overrides the library path (the sanitizer build uses it),
--- MOONSTEP_HOME the source tree.
+-- truth. Where the headers and the library are found, first match wins:
+--   MOONSTEP_HOME set       that source tree: <home>/runtime/include, <home>/build/libmoonstep.so
+--   a source tree           this file is <tree>/lua/moonstep/core.lua: the same, from <tree>
+--   an installed copy       `make install` (or `luarocks make`) wrote moonstep/config.lua
+--                           beside this file: { include = dir, lib = path }; where those are
+--                           missing (a staged DESTDIR, a LuaRocks tree), the places relative to
+--                           <prefix>/share/lua/5.1/moonstep/: <prefix>/include/moonstep, and
+--                           <prefix>/lib/moonstep, <prefix>/lib, <prefix>/lib/lua/5.1, package.cpath
+-- MOONSTEP_LIB overrides the library path in every case (the sanitizer build uses it).
+-- M.home is the source tree (nil when installed), M.include the headers' directory,
+-- M.libpath the library loaded, M.installed whether this is an installed copy.
 local ffi = require 'ffi'
 
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'
-local home = os.getenv('MOONSTEP_HOME') or (here .. '/../..')
+
+local function readable(path)
+  local f = path and io.open(path, 'r')
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function first_readable(list)
+  for _, p in ipairs(list) do if readable(p) then return p end end
+  return nil
+end
+
+local home, include, libdefault, installed
+if os.getenv('MOONSTEP_HOME') or readable(here .. '/../../runtime/include/moonstep.h') then
+  home = os.getenv('MOONSTEP_HOME') or (here .. '/../..')
+  include, libdefault = home .. '/runtime/include', home .. '/build/libmoonstep.so'
+else
+  installed = true
+  local prefix = here .. '/../../../..'
+  local cfg = {}
+  local chunk = loadfile(here .. '/config.lua')
+  if chunk then
+    local ok, t = pcall(chunk)
+    if ok and type(t) == 'table' then cfg = t end
+  end
+  include = (cfg.include and readable(cfg.include .. '/moonstep.h') and cfg.include)
+    or (readable(prefix .. '/include/moonstep/moonstep.h') and prefix .. '/include/moonstep')
+  libdefault = first_readable { cfg.lib, prefix .. '/lib/moonstep/libmoonstep.so', prefix .. '/lib/libmoonstep.so',
+                                prefix .. '/lib/lua/5.1/libmoonstep.so', package.searchpath('libmoonstep', package.cpath) }
+    or cfg.lib or (prefix .. '/lib/moonstep/libmoonstep.so')
+  if not include then
+    error(('moonstep: cannot find the C headers (moonstep.h) of the installed package at %s: ' ..
+           'reinstall with `make install`, or set MOONSTEP_HOME to a moonstep source tree')
+          :format(cfg.include or (prefix .. '/include/moonstep')), 0)
+  end
+end
 
 local function read_header(name)
-  local path = home .. '/runtime/include/' .. name
+  local path = include .. '/' .. name
   local f = io.open(path, 'r')
   if not f then
     error('moonstep: cannot read the C header ' .. path ..
-          ' (set MOONSTEP_HOME to the moonstep source tree)', 0)
+          (installed and ' (reinstall with `make install`)' or ' (set MOONSTEP_HOME to the moonstep source tree)'), 0)
   end
   local text = f:read('*a')
   f:close()
@@ -33,7 +77,7 @@ ffi.cdef(read_header('moonstep_optim.h'))
 -- method = true}, ... }, binary = {...}, ternary = {...} }, value = the position in its
 -- list = the C enum value. The same enums are declared to the FFI (C.MS_NEG, ...).
 local function read_elementwise()
-  local path = home .. '/runtime/include/moonstep_elementwise.h'
+  local path = include .. '/moonstep_elementwise.h'
   local f = assert(io.open(path, 'r'), 'moonstep: cannot read ' .. path)
   local text = f:read('*a')
   f:close()
@@ -74,9 +118,13 @@ int unsetenv(const char *name);
 local spin_set = os.getenv('GOMP_SPINCOUNT') == nil
 if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '10000000', 1) end
 
-local libpath = os.getenv('MOONSTEP_LIB') or (home .. '/build/libmoonstep.so')
+local libpath = os.getenv('MOONSTEP_LIB') or libdefault
 local ok, C = pcall(ffi.load, libpath)
 if not ok then
+  if installed then
+    error(('moonstep: cannot load %s (%s).\nReinstall moonstep (`make install`), or set ' ..
+           'MOONSTEP_LIB to the library path.'):format(libpath, tostring(C)), 0)
+  end
   error(('moonstep: cannot load %s (%s).\nBuild it first with `make` in %s, or set ' ..
          'MOONSTEP_LIB to the library path.'):format(libpath, tostring(C), home), 0)
 end
@@ -87,7 +135,8 @@ if C.ms_abi_version() ~= C.MS_ABI_VERSION then
         :format(libpath, C.ms_abi_version(), C.MS_ABI_VERSION), 0)
 end
 
-local M = { C = C, ffi = ffi, home = home, elementwise = elementwise }
+local M = { C = C, ffi = ffi, home = home, include = include, libpath = libpath,
+            installed = installed or false, elementwise = elementwise }
 
 -- The first of several names of a system library that ffi.load accepts, or nil and the
 -- last loader error (zlib for data, readline for the REPL).

@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev     # cblas sgemm/dgemm (headers)
   libopenblas-openmp-dev  # the OpenMP build, linked explicitly (one thread pool with ours)
   lua-busted          # test runner
+  lua-dkjson          # JSON (ms.experiment's config.json/result.json, through lua/moonstep/json.lua)
   zlib1g-dev          # gzip (data loading, checkpoints)
   libreadline-dev     # line editing and history in the REPL (bound through the FFI)
   tmux                # drives the REPL in its tests

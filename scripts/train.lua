@@ -9,7 +9,6 @@
 -- the last finished step: --resume continues from it with the same losses as a run
 -- that was never stopped.
 local ms = require 'moonstep'
-local ffi = require 'ffi'
 local nn, optim, C = ms.nn, ms.optim, ms.C
 
 ---------------------------------------------------------------------------------------
@@ -152,23 +151,11 @@ local function save_checkpoint(complete)
 end
 
 ---------------------------------------------------------------------------------------
--- Progress bar (stderr, terminals only): each redraw pads over the previous one.
+-- Progress bar (ms.progress: stderr, terminals only, redrawn in place): one per epoch.
 ---------------------------------------------------------------------------------------
-ffi.cdef 'int isatty(int fd);'
-local tty = ffi.C.isatty(2) == 1
-local drawn = 0   -- width of the line on screen
+local bar   -- the current epoch's
 local function clear_line()
-  if drawn > 0 then io.stderr:write('\r', (' '):rep(drawn), '\r'); drawn = 0 end
-end
-local function progress(b, nb, loss, rate)
-  if not tty then return end
-  local width = 30
-  local done = math.floor(width * b / nb)
-  local line = ('[%s%s] %d/%d  loss %.4f  %.0f samples/s'):format(('='):rep(done),
-    (' '):rep(width - done), b, nb, loss, rate)
-  io.stderr:write('\r', line, (' '):rep(drawn - #line))
-  drawn = math.max(drawn, #line)
-  io.stderr:flush()
+  if bar then bar:finish(); bar = nil end
 end
 
 ---------------------------------------------------------------------------------------
@@ -180,12 +167,12 @@ local function train_all()
   print(('model %s (%d parameters), %s, %d training images, batch %d, %s, %d threads'):format(
     args.model, model:flat_parameters():numel(), opt.__name, train:size(), args.batch, args.device,
     ms.num_threads()))
-  local nb = math.ceil(train:size() / args.batch)
   while run.epoch <= args.epochs do
     model:train()
     local t0 = ms.clock()
     local skip, seen0 = run.done, run.seen       -- steps already taken (a resumed epoch)
     run.data_epoch = train.epoch
+    bar = ms.progress(train:size(), { unit = 'samples' })
     for x, y, b in train:batches(args.batch, { shuffle = true, seed = args.seed }) do
       if b > skip then
         local loss
@@ -200,9 +187,7 @@ local function train_all()
           end)
         end
         run.done, run.sum, run.seen = b, run.sum + loss * x:size(1), run.seen + x:size(1)
-        if b % 20 == 0 or b == nb then
-          progress(b, nb, run.sum / run.seen, (run.seen - seen0) / (ms.clock() - t0))
-        end
+        bar:update(math.min(b * args.batch, train:size()), ('loss %.4f'):format(run.sum / run.seen))
       end
       check_interrupt()
     end

@@ -1,0 +1,169 @@
+-- experiment.record — what a run leaves on disk: directories, CSV files, ids.
+--
+--   record.id(cfg)                 '<name>-s<seed>-<8 hex>': the CRC-32 of the canonical
+--                                  JSON of the normalised experiment (characters outside
+--                                  [%w_.-] of the name replaced by '_')
+--   record.mkdir(who, path)        mkdir -p (an error names who and the path)
+--   record.exists(path), record.isdir(path)
+--   record.list(who, dir)          the names in a directory (sorted, without . and ..)
+--   record.number(v)               a CSV field: '' for nil (not measured), else the
+--                                  shortest text that reads back as the same double
+--   w = record.csv_writer(who, path, columns)   w:row{v1, v2, ...} (by position),
+--                                  w:flush(), w:close()
+--   t = record.read_csv(who, path) {columns = {...}, n = rows, <column> = {values}}:
+--                                  numbers (nil where a field is empty)
+local ffi = require 'ffi'
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+local json = require 'moonstep.json'
+
+local M = {}
+
+pcall(ffi.cdef, [[
+int mkdir(const char *path, unsigned int mode);
+typedef struct ms_exp_dir ms_exp_dir;
+ms_exp_dir *opendir(const char *name);
+int closedir(ms_exp_dir *d);
+]])
+-- readdir's struct dirent (glibc, 64-bit Linux): the name at a fixed offset
+pcall(ffi.cdef, [[
+struct ms_exp_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen;
+                       unsigned char d_type; char d_name[256]; };
+struct ms_exp_dirent *readdir(ms_exp_dir *d);
+]])
+
+function M.id(cfg)
+  local text = json.encode(cfg)
+  local crc = ms.C.ms_crc32(0, text, #text)
+  local name = cfg.name:gsub('[^%w_.-]', '_')
+  return ('%s-s%d-%08x'):format(name, cfg.seed, tonumber(crc))
+end
+
+function M.exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close(); return true end
+  return false
+end
+
+function M.isdir(path)
+  local d = ffi.C.opendir(path)
+  if d == nil then return false end
+  ffi.C.closedir(d)
+  return true
+end
+
+function M.mkdir(who, path)
+  check.path(who, path)
+  if M.isdir(path) then return path end
+  local prefix = path:sub(1, 1) == '/' and '/' or ''
+  for part in path:gmatch('[^/]+') do
+    prefix = prefix .. part
+    if not M.isdir(prefix) and ffi.C.mkdir(prefix, tonumber('755', 8)) ~= 0 and not M.isdir(prefix) then
+      check.fail('%s: cannot create the directory %s (%s)', who, prefix,
+                 M.exists(prefix) and 'a file of that name exists' or 'permission denied or no such parent')
+    end
+    prefix = prefix .. '/'
+  end
+  return path
+end
+
+function M.list(who, dir)
+  local d = ffi.C.opendir(dir)
+  if d == nil then check.fail('%s: cannot read the directory %s', who, dir) end
+  local names = {}
+  while true do
+    local e = ffi.C.readdir(d)
+    if e == nil then break end
+    local name = ffi.string(e.d_name)
+    if name ~= '.' and name ~= '..' then names[#names + 1] = name end
+  end
+  ffi.C.closedir(d)
+  table.sort(names)
+  return names
+end
+
+local number_text = json._number_text
+function M.number(v)
+  if v == nil then return '' end
+  if v ~= v then return 'nan' end
+  if v == math.huge then return 'inf' end
+  if v == -math.huge then return '-inf' end
+  return number_text(v)
+end
+
+local Writer = {}
+Writer.__index = Writer
+
+function M.csv_writer(who, path, columns)
+  local f, err = io.open(path, 'w')
+  if not f then check.fail('%s: cannot write %s: %s', who, path, tostring(err)) end
+  f:write(table.concat(columns, ','), '\n')
+  return setmetatable({ f = f, n = #columns, path = path, who = who, buf = {} }, Writer)
+end
+
+function Writer:row(values)
+  local buf, number = self.buf, M.number
+  for i = 1, self.n do
+    local v = values[i]
+    buf[i] = type(v) == 'string' and v or number(v)
+  end
+  local ok, err = self.f:write(table.concat(buf, ',', 1, self.n), '\n')
+  if not ok then check.fail('%s: cannot write %s: %s', self.who, self.path, tostring(err)) end
+end
+
+function Writer:flush() self.f:flush() end
+function Writer:close()
+  if self.f then self.f:close(); self.f = nil end
+end
+
+local function field(s)
+  if s == '' then return nil end
+  if s == 'nan' then return 0 / 0 end
+  if s == 'inf' then return math.huge end
+  if s == '-inf' then return -math.huge end
+  return tonumber(s)
+end
+
+function M.read_csv(who, path)
+  local f, err = io.open(path, 'rb')
+  if not f then check.fail('%s: cannot open %s: %s', who, path, tostring(err)) end
+  local header = f:read('*l')
+  if not header or header == '' then
+    f:close()
+    check.fail('%s: %s is empty, expected a CSV header line', who, path)
+  end
+  local t = { columns = {}, n = 0 }
+  for name in (header .. ','):gmatch('([^,]*),') do
+    t.columns[#t.columns + 1] = name
+    t[name] = {}
+  end
+  local cols, nc = t.columns, #t.columns
+  local line_no = 1
+  for line in f:lines() do
+    line_no = line_no + 1
+    if line ~= '' then
+      local i = 0
+      local r = t.n + 1
+      for s in (line .. ','):gmatch('([^,]*),') do
+        i = i + 1
+        if i > nc then break end
+        local v = field(s)
+        if v == nil and s ~= '' then
+          f:close()
+          check.fail('%s: %s line %d: field %s is %s, expected a number or nothing', who, path, line_no,
+                     cols[i], check.describe(s))
+        end
+        t[cols[i]][r] = v
+      end
+      if i ~= nc then
+        f:close()
+        check.fail('%s: %s line %d has %d fields, expected %d', who, path, line_no, i, nc)
+      end
+      t.n = r
+    end
+  end
+  f:close()
+  return t
+end
+
+return M

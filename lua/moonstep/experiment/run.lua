@@ -1,0 +1,141 @@
+-- experiment.run — run experiments into directories, skipping finished ones.
+--
+--   res = run.run(exp [, {out =, quiet =, resume = true}])          -> Result
+--   set = run.run_all(list [, {out =, quiet =, resume = true}])     -> ResultSet
+--     out: the results directory; each run goes to <out>/<id>/ (record.id). Without out
+--     nothing is written (and nothing can be resumed). A run whose result.json exists is
+--     finished: with resume (the default) it is not run again but loaded. A run directory
+--     without result.json (a run stopped by Ctrl-C, kill -9 or an error) is started again
+--     from scratch: its files are overwritten. resume = false reruns finished runs too.
+--     quiet: no progress bar (also MOONSTEP_QUIET=1, or stderr not a terminal).
+--     on_step: a function(row) called after each logged step row (train.STEP_COLUMNS order).
+--     Every experiment of the list is checked before the first run starts.
+--   run.run_dir(who, cfg, dir, opts)   one run into exactly dir (replay uses it)
+-- Ctrl-C: the runtime's interrupt flag is installed (ms_sigint_install) and checked after
+-- every step; the run in progress stops, its directory is left unfinished, and the call
+-- raises one line: "<fn>: interrupted (Ctrl-C) in run <id> (epoch E, step S of N); ...".
+-- Calling run_all again resumes: the finished runs are skipped.
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+local json = require 'moonstep.json'
+local spec = require 'moonstep.experiment.spec'
+local record = require 'moonstep.experiment.record'
+local train = require 'moonstep.experiment.train'
+local result = require 'moonstep.experiment.result'
+
+local M = {}
+local OPTIONS = { 'out', 'quiet', 'resume', 'on_step' }
+local C = ms.C
+
+local function is_interrupt(e)
+  return e == train.INTERRUPTED or (type(e) == 'string'
+    and (e:find('interrupted (Ctrl-C)', 1, true) or e:find('interrupted!', 1, true)) ~= nil)
+end
+M.is_interrupt = is_interrupt
+
+local function options(who, opts)
+  opts = check.options(who, opts, OPTIONS)
+  if opts.out ~= nil then check.path(who, opts.out) end
+  if opts.quiet ~= nil then check.boolean(who, 'quiet', opts.quiet) end
+  if opts.resume ~= nil then check.boolean(who, 'resume', opts.resume) end
+  if opts.on_step ~= nil and type(opts.on_step) ~= 'function' then
+    check.fail('%s: on_step is %s, expected a function(row)', who, check.describe(opts.on_step))
+  end
+  return opts
+end
+
+-- config.json's table: the experiment and the environment it ran in (not hashed).
+local function config_record(cfg, threads)
+  local t = {}
+  for k, v in pairs(cfg) do t[k] = v end
+  t.moonstep = { version = ms.version, threads = threads }
+  return t
+end
+M.config_record = config_record
+
+-- One run into dir (created; stale temporaries removed). Returns a Result.
+function M.run_dir(who, cfg, id, dir, opts)
+  if dir then
+    record.mkdir(who, dir)
+    for _, name in ipairs(record.list(who, dir)) do
+      if name:match('%.tmp%-%d+%-%d+$') then os.remove(dir .. '/' .. name) end
+    end
+    os.remove(dir .. '/result.json')          -- resume = false: the run is no longer finished
+    json.write(dir .. '/config.json', config_record(cfg, opts.threads or cfg.threads or ms.num_threads()),
+               { indent = true })
+  end
+  local out = train.run(who, cfg, dir, { quiet = opts.quiet, label = opts.label, threads = opts.threads,
+                                         on_step = opts.on_step })
+  if dir then json.write(dir .. '/result.json', out.metrics, { indent = true }) end
+  return result.Result.new { id = id, dir = dir, config = cfg, metrics = out.metrics, steps = out.steps,
+                             epochs = out.epochs }
+end
+
+-- The error to raise for a failure of run id: Ctrl-C gets the one line.
+local function failure(who, err, id, dir)
+  if is_interrupt(err) then
+    local w = train.where
+    local left = dir and ('%s is left unfinished; run again to resume (finished runs are skipped)'):format(dir)
+                 or 'nothing was written'
+    return ('%s: interrupted (Ctrl-C) in run %s (epoch %d, step %d of %d); %s'):format(
+      who, id, w.epoch or 0, w.step or 0, w.steps or 0, left)
+  end
+  return ('%s: run %s: %s'):format(who, id, check.reason(err))
+end
+
+-- Run each (cfg, id) in turn; returns the Results.
+local function run_list(who, cfgs, opts)
+  C.ms_sigint_install()
+  local results = {}
+  local n = #cfgs
+  for i, cfg in ipairs(cfgs) do
+    if C.ms_interrupt_pending() ~= 0 then
+      C.ms_interrupt_clear()
+      check.fail('%s: interrupted (Ctrl-C) before run %s; run again to resume', who, record.id(cfg))
+    end
+    local id = record.id(cfg)
+    local dir = opts.out and (opts.out .. '/' .. id)
+    if dir and opts.resume ~= false and record.exists(dir .. '/result.json') then
+      results[i] = result.load_run(who, dir)
+      results[i].resumed = true
+    else
+      local short = ('%s s%d'):format(cfg.name:sub(1, 24), cfg.seed)
+      local label = n > 1 and ('[%d/%d] %s'):format(i, n, short) or short
+      local ok, res = pcall(M.run_dir, who, cfg, id, dir, { quiet = opts.quiet, label = label,
+                                                            on_step = opts.on_step })
+      if not ok then
+        if is_interrupt(res) then C.ms_interrupt_clear() end
+        check.raise(failure(who, res, id, dir))
+      end
+      results[i] = res
+    end
+  end
+  return results
+end
+
+function M.run(exp, opts)
+  local who = 'experiment.run'
+  opts = options(who, opts)
+  local cfg = spec.normalize(who, exp)
+  return run_list(who, { cfg }, opts)[1]
+end
+
+function M.run_all(list, opts)
+  local who = 'experiment.run_all'
+  opts = options(who, opts)
+  if type(list) ~= 'table' or check.is_tensor(list) or getmetatable(list) ~= nil then
+    check.fail('%s: experiments is %s, expected a list of experiment tables (ms.experiment.grid makes one)',
+               who, check.describe(list))
+  end
+  local cfgs = {}
+  for i, exp in ipairs(list) do cfgs[i] = spec.normalize(who, exp, ('experiment %d: '):format(i)) end
+  local count = 0
+  for _ in pairs(list) do count = count + 1 end
+  if #cfgs == 0 or #cfgs ~= count then
+    check.fail('%s: experiments is %s, expected a non-empty list 1..n of experiment tables', who,
+               #cfgs == 0 and 'an empty table' or 'a table with keys outside 1..n')
+  end
+  return result.ResultSet.new(run_list(who, cfgs, opts))
+end
+
+return M

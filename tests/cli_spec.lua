@@ -1,4 +1,5 @@
--- bin/moonstep as a command: scripts with arguments, -e, -i, exit status.
+-- bin/moonstep as a command: scripts with arguments, -e, -i, exit status, and the
+-- `replay` subcommand (ms.experiment.replay: 0 when identical, 1 otherwise).
 local function run(args, stdin)
   local cmd = 'bin/moonstep ' .. args .. ' 2>&1'
   if stdin then cmd = 'printf %s ' .. ("%q"):format(stdin) .. ' | ' .. cmd end
@@ -64,5 +65,59 @@ describe('bin/moonstep', function()
     local text = p:read('*a')
     p:close()
     assert.equal('go\nmoonstep: interrupted (Ctrl-C)\nrc=130\n', text)
+  end)
+
+  it('replay: usage errors, and a missing path is a clear error with status 1', function()
+    local out = run('replay')
+    assert.truthy(out:find('moonstep replay: PATH is missing', 1, true), out)
+    assert.truthy(out:find('usage: moonstep replay PATH', 1, true), out)
+    assert.truthy(out:find('rc=1', 1, true), out)
+    out = run('replay a b')
+    assert.truthy(out:find('one PATH expected, got a and b', 1, true), out)
+    out = run('replay --frob x')
+    assert.truthy(out:find('moonstep replay: unknown option --frob', 1, true), out)
+    out = run('replay /nonexistent/run')
+    assert.truthy(out:find('moonstep replay: ', 1, true), out)
+    assert.truthy(out:find('/nonexistent/run', 1, true), out)
+    assert.falsy(out:find('traceback', 1, true), out)
+    assert.truthy(out:find('rc=1\n$'), out)
+    assert.truthy(run('--help'):find('usage: moonstep replay', 1, true))
+    -- a script named replay still runs as ./replay
+    local dir = os.tmpname(); os.remove(dir); os.execute('mkdir -p ' .. dir)
+    local f = assert(io.open(dir .. '/replay', 'w')); f:write('print("the script ran")\n'); f:close()
+    out = run(dir .. '/replay')
+    assert.truthy(out:find('the script ran', 1, true), out)
+    os.execute('rm -rf ' .. dir)
+  end)
+
+  it('replay reruns a recorded run: status 0 when identical, 1 when the record differs', function()
+    local ok, E = pcall(require, 'moonstep.experiment')
+    local data_ok = ok and pcall(function() return require('moonstep').data.fashion_mnist('test') end)
+    if not data_ok then
+      pending('ms.experiment or the Fashion-MNIST data is not available')
+      return
+    end
+    local dir = os.tmpname(); os.remove(dir)
+    local r = E.run({ name = 'cli', model = { 'mlp', sizes = { 784, 8, 10 } }, data = { 'fashion_mnist', train = 128, test = 64 },
+                      optimizer = { 'SGD', lr = 0.1 }, epochs = 1, batch_size = 64, seed = 3 }, { out = dir, quiet = true })
+    local run_dir = r.dir or r.path
+    if type(run_dir) ~= 'string' then
+      local p = io.popen('ls -d ' .. dir .. '/*/'); run_dir = p:read('*l'); p:close()
+    end
+    local out = run('replay --quiet ' .. run_dir)
+    assert.truthy(out:find('identical', 1, true), out)
+    assert.truthy(out:find('rc=0\n$'), out)
+    -- change a recorded loss: the replay differs
+    local path = run_dir:gsub('/$', '') .. '/steps.csv'
+    local f = assert(io.open(path)); local text = f:read('*a'); f:close()
+    local lines = {}
+    for line in text:gmatch('[^\n]+') do lines[#lines + 1] = line end
+    lines[2] = lines[2]:gsub('^(%d+,%d+,)[^,]*', '%11.2345')
+    f = assert(io.open(path, 'w')); f:write(table.concat(lines, '\n'), '\n'); f:close()
+    out = run('replay --quiet ' .. run_dir .. '/config.json')
+    assert.truthy(out:find('differences', 1, true), out)
+    assert.truthy(out:find('loss 1.2345', 1, true), out)
+    assert.truthy(out:find('rc=1\n$'), out)
+    os.execute('rm -rf ' .. dir)
   end)
 end)

@@ -1,8 +1,11 @@
 -- The REPL: unit checks of its evaluation rules, then the real thing driven through
--- tmux (a pty): printing, ';', locals across lines, continuation, errors, Ctrl-C
--- during a computation and at the prompt, and history.
+-- tmux (a pty): printing, ';', =expr, locals across lines, continuation, errors (one
+-- line; :trace for the traceback), Ctrl-C during a computation and at the prompt (the
+-- hint), tab completion, and history (a multi-line chunk is one entry).
+-- Completion as a function: repl_complete_spec.lua.
 local H = require 'helper'
 local repl = require 'moonstep.repl'
+local repl_source = require 'moonstep.repl_source'
 
 -- An output sink that records what eval writes.
 local function sink()
@@ -58,6 +61,90 @@ describe('repl evaluation', function()
     assert.is_nil(g); assert.truthy(err2:find('unexpected'))
   end)
 
+  it('=expr prints expr (Lua 5.1 convention), even with a trailing ;', function()
+    local env, out = repl.new_env(), sink()
+    repl.eval('=1 + 2', env, out)
+    repl.eval('= "a", nil, 3;', env, out)
+    assert.equal('a', env._)
+    repl.eval('=nil', env, out)
+    assert.equal('3\na\tnil\t3\nnil\n', out.text())
+    local f, err = repl.compile('=x +', env)
+    assert.is_nil(f); assert.equal('incomplete', err)
+    out = sink()
+    repl.eval('= = 1', env, out)
+    assert.truthy(out.text():find('^error: stdin:1: '))
+  end)
+
+  it('prints an error as one line at the user\'s line; :trace gives the traceback', function()
+    local env, out = repl.new_env(), sink()
+    repl.eval(':trace', env, out)
+    assert.equal('no error yet\n', out.text())
+    out = sink()
+    repl.eval('function f()\n  error("boom")\nend\nf()', env, out)
+    assert.equal('error: stdin:2: boom\n', out.text())
+    -- an error raised inside moonstep, from an expression (a tail call) and a statement
+    out = sink()
+    repl.eval('ms.nn.Linear(2, "a")', env, out)
+    repl.eval('local l = ms.nn.Linear(2, "a")', env, out)
+    local text = out.text()
+    assert.equal(2, select(2, text:gsub('error: stdin:1: Linear: out_features is "a"', '')), text)
+    assert.falsy(text:find('traceback', 1, true))
+    assert.falsy(text:find('check.lua', 1, true))
+    out = sink()
+    repl.eval(':trace', env, out)
+    assert.truthy(out.text():find('stack traceback', 1, true))
+    assert.truthy(out.text():find('Linear.lua', 1, true))   -- where it was raised
+    assert.falsy(out.text():find("function 'xpcall'", 1, true))  -- the REPL's own frames are cut
+  end)
+
+  it(':help lists the commands; an unknown command says so', function()
+    local env, out = repl.new_env(), sink()
+    assert.is_true(repl.eval(':help', env, out))
+    for _, c in ipairs { ':trace', ':quit', '=expr', 'Tab' } do assert.truthy(out.text():find(c, 1, true), c) end
+    out = sink()
+    repl.eval(':frob', env, out)
+    assert.equal('error: unknown command :frob (:help lists them)\n', out.text())
+    assert.same({ true, 'quit' }, { repl.eval(':quit', env, sink()) })
+    -- a goto label is Lua, not a command
+    out = sink()
+    repl.eval('::top:: x = 1', env, out)
+    assert.equal('', out.text())
+  end)
+
+  it('stores a multi-line chunk as one line that runs the same', function()
+    local src = table.concat({ 'local s = 0  -- the sum', 'for i = 1, 3 do --[[ long', ' comment ]] s = s + i',
+                               'end', 'local t = "a\\', 'b" .. [[x', 'y]]', 'return s, t' }, '\n')
+    local line = repl_source.one_line(src)
+    assert.equal(1, select(2, line:gsub('\n', '')))   -- only the long string's own newline
+    assert.falsy(line:find('--', 1, true))
+    local a1, a2 = assert(loadstring(src))()
+    local b1, b2 = assert(loadstring(line))()
+    assert.equal(a1, b1); assert.equal(a2, b2)
+    assert.equal('for i = 1, 2 do print(i) end', repl_source.one_line('for i = 1, 2 do\n  print(i)\nend'))
+    assert.equal('x = "--not a comment"', repl_source.one_line('x = "--not a comment"'))
+  end)
+
+  it('prints objects through their tostring; model:summary() is printed once', function()
+    local env, out = repl.new_env(), sink()
+    repl.eval('opt = ms.optim.SGD{lr = 0.5}', env, out)
+    repl.eval('opt', env, out)
+    assert.equal(tostring(env.opt) .. '\n', out.text())
+    local printed, real = {}, _G.print
+    _G.print = function(s) printed[#printed + 1] = s end
+    out = sink()
+    local ok, err = pcall(function()
+      repl.eval('m = ms.nn.Linear(2, 3)', env, out)
+      repl.eval('m:summary()', env, out)         -- it printed itself: no echo
+      repl.eval('r = m:summary()', env, out)
+      repl.eval('r', env, out)                   -- a later chunk shows it
+    end)
+    _G.print = real
+    assert(ok, err)
+    assert.equal(2, #printed)
+    assert.equal(printed[1] .. '\n', out.text())
+    assert.truthy(out.text():find('Linear(2 -> 3)', 1, true))
+  end)
+
   it('prints tensors in full at the top level and as summaries inside tables', function()
     local env, out = repl.new_env(), sink()
     repl.eval('ms.ones(2)', env, out)
@@ -95,7 +182,7 @@ describe('repl in a terminal', function()
 
   setup(function()
     os.remove(hist)
-    tmux(("new-session -d -s repl -x 150 -y 50 'MOONSTEP_HISTORY=%s bin/moonstep; sleep 5'"):format(hist))
+    tmux(("new-session -d -s repl -x 150 -y 50 'MOONSTEP_HISTORY=%s bin/moonstep; echo repl-exited=$?; sleep 5'"):format(hist))
     wait_for('Ctrl-D quits')
   end)
   teardown(function() tmux('kill-server') end)
@@ -128,11 +215,69 @@ describe('repl in a terminal', function()
     assert.equal(before, errors(s))   -- the dropped line was never compiled
   end)
 
+  it('the first Ctrl-C printed the hint; presses at the prompt never add up to three', function()
+    local s = screen()
+    assert.truthy(s:find('hint: Ctrl-C stops moonstep ops', 1, true), s)
+    assert.equal(1, select(2, s:gsub('hint: Ctrl%-C', '')))   -- once per session
+    send('C-c'); send('C-c'); send('C-c'); send('C-c')
+    send("'1000 + 7' Enter")
+    wait_for('\n1007')
+  end)
+
+  it('=expr prints; an error is one line; :trace shows the traceback', function()
+    send("'=6 * 7 + 1000' Enter")
+    wait_for('\n1042')
+    send("'local function g() error(\"kaboom\") end; g()' Enter")
+    local s = wait_for('kaboom')
+    assert.truthy(s:find('error: stdin:1: kaboom', 1, true), s)
+    assert.falsy(s:find('stack traceback', 1, true), s)
+    send("':trace' Enter")
+    s = wait_for('stack traceback')
+    assert.truthy(s:find("in function 'g'", 1, true) or s:find('in upvalue', 1, true) or s:find('stdin:1', 1, true), s)
+  end)
+
+  it('Tab completes names, fields and methods', function()
+    send("C-l")
+    send("'ms.manu' Tab")
+    wait_for('> ms.manual_seed(')
+    send("C-u 'ms.ma' Tab Tab")               -- ambiguous: the second Tab lists them
+    local s = wait_for('ms.matmul(')
+    assert.truthy(s:find('ms.maximum(', 1, true), s)
+    send("C-u 'opt = ms.optim.SGD{lr = 0.1}' Enter")
+    send("'opt:load_s' Tab")
+    wait_for('> opt:load_state(')
+    send("C-u 'ms.optim.Ada' Tab Tab")
+    wait_for('ms.optim.AdamW')
+    send("C-u 'tcomp = ms.ones(2)' Enter")   -- completion reads values, never evaluates the line
+    send("'tcomp:resh' Tab")
+    wait_for('tcomp:reshape(')
+    send("C-u")
+  end)
+
+  it('stores a multi-line chunk as one history entry that reruns when recalled', function()
+    send("C-l")
+    send("'for i = 1, 2 do' Enter"); wait_for('>>')
+    send("'print(\"hist\" .. i * 100) end' Enter")
+    wait_for('hist200')
+    send('Up'); wait_for('> for i = 1, 2 do print("hist" .. i * 100) end')
+    send('Enter')
+    local deadline = os.time() + 10
+    repeat
+      local _, n = screen():gsub('hist200', '')
+      if n >= 2 then break end
+      os.execute('sleep 0.1')
+    until os.time() > deadline
+    assert.equal(2, select(2, screen():gsub('hist200', '')), screen())
+  end)
+
   it('writes the history file as it goes', function()
     local f = assert(io.open(hist))
     local text = f:read('*a')
     f:close()
     assert.truthy(text:find('k * 2', 1, true))
-    send('C-d')
+    assert.truthy(text:find('\nfor i = 1, 2 do print("hist" .. i * 100) end\n', 1, true), text)
+    assert.falsy(text:find('\nprint("hist"', 1, true), text)   -- not line by line
+    send("':quit' Enter")
+    wait_for('repl-exited=0')
   end)
 end)

@@ -2,6 +2,11 @@
 --   moonstep [options] [script [args...]]
 --   -e chunk   run a chunk of Lua     -i   enter the REPL after the script or chunks
 --   -l name    require a module        -v   print the version       --   stop options
+--   moonstep replay PATH [--out DIR] [--quiet]
+--              reruns a recorded experiment (a run directory or its config.json) with
+--              ms.experiment.replay and prints the comparison: status 0 when the replay is
+--              identical to the record, 1 otherwise (differences, nothing recorded to
+--              compare with, or an error). A script named `replay` runs as ./replay.
 -- `ms` is a global in scripts and in the REPL. Errors exit with status 1 (message and
 -- traceback), Ctrl-C with one line and status 130, usage errors with status 1.
 local argv = arg
@@ -16,6 +21,10 @@ usage: moonstep [options] [script [args...]]
   -v         print the version
   --         stop handling options
 With no script and no -e, moonstep starts the REPL.
+
+usage: moonstep replay PATH [--out DIR] [--quiet]
+  reruns the experiment recorded in PATH (a run directory or its config.json) into DIR
+  (default PATH/replay-N) and compares; exits 0 when identical, 1 otherwise
 ]==])
   os.exit(code)
 end
@@ -53,6 +62,46 @@ local function value_of(a, i)
   end
   return v
 end
+
+-- `moonstep replay PATH [--out DIR] [--quiet]`: ms.experiment.replay(PATH), status 0
+-- when the replay is identical to the record, 1 otherwise.
+local function replay(args)
+  local path, opts = nil, {}
+  local k = 1
+  while k <= #args do
+    local a = args[k]
+    if a == '--out' then
+      opts.out = args[k + 1]
+      if opts.out == nil then io.stderr:write('moonstep replay: --out needs a directory\n'); usage(1) end
+      k = k + 2
+    elseif a == '--quiet' or a == '-q' then opts.quiet, k = true, k + 1
+    elseif a == '-h' or a == '--help' then usage(0)
+    elseif a:sub(1, 1) == '-' and a ~= '-' then
+      io.stderr:write('moonstep replay: unknown option ', a, '\n'); usage(1)
+    elseif path then
+      io.stderr:write('moonstep replay: one PATH expected, got ', path, ' and ', a, '\n'); usage(1)
+    else path, k = a, k + 1 end
+  end
+  if not path then io.stderr:write('moonstep replay: PATH is missing\n'); usage(1) end
+  local ok, rep = xpcall(function()
+    local found, E = pcall(require, 'moonstep.experiment')
+    if not found then error('the experiment module is not available: ' .. tostring(E), 0) end
+    return E.replay(path, opts)
+  end, function(e)
+    if type(e) == 'string' and e:find('interrupted', 1, true) and e:find('Ctrl-C', 1, true) then return INTERRUPTED end
+    return (tostring(e):gsub('^[^:\n]*:%d+: ', ''))
+  end)
+  io.stdout:flush()
+  if not ok then
+    if rep == INTERRUPTED then io.stderr:write('moonstep: interrupted (Ctrl-C)\n'); os.exit(130) end
+    io.stderr:write('moonstep replay: ', tostring(rep), '\n')
+    os.exit(1)
+  end
+  print(tostring(rep))
+  os.exit(rep.identical == true and 0 or 1)
+end
+
+if argv[1] == 'replay' then replay({ select(2, unpack(argv)) }) end
 
 local interactive, ran, i = false, false, 1
 while i <= #argv do

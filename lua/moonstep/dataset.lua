@@ -246,6 +246,47 @@ function Dataset:batches(size, opts)
   end
 end
 
+-- tostring(ds): size, device, x's and y's dtype and shape, x's mean and std (whether it
+-- looks normalized: |mean| < 0.1 and |std - 1| < 0.1 over all of x), the label range
+-- of int64 y. Never raises: a freed or replaced x or y is described as it is.
+local STATS_MAX = 2 ^ 27                -- beyond this many elements, no statistics
+local function fmt_num(v) return ('%.4g'):format(v) end
+
+local function describe_x(x)
+  local s = ('%s %s'):format(x.dtype, shape_text(x:shape()))
+  local n = x:numel()
+  if n == 0 or n > STATS_MAX or (x.dtype ~= 'float32' and x.dtype ~= 'float64') then return s end
+  local ok, mean, std = pcall(function() return x:mean(), x:std() end)
+  if not ok or mean ~= mean or std ~= std then return s end
+  local normed = math.abs(mean) < 0.1 and math.abs(std - 1) < 0.1
+  return ('%s  mean %s, std %s (%s)'):format(s, fmt_num(mean), fmt_num(std), normed and 'normalized' or 'not normalized')
+end
+
+local function describe_y(y)
+  local s = ('%s %s'):format(y.dtype, shape_text(y:shape()))
+  if y.dtype ~= 'int64' or y:numel() == 0 or y:numel() > STATS_MAX then return s end
+  local ok, lo, hi = pcall(function()
+    local f = y:to('float64')
+    return f:min(), f:max()
+  end)
+  if not ok then return s end
+  return ('%s  labels %s..%s'):format(s, fmt_num(lo), fmt_num(hi))
+end
+
+function Dataset.__tostring(self)
+  local x, y = rawget(self, 'x'), rawget(self, 'y')
+  local live = function(t) return ms.is_tensor(t) and not T.is_freed(t) end
+  if not (live(x) and live(y)) then
+    return ('Dataset (x is %s, y is %s: not usable)'):format(check.describe(x), check.describe(y))
+  end
+  local n = x:dim() > 0 and x:size(1) or 0
+  local lines = { ('Dataset: %d examples on %s%s'):format(n, x.device,
+                  x.device ~= y.device and (' (y on ' .. y.device .. ')') or '') }
+  lines[2] = '  x  ' .. describe_x(x)
+  lines[3] = '  y  ' .. describe_y(y)
+  return table.concat(lines, '\n')
+end
+
 -- Errors raised below a Dataset method are named after it (check.methods).
 check.methods(Dataset)
 

@@ -1,22 +1,36 @@
 -- moonstep.repl — the interactive REPL (Torch7's `th`, minus its known failures).
 --
---   > x = ms.randn(2, 3)        expressions print their value (tensors pretty-printed)
---   > x:sum();                  a trailing ';' suppresses printing
+--   > x = ms.randn(2, 3)        expressions print their value (tensors pretty-printed;
+--                               datasets, optimizers, schedules, models readably)
+--   > =x:sum()                  `=expr` prints expr (Lua 5.1's REPL convention)
+--   > x:sum();                  a trailing ';' suppresses printing; `_` is the last value
+--                               (a value that printed itself while the chunk ran, as
+--                               model:summary()'s result does, is not echoed again)
 --   > local k = 2               top-level locals survive into later lines
 --   > for i = 1, 2 do           incomplete input continues on '>>' lines
 --   >>   print(i) end
---   Ctrl-C interrupts a running computation (back to the prompt) or clears the line;
---   Ctrl-D on an empty line quits. History is kept in $MOONSTEP_HISTORY or
---   ~/.moonstep_history. A chunk is compiled before it runs and runs exactly once.
+--   > ms.ma<Tab>  opt:<Tab>     completes names, fields and methods (repl_complete.lua)
+--   > :help                     the REPL's commands; :trace prints the full traceback of
+--                               the last error (errors print one line: the message at
+--                               the user's line, `stdin:N: ...`); :quit leaves
+--   Ctrl-C interrupts a running computation (back to the prompt) or clears the line; the
+--   first one prints a hint: a JIT-compiled loop of pure Lua (no moonstep op inside)
+--   cannot see it, and three presses end the process. Ctrl-D on an empty line quits.
+--   History is kept in $MOONSTEP_HISTORY or ~/.moonstep_history, one entry per chunk
+--   (a multi-line chunk is stored as one line that runs the same when recalled).
+--   A chunk is compiled before it runs and runs exactly once.
 --
 -- Line editing and history come from GNU readline, bound through the FFI; without a
 -- terminal (or without libreadline) plain io.read is used.
 local ffi = require 'ffi'
 local core = require 'moonstep.core'
 local T = require 'moonstep.tensor'
+local source = require 'moonstep.repl_source'
+local complete = require 'moonstep.repl_complete'
 local C = core.C
 
 local M = {}
+M.globalize_locals = source.globalize_locals
 
 ---------------------------------------------------------------------------------------
 -- input: readline when stdin is a terminal
@@ -35,7 +49,23 @@ void rl_redisplay(void);
 extern int (*rl_signal_event_hook)(void);
 void free(void *p);
 int isatty(int fd);
+int getpid(void);
 ]]
+
+M.HINT = 'hint: Ctrl-C stops moonstep ops and interpreted Lua, but a JIT-compiled loop of pure Lua ' ..
+         '(one that calls no moonstep op) cannot see it: press Ctrl-C 3 times to end the process, ' ..
+         'or run `kill -9 %d` from another terminal'
+
+local hinted = false
+-- The Ctrl-C hint, once per session (out: a file or nil for stdout).
+local function hint(out)
+  if hinted then return end
+  hinted = true
+  local ok, pid = pcall(function() return ffi.C.getpid() end)
+  out = out or io.stdout
+  out:write(M.HINT:format(ok and pid or 0), '\n')
+  if out.flush then out:flush() end
+end
 
 local function open_readline()
   if os.getenv('MOONSTEP_NO_READLINE') or ffi.C.isatty(0) == 0 then return nil end
@@ -46,25 +76,37 @@ local function history_path()
   return os.getenv('MOONSTEP_HISTORY') or ((os.getenv('HOME') or '.') .. '/.moonstep_history')
 end
 
--- Returns read(prompt) -> line or nil at end of input, and a close() that saves history.
-local function make_reader()
+-- Returns a reader {read(prompt) -> line or nil at end of input, remember(chunk),
+-- close(), interrupted()}: interrupted() says (once) whether Ctrl-C was pressed while
+-- editing since the last call.
+local function make_reader(env)
   local rl = open_readline()
   if not rl then
-    return function(prompt)
-      io.write(prompt); io.flush()
-      return io.read('*l')
-    end, function() end
+    return {
+      read = function(prompt)
+        io.write(prompt); io.flush()
+        return io.read('*l')
+      end,
+      remember = function() end, close = function() end, interrupted = function() return false end,
+    }
   end
   local hist = history_path()
   local f = io.open(hist, 'a'); if f then f:close() end  -- append_history needs the file
   rl.read_history(hist)
+  complete.attach(rl, env)
   -- Ctrl-C while editing: our SIGINT handler (installed for the whole session) sets the
   -- flag, readline then calls this hook, which clears the line and starts a fresh
-  -- '> ' prompt, as a shell does; the flag tells the REPL to drop a pending chunk.
+  -- '> ' prompt, as a shell does, and tells the REPL to drop a pending chunk. The flag
+  -- is cleared at once: presses at the prompt never add up to the third that ends the
+  -- process.
+  local pressed = false
   local on_signal = ffi.cast('int (*)(void)', function()
     if C.ms_interrupt_pending() ~= 0 then
+      C.ms_interrupt_clear()
+      pressed = true
       rl.rl_replace_line('', 0)
       rl.rl_crlf()
+      hint()
       rl.rl_set_prompt('> ')
       rl.rl_on_new_line()
       rl.rl_redisplay()
@@ -72,112 +114,29 @@ local function make_reader()
     return 0
   end)
   rl.rl_signal_event_hook = on_signal
-  local function read(prompt)
+  local reader = { _hook = on_signal }
+  function reader.read(prompt)
     local p = rl.readline(prompt)
     if p == nil then return nil end
     local line = ffi.string(p)
     ffi.C.free(p)
-    if line:match('%S') then
-      rl.add_history(line)
-      rl.append_history(1, hist)  -- at once: a killed session keeps its history
-    end
     return line
   end
-  jit.off(read)  -- the hook re-enters Lua from C: the FFI call must not be compiled
-  return read, function() rl.history_truncate_file(hist, 2000) end
-end
-
----------------------------------------------------------------------------------------
--- top-level locals: `local x = 1` becomes `x = 1` in the session environment
----------------------------------------------------------------------------------------
--- Yields the tokens of Lua source as {kind, text, start, stop}; kind is 'name',
--- 'string', 'number' or 'op'. Comments are skipped.
-local function tokens(src)
-  local out, i, n = {}, 1, #src
-  while i <= n do
-    local c = src:sub(i, i)
-    if c:match('%s') then
-      i = i + 1
-    elseif src:sub(i, i + 1) == '--' then
-      local eq = src:match('^%[(=*)%[', i + 2)
-      if eq then
-        local _, e = src:find(']' .. eq .. ']', i, true)
-        i = (e or n) + 1
-      else
-        local e = src:find('\n', i, true)
-        i = (e or n) + 1
-      end
-    elseif c == '"' or c == "'" then
-      local j = i + 1
-      while j <= n and src:sub(j, j) ~= c do
-        if src:sub(j, j) == '\\' then j = j + 1 end
-        j = j + 1
-      end
-      out[#out + 1] = { 'string', src:sub(i, j), i, j }
-      i = j + 1
-    elseif c == '[' and src:match('^%[=*%[', i) then
-      local eq = src:match('^%[(=*)%[', i)
-      local _, e = src:find(']' .. eq .. ']', i, true)
-      out[#out + 1] = { 'string', src:sub(i, e or n), i, e or n }
-      i = (e or n) + 1
-    elseif c:match('[%a_]') then
-      local s, e = src:find('^[%w_]+', i)
-      out[#out + 1] = { 'name', src:sub(s, e), s, e }
-      i = e + 1
-    elseif c:match('%d') then
-      local s, e = src:find('^[%w_%.]+', i)
-      out[#out + 1] = { 'number', src:sub(s, e), s, e }
-      i = e + 1
-    else
-      out[#out + 1] = { 'op', c, i, i }
-      i = i + 1
+  jit.off(reader.read)  -- the hook re-enters Lua from C: the FFI call must not be compiled
+  function reader.remember(chunk)
+    local entry = source.one_line(chunk)
+    if entry:match('%S') then
+      rl.add_history(entry)
+      rl.append_history(1, hist)  -- at once: a killed session keeps its history
     end
   end
-  return out
-end
-
-local OPEN = { ['function'] = true, ['do'] = true, ['if'] = true, ['repeat'] = true }
-local CLOSE = { ['end'] = true, ['until'] = true }
-
--- Rewrite `local` declarations at block depth 0: `local a, b = e` -> `a, b = e`,
--- `local a` -> `a = nil`, `local function f` -> `function f`. Inner locals stay.
--- Edits are {first, after, text}: src[first, after) becomes text.
-function M.globalize_locals(src)
-  local toks = tokens(src)
-  local edits, depth = {}, 0
-  local function drop_local(t)  -- 'local' and the blank after it
-    local after = t[4] + 1
-    while src:sub(after, after):match('%s') do after = after + 1 end
-    edits[#edits + 1] = { t[3], after, '' }
+  function reader.interrupted()
+    local was = pressed
+    pressed = false
+    return was
   end
-  for k, t in ipairs(toks) do
-    if t[1] == 'name' then
-      if OPEN[t[2]] then depth = depth + 1
-      elseif CLOSE[t[2]] then depth = depth - 1
-      elseif t[2] == 'local' and depth == 0 then
-        local nxt = toks[k + 1]
-        if nxt and nxt[2] == 'function' then
-          drop_local(t)
-        else
-          -- skip the name list
-          local j = k + 1
-          while toks[j] and toks[j][1] == 'name' and toks[j + 1] and toks[j + 1][2] == ',' do j = j + 2 end
-          local after = toks[j + 1]
-          if after and after[2] == '=' then
-            drop_local(t)
-          elseif toks[j] then
-            drop_local(t)
-            edits[#edits + 1] = { toks[j][4] + 1, toks[j][4] + 1, ' = nil' }
-          end
-        end
-      end
-    end
-  end
-  for e = #edits, 1, -1 do
-    local s, stop, text = edits[e][1], edits[e][2], edits[e][3]
-    src = src:sub(1, s - 1) .. text .. src:sub(stop)
-  end
-  return src
+  function reader.close() rl.history_truncate_file(hist, 2000) end
+  return reader
 end
 
 ---------------------------------------------------------------------------------------
@@ -189,16 +148,28 @@ local function summary(t)
   return ('ms.Tensor %s %s %s'):format(t.dtype, dims == '' and 'scalar' or dims, t.device)
 end
 
+-- tostring through the value's own __tostring (datasets, optimizers, schedules, models),
+-- or nil when it has none; an __tostring that fails is reported, not raised.
+local function own_tostring(v)
+  local mt = getmetatable(v)
+  if type(mt) ~= 'table' or rawget(mt, '__tostring') == nil then return nil end
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == 'string' then return s end
+  return ('<%s: tostring failed: %s>'):format(type(v), tostring(s))
+end
+
 local function show(v, depth, seen)
   depth, seen = depth or 0, seen or {}
   if T.is_tensor(v) then return depth == 0 and tostring(v) or summary(v) end
   if type(v) == 'string' then return depth == 0 and v or ('%q'):format(v) end
-  if type(v) ~= 'table' or getmetatable(v) and getmetatable(v).__tostring then return tostring(v) end
+  if type(v) ~= 'table' then return tostring(v) end
+  local own = own_tostring(v)
+  if own then return depth == 0 and own or (own:match('^[^\n]*')) end
   if seen[v] then return '<cycle>' end
   if depth >= 3 then return tostring(v) end
   seen[v] = true
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
+  for k in next, v do keys[#keys + 1] = k end
   table.sort(keys, function(a, b)
     if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
     return type(a) < type(b)
@@ -207,7 +178,7 @@ local function show(v, depth, seen)
   for n, k in ipairs(keys) do
     if n > 50 then parts[#parts + 1] = pad .. '...'; break end
     local key = type(k) == 'string' and k:match('^[%a_][%w_]*$') and k or ('[' .. show(k, depth + 1, seen) .. ']')
-    parts[#parts + 1] = pad .. key .. ' = ' .. show(v[k], depth + 1, seen)
+    parts[#parts + 1] = pad .. key .. ' = ' .. show(rawget(v, k), depth + 1, seen)
   end
   seen[v] = nil
   if #parts == 0 then return '{}' end
@@ -218,27 +189,71 @@ M.show = show
 ---------------------------------------------------------------------------------------
 -- evaluation
 ---------------------------------------------------------------------------------------
+-- `=expr` (the Lua 5.1 REPL's print shortcut) -> the expression's source, else nil.
+local function print_form(src)
+  local rest = src:match('^%s*=(.*)$')
+  return rest
+end
+
 -- Compile a chunk: first as an expression list (to print it), then as statements.
--- Returns fn, nil when complete; nil, 'incomplete' when more input is needed;
--- nil, message on a syntax error.
+-- Returns fn, nil, is_expression when complete; nil, 'incomplete' when more input is
+-- needed; nil, message on a syntax error. An expression's fn takes a pack function and
+-- returns pack(values): its calls are then no tail calls, so the chunk's frame (and the
+-- user's line in an error) stays on the stack.
 function M.compile(src, env)
-  local f = loadstring('return ' .. src, '=stdin')
+  local expr = print_form(src)
+  local f, err, is_expr
+  local body = (expr or src):gsub(';%s*$', '')
+  if loadstring('return ' .. body, '=stdin') then
+    f, err = loadstring('local __repl_pack = ...; return __repl_pack(' .. body .. '\n)', '=stdin')
+    is_expr = f ~= nil
+  end
   if not f then
-    local err
-    f, err = loadstring(M.globalize_locals(src), '=stdin')
-    if not f then
-      if err:match("<eof>") then return nil, 'incomplete' end
-      return nil, err
+    if expr then
+      f, err = loadstring('return ' .. expr, '=stdin')
+    else
+      f, err = loadstring(source.globalize_locals(src), '=stdin')
     end
   end
+  if not f then
+    if err:match("<eof>") then return nil, 'incomplete' end
+    return nil, err
+  end
   setfenv(f, env)
-  return f
+  return f, nil, is_expr
 end
 
 local function pack(...) return { n = select('#', ...), ... } end
 
--- Run f once under the interrupt hook; returns ok, results-table-or-message.
-local function execute(f)
+local PKG_DIR = debug.getinfo(1, 'S').source:match('^@(.*[/\\])[^/\\]*$')
+
+-- The error handler: {msg = one line at the user's line, trace = the full traceback,
+-- interrupted = true for Ctrl-C}.
+local function on_error(e)
+  local ok, msg = pcall(tostring, e)
+  msg = ok and type(msg) == 'string' and msg or ('(an error object of type ' .. type(e) .. ')')
+  local interrupted = msg:find('interrupted', 1, true) ~= nil and msg:find('Ctrl-C', 1, true) ~= nil
+  -- the traceback down to the chunk; the REPL's own frames are noise
+  local tb = debug.traceback(msg, 2)
+  tb = tb:gsub('\n%s*%[C%]: in function \'xpcall\'.*$', ''):gsub('\n%s*%[builtin#%d+%][^\n]*', '')
+  tb = tb:gsub('\nstack traceback:$', '')
+  if PKG_DIR then msg = msg:gsub(PKG_DIR:gsub('%p', '%%%0'), 'moonstep/') end
+  if not msg:match('^stdin:%d+:') then
+    -- the user's line: the innermost frame of the chunk
+    for level = 2, 250 do
+      local info = debug.getinfo(level, 'Sl')
+      if not info then break end
+      if info.source == '=stdin' and (info.currentline or 0) > 0 then
+        msg = ('stdin:%d: %s'):format(info.currentline, msg)
+        break
+      end
+    end
+  end
+  return { msg = msg, trace = tb, interrupted = interrupted }
+end
+
+-- Run f once under the interrupt hook; returns ok, results-table-or-error-table.
+local function execute(f, ...)
   C.ms_interrupt_clear()
   -- interpreted Lua sees Ctrl-C through this hook; moonstep ops check the flag in C
   debug.sethook(function()
@@ -247,37 +262,90 @@ local function execute(f)
       error('interrupted (Ctrl-C)', 2)
     end
   end, '', 1000)
-  local r = pack(xpcall(f, function(e)
-    if type(e) == 'string' and e:match('interrupted') then return e end
-    -- the traceback down to the chunk; the REPL's own frames are noise
-    local tb = debug.traceback(tostring(e), 2)
-    tb = tb:gsub('\n%s*%[C%]: in function \'xpcall\'.*$', ''):gsub('\n%s*%[builtin#%d+%][^\n]*', '')
-    return (tb:gsub('\nstack traceback:$', ''))
-  end))
+  local r = pack(xpcall(f, on_error, ...))
   debug.sethook()
   C.ms_interrupt_clear()
+  if not r[1] and type(r[2]) ~= 'table' then   -- the handler itself failed
+    r[2] = { msg = tostring(r[2]), trace = tostring(r[2]) }
+  end
   return r[1], r
 end
 
--- Evaluate one complete source chunk in env and print what it returns; used by run()
--- and by tests. Returns true when it ran without error.
+-- The last error's traceback, per session environment.
+local traces = setmetatable({}, { __mode = 'k' })
+
+M.HELP = [[
+moonstep REPL
+  expr              prints its value (tensors in full, tables to depth 3); a trailing ';' does not
+  =expr             prints expr (Lua 5.1's convention); `_` holds the last value printed
+  local x = ...     top-level locals stay defined in later lines
+  Tab               completes globals, fields and methods: ms.ma<Tab>, opt:<Tab>, x:resh<Tab>
+  :help             this text
+  :trace            the full traceback of the last error (errors print one line)
+  :quit             leaves (as Ctrl-D on an empty line)
+  Ctrl-C            interrupts a computation, or drops the line being typed; three presses end
+                    the process (a JIT-compiled pure-Lua loop cannot be interrupted otherwise)
+  model:summary(shape)   layers, output shapes and parameter counts of a model
+History: $MOONSTEP_HISTORY or ~/.moonstep_history; a multi-line chunk is one entry.]]
+
+-- A REPL command (`:help`, `:trace`, `:quit`): handled -> true (and 'quit'), else nil.
+function M.command(line, env, out)
+  local name = line:match('^%s*:(%a+)%s*$')
+  if not name then
+    if line:match('^%s*:%a') then
+      out:write('error: unknown command ', line:match('^%s*(%S+)'), ' (:help lists them)\n')
+      return true
+    end
+    return nil
+  end
+  if name == 'help' or name == 'h' then
+    out:write(M.HELP, '\n')
+  elseif name == 'trace' or name == 't' then
+    out:write(traces[env] or 'no error yet', '\n')
+  elseif name == 'quit' or name == 'q' or name == 'exit' then
+    return true, 'quit'
+  else
+    out:write('error: unknown command :', name, ' (:help lists them)\n')
+  end
+  return true
+end
+
+-- Evaluate one complete source chunk (or command) in env and print what it returns;
+-- used by run() and by tests. Returns true when it ran without error (and 'quit' for
+-- :quit).
 function M.eval(src, env, out)
   out = out or io.stdout
-  local silent = src:match(';%s*$') ~= nil
-  local f, err = M.compile(src, env)
+  local handled, what = M.command(src, env, out)
+  if handled then return true, what end
+  local forced = print_form(src) ~= nil
+  local silent = not forced and src:match(';%s*$') ~= nil
+  local f, err, is_expr = M.compile(src, env)
   if not f then
     out:write(err == 'incomplete' and 'error: incomplete input' or ('error: ' .. err), '\n')
     return false
   end
-  local ok, r = execute(f)
+  M.chunk = (M.chunk or 0) + 1          -- (a value may note the chunk it printed itself in)
+  local ok, r = execute(f, pack)
   if not ok then
-    out:write('error: ', tostring(r[2]), '\n')
+    local e = r[2]
+    traces[env] = e.trace
+    if e.interrupted then
+      out:write('interrupted (Ctrl-C)\n')
+      hint(out)
+    else
+      out:write('error: ', e.msg, '\n')
+    end
     return false
   end
-  if r.n > 1 then env._ = r[2] end
-  if not silent and r.n > 1 then
+  local values = is_expr and r[2] or { n = r.n - 1, unpack(r, 2, r.n) }
+  if values.n > 0 then env._ = values[1] end
+  -- a value that printed itself while this chunk ran (model:summary's result) is not echoed
+  if values.n == 1 and type(values[1]) == 'table' and rawget(values[1], '_repl_chunk') == M.chunk then
+    silent = true
+  end
+  if not silent and values.n > 0 then
     local parts = {}
-    for k = 2, r.n do parts[#parts + 1] = show(r[k]) end
+    for k = 1, values.n do parts[#parts + 1] = show(values[k]) end
     out:write(table.concat(parts, '\t'), '\n')
   end
   return true
@@ -290,34 +358,40 @@ function M.new_env()
 end
 
 function M.run()
-  local read, close = make_reader()
   local env = M.new_env()
+  local reader = make_reader(env)
   C.ms_sigint_install()
-  io.write(('moonstep %s (LuaJIT) -- `ms` is loaded; Ctrl-D quits, Ctrl-C interrupts\n')
+  io.write(('moonstep %s (LuaJIT) -- `ms` is loaded; Ctrl-D quits, Ctrl-C interrupts, :help for more\n')
            :format(require('moonstep').version))
   while true do
     C.ms_interrupt_clear()
-    local line = read('> ')
+    reader.interrupted()
+    local line = reader.read('> ')
     if line == nil then io.write('\n'); break end
     local src = line
     -- continue until the chunk is complete; Ctrl-C drops the pending lines (the line
     -- typed after it starts a new chunk), Ctrl-D drops the chunk
-    while src:match('%S') do
+    while src:match('%S') and not src:match('^%s*:%a') do
       local f, err = M.compile(src, env)
       if f or err ~= 'incomplete' then break end
       C.ms_interrupt_clear()
-      local more = read('>> ')
+      reader.interrupted()
+      local more = reader.read('>> ')
       if more == nil then src = ''; io.write('\n'); break end
-      if C.ms_interrupt_pending() ~= 0 then
-        C.ms_interrupt_clear()
+      if reader.interrupted() then
         src = more
       else
         src = src .. '\n' .. more
       end
     end
-    if src:match('%S') then M.eval(src, env) end
+    if src:match('%S') then
+      reader.remember(src)
+      local _, what = M.eval(src, env)
+      io.stdout:flush()
+      if what == 'quit' then break end
+    end
   end
-  close()
+  reader.close()
   C.ms_sigint_uninstall()
 end
 

@@ -441,6 +441,8 @@ function Module.__tostring(self)
   return table.concat(lines, '\n')
 end
 
+require('moonstep.nn.summary')(Module)   -- model:summary(input_shape): layers, shapes, parameter counts
+
 -- Errors raised below a public method of Module are named after it (check.methods).
 check.methods(Module)
 

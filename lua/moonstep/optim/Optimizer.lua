@@ -258,6 +258,7 @@ end
 -- optimizers: optim/workspace.lua (self:_scratch(k), self:_buffer(k), self:_trade(who, s),
 -- self:_trade_back(who, k)).
 require('moonstep.optim.workspace')(Optimizer)
+require('moonstep.optim.describe')(Optimizer)   -- tostring(opt), tostring(optim.X)
 
 -- The step counts are plain fields a user may overwrite: integers a double and an int64
 -- share (the runtime takes the step as int64).

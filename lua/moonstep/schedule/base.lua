@@ -82,7 +82,23 @@ function Schedule:_describe()
       parts[#parts + 1] = k .. ' = ' .. s
     end
   end
-  return self.__name .. '{' .. table.concat(parts, ', ') .. '}'
+  -- a schedule with a state of its own (reduce_on_plateau) shows it too: its value now
+  local state = {}
+  if self._save then
+    local st = {}
+    if pcall(self._save, self, st) then
+      for k, v in pairs(st) do
+        if type(k) == 'string' and k ~= 'kind' then
+          state[#state + 1] = k .. ' = ' .. (type(v) == 'number' and ('%.6g'):format(v) or check.describe(v))
+        end
+      end
+      table.sort(state)
+    end
+  end
+  local text = self.__name .. '{' .. table.concat(parts, ', ')
+  if #state > 0 then text = text .. '; state: ' .. table.concat(state, ', ') end
+  text = text .. '}'
+  return text
 end
 
 -- state(): {kind = 'schedule.x', children = {...}} plus what _save adds (plateau).

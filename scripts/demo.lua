@@ -1,137 +1,153 @@
--- demo.lua — a short tour of the moonstep core: tensors, views, broadcasting,
--- BLAS-backed matmul, reproducible Philox random numbers, errors, and the GPU when
--- there is one. Run with `make demo` or `bin/moonstep scripts/demo.lua`.
+-- demo.lua — moonstep's main job: a comparison of optimizers on Fashion-MNIST.
+--
+--   make demo                                 (or bin/moonstep scripts/demo.lua)
+--   bin/moonstep scripts/demo.lua --full      more epochs and seeds (about half an hour)
+--   bin/moonstep scripts/demo.lua --help      every flag
+--
+-- One MLP 784-256-10 (ReLU, PyTorch's default initialisation), trained from the same
+-- seeds on the same shuffled batches by ten optimizers, on the GPU when there is one:
+--
+--   SGD-momentum      SGD lr 0.02, momentum 0.9                       1 forward + 1 backward a step
+--   Adam, AdamW       lr 1e-3 (AdamW weight_decay 0.01)               1 + 1
+--   AutoSGM Eq.5      the constant numerator (num_lrc 0), lr 1e-3     1 + 1
+--   AutoSGM Eq.8      the partial-correlation numerator (num_lrc 3)   1 + 1
+--   ACME              around Adam, lr 1e-3: a trial point a step      2 + 2
+--   SAM, ASAM         around SGD-momentum, rho 0.05 / adaptive 0.5   2 + 2
+--   LookSAM           k 5, alpha 0.7 (SAM every 5th step)             1.2 + 1.2
+--   SPSA              Zeroth-Learn's preset: 50 random directions,    51 forward, no backward
+--                     forward differences, Adam 1e-3, batch 50
+--
+-- The images are standardised by the training set's mean and std. Every run is an
+-- ms.experiment record under --out (default results/demo): config.json (replay it with
+-- `bin/moonstep replay DIR`), steps.csv, epochs.csv, result.json. An interrupted demo
+-- (Ctrl-C, kill) resumes where it stopped: finished runs are not run again (--fresh
+-- starts over). At the end: the table (test accuracy mean ± std over the seeds, seconds,
+-- passes) printed and written as summary.md, and gnuplot figures: loss against steps,
+-- against passes and against seconds, test accuracy per epoch (one line per optimizer,
+-- a band over the seeds), and the optimizers' trajectories on Rosenbrock and Beale.
+--
+-- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) takes about four
+-- minutes on 2 cores; SPSA is 40% of it. Timings depend on --threads (1 by default on a
+-- CPU: on a shared 2-core machine two OpenMP threads can be far slower, see issue 11).
 local ms = require 'moonstep'
+local flags = require 'moonstep.flags'
 
-local function section(title) print(('\n== %s '):format(title) .. ('='):rep(60 - #title)) end
-local clock = ms.clock
+local FLAGS = {
+  { 'full', 'flag', false, '10 epochs and 5 seeds (about half an hour on 2 cores)' },
+  { 'quick', 'flag', false, 'a smoke run: 2,000 images, 1 epoch, 1 seed (the tests use it)' },
+  { 'epochs', 'integer', nil, 'epochs per run (default 2; --full 10; --quick 1)', min = 1 },
+  { 'seeds', 'integer', nil, 'seeds per optimizer (default 3; --full 5; --quick 1)', min = 1 },
+  { 'train', 'integer', nil, 'training images, the first N (default all 60,000)', min = 1, metavar = 'N' },
+  { 'test', 'integer', nil, 'test images, the first N (default all 10,000)', min = 1, metavar = 'N' },
+  { 'only', 'string', nil, 'comma list of optimizer names to run (default all)', metavar = 'LIST' },
+  { 'device', 'choice', 'auto', 'where to train', choices = { 'auto', 'cpu', 'cuda' } },
+  { 'threads', 'integer', nil, 'CPU threads (default 1 on the CPU)', min = 1 },
+  { 'out', 'string', 'results/demo', 'output directory', metavar = 'DIR' },
+  { 'fresh', 'flag', false, 'delete the previous records under --out first' },
+  { 'quiet', 'flag', false, 'no progress bar' },
+}
+local args = flags.parse('demo.lua', FLAGS, arg or {})
+local function die(fmt, ...) flags.die('demo.lua', 1, fmt, ...) end
+io.stdout:setvbuf('line')
 
-section('tensors')
-local x = ms.tensor { { 1, 2, 3 }, { 4, 5, 6 } }
-print(x)
-print('shape', table.concat(x:shape(), 'x'), 'dtype', x.dtype, 'device', x.device)
+local epochs = args.epochs or (args.full and 10) or (args.quick and 1) or 2
+local nseeds = args.seeds or (args.full and 5) or (args.quick and 1) or 3
+local ntrain = args.train or (args.quick and 2000) or nil
+local ntest = args.test or (args.quick and 1000) or nil
+local device = args.device
+if device == 'auto' then device = ms.cuda.is_available() and 'cuda' or 'cpu' end
+if device == 'cuda' and not ms.cuda.is_available() then die('--device cuda: no usable GPU here') end
+local threads = args.threads or (device == 'cpu' and 1 or nil)
 
-section('views share memory (no copies)')
-local col = x:select(2, 2)
-col:mul_(10)
-print('x after scaling its 2nd column in place through a view:')
-print(x)
-print('transpose is a view:', table.concat(x:t():stride(), ','), 'contiguous?', x:t():is_contiguous())
+---------------------------------------------------------------------------------------
+-- The optimizers (ms.experiment's data form: {class, config...}; name is the label)
+---------------------------------------------------------------------------------------
+local SGDM = { 'SGD', lr = 0.02, momentum = 0.9 }
+local OPTIMIZERS = {
+  { name = 'SGD-momentum', optimizer = SGDM },
+  { name = 'Adam', optimizer = { 'Adam', lr = 1e-3 } },
+  { name = 'AdamW', optimizer = { 'AdamW', lr = 1e-3, weight_decay = 0.01 } },
+  { name = 'AutoSGM-Eq5', optimizer = { 'AutoSGM', lr_init = 1e-3, num_lrc = 0 } },
+  { name = 'AutoSGM-Eq8', optimizer = { 'AutoSGM', lr_init = 1e-3, num_lrc = 3 } },
+  { name = 'ACME', optimizer = { 'ACME', lr = 1e-3 } },
+  { name = 'SAM', optimizer = { 'SAM', base = SGDM, rho = 0.05 } },
+  { name = 'ASAM', optimizer = { 'SAM', base = SGDM, rho = 0.5, adaptive = true } },
+  { name = 'LookSAM', optimizer = { 'LookSAM', base = SGDM, rho = 0.05, k = 5, alpha = 0.7 } },
+  { name = 'SPSA', optimizer = { 'SPSA', preset = 'zeroth_learn' }, batch_size = 50 },
+}
 
-section('broadcasting and fused forms')
-local bias = ms.tensor { 0.5, -0.5, 0 }
-print(x + bias)
-local y = ms.zeros(3)
-y:axpy_(2, bias)                       -- y += 2 * bias
-print('axpy:', table.concat(y:totable(), ' '))
-
-section('reductions (float64 accumulation)')
-print('sum', x:sum(), 'mean', x:mean(), 'max', x:max(), 'argmax', x:argmax())
-local vals, idx = x:max(2)
-print('row max', table.concat(vals:totable(), ' '), 'at', table.concat(idx:totable(), ' '))
-
-section('reproducible random numbers (Philox4x32-10)')
-ms.manual_seed(2026)
-local state = ms.rng_state()
-local a = ms.randn(4)
-ms.set_rng_state(state)
-local b = ms.randn(4)
-print('draw', table.concat(a:totable(), ' '))
-print('replayed identical:', (a - b):abs():max() == 0)
-local u = ms.rand(1e6)
-print(('1e6 uniforms: mean %.4f (1/2), var %.5f (1/12 = %.5f)'):format(u:mean(), u:var(), 1 / 12))
-
-section('matmul through OpenBLAS')
-for _, n in ipairs { 256, 512 } do
-  local A, B = ms.randn(n, n), ms.randn(n, n)
-  ms.matmul(A, B)
-  local t0, reps = clock(), 5
-  for _ = 1, reps do ms.matmul(A, B) end
-  local dt = (clock() - t0) / reps
-  print(('%4d^3: %.1f GFLOP/s on %d threads'):format(n, 2 * n ^ 3 / dt / 1e9, ms.num_threads()))
+local wanted
+if args.only then
+  wanted = {}
+  for name in args.only:gmatch('[^,]+') do wanted[name] = true end
+  for name in pairs(wanted) do
+    local known = false
+    for _, o in ipairs(OPTIMIZERS) do known = known or o.name == name end
+    if not known then die('--only: no optimizer named %q in this demo', name) end
+  end
 end
 
-section('errors are Lua errors that say what was wrong')
+local seeds = {}
+for s = 1, nseeds do seeds[s] = s end
+local runs = {}
+for _, o in ipairs(OPTIMIZERS) do
+  if not wanted or wanted[o.name] then
+    local base = {
+      name = o.name, optimizer = o.optimizer,
+      model = { 'mlp', sizes = { 784, 256, 10 }, activation = 'relu' },
+      data = { 'fashion_mnist', train = ntrain, test = ntest, normalize = true },
+      epochs = epochs, batch_size = o.batch_size or 128, device = device, threads = threads,
+    }
+    for _, e in ipairs(ms.experiment.grid({ seed = seeds }, base)) do runs[#runs + 1] = e end
+  end
+end
+
+---------------------------------------------------------------------------------------
+-- Run (resumable), then the table and the figures
+---------------------------------------------------------------------------------------
+print(('moonstep demo: %d optimizers x %d seeds, MLP 784-256-10 on Fashion-MNIST (%s train / %s test images), %d epoch%s, %s%s'):format(
+  #runs / nseeds, nseeds, ntrain or '60000', ntest or '10000', epochs, epochs > 1 and 's' or '',
+  device, threads and (', %d thread%s'):format(threads, threads > 1 and 's' or '') or ''))
+print(('records under %s/ (an interrupted demo resumes there)\n'):format(args.out))
+if args.fresh then os.execute(('rm -rf %q'):format(args.out)) end
+
+local t0 = ms.clock()
+local set = ms.experiment.run_all(runs, { out = args.out, quiet = args.quiet })
+local summary = set:summary { by = 'name', metrics = { 'test_accuracy', 'time', 'forward', 'backward' } }
+print()
+print(summary)
+summary:write(args.out .. '/summary.md')
+
+local figures = {}
+local function figure(path, ok, msg)
+  if ok then figures[#figures + 1] = path elseif msg then figures.missing = msg end
+end
 for _, f in ipairs {
-  function() return ms.zeros(2, 3) + ms.zeros(4) end,
-  function() return ms.matmul(ms.zeros(2, 3), ms.zeros(4, 5)) end,
-  function() return ms.zeros(3):get(0) end,
+  { y = 'loss', x = 'step', file = 'loss_vs_steps' },
+  { y = 'loss', x = 'passes', file = 'loss_vs_passes' },
+  { y = 'loss', x = 'time', file = 'loss_vs_time' },
+  { y = 'test_accuracy', x = 'epoch', file = 'accuracy_vs_epoch' },
 } do
-  local _, err = pcall(f)
-  print('  ' .. tostring(err):gsub('^[^:]*:%d+: ', ''))
+  for _, ext in ipairs { '.png', '.svg' } do
+    local path = args.out .. '/' .. f.file .. ext
+    figure(path, set:plot { y = f.y, x = f.x, by = 'name', out = path, bands = true })
+  end
 end
 
-section('training: an MLP on 10000 Fashion-MNIST images, 2 epochs of Adam')
-local ok_data, train = pcall(ms.data.fashion_mnist, 'train')
-if ok_data then
-  local test = ms.data.fashion_mnist('test')
-  train = train:subset(1, 10000)
-  ms.manual_seed(0)
-  local nn = ms.nn
-  local model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-  model.input_grad = false
-  print(model)
-  local crit, opt = nn.CrossEntropyLoss(), ms.optim.Adam(model, { lr = 2e-3 })
-  for epoch = 1, 2 do
-    local t0, sum, n = clock(), 0, 0
-    for bx, by in train:batches(128, { shuffle = true }) do
-      sum = sum + opt:step(function()
-        local out = model:forward(bx)
-        local loss = crit:forward(out, by)
-        model:backward(bx, crit:backward(out, by))
-        return loss
-      end)
-      n = n + 1
-    end
-    print(('epoch %d: loss %.4f, test accuracy %.4f, %.2f s'):format(epoch, sum / n,
-      ms.metrics.accuracy(model, test), clock() - t0))
-  end
-  print('(bin/moonstep scripts/train.lua trains the full set; --model cnn reaches ~92%)')
-
-  -- The same model and data with a two-pass optimizer: the closure takes the pass number,
-  -- the optimizer owns the passes (gradients zeroed, the weights perturbed and restored).
-  section('sharpness-aware: the same MLP with SAM around SGD with momentum, 2 epochs')
-  ms.manual_seed(0)
-  local m2 = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-  m2.input_grad = false
-  local sam = ms.optim.SAM(m2, { base = ms.optim.SGD { lr = 0.05, momentum = 0.9 }, rho = 0.05 })
-  for epoch = 1, 2 do
-    local t0, sum, sharp, n = clock(), 0, 0, 0
-    for bx, by in train:batches(128, { shuffle = true }) do
-      local loss, info = sam:step(function(pass)
-        local out = m2:forward(bx)
-        local l = crit:forward(out, by)
-        m2:backward(bx, crit:backward(out, by))
-        return l
-      end)
-      sum, sharp, n = sum + loss, sharp + info.sharpness, n + 1
-    end
-    print(('epoch %d: loss %.4f, sharpness %.4f, test accuracy %.4f, %.2f s, %d closure calls so far'):format(
-      epoch, sum / n, sharp / n, ms.metrics.accuracy(m2, test), clock() - t0, sam.passes))
-  end
-
-  -- Zeroth-order: no backward at all. Each step evaluates the loss at the weights and at 50
-  -- random perturbations of them (one batched pass) and estimates the gradient from those.
-  section('zeroth-order: the same MLP from loss values only (SPSA, Zeroth-Learn preset), 1 epoch')
-  ms.manual_seed(0)
-  local m3 = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-  local spsa = ms.optim.SPSA(m3, ms.optim.SPSA.preset('zeroth_learn', { criterion = crit, seed = 0 }))
-  local t0, sum, n = clock(), 0, 0
-  for bx, by in train:batches(50, { shuffle = true }) do
-    sum, n = sum + spsa:step(bx, by), n + 1
-  end
-  print(('loss %.4f, test accuracy %.4f, %.2f s, %d forward passes, no backward (scripts/zo_mnist.lua: the grid)'):format(
-    sum / n, ms.metrics.accuracy(m3, test), clock() - t0, spsa.passes))
-else
-  print('skipped: ' .. tostring(train))
+-- Optimizers on 2-D test functions, drawn on their contour maps: a picture of what each
+-- update rule does (ms.objectives.standard_runs: SGD-momentum, Adam, SAM, ACME, SPSA).
+for _, name in ipairs { 'rosenbrock', 'beale' } do
+  local obj = ms.objectives[name]()
+  local path = ('%s/trajectories_%s.png'):format(args.out, name)
+  figure(path, ms.objectives.plot_trajectories { objective = obj, runs = ms.objectives.standard_runs(obj, 300),
+                                                  steps = 300, out = path })
 end
 
-section('GPU')
-if ms.cuda.is_available() then
-  local g = ms.randn(1000, 1000):cuda()
-  print('on', g.device, 'sum of squares', (g * g):sum())
-else
-  print(ms.cuda.compiled() and 'built with CUDA, but no GPU is usable here'
-        or 'built without CUDA (nvcc was not found at build time)')
+print()
+if #figures > 0 then
+  print('figures:')
+  for _, p in ipairs(figures) do print('  ' .. p) end
 end
-print('\nThe REPL: run bin/moonstep with no arguments.')
+if figures.missing then print('no figures: ' .. figures.missing) end
+print(('table: %s/summary.md; per-step and per-epoch CSVs in each run directory; %.0f s in all'):format(
+  args.out, ms.clock() - t0))

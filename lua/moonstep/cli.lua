@@ -31,9 +31,14 @@ end
 
 -- Ctrl-C reaches a script as an error: luajit's own "interrupted!" (Lua code running) or
 -- the runtime's "interrupted (Ctrl-C)" (an op refused while the flag was set).
+-- A message that says more than that (the experiment runner names the run it left
+-- unfinished) is kept, without its source position.
 local INTERRUPTED = {}
+local interrupt_note
 local function on_error(e)
   if type(e) == 'string' and (e:find('interrupted!', 1, true) or e:find('interrupted (Ctrl-C)', 1, true)) then
+    local note = e:gsub('^[^\n]-:%d+: ', '')
+    interrupt_note = (note ~= 'interrupted!' and note ~= 'interrupted (Ctrl-C)') and note or nil
     return INTERRUPTED
   end
   return debug.traceback(e, 2)
@@ -46,7 +51,7 @@ local function run_or_exit(f, ...)
   if ok then return end
   io.stdout:flush()
   if err == INTERRUPTED then
-    io.stderr:write('moonstep: interrupted (Ctrl-C)\n')
+    io.stderr:write('moonstep: ', interrupt_note or 'interrupted (Ctrl-C)', '\n')
     os.exit(130)
   end
   io.stderr:write('moonstep: ', tostring(err), '\n')

@@ -108,7 +108,8 @@ describe('experiment tables', function()
                    'model.activation')
     H.assert_error(function() E.run('Adam') end, 'experiment.run', 'experiment is "Adam"')
     H.assert_error(function() E.run({}, { outt = 'x' }) end, 'experiment.run', 'unknown option "outt"')
-    H.assert_error(function() E.run({}, { out = 5 }) end, 'experiment.run', 'path is 5')
+    H.assert_error(function() E.run({}, { out = 5 }) end, 'experiment.run', 'out is 5', 'a directory path')
+    H.assert_error(function() E.replay('x', { out = '' }) end, 'experiment.replay', 'out is ""')
     -- in a list: the index of the experiment
     H.assert_error(function() E.run_all { {}, { optimizer = 'Nope' } } end, 'experiment.run_all',
                    'experiment 2: optimizer.class is "Nope"')

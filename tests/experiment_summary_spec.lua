@@ -57,15 +57,16 @@ describe('ResultSet:summary', function()
     local lines = {}
     for l in text:gmatch('[^\n]+') do lines[#lines + 1] = l end
     assert.equal(4, #lines)
-    assert.truthy(lines[1]:match('^name%s+n%s+test_accuracy%s+time$'), lines[1])
-    assert.truthy(lines[3]:find('0.8333 ± 0.03055', 1, true), text)
-    assert.truthy(lines[3]:find('11 ± 1', 1, true), text)
+    assert.truthy(lines[1]:match('^name%s+n%s+test_accuracy %(%%%)%s+time %(s%)$'), lines[1])
+    -- accuracy as a percentage with 2 decimals, seconds with 1 decimal (>= 1 s)
+    assert.truthy(lines[3]:find('83.33 ± 3.06', 1, true), text)
+    assert.truthy(lines[3]:find('11.0 ± 1.0', 1, true), text)
     -- columns aligned: every row as wide as the header (± is one column)
     local function w(l) return #l - select(2, l:gsub('[\128-\191]', '')) end
     for i = 2, 4 do assert.equal(w(lines[1]), w(lines[i]), text) end
     local md = s:markdown()
-    assert.truthy(md:find('| name | n | test_accuracy | time |\n| --- | ---: | ---: | ---: |\n', 1, true), md)
-    assert.truthy(md:find('| SGD | 2 | 0.725 ± 0.03536 | 8.5 ± 0.7071 |', 1, true), md)
+    assert.truthy(md:find('| name | n | test_accuracy (%) | time (s) |\n| --- | ---: | ---: | ---: |\n', 1, true), md)
+    assert.truthy(md:find('| SGD | 2 | 72.50 ± 3.54 | 8.5 ± 0.7 |', 1, true), md)
     local path = os.tmpname() .. '.md'
     assert.equal(path, s:write(path))
     local f = io.open(path); assert.equal(md, f:read('*a')); f:close()
@@ -80,6 +81,7 @@ describe('ResultSet:summary', function()
     assert.equal('Adam 1', s.rows[1].group)
     assert.is_nil(s.rows[1].mean.test_accuracy)
     assert.truthy(tostring(s):find('\nAdam 1     1 +%-\n'), tostring(s))
+    assert.truthy(tostring(s):find('\nSGD 1      1 +70.00\n'), tostring(s))   -- n = 1: no ± std
     local by_fn = rs:summary { by = function(r) return r.metrics.time > 9 and 'slow' or 'fast' end }
     assert.same({ 'slow', 'fast' }, { by_fn.rows[1].group, by_fn.rows[2].group })
     assert.equal(2, by_fn.rows[1].count.test_accuracy)          -- Adam 1 has none

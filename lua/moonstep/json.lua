@@ -94,7 +94,11 @@ local function decode(who, s, source)
   if type(s) ~= 'string' then check.fail('%s: text is %s, expected a string', who, check.describe(s)) end
   source = source or 'the text'
   local ok, v, pos, err = pcall(dkjson(who).decode, s, 1, nil, nil, nil)
-  if not ok then v, err = nil, check.reason(v) end
+  if not ok then
+    err = check.reason(v)
+    v = nil
+    if err:find('stack overflow', 1, true) then err = 'arrays or objects nested too deeply for the parser' end
+  end
   if err or (v == nil and not s:match('^%s*null%s*$')) then
     check.fail('%s: %s is not valid JSON: %s', who, source, tostring(err or 'no value'))
   end
@@ -113,6 +117,7 @@ function M.read(path)
   if not f then check.fail('json.read: cannot open %s: %s', path, tostring(err)) end
   local s = f:read('*a')
   f:close()
+  if type(s) ~= 'string' then check.fail('json.read: cannot read %s (a directory?)', path) end
   return decode('json.read', s, path)
 end
 
@@ -126,7 +131,11 @@ function M._write_text(who, path, text)
   serial = serial + 1
   local tmp = ('%s.tmp-%d-%d'):format(path, ffi.C.getpid(), serial)
   local f, err = io.open(tmp, 'wb')
-  if not f then check.fail('%s: cannot write %s: %s', who, path, tostring(err)) end
+  if not f then
+    err = tostring(err)
+    if err:sub(1, #tmp + 2) == tmp .. ': ' then err = err:sub(#tmp + 3) end    -- the message repeats the path
+    check.fail('%s: cannot write %s: %s', who, path, err)
+  end
   local ok, werr = f:write(text)
   local cok = f:close()
   if not ok or not cok then
@@ -136,6 +145,9 @@ function M._write_text(who, path, text)
   local rok, rerr = os.rename(tmp, path)
   if not rok then
     os.remove(tmp)
+    if tostring(rerr):find('Is a directory', 1, true) then
+      check.fail('%s: %s is a directory, expected a file path', who, path)
+    end
     check.fail('%s: cannot rename the temporary file over %s: %s', who, path, tostring(rerr))
   end
 end

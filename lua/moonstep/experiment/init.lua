@@ -4,8 +4,9 @@
 --   local list = E.grid({ optimizer = {'SGD', 'Adam'}, lr = {0.1, 0.01}, seed = {1, 2, 3} },
 --                       { epochs = 2, data = {train = 10000} })
 --   local set = E.run_all(list, { out = 'results/x' })     -- resumes: finished runs skipped
+--   print(set)                                              -- the runs, one line each
 --   print(set:summary{ by = 'name' })                       -- mean ± std over seeds
---   set:plot{ y = 'loss', x = 'passes', out = 'results/x/loss.png' }
+--   set:plot{ y = 'loss', x = 'passes', out = 'results/x/loss.png', smooth = 25 }
 --
 --   E.run(exp [, {out =, quiet =, resume = true, on_step =}])  -> Result (experiment/run.lua;
 --                                                  on_step(row): after each logged step, the
@@ -16,7 +17,9 @@
 --   E.id(exp)                                      -> '<name>-s<seed>-<8 hex>' (its directory)
 --   E.load(dir)                                    -> Result (a run dir) or ResultSet (a dir of runs)
 --   E.replay(path [, {out =, quiet =}])            -> Replay report (experiment/replay.lua)
---   E.summary(results [, {by =, metrics =}])       -> Summary (experiment/summary.lua)
+--   E.summary(results [, {by =, metrics =, format =}]) -> Summary (experiment/summary.lua;
+--                                                  numbers shown per metric kind: format.lua)
+--   set:plot{y =, x =, by =, out =, bands =, smooth =, logx =, logy =, ...} (experiment/plot.lua)
 --   E.Logger(path [, {names =}])                   -> Logger (Torch7's optim.Logger)
 --   E.read_csv(path)                               -> columns {columns =, n =, <name> = {...}}
 --   E.ResultSet(list)                              -> a ResultSet of Results

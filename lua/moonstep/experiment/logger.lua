@@ -24,18 +24,20 @@ Logger.__index = Logger
 Logger.__name, Logger.__var = 'Logger', 'log'
 M.Logger = Logger
 
+local set_names   -- below
+
 function M.new(path, opts)
   local who = 'Logger'
   check.path(who, path)
   opts = check.options(who, opts, { 'names' })
   local f, err = io.open(path, 'w')
-  if not f then check.fail('%s: cannot write %s: %s', who, path, tostring(err)) end
+  if not f then check.fail('%s: cannot write %s: %s', who, path, record.io_error(path, err)) end
   local self = setmetatable({ path = path, f = f, rows = { columns = {}, n = 0 } }, Logger)
-  if opts.names ~= nil then self:names(opts.names) end
+  if opts.names ~= nil then set_names(self, who, opts.names) end
   return self
 end
 
-local function set_names(self, who, names)
+set_names = function(self, who, names)
   if type(names) ~= 'table' or getmetatable(names) ~= nil or #names == 0 then
     check.fail('%s: names is %s, expected a list of column names', who, check.describe(names))
   end
@@ -49,6 +51,10 @@ local function set_names(self, who, names)
       check.fail('%s: names[%d] is %s, expected a non-empty name without commas, quotes or newlines', who, i, check.describe(n))
     end
     if seen[n] then check.fail('%s: names[%d] %s appears twice', who, i, check.describe(n)) end
+    if n == 'n' or n == 'columns' then
+      check.fail('%s: names[%d] is %s, which log.rows reserves (rows.n, rows.columns), expected another name', who, i,
+                 check.describe(n))
+    end
     seen[n] = true
   end
   local cols = {}
@@ -61,9 +67,9 @@ local function set_names(self, who, names)
 end
 
 function Logger:_write(s)
-  if not self.f then check.fail('Logger: %s is closed', self.path) end
+  if not self.f then check.fail('the logger of %s is closed (log:close() was called)', self.path) end
   local ok, err = self.f:write(s)
-  if not ok then check.fail('Logger: cannot write %s: %s', self.path, tostring(err)) end
+  if not ok then check.fail('cannot write %s: %s', self.path, tostring(err)) end
   self.f:flush()
 end
 
@@ -142,14 +148,17 @@ function Logger:plot(opts)
       local xv = xs and xs[i] or i
       if col[i] ~= nil and xv ~= nil then s.x[#s.x + 1], s.y[#s.y + 1] = xv, col[i] end
     end
-    series[#series + 1] = s
+    if #s.x > 0 then series[#series + 1] = s end            -- a column never filled is left out
   end
-  local ok, plot = pcall(require, 'moonstep.plot')
-  if not ok or type(plot) ~= 'table' or type(plot.lines) ~= 'function' then
-    return nil, 'ms.plot is not available (lua/moonstep/plot)'
+  if #series == 0 then
+    check.fail('%s: y is %s, expected one or more columns with values (%s)', who,
+               #ys == 0 and 'an empty list' or table.concat(ys, ', ') .. ' (no values)', table.concat(cols, ', '))
   end
-  return plot.lines { out = opts.out, title = opts.title, xlabel = opts.xlabel or opts.x or 'row',
-                      ylabel = opts.ylabel, logx = opts.logx, logy = opts.logy, size = opts.size, series = series }
+  local ok, lines = pcall(function() return require('moonstep.plot').lines end)
+  if not ok or type(lines) ~= 'function' then return nil, 'ms.plot is not available (lua/moonstep/plot)' end
+  return check.protect(who, lines, { out = opts.out, title = opts.title, xlabel = opts.xlabel or opts.x or 'row',
+                                     ylabel = opts.ylabel, logx = opts.logx, logy = opts.logy, size = opts.size,
+                                     series = series })
 end
 
 Logger.__tostring = function(self)

@@ -141,6 +141,11 @@ end
 -- tables, nested optimizers (base: a string names a class).
 normalize_value = function(who, path, v, is_base)
   local tv = type(v)
+  -- the path grows by one part per level: a table that contains itself ends here
+  if tv == 'table' and select(2, path:gsub('[%.%[]', '')) > 32 then
+    check.fail('%s: %s is nested more than 32 levels deep (a table that contains itself?)', who,
+               #path > 80 and path:sub(1, 77) .. '...' or path)
+  end
   if tv == 'number' or tv == 'boolean' then return v end
   if tv == 'string' then
     if is_base then return normalize_opt(who, path, v) end

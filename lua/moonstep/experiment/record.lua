@@ -11,7 +11,12 @@
 --   w = record.csv_writer(who, path, columns)   w:row{v1, v2, ...} (by position),
 --                                  w:flush(), w:close()
 --   t = record.read_csv(who, path) {columns = {...}, n = rows, <column> = {values}}:
---                                  numbers (nil where a field is empty)
+--                                  numbers (nil where a field is empty); a header with an
+--                                  empty, repeated or reserved name ('columns', 'n') is an
+--                                  error naming who and the file
+--   v = record.read_json(who, path) json.read with errors under who ('<who>: <path> is not
+--                                  valid JSON: ...', 'cannot open', 'is a directory')
+--   record.io_error(path, err)     io.open's message without the path it repeats
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
@@ -91,12 +96,25 @@ function M.number(v)
   return number_text(v)
 end
 
+function M.io_error(path, err)
+  err = tostring(err)
+  if err:sub(1, #path + 2) == path .. ': ' then err = err:sub(#path + 3) end
+  return err
+end
+
+function M.read_json(who, path)
+  if M.isdir(path) then check.fail('%s: %s is a directory, expected a JSON file', who, path) end
+  local ok, v = pcall(json.read, path)
+  if not ok then check.raise(check.rename(who, (tostring(v):gsub('^[^:\n]*:%d+: ', '')))) end
+  return v
+end
+
 local Writer = {}
 Writer.__index = Writer
 
 function M.csv_writer(who, path, columns)
   local f, err = io.open(path, 'w')
-  if not f then check.fail('%s: cannot write %s: %s', who, path, tostring(err)) end
+  if not f then check.fail('%s: cannot write %s: %s', who, path, M.io_error(path, err)) end
   f:write(table.concat(columns, ','), '\n')
   return setmetatable({ f = f, n = #columns, path = path, who = who, buf = {} }, Writer)
 end
@@ -125,15 +143,24 @@ local function field(s)
 end
 
 function M.read_csv(who, path)
+  if M.isdir(path) then check.fail('%s: %s is a directory, expected a CSV file', who, path) end
   local f, err = io.open(path, 'rb')
-  if not f then check.fail('%s: cannot open %s: %s', who, path, tostring(err)) end
+  if not f then check.fail('%s: cannot open %s: %s', who, path, M.io_error(path, err)) end
   local header = f:read('*l')
   if not header or header == '' then
     f:close()
     check.fail('%s: %s is empty, expected a CSV header line', who, path)
   end
   local t = { columns = {}, n = 0 }
+  header = header:gsub('\r$', '')
   for name in (header .. ','):gmatch('([^,]*),') do
+    local why = (name == '' and 'an empty column name') or ((name == 'columns' or name == 'n') and
+      ('the column name %q, which read_csv\'s table reserves (t.columns, t.n)'):format(name))
+      or (t[name] and ('the column %q twice'):format(name))
+    if why then
+      f:close()
+      check.fail('%s: %s has %s in its header line, expected distinct names', who, path, why)
+    end
     t.columns[#t.columns + 1] = name
     t[name] = {}
   end

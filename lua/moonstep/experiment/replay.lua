@@ -3,7 +3,9 @@
 --   rep = replay.replay(path [, {out =, quiet =}])
 --     path: a run directory or its config.json. The experiment is run again from
 --     config.json alone (with its thread count when the experiment did not fix one) into
---     out (default: <run dir>/replay-N, the first N not taken), then compared with the
+--     out (default: <run dir>/replay-N, the first N not taken; a given out that already
+--     holds a run, or is a file, is refused: a replay never overwrites a record), then
+--     compared with the
 --     recorded run when its result.json and steps.csv are there:
 --   rep.identical   true when every recorded step loss and the final metrics (test_accuracy,
 --                   test_loss, train_loss, train_accuracy, forward, backward, steps,
@@ -15,7 +17,6 @@
 -- On CPU, moonstep's results are the same bits for the same thread count.
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
-local json = require 'moonstep.json'
 local spec = require 'moonstep.experiment.spec'
 local record = require 'moonstep.experiment.record'
 local result = require 'moonstep.experiment.result'
@@ -38,7 +39,9 @@ function M.replay(path, opts)
   local who = 'experiment.replay'
   check.path(who, path)
   opts = check.options(who, opts, { 'out', 'quiet' })
-  if opts.out ~= nil then check.path(who, opts.out) end
+  if opts.out ~= nil and (type(opts.out) ~= 'string' or opts.out == '') then
+    check.fail('%s: out is %s, expected a directory path (a non-empty string)', who, check.describe(opts.out))
+  end
   if opts.quiet ~= nil then check.boolean(who, 'quiet', opts.quiet) end
   local dir, cfg_path
   if record.isdir(path) then
@@ -49,8 +52,7 @@ function M.replay(path, opts)
     dir = path:match('^(.*)/[^/]*$') or '.'
   end
   if not record.exists(cfg_path) then check.fail('%s: %s not found (expected a run directory or its config.json)', who, cfg_path) end
-  local raw = json.read(cfg_path)
-  if type(raw) ~= 'table' then check.fail('%s: %s does not hold a JSON object', who, cfg_path) end
+  local raw = result.object(who, cfg_path)
   local env = raw.moonstep
   raw.moonstep = nil
   local cfg = spec.normalize(who, raw)
@@ -61,6 +63,10 @@ function M.replay(path, opts)
       n = n + 1
     end
     out = ('%s/replay-%d'):format(dir, n)
+  end
+  if record.exists(out .. '/config.json') or (not record.isdir(out) and record.exists(out)) then
+    check.fail('%s: out %s %s, expected a new or empty directory (the replay must not overwrite a record)', who, out,
+               record.isdir(out) and 'already holds a run (config.json)' or 'is a file')
   end
   local threads = (not cfg.threads and type(env) == 'table') and env.threads or nil
   if type(threads) ~= 'number' or threads < 1 or threads ~= math.floor(threads) then threads = nil end
@@ -76,7 +82,7 @@ function M.replay(path, opts)
     check.fail('%s: replaying %s: %s', who, cfg_path, check.reason(res))
   end
   local rep = setmetatable({ path = cfg_path, out = out, result = res, differences = {} }, Replay)
-  if record.exists(dir .. '/result.json') and record.exists(dir .. '/steps.csv') then
+  if record.exists(dir .. '/result.json') and record.exists(dir .. '/steps.csv') and record.exists(dir .. '/epochs.csv') then
     local old = result.load_run(who, dir)
     rep.recorded = old
     local diffs = rep.differences

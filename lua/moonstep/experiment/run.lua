@@ -35,7 +35,9 @@ M.is_interrupt = is_interrupt
 
 local function options(who, opts)
   opts = check.options(who, opts, OPTIONS)
-  if opts.out ~= nil then check.path(who, opts.out) end
+  if opts.out ~= nil and (type(opts.out) ~= 'string' or opts.out == '') then
+    check.fail('%s: out is %s, expected a directory path (a non-empty string)', who, check.describe(opts.out))
+  end
   if opts.quiet ~= nil then check.boolean(who, 'quiet', opts.quiet) end
   if opts.resume ~= nil then check.boolean(who, 'resume', opts.resume) end
   if opts.on_step ~= nil and type(opts.on_step) ~= 'function' then

@@ -21,10 +21,11 @@
 -- ms.experiment record under --out (default results/demo): config.json (replay it with
 -- `bin/moonstep replay DIR`), steps.csv, epochs.csv, result.json. An interrupted demo
 -- (Ctrl-C, kill) resumes where it stopped: finished runs are not run again (--fresh
--- starts over). At the end: the table (test accuracy mean ± std over the seeds, seconds,
--- passes) printed and written as summary.md, and gnuplot figures: loss against steps,
--- against passes and against seconds, test accuracy per epoch (one line per optimizer,
--- a band over the seeds), and the optimizers' trajectories on Rosenbrock and Beale.
+-- starts over). At the end: the table (test accuracy mean ± std over the seeds,
+-- seconds, passes) printed and written as summary.md, and gnuplot figures: the loss (a
+-- moving average over 25 steps) against steps, against passes and against seconds (log
+-- scales), test accuracy per epoch (one line per optimizer, a band over the seeds), and
+-- the optimizers' trajectories on Rosenbrock and Beale.
 --
 -- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) takes about four
 -- minutes on 2 cores; SPSA is 40% of it. Timings depend on --threads (1 by default on a
@@ -123,14 +124,15 @@ local function figure(path, ok, msg)
   if ok then figures[#figures + 1] = path elseif msg then figures.missing = msg end
 end
 for _, f in ipairs {
-  { y = 'loss', x = 'step', file = 'loss_vs_steps' },
-  { y = 'loss', x = 'passes', file = 'loss_vs_passes' },
-  { y = 'loss', x = 'time', file = 'loss_vs_time' },
+  { y = 'loss', x = 'step', file = 'loss_vs_steps', smooth = 25 },
+  { y = 'loss', x = 'passes', file = 'loss_vs_passes', smooth = 25, logx = true },
+  { y = 'loss', x = 'time', file = 'loss_vs_time', smooth = 25, logx = true },
   { y = 'test_accuracy', x = 'epoch', file = 'accuracy_vs_epoch' },
 } do
   for _, ext in ipairs { '.png', '.svg' } do
     local path = args.out .. '/' .. f.file .. ext
-    figure(path, set:plot { y = f.y, x = f.x, by = 'name', out = path, bands = true })
+    figure(path, set:plot { y = f.y, x = f.x, by = 'name', out = path, bands = true, smooth = f.smooth,
+                            logx = f.logx })
   end
 end
 

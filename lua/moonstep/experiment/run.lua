@@ -79,8 +79,9 @@ local function failure(who, err, id, dir)
     local w = train.where
     local left = dir and ('%s is left unfinished; run again to resume (finished runs are skipped)'):format(dir)
                  or 'nothing was written'
-    return ('%s: interrupted (Ctrl-C) in run %s (epoch %d, step %d of %d); %s'):format(
-      who, id, w.epoch or 0, w.step or 0, w.steps or 0, left)
+    local at = (w.epoch and w.epoch > 0) and ('epoch %d, step %d of %d'):format(w.epoch, w.step or 0, w.steps or 0)
+               or 'before its first step'
+    return ('%s: interrupted (Ctrl-C) in run %s (%s); %s'):format(who, id, at, left)
   end
   return ('%s: run %s: %s'):format(who, id, check.reason(err))
 end
@@ -103,6 +104,7 @@ local function run_list(who, cfgs, opts)
     else
       local short = ('%s s%d'):format(cfg.name:sub(1, 24), cfg.seed)
       local label = n > 1 and ('[%d/%d] %s'):format(i, n, short) or short
+      train.where = {}                       -- (a failure before the loop: no stale position)
       local ok, res = pcall(M.run_dir, who, cfg, id, dir, { quiet = opts.quiet, label = label,
                                                             on_step = opts.on_step })
       if not ok then

@@ -166,27 +166,53 @@ clean:
 # only a staging root). install takes $(BUILD)/libmoonstep.so as it is (built first only
 # when missing: run `make` after changing the sources). LuaRocks (moonstep-scm-1.rockspec)
 # passes PREFIX, LUADIR, LIBDIR and BINDIR.
+# The directories reach the recipes as environment variables (MS_*), never pasted into
+# shell text: a PREFIX with spaces, quotes or & installs as it is (a $ is make's own).
+# uninstall removes exactly the files install writes (the package's files as this tree
+# lists them, config.lua, the headers, the library, bin/moonstep) and then the directories
+# install made that are left empty: files of others, in those directories too, stay.
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib/moonstep
 LUADIR  ?= $(PREFIX)/share/lua/5.1
 INCDIR  ?= $(PREFIX)/include/moonstep
-INSTALL_HEADERS := $(wildcard runtime/include/*.h)
+INSTALL_HEADERS := $(notdir $(wildcard runtime/include/*.h))
+
+install uninstall: export MS_DEST := $(DESTDIR)
+install uninstall: export MS_BINDIR := $(BINDIR)
+install uninstall: export MS_LIBDIR := $(LIBDIR)
+install uninstall: export MS_LUADIR := $(LUADIR)
+install uninstall: export MS_INCDIR := $(INCDIR)
+install uninstall: export MS_LIB := $(LIB)
+
+# the directories must be absolute (config.lua and bin/moonstep record them)
+MS_CHECK_DIRS = @for v in "$$MS_BINDIR" "$$MS_LIBDIR" "$$MS_LUADIR" "$$MS_INCDIR"; do \
+	  case "$$v" in /*) ;; *) echo "make $@: '$$v' is not an absolute directory (PREFIX, BINDIR, LIBDIR, LUADIR, INCDIR)" >&2; exit 2;; esac; \
+	  case "$$v" in *']==]'*) echo "make $@: '$$v' contains ]==]" >&2; exit 2;; esac; \
+	done
 
 install: $(if $(wildcard $(LIB)),,$(LIB))
-	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCDIR)" "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LUADIR)/moonstep"
-	install -m 755 $(LIB) "$(DESTDIR)$(LIBDIR)/libmoonstep.so"
-	install -m 644 $(INSTALL_HEADERS) "$(DESTDIR)$(INCDIR)/"
+	$(MS_CHECK_DIRS)
+	install -d "$$MS_DEST$$MS_LIBDIR" "$$MS_DEST$$MS_INCDIR" "$$MS_DEST$$MS_BINDIR" "$$MS_DEST$$MS_LUADIR/moonstep"
+	install -m 755 "$$MS_LIB" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so"
+	cd runtime/include && install -m 644 $(INSTALL_HEADERS) "$$MS_DEST$$MS_INCDIR/"
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | sort | \
-	  while read -r f; do install -D -m 644 "$$f" "$(DESTDIR)$(LUADIR)/$$f" || exit 1; done
+	  while read -r f; do install -D -m 644 "$$f" "$$MS_DEST$$MS_LUADIR/$$f" || exit 1; done
 	printf '%s\n' '-- moonstep/config.lua: written by `make install`; where core.lua finds the installed parts.' \
-	  'return { include = [==[$(INCDIR)]==], lib = [==[$(LIBDIR)/libmoonstep.so]==] }' \
-	  > "$(DESTDIR)$(LUADIR)/moonstep/config.lua"
-	sed "s|^installed_luadir=''|installed_luadir='$(LUADIR)'|" bin/moonstep > "$(DESTDIR)$(BINDIR)/moonstep"
-	chmod 755 "$(DESTDIR)$(BINDIR)/moonstep"
+	  "return { include = [==[$$MS_INCDIR]==], lib = [==[$$MS_LIBDIR/libmoonstep.so]==] }" \
+	  > "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
+	awk 'BEGIN { n = split(ENVIRON["MS_LUADIR"], p, "\047"); d = p[1]; for (i = 2; i <= n; i++) d = d "\047\\\047\047" p[i] } \
+	     /^installed_luadir=\047\047/ { sub(/^installed_luadir=\047\047/, ""); print "installed_luadir=\047" d "\047" $$0; next } { print }' \
+	  bin/moonstep > "$$MS_DEST$$MS_BINDIR/moonstep"
+	chmod 755 "$$MS_DEST$$MS_BINDIR/moonstep"
 
 uninstall:
-	rm -f "$(DESTDIR)$(BINDIR)/moonstep" "$(DESTDIR)$(LIBDIR)/libmoonstep.so"
-	rm -f $(foreach h,$(notdir $(INSTALL_HEADERS)),"$(DESTDIR)$(INCDIR)/$(h)")
-	rm -rf "$(DESTDIR)$(LUADIR)/moonstep"
-	@$(foreach d,$(filter %/moonstep,$(INCDIR) $(LIBDIR)),rmdir "$(DESTDIR)$(d)" 2>/dev/null || true;) true
+	$(MS_CHECK_DIRS)
+	rm -f "$$MS_DEST$$MS_BINDIR/moonstep" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so" "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
+	cd "$$MS_DEST$$MS_INCDIR" 2>/dev/null && rm -f $(INSTALL_HEADERS) || true
+	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | \
+	  while read -r f; do rm -f "$$MS_DEST$$MS_LUADIR/$$f"; done
+	@cd lua && find moonstep -type d | sort -r | \
+	  while read -r d; do rmdir "$$MS_DEST$$MS_LUADIR/$$d" 2>/dev/null || true; done
+	@for d in "$$MS_INCDIR" "$$MS_LIBDIR"; do \
+	  case "$$d" in */moonstep) rmdir "$$MS_DEST$$d" 2>/dev/null || true;; esac; done

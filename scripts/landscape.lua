@@ -35,8 +35,7 @@ if args.quick then
 end
 if args.threads then ms.set_num_threads(args.threads) end
 io.stdout:setvbuf('line')
-local out = args.out:gsub('/+$', '')
-os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
+local out = args.out:gsub('/+$', '')   -- created by the plots themselves (any name, a leading - too)
 local t0 = ms.clock()
 local missing = false
 

@@ -122,7 +122,7 @@ describe('scripts/examples', function()
     assert.truthy(out:find('running mean moved once (pass 1 only): yes', 1, true), out)
     assert.truthy(out:find('dropout masks of pass 1 and pass 2 equal: yes', 1, true), out)
     assert.truthy(out:find("bn = 'both', replay_rng = false: running mean moved in pass 2 too: yes; masks equal: no", 1, true), out)
-    assert.truthy(out:find('32 SAM steps, 64 closure calls (2 per step)', 1, true), out)
+    assert.truthy(out:find('32 SAM steps (2 in the checks above, 30 of training), 64 closure calls (2 per step)', 1, true), out)
     local r = rows(out)
     assert.is_true(r[#r][3] > 0.5, out)              -- held-out accuracy after 30 steps
   end)

@@ -124,6 +124,18 @@ print(('first %.4f last %.4f args %s'):format(first, last, table.concat(arg, ','
     sh('rm -rf ' .. q(copy))
   end)
 
+  it('without config.lua, finds the library in the prefix\'s lib/lua/5.1 (a LuaRocks tree)', function()
+    local copy = mktemp()
+    assert(make('install PREFIX=' .. q(copy)):find('rc=0', 1, true))
+    sh('rm -f ' .. q(copy .. '/share/lua/5.1/moonstep/config.lua'))
+    sh('mkdir -p ' .. q(copy .. '/lib/lua/5.1') .. ' && mv ' .. q(copy .. '/lib/moonstep/libmoonstep.so') .. ' '
+       .. q(copy .. '/lib/lua/5.1/libmoonstep.so'))
+    local out = H.sh_rc('cd /tmp && ' .. CLEAN .. q(copy .. '/bin/moonstep') .. ' -e ' .. q(
+      'print(ms.ones(2):sum(), require("moonstep.core").libpath)'))
+    assert.truthy(out:find('^2\t[^\n]*/lib/lua/5%.1/libmoonstep%.so\nrc=0'), out)
+    sh('rm -rf ' .. q(copy))
+  end)
+
   it('uninstall removes every file install wrote', function()
     local out = make('uninstall PREFIX=' .. q(prefix))
     assert.truthy(out:find('rc=0', 1, true), out)
@@ -169,6 +181,67 @@ describe('make install DESTDIR=... and custom directories', function()
     out = make('uninstall ' .. dirs)
     assert.truthy(out:find('rc=0', 1, true), out)
     assert.are.same({}, files_under(p))
+    sh('rm -rf ' .. q(p))
+  end)
+end)
+
+describe('make install with an awkward PREFIX, and uninstall next to files of others', function()
+  if not have_lib then
+    pending('no library at ' .. build .. '/libmoonstep.so')
+    return
+  end
+
+  it('installs into a PREFIX with spaces, a quote, & and parentheses, runs from there, and uninstalls all of it', function()
+    local base = mktemp()
+    local prefix = base .. "/my prefix & it's (v2)"   -- make itself expands a $
+    local out = make('install PREFIX=' .. q(prefix))
+    assert.truthy(out:find('rc=0', 1, true), out)
+    local cfg = dofile(prefix .. '/share/lua/5.1/moonstep/config.lua')
+    assert.are.equal(prefix .. '/include/moonstep', cfg.include)
+    assert.are.equal(prefix .. '/lib/moonstep/libmoonstep.so', cfg.lib)
+    out = H.sh_rc('cd /tmp && ' .. CLEAN .. q(prefix .. '/bin/moonstep') .. ' -e ' .. q(
+      'print(ms.ones(3):sum(), require("moonstep.core").libpath)'))
+    assert.truthy(out:find('3\t' .. prefix .. '/lib/moonstep/libmoonstep.so\nrc=0', 1, true), out)
+    -- the installed bin/moonstep looks for its package at exactly that LUADIR
+    local bin = H.read_file(prefix .. '/bin/moonstep')
+    assert.truthy(bin:find("\ninstalled_luadir='" .. (prefix .. '/share/lua/5.1'):gsub("'", "'\\''") .. "'", 1, true), bin:sub(1, 1200))
+    out = make('uninstall PREFIX=' .. q(prefix))
+    assert.truthy(out:find('rc=0', 1, true), out)
+    assert.are.same({}, files_under(base))
+    for _, d in ipairs { 'include/moonstep', 'lib/moonstep', 'share/lua/5.1/moonstep' } do
+      assert.falsy(io.open(prefix .. '/' .. d), d .. ' is left')
+    end
+    sh('rm -rf ' .. q(base))
+  end)
+
+  it('uninstall removes only what install wrote: files of others stay, in its directories too', function()
+    local p = mktemp()
+    local out = make('install PREFIX=' .. q(p))
+    assert.truthy(out:find('rc=0', 1, true), out)
+    local others = { 'share/lua/5.1/moonstep/plugins/mine.lua', 'share/lua/5.1/moonstep/notes.txt',
+                     'share/lua/5.1/other.lua', 'include/moonstep/extra.h', 'include/other.h',
+                     'lib/moonstep/libplugin.so', 'lib/libother.so', 'bin/other' }
+    for _, f in ipairs(others) do
+      sh(('mkdir -p %s && echo keep > %s'):format(q((p .. '/' .. f):match('^(.*)/')), q(p .. '/' .. f)))
+    end
+    out = make('uninstall PREFIX=' .. q(p))
+    assert.truthy(out:find('rc=0', 1, true), out)
+    local left = files_under(p)
+    local want = {}
+    for i, f in ipairs(others) do want[i] = './' .. f end
+    table.sort(want)
+    assert.are.same(want, left)
+    -- a relative or empty directory is refused before anything is written or removed
+    for _, args in ipairs { 'install PREFIX=relative/dir', 'uninstall PREFIX=relative/dir', 'uninstall LUADIR= PREFIX=' .. q(p) } do
+      out = make(args)
+      assert.truthy(out:find('is not an absolute directory', 1, true), out)
+      assert.truthy(out:find('rc=2', 1, true), out)
+    end
+    assert.is_nil(io.open(root .. '/relative'))
+    -- a second uninstall is harmless
+    out = make('uninstall PREFIX=' .. q(p))
+    assert.truthy(out:find('rc=0', 1, true), out)
+    assert.are.same(want, files_under(p))
     sh('rm -rf ' .. q(p))
   end)
 end)

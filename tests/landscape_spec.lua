@@ -148,6 +148,61 @@ describe('ms.landscape', function()
     assert.is_true(math.abs(f:norm() - w:norm()) < 1e-9 * w:norm())
   end)
 
+  it('alpha = 0 exactly wherever the grid crosses 0, and the loss there is L(w) exactly', function()
+    local model, loss_fn = mlp('float64')
+    local base = loss_fn()
+    -- -0.1 + 0.3 * 1 / 3 is 1.4e-17 in floating point: the grid point must be 0 itself
+    local s = L.slice1d(model, loss_fn, { range = { -0.1, 0.2 }, points = 4 })
+    assert.are.equal(0, s.alpha[2])
+    assert.are.equal(base, s.loss[2])
+    local s2 = L.slice2d(model, loss_fn, { range = { { -0.1, 0.2 }, { -0.3, 0.7 } }, points = { 4, 11 } })
+    assert.are.equal(0, s2.x[2]); assert.are.equal(0, s2.y[4])
+    assert.are.equal(base, s2.loss[2][4])
+    -- no grid point near 0: nothing snapped
+    local s3 = L.slice1d(model, loss_fn, { range = { 1e-3, 2e-3 }, points = 3 })
+    assert.are.same({ 1e-3, 1.5e-3, 2e-3 }, s3.alpha)
+  end)
+
+  it('alpha = 0 leaves every weight as it is, -0 and a direction of nan or inf included', function()
+    local w = ms.tensor({ -0.0, 1, -2, 0.5 }, { dtype = 'float64' })
+    local set = ms.params { w }
+    local function bits() local t = {}; for i = 1, 4 do t[i] = tostring(w:get(i)) end; return table.concat(t, ' ') end
+    local seen = {}
+    local function loss_fn() seen[#seen + 1] = bits(); return w:get(2) end
+    local d = ms.tensor({ 1, 0 / 0, math.huge, 1 }, { dtype = 'float64' })
+    local s = L.slice1d(set, loss_fn, { direction = d, normalize = 'none', points = 3 })
+    assert.are.equal(0, s.alpha[2])
+    assert.are.equal('-0 1 -2 0.5', seen[2])
+    assert.are.equal(1, s.loss[2])
+    assert.are.equal('-0 1 -2 0.5', bits())
+    local s2 = L.slice2d(set, loss_fn, { directions = { d, 'random' }, normalize = 'none', points = 3 })
+    assert.are.equal(1, s2.loss[2][2])
+  end)
+
+  it('filter-normalises a Conv2d weight per output channel (Li et al.: d_ij |theta_ij| / |d_ij|)', function()
+    ms.manual_seed(5)
+    local model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, 3))
+    model:double()
+    local raw = L.directions(model, { normalize = 'none', seed = 7 })[1]
+    local d = L.directions(model, { seed = 7 })[1]
+    local w = model:flat_parameters()
+    for _, e in ipairs(model:arena():slices()) do
+      local dv, rv, wv = d:narrow(1, e.offset + 1, e.numel), raw:narrow(1, e.offset + 1, e.numel),
+                         w:narrow(1, e.offset + 1, e.numel)
+      if e.kind ~= 'weight' then
+        assert.are.equal(0, dv:norm(), e.name)                 -- biases and BatchNorm: d = 0
+      else
+        local rows, cols = e.shape[1], e.numel / e.shape[1]
+        for j = 1, rows do
+          local dj, rj, wj = dv:narrow(1, (j - 1) * cols + 1, cols), rv:narrow(1, (j - 1) * cols + 1, cols),
+                             wv:narrow(1, (j - 1) * cols + 1, cols)
+          local want = rj:clone():mul(wj:norm() / rj:norm())   -- the paper's formula
+          H.assert_close(dj, want, 1e-9, ('%s filter %d'):format(e.name, j))
+        end
+      end
+    end
+  end)
+
   it('refuses bad arguments, naming the function, the field and what it expects', function()
     local model, loss_fn = mlp()
     H.assert_error(function() L.slice1d({}, loss_fn) end, 'landscape.slice1d: model is a table', 'nn module')

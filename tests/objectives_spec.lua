@@ -132,6 +132,77 @@ describe('ms.objectives', function()
     H.sh('rm -rf ' .. H.quote(dir))
   end)
 
+  it('ends a trajectory at its first non-finite loss, before the optimizer refuses the step', function()
+    -- SGD at lr 1 on Rosenbrock: x grows like x^3 until f overflows while x is still finite
+    local t = O.trajectory(O.rosenbrock(), function(p) return optim.SGD(p, { lr = 1 }) end, { steps = 50 })
+    assert.is_true(#t.x < 51, #t.x)
+    assert.are.equal(math.huge, t.loss[#t.loss])
+    for k = 1, #t.x - 1 do assert.is_true(t.loss[k] < math.huge, k) end
+    assert.are.equal(#t.x, #t.y); assert.are.equal(#t.x, #t.loss)
+  end)
+
+  it('records each iterate once, after its step, with the loss at it', function()
+    local seen = {}
+    local t = O.trajectory(O.beale(), function(p)
+      local opt = optim.Adam(p, { lr = 0.05 })
+      local step = opt.step
+      return setmetatable({ step = function(self, c) step(opt, c); seen[#seen + 1] = { p.params[1]:get(1), p.params[1]:get(2) } end },
+                          { __index = opt })
+    end, { steps = 5 })
+    assert.are.equal(6, #t.x)
+    assert.are.same({ 1, 1.5 }, { t.x[1], t.y[1] })
+    for k = 1, 5 do
+      assert.are.same(seen[k], { t.x[k + 1], t.y[k + 1] })
+      assert.are.equal(O.beale().f(t.x[k + 1], t.y[k + 1]), t.loss[k + 1])
+    end
+  end)
+
+  it('refuses an optimizer bound to other parameters than the trajectory\'s point', function()
+    local other = ms.params { ms.zeros(2, { dtype = 'float64' }) }
+    H.assert_error(function()
+      O.trajectory(O.beale(), function() return optim.SGD(other, { lr = 0.1 }) end, { steps = 3 })
+    end, 'objectives.trajectory: make_opt returned an optimizer bound to other parameters')
+  end)
+
+  it('keeps SPSA\'s gains independent of the number of steps (a short run is a prefix of a long one)', function()
+    local rosen = O.rosenbrock()
+    local short, long
+    for _, steps in ipairs { 40, 300 } do
+      local runs = O.standard_runs(rosen, steps)
+      local t = O.trajectory(rosen, runs[5].make_opt, { steps = steps })
+      if steps == 40 then short = t else long = t end
+    end
+    for k = 1, 41 do assert.are.equal(long.x[k], short.x[k], k) end
+    assert.is_true(short.loss[41] < short.loss[1], short.loss[41])   -- not diverged
+    -- every standard run stays finite on every objective, short or long
+    for _, name in ipairs { 'rosenbrock', 'rastrigin', 'beale' } do
+      local obj = O[name]()
+      for _, steps in ipairs { 40, 300 } do
+        for _, r in ipairs(O.standard_runs(obj, steps)) do
+          local t = O.trajectory(obj, r.make_opt, { steps = steps })
+          assert.are.equal(steps + 1, #t.x, name .. ' ' .. r.label)
+          assert.is_true(t.loss[#t.loss] < t.loss[1], name .. ' ' .. r.label .. ' ' .. t.loss[#t.loss])
+        end
+      end
+    end
+  end)
+
+  it('keeps the minimum and the start inside the domain whatever a is; standard_runs survives a renamed objective', function()
+    for _, a in ipairs { -3, 0, 1, 3, 10 } do
+      local r = O.rosenbrock { a = a }
+      local d = r.domain
+      for _, p in ipairs { r.minimum, r.start } do
+        assert.is_true(p.x >= d.xmin and p.x <= d.xmax and p.y >= d.ymin and p.y <= d.ymax,
+                       ('a = %g: (%g, %g)'):format(a, p.x, p.y))
+      end
+    end
+    local d = O.rosenbrock().domain
+    assert.are.same({ xmin = -2, xmax = 2, ymin = -1, ymax = 3 }, d)   -- the usual window for a = 1
+    local b = O.beale()
+    b.name = 'My Beale'
+    assert.are.equal(5, #O.standard_runs(b, 10))
+  end)
+
   it('refuses bad arguments, naming the function', function()
     local adam = function(p) return optim.Adam(p) end
     H.assert_error(function() O.rosenbrock { c = 1 } end, 'objectives.rosenbrock', 'unknown option "c"')
@@ -151,6 +222,21 @@ describe('ms.objectives', function()
                    'objectives.plot_trajectories: runs is')
     H.assert_error(function() O.plot_trajectories { objective = O.beale(), runs = { { label = 'a', make_opt = adam } }, out = 'x.gif' } end,
                    'objectives.plot_trajectories: out is "x.gif"')
+    H.assert_error(function() O.plot_trajectories { objective = O.beale(), runs = { { label = 'a', make_opt = adam } }, out = 'x.png', title = 5 } end,
+                   'objectives.plot_trajectories: title is 5, expected a string')
+    H.assert_error(function() O.plot_trajectories { objective = O.beale(), runs = { { label = 'a', make_opt = adam } }, out = 'x.png', steps = 1e9 } end,
+                   'objectives.plot_trajectories: steps is 1000000000')
+    H.assert_error(function() O.standard_runs(O.beale(), 1e9) end, 'objectives.standard_runs: steps is 1000000000')
+    H.assert_error(function() O.beale():grid(1e9) end, 'objective.grid: n is 1000000000')
+    -- what make_opt and the optimizer raise comes back under the function called, at its line
+    H.assert_error(function()
+      O.trajectory(O.rosenbrock { a = 2, b = 10 }, function(p) p:flat_parameters():free(); return optim.SGD(p) end)
+    end, 'objectives.trajectory: make_opt: ', 'freed')
+    H.assert_error(function() O.trajectory(O.beale(), function() error('no optimizer today') end) end,
+                   'objectives.trajectory: make_opt: ', 'no optimizer today')
+    H.assert_error(function()
+      O.trajectory(O.rosenbrock(), function(p) return optim.SGD(p, { lr = 0.1 }) end, { start = { 1e200, 1 }, steps = 2 })
+    end, 'objectives.trajectory: step 1: SGD.step: ', 'inf')
     H.assert_error(function() return O.himmelblau end, 'ms.objectives', 'himmelblau')
   end)
 end)

@@ -66,11 +66,14 @@ describe('ms.plot', function()
     local stem = dir .. "/it's a dir/loss $(x)"
     local gpt, dat = read(stem .. '.gp'), read(stem .. '.dat')
     assert.truthy(gpt and dat)
-    assert.truthy(gpt:find("set output 'loss $(x).png'", 1, true), gpt)
-    assert.truthy(gpt:find("'loss $(x).dat' index 0 using 1:3:4 with filledcurves", 1, true), gpt)
+    -- the files' names are gnuplot variables set on the first lines (never substituted text)
+    assert.truthy(gpt:find("\nMS_DATA = 'loss $(x).dat'\n", 1, true), gpt)
+    assert.truthy(gpt:find("\nMS_OUT = 'loss $(x).png'\n", 1, true), gpt)
+    assert.truthy(gpt:find("set output MS_OUT", 1, true), gpt)
+    assert.truthy(gpt:find("MS_DATA index 0 using 1:3:4 with filledcurves", 1, true), gpt)
     assert.truthy(gpt:find("title 'Adam'", 1, true))
     assert.truthy(gpt:find("title 'SGD_m'", 1, true))
-    assert.truthy(gpt:find("set title 'loss_vs ''step'''", 1, true), gpt)   -- gnuplot's quote escape
+    assert.truthy(gpt:find([[set title 'loss_vs ' . "\047" . 'step' . "\047"]], 1, true), gpt)   -- a quote: \047
     assert.truthy(gpt:find('set logscale y 10', 1, true))
     assert.falsy(gpt:find('set logscale x', 1, true))
     assert.truthy(gpt:find('transparent solid', 1, true))
@@ -111,11 +114,11 @@ describe('ms.plot', function()
                 { label = 'SGD', x = { -1.5, 0 / 0, 1 }, y = { 2, 1, 1 } } } })
     assert.are.equal('\137PNG', read(out):sub(1, 4))
     local gpt = read(dir .. '/sub/rosen.gp')
-    assert.truthy(gpt:find("'rosen.dat' index 0 using 1:2:3 with image", 1, true), gpt)
+    assert.truthy(gpt:find("MS_DATA index 0 using 1:2:3 with image", 1, true), gpt)
     assert.truthy(gpt:find('set logscale cb', 1, true))
     assert.truthy(gpt:find('set cntrparam levels auto 8', 1, true))
     assert.truthy(gpt:find('(log10($3))', 1, true))               -- levels even in log z
-    assert.truthy(gpt:find("'rosen.dat' index 1 using 1:2 with linespoints", 1, true))
+    assert.truthy(gpt:find("MS_DATA index 1 using 1:2 with linespoints", 1, true))
     assert.truthy(gpt:find("index 1 every ::3::3", 1, true))       -- Adam's end: its 4th point
     assert.truthy(gpt:find("index 2 every ::2::2", 1, true))       -- SGD's end
     assert.truthy(gpt:find("title 'minimum'", 1, true))

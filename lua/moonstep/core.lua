@@ -24,8 +24,10 @@ local function readable(path)
   return f ~= nil
 end
 
+-- The first readable path of list[1..n] (n = table.maxn: an absent entry, say cfg.lib
+-- without a config.lua, is skipped, never the end of the list).
 local function first_readable(list)
-  for _, p in ipairs(list) do if readable(p) then return p end end
+  for i = 1, table.maxn(list) do if readable(list[i]) then return list[i] end end
   return nil
 end
 

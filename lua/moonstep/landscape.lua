@@ -19,7 +19,9 @@
 -- model in evaluation mode first if it has dropout or batch statistics.
 -- range = {lo, hi} (slice2d: also {{xlo, xhi}, {ylo, yhi}}); points = n (slice2d: also {nx, ny}).
 -- The weights are restored bit for bit afterwards (and after an error): they are saved
--- once and every point is set as copy(saved) + a d1 (+ b d2), never by subtracting a step.
+-- once and every point is set as copy(saved) + a d1 (+ b d2), never by subtracting a step;
+-- a term with coefficient 0 is left out, and a grid point within 1e-6 of a step of 0 is 0
+-- exactly, so the centre point is the weights themselves (its loss is L(w) exactly).
 --
 -- Directions (each a flat tensor of the arena's dtype and device):
 --   'random'    Gaussian N(0, 1) per element, drawn from the explicit generator {seed =
@@ -157,10 +159,24 @@ local function range_of(fn, name, v)
   return lo, hi
 end
 
+-- n points from lo to hi. A point within a millionth of a step of 0 is 0 itself: rounding
+-- (-0.1 + 0.3 * 1/3 = 1.4e-17) must not move the centre point off the weights.
 local function grid(lo, hi, n)
-  local t = {}
-  for i = 1, n do t[i] = i == n and hi or lo + (hi - lo) * (i - 1) / (n - 1) end
+  local t, step = {}, (hi - lo) / (n - 1)
+  for i = 1, n do
+    local v = i == n and hi or lo + (hi - lo) * (i - 1) / (n - 1)
+    if math.abs(v) < 1e-6 * step then v = 0 end
+    t[i] = v
+  end
   return t
+end
+
+-- w = saved + a d (+ b e): a term whose coefficient is 0 is left out, so that alpha = 0 is
+-- the weights bit for bit (-0 kept, a nan or inf in the direction ignored).
+local function set_point(w, saved, a, d, b, e)
+  w:copy_(saved)
+  if a ~= 0 then w:axpy_(a, d) end
+  if b and b ~= 0 then w:axpy_(b, e) end
 end
 
 -- Runs body(set, w, saved) and restores w from saved afterwards, also after an error.
@@ -190,7 +206,7 @@ function M.slice1d(model, loss_fn, opts)
     local d = direction(fn, set, o.direction == nil and 'random' or o.direction, 1, o)
     local loss = {}
     for i = 1, n do
-      w:copy_(saved):axpy_(alpha[i], d)
+      set_point(w, saved, alpha[i], d)
       loss[i] = loss_of(fn, 'loss_fn', loss_fn())
     end
     return { alpha = alpha, loss = loss, direction = d }
@@ -235,7 +251,7 @@ function M.slice2d(model, loss_fn, opts)
     for i = 1, nx do
       local row = {}
       for j = 1, ny do
-        w:copy_(saved):axpy_(x[i], d1):axpy_(y[j], d2)
+        set_point(w, saved, x[i], d1, y[j], d2)
         row[j] = loss_of(fn, 'loss_fn', loss_fn())
       end
       loss[i] = row

@@ -8,10 +8,12 @@
 --   obj.minimum = {x =, y =}         the global minimum (f = 0 for all three)
 --   obj.start   = {x =, y =}         a standard start point
 --   obj.name, obj.logz               the label; whether its map reads better on a log scale
+--   obj.kind                         'Rosenbrock', 'Rastrigin' or 'Beale' (name may be relabelled)
 --   obj:grid(n) -> x, y, z           an n x n grid over the domain (z[i][j] = f(x[i], y[j]))
 --
 --   ms.objectives.trajectory(obj, make_opt [, {start = {x, y} or {x =, y =}, steps = 100}])
---     -> {x = {...}, y = {...}, loss = {...}}   steps + 1 entries, the start included
+--     -> {x = {...}, y = {...}, loss = {...}}   steps + 1 entries, the start included (fewer
+--        when x, y or f(x, y) stops being finite: that point is the last one)
 --   p, a float64 tensor of 2 elements, is the only parameter of an ms.params arena;
 --   opt = make_opt(params) must return a moonstep optimizer bound to it (SGD, Adam, the SAM
 --   family, ACME, LBFGS, SPSA, ...). Each step is opt:step(closure): the closure writes f
@@ -106,13 +108,15 @@ function M.rosenbrock(opts)
   local a = opts.a == nil and 1 or check.number(fn, 'a', opts.a)
   local b = opts.b == nil and 100 or check.number(fn, 'b', opts.b, 0)
   return make {
-    name = 'Rosenbrock', a = a, b = b, logz = true,
+    name = 'Rosenbrock', kind = 'Rosenbrock', a = a, b = b, logz = true,
     f = function(x, y) local u, v = a - x, y - x * x; return u * u + b * v * v end,
     grad = function(x, y)
       local v = y - x * x
       return -2 * (a - x) - 4 * b * x * v, 2 * b * v
     end,
-    domain = { xmin = -2, xmax = 2, ymin = -1, ymax = 3 },
+    -- the usual window, widened to hold the minimum (a, a^2) when a is not near 1
+    domain = { xmin = math.min(-2, a - 1), xmax = math.max(2, a + 1), ymin = -1,
+               ymax = math.max(3, a * a + 1) },
     minimum = { x = a, y = a * a },
     start = { x = -1.5, y = 2 },
   }
@@ -125,7 +129,7 @@ function M.rastrigin(opts)
   local A = opts.A == nil and 10 or check.number(fn, 'A', opts.A, 0)
   local w = 2 * pi
   return make {
-    name = 'Rastrigin', A = A, logz = false,
+    name = 'Rastrigin', kind = 'Rastrigin', A = A, logz = false,
     f = function(x, y) return 2 * A + x * x - A * cos(w * x) + y * y - A * cos(w * y) end,
     grad = function(x, y) return 2 * x + A * w * sin(w * x), 2 * y + A * w * sin(w * y) end,
     domain = { xmin = -4.5, xmax = 4.5, ymin = -4.5, ymax = 4.5 },
@@ -138,7 +142,7 @@ end
 function M.beale(opts)
   numbers_of('objectives.beale', opts, {})
   return make {
-    name = 'Beale', logz = true,
+    name = 'Beale', kind = 'Beale', logz = true,
     f = function(x, y)
       local y2 = y * y
       local t1, t2, t3 = 1.5 - x + x * y, 2.25 - x + x * y2, 2.625 - x + x * y2 * y
@@ -177,6 +181,17 @@ end
 
 local function finite(v) return v == v and v < huge and v > -huge end
 
+-- f(...), an error in it re-raised at the user's line under fn's name, with what was
+-- being done: 'objectives.trajectory: step 3: SGD.step: the loss is inf ...'.
+local function call(fn, what, f, ...)
+  local res = { pcall(f, ...) }
+  if not res[1] then
+    local msg = tostring(res[2]):gsub('^[^:\n]*:%d+: ', '')
+    check.raise(('%s: %s: %s'):format(fn, what, msg))
+  end
+  return unpack(res, 2, table.maxn(res))
+end
+
 local function trajectory(fn, obj, make_opt, opts)
   check_objective(fn, obj)
   if not check.is_callable(make_opt) then
@@ -189,10 +204,15 @@ local function trajectory(fn, obj, make_opt, opts)
   local ms = require 'moonstep'
   local p = ms.tensor({ x0, y0 }, { dtype = 'float64' })
   local set = ms.params { p }
-  local opt = make_opt(set)
+  local opt = call(fn, 'make_opt', make_opt, set)
   if type(opt) ~= 'table' or type(check.field(opt, 'step')) ~= 'function' then
     check.fail('%s: make_opt returned %s, expected an optimizer (an object with :step(closure))',
                fn, check.describe(opt))
+  end
+  local bound = check.field(opt, 'arena')   -- a moonstep optimizer's parameters (nil: any object)
+  if bound ~= nil and not rawequal(bound, set) then
+    check.fail('%s: make_opt returned an optimizer bound to other parameters, expected one bound to '
+               .. 'the params it is given (make_opt = function(params) return optim.Adam(params) end)', fn)
   end
   local g = set.grads[1]
   local loss_only = check.field(opt, 'loss_only') == true
@@ -207,10 +227,12 @@ local function trajectory(fn, obj, make_opt, opts)
   end
   local out = { x = { x0 }, y = { y0 }, loss = { f(x0, y0) } }
   for k = 1, steps do
-    opt:step(closure)
-    local x, y = p:get(1), p:get(2)
-    out.x[k + 1], out.y[k + 1], out.loss[k + 1] = x, y, f(x, y)
-    if not (finite(x) and finite(y)) then break end
+    call(fn, 'step ' .. k, opt.step, opt, closure)
+    local x, y = call(fn, 'step ' .. k, function() return p:get(1), p:get(2) end)
+    local v = f(x, y)
+    out.x[k + 1], out.y[k + 1], out.loss[k + 1] = x, y, v
+    -- diverged: x or y or f(x, y) (which overflows first) is no longer finite
+    if not (finite(x) and finite(y) and finite(v)) then break end
   end
   return out
 end
@@ -235,7 +257,7 @@ function M.standard_runs(obj, steps)
   local fn = 'objectives.standard_runs'
   check_objective(fn, obj)
   steps = check.integer(fn, 'steps', steps == nil and 300 or steps, 1, 1e6)
-  local lr = TUNED[obj.name]
+  local lr = TUNED[rawget(obj, 'kind')] or TUNED.Rosenbrock
   local optim = require('moonstep').optim
   return {
     { label = ('SGD-momentum (lr %g)'):format(lr.sgd),
@@ -250,7 +272,10 @@ function M.standard_runs(obj, steps)
       make_opt = function(p) return optim.ACME(p, { lr = lr.acme }) end },
     { label = ('SPSA (spall, a %g)'):format(lr.spsa),
       make_opt = function(p)
-        return optim.SPSA(p, optim.SPSA.preset('spall', { maxiter = steps, a = lr.spsa, seed = 1 }))
+        -- Spall's gains depend on maxiter (A = maxiter / 10): at least 300, so a short run
+        -- is the start of the long one, not a larger first step (which diverges on Rosenbrock)
+        return optim.SPSA(p, optim.SPSA.preset('spall', { maxiter = math.max(steps, 300), a = lr.spsa,
+                                                          seed = 1 }))
       end },
   }
 end
@@ -268,6 +293,10 @@ function M.plot_trajectories(o)
   end
   require('moonstep.plot.gnuplot').target(fn, o.out)   -- a bad path fails before any run
   local n = check.integer(fn, 'n', o.n == nil and 121 or o.n, 2, 2001)
+  if o.title ~= nil and type(o.title) ~= 'string' then
+    check.fail('%s: title is %s, expected a string', fn, check.describe(o.title))
+  end
+  if o.steps ~= nil then check.integer(fn, 'steps', o.steps, 0, 1e6) end
   local paths, trajectories = {}, {}
   for i, r in ipairs(runs) do
     if type(r) ~= 'table' or check.is_tensor(r) then

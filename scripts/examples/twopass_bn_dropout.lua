@@ -101,4 +101,5 @@ while step < args.steps do
     if step == args.steps then break end
   end
 end
-print(('%d SAM steps, %d closure calls (2 per step)'):format(opt.t, opt.passes))
+print(('%d SAM steps (2 in the checks above, %d of training), %d closure calls (2 per step)'):format(
+  opt.t, step, opt.passes))

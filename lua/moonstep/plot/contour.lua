@@ -5,6 +5,7 @@
 --                    x = {...}, y = {...},            -- grid coordinates, increasing and
 --                                                     -- equally spaced (linspace), >= 2 each
 --                    z = {{...}, ...},                -- z[i][j] at (x[i], y[j]); nan: no value
+--                                                     -- (or a 2-D tensor of #x rows, #y columns)
 --                    logz = false,                    -- colours and levels on a log scale
 --                    levels = 12,                     -- contour lines: about N levels, a list
 --                                                     -- of values, or 0 / false for none
@@ -99,7 +100,9 @@ local function contour(o)
   check.options(FN, o, OPTS)
   local t = gp.target(FN, o.out)
   local x, y = grid_axis('x', o.x), grid_axis('y', o.y)
-  local z = common.table(FN, 'z', o.z)
+  local z = o.z
+  if check.is_tensor(z) and z:dim() == 2 then z = z:to('float64', 'cpu'):totable() end   -- [#x, #y]
+  z = common.table(FN, 'z', z)
   if #z ~= #x then
     check.fail('%s: z has %d rows, expected %d (z[i][j] at x[i], y[j])', FN, #z, #x)
   end

@@ -13,7 +13,8 @@
 -- Each series is one line in its own colour; lo..hi is filled, translucent, in the same
 -- colour under its line (series whose lo and hi are absent get no band). x, y, lo and hi
 -- are lists of numbers (or 1-D tensors) of one length; nan and +-inf are missing points
--- (a gap in the line), and so are values <= 0 on a log axis. Beside out the plot leaves
+-- (a gap in the line), and so are values <= 0 on a log axis; lo > hi is an error. Bands are
+-- drawn first, lines over them. Beside out the plot leaves
 -- <out-without-extension>.dat (one block per series: x y lo hi) and .gp (the gnuplot
 -- script, which reads the .dat from its own directory: `cd DIR && gnuplot NAME.gp`).
 -- Argument errors name 'plot.lines', the field, what was given and what was expected.
@@ -52,6 +53,12 @@ local function check_series(i, s)
     for name, v in pairs { lo = lo, hi = hi } do
       if #v ~= #x then
         check.fail('%s: %s.%s has %d values, expected %d (as many as x)', FN, where, name, #v, #x)
+      end
+    end
+    for k = 1, #x do   -- nan is a gap; a reversed band is a caller's mistake (lo, hi swapped)
+      if lo[k] > hi[k] then
+        check.fail('%s: %s.lo[%d] is %s, above %s.hi[%d] = %s, expected lo <= hi', FN, where, k,
+                   check.describe(lo[k]), where, k, check.describe(hi[k]))
       end
     end
   end
@@ -110,6 +117,7 @@ local function lines(o)
   if logx then script[#script + 1] = 'set logscale x 10' end
   if logy then script[#script + 1] = 'set logscale y 10' end
   script[#script + 1] = 'set style fill transparent solid 0.2 noborder'
+  -- every band first, then every line: no band is painted over another series' line
   local parts = {}
   for i, s in ipairs(list) do
     local color = common.COLORS[(i - 1) % #common.COLORS + 1]
@@ -117,6 +125,10 @@ local function lines(o)
     if s.lo then
       parts[#parts + 1] = ('%s using 1:3:4 with filledcurves lc rgb "%s" notitle'):format(src, color)
     end
+  end
+  for i, s in ipairs(list) do
+    local color = common.COLORS[(i - 1) % #common.COLORS + 1]
+    local src = ('%s index %d'):format(gp.DATA, i - 1)
     if s.finite > 0 then
       local style = s.finite > 1 and 'lines lw 2' or 'points pt 7 ps 1'
       parts[#parts + 1] = ('%s using 1:2 with %s lc rgb "%s" title %s'):format(src, style, color,

@@ -25,8 +25,8 @@ function M.plot(s, path, opts, fn)
   fn = fn or 'schedule.plot'
   Schedule.callable(fn, 'schedule', s)
   check.path(fn, path)
-  if path:find('[\n\r%z]') then
-    check.fail('%s: path %s contains a line break or NUL, expected a plain file path', fn, check.describe(path))
+  if path:find('%c') then
+    check.fail('%s: path %s contains a control character, expected a plain file path', fn, check.describe(path))
   end
   local ext = path:lower():match('%.(%w+)$')
   if ext ~= 'png' and ext ~= 'svg' then

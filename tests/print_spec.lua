@@ -125,3 +125,12 @@ describe('tostring(schedule)', function()
     find(tostring(S.warmup { steps = 2, schedule = p }), 'num_bad_epochs = 0}, steps = 2, init = 0}')
   end)
 end)
+
+describe('tostring(params)', function()
+  it('counts the tensors and elements and shows the shapes; a freed arena still prints', function()
+    local p = ms.params { ms.zeros(3), ms.zeros(2, 2, { dtype = 'float32' }) }
+    assert.equal('params: 2 tensors, 7 elements (float32, cpu): [3], [2x2]', tostring(p))
+    p.flat:free()
+    assert.equal('params (freed)', tostring(p))
+  end)
+end)

@@ -127,6 +127,21 @@ function M.params(list)
   return M.build(entries)
 end
 
+-- params: 2 tensors, 7 elements (float32, cpu): [3], [2x2]
+function ParamSet.__tostring(self)
+  local ok, text = pcall(function()
+    local shapes = {}
+    for i, e in ipairs(self.entries) do
+      if i > 8 then shapes[#shapes + 1] = '...'; break end
+      shapes[i] = '[' .. table.concat(e.shape, 'x') .. ']'
+    end
+    return ('params: %d tensor%s, %d elements (%s, %s): %s'):format(#self.entries,
+      #self.entries == 1 and '' or 's', self.flat:numel(), self.flat.dtype, self.flat.device,
+      table.concat(shapes, ', '))
+  end)
+  return ok and text or 'params (freed)'
+end
+
 check.methods(ParamSet)   -- errors below its methods name them (ParamSet.__name)
 
 return M

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static _Thread_local char ms_error_buf[1024] = "no error";
 
@@ -29,15 +30,42 @@ int ms_fail(const char *fmt, ...) {
 volatile int ms_interrupt_flag = 0;
 static struct sigaction ms_old_sigint;
 static int ms_sigint_installed = 0;
+static char ms_hint[512];
+static volatile sig_atomic_t ms_hint_len = 0, ms_hint_written = 0;
 
 /* The flag counts presses not yet handled. A Lua loop that calls no op and runs
  * JIT-compiled (where debug hooks never fire) cannot see it, so the third pending
  * press falls back to the default action and ends the process. */
 static void ms_on_sigint(int sig) {
-  if (++ms_interrupt_flag >= 3) {
+  int presses = ++ms_interrupt_flag;
+  if (presses == 1 && ms_hint_len > 0) {   /* write(2) is async-signal-safe */
+    ssize_t rc = write(2, ms_hint, ms_hint_len);
+    (void)rc;
+    ms_hint_len = 0;
+    ms_hint_written = 1;
+  }
+  if (presses >= 3) {
     signal(sig, SIG_DFL);
     raise(sig);
   }
+}
+
+/* A line the handler writes to stderr on the next first press (once), for the REPL's
+ * hint that a JIT-compiled pure-Lua loop cannot see Ctrl-C: it must appear while such a
+ * loop runs, when no Lua code can print it. NULL (or "") withdraws it. Returns 1 when the
+ * previous hint was written by the handler. */
+int ms_sigint_hint(const char *text) {
+  int written = ms_hint_written;
+  ms_hint_len = 0;                         /* the handler stops reading ms_hint first */
+  ms_hint_written = 0;
+  size_t n = text ? strlen(text) : 0;
+  if (n > sizeof ms_hint - 2) n = sizeof ms_hint - 2;
+  if (n > 0) {
+    memcpy(ms_hint, text, n);
+    ms_hint[n] = '\n';
+    ms_hint_len = (sig_atomic_t)(n + 1);
+  }
+  return written;
 }
 
 void ms_sigint_install(void) {

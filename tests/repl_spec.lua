@@ -281,3 +281,42 @@ describe('repl in a terminal', function()
     wait_for('repl-exited=0')
   end)
 end)
+
+-- A JIT-compiled loop of pure Lua never reaches a hook or an op: the hint must come from
+-- the C signal handler itself, at the first press, while the loop still runs; the third
+-- press ends the process.
+describe('repl stuck in a compiled pure-Lua loop', function()
+  if not has_tmux then
+    pending('tmux is not installed')
+    return
+  end
+  local sock = 'moonstep-test-jit-' .. tostring(os.time()) .. '-' .. math.random(1e6)
+  local function tmux(args) return sh('tmux -L ' .. sock .. ' ' .. args) end
+  local function screen() return tmux('capture-pane -p -t repl') end
+  local function wait_for(text, seconds)
+    local deadline = os.time() + (seconds or 10)
+    repeat
+      local s = screen()
+      if s:find(text, 1, true) then return s end
+      os.execute('sleep 0.1')
+    until os.time() > deadline
+    error('timed out waiting for ' .. text .. ' on screen:\n' .. screen())
+  end
+  local function send(keys) tmux('send-keys -t repl ' .. keys) end
+  teardown(function() tmux('kill-server') end)
+
+  it('prints the hint at the first Ctrl-C while the loop runs, and three presses end it', function()
+    -- (the shell ignores SIGINT: a shell whose child died of SIGINT ends itself otherwise,
+    -- before it can print the exit status; moonstep installs its own handler)
+    tmux(("new-session -d -s repl -x 150 -y 50 'trap \"\" INT; MOONSTEP_HISTORY=%s bin/moonstep; echo repl-exited=$?; sleep 5'")
+         :format(os.tmpname()))
+    wait_for('Ctrl-D quits')
+    send("'local n = 0; while true do n = n + 1 end' Enter")
+    os.execute('sleep 0.5')
+    send('C-c')
+    local s = wait_for('hint: Ctrl-C stops moonstep ops', 5)
+    assert.falsy(s:find('repl-exited', 1, true), s)   -- still running: only the hint
+    send('C-c'); send('C-c')
+    wait_for('repl-exited=130', 10)
+  end)
+end)

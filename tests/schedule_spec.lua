@@ -448,7 +448,7 @@ describe('schedule:plot', function()
     local s = schedule.constant(1)
     H.assert_error(function() s:plot(dir .. '/x.jpg') end, 'schedule.constant.plot', '.png or .svg')
     H.assert_error(function() s:plot('') end, 'schedule.constant.plot', 'path')
-    H.assert_error(function() s:plot(dir .. '/x\n.png') end, 'line break')
+    H.assert_error(function() s:plot(dir .. '/x\n.png') end, 'control character')
     H.assert_error(function() s:plot(dir .. '/x.png', { step = 3 }) end, 'unknown option "step"')
     H.assert_error(function() schedule.plot(function() return 0 / 0 end, dir .. '/n.png', { steps = 3 }) end,
                    'schedule.plot', 't = 1', 'nan')

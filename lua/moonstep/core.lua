@@ -120,7 +120,9 @@ int unsetenv(const char *name);
 local spin_set = os.getenv('GOMP_SPINCOUNT') == nil
 if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '10000000', 1) end
 
-local libpath = os.getenv('MOONSTEP_LIB') or libdefault
+local libpath = os.getenv('MOONSTEP_LIB')
+if libpath == '' then libpath = nil end   -- an empty override is no override
+libpath = libpath or libdefault
 local ok, C = pcall(ffi.load, libpath)
 if not ok then
   if installed then

@@ -262,8 +262,15 @@ local function execute(f, ...)
       error('interrupted (Ctrl-C)', 2)
     end
   end, '', 1000)
+  -- the hint must also appear while a compiled pure-Lua loop runs, when no Lua code can
+  -- print it: the C handler writes it at the first press (once per session)
+  if not hinted then
+    local ok, pid = pcall(function() return ffi.C.getpid() end)
+    C.ms_sigint_hint(M.HINT:format(ok and pid or 0))
+  end
   local r = pack(xpcall(f, on_error, ...))
   debug.sethook()
+  if C.ms_sigint_hint(nil) ~= 0 then hinted = true end
   C.ms_interrupt_clear()
   if not r[1] and type(r[2]) ~= 'table' then   -- the handler itself failed
     r[2] = { msg = tostring(r[2]), trace = tostring(r[2]) }

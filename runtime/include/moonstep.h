@@ -59,6 +59,9 @@ void ms_sigint_install(void);
 void ms_sigint_uninstall(void);
 int ms_interrupt_pending(void);
 void ms_interrupt_clear(void);
+/* A line written to stderr by the handler at the next first press, once (the REPL's hint
+ * while a JIT-compiled loop runs); NULL withdraws it; returns 1 if the last one was written. */
+int ms_sigint_hint(const char *text);
 
 /* ---- tensors -------------------------------------------------------------------
  * The caller owns tensor headers (Lua allocates them as GC-managed structs, C code

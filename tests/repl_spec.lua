@@ -159,26 +159,33 @@ local sh = H.sh
 
 local has_tmux = os.execute('command -v tmux >/dev/null 2>&1') == 0
 
+-- A tmux server of its own (sock) with a pane 'repl': tmux(args), screen(), wait_for(text
+-- [, seconds]) (until the screen shows text, plain), send(keys).
+local function terminal(sock)
+  local T = {}
+  function T.tmux(args) return sh('tmux -L ' .. sock .. ' ' .. args) end
+  function T.screen() return T.tmux('capture-pane -p -t repl') end
+  function T.wait_for(text, seconds)
+    local deadline = os.time() + (seconds or 10)
+    repeat
+      local s = T.screen()
+      if s:find(text, 1, true) then return s end
+      os.execute('sleep 0.1')
+    until os.time() > deadline
+    error('timed out waiting for ' .. text .. ' on screen:\n' .. T.screen())
+  end
+  function T.send(keys) T.tmux('send-keys -t repl ' .. keys) end
+  return T
+end
+
 describe('repl in a terminal', function()
   if not has_tmux then
     pending('tmux is not installed')
     return
   end
-  local sock = 'moonstep-test-' .. tostring(os.time()) .. '-' .. math.random(1e6)
   local hist = os.tmpname()
-  local function tmux(args) return sh('tmux -L ' .. sock .. ' ' .. args) end
-  local function screen() return tmux('capture-pane -p -t repl') end
-  -- wait until the screen contains pattern (plain text) or time runs out
-  local function wait_for(text, seconds)
-    local deadline = os.time() + (seconds or 10)
-    repeat
-      local s = screen()
-      if s:find(text, 1, true) then return s end
-      os.execute('sleep 0.1')
-    until os.time() > deadline
-    error('timed out waiting for ' .. text .. ' on screen:\n' .. screen())
-  end
-  local function send(keys) tmux("send-keys -t repl " .. keys) end
+  local term = terminal('moonstep-test-' .. tostring(os.time()) .. '-' .. math.random(1e6))
+  local tmux, screen, wait_for, send = term.tmux, term.screen, term.wait_for, term.send
 
   setup(function()
     os.remove(hist)
@@ -290,19 +297,8 @@ describe('repl stuck in a compiled pure-Lua loop', function()
     pending('tmux is not installed')
     return
   end
-  local sock = 'moonstep-test-jit-' .. tostring(os.time()) .. '-' .. math.random(1e6)
-  local function tmux(args) return sh('tmux -L ' .. sock .. ' ' .. args) end
-  local function screen() return tmux('capture-pane -p -t repl') end
-  local function wait_for(text, seconds)
-    local deadline = os.time() + (seconds or 10)
-    repeat
-      local s = screen()
-      if s:find(text, 1, true) then return s end
-      os.execute('sleep 0.1')
-    until os.time() > deadline
-    error('timed out waiting for ' .. text .. ' on screen:\n' .. screen())
-  end
-  local function send(keys) tmux('send-keys -t repl ' .. keys) end
+  local term = terminal('moonstep-test-jit-' .. tostring(os.time()) .. '-' .. math.random(1e6))
+  local tmux, wait_for, send = term.tmux, term.wait_for, term.send
   teardown(function() tmux('kill-server') end)
 
   it('prints the hint at the first Ctrl-C while the loop runs, and three presses end it', function()

@@ -51,6 +51,21 @@ function M.numbers(fn, name, v, min_len, gaps)
 end
 
 -- An optional one-line text (title, label): control characters become spaces.
+-- One labelled line of a plot (a series of lines, a path of contour): the options
+-- table checked against `accepted`, its label (default `default_label`) and its x and y
+-- lists of equal length (NaN marks a gap). `where` names it in errors ('series[2]').
+function M.xy(fn, where, v, accepted, default_label)
+  M.table(fn, where, v)
+  check.options(fn .. ' ' .. where, v, accepted)
+  local label = M.text(fn, where .. '.label', v.label) or default_label
+  local x = M.numbers(fn, where .. '.x', v.x, 1, true)
+  local y = M.numbers(fn, where .. '.y', v.y, 1, true)
+  if #y ~= #x then
+    check.fail('%s: %s.y has %d values, expected %d (as many as x)', fn, where, #y, #x)
+  end
+  return label, x, y
+end
+
 function M.text(fn, name, v)
   if v == nil then return nil end
   if type(v) ~= 'string' then

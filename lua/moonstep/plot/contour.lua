@@ -68,14 +68,7 @@ end
 
 local function check_path(i, p)
   local where = ('paths[%d]'):format(i)
-  common.table(FN, where, p)
-  check.options(FN .. ' ' .. where, p, PATH)
-  local label = common.text(FN, where .. '.label', p.label) or ('path ' .. i)
-  local x = common.numbers(FN, where .. '.x', p.x, 1, true)
-  local y = common.numbers(FN, where .. '.y', p.y, 1, true)
-  if #y ~= #x then
-    check.fail('%s: %s.y has %d values, expected %d (as many as x)', FN, where, #y, #x)
-  end
+  local label, x, y = common.xy(FN, where, p, PATH, 'path ' .. i)
   local first, last
   for k = 1, #x do
     if x[k] == x[k] and y[k] == y[k] and math.abs(x[k]) < huge and math.abs(y[k]) < huge then

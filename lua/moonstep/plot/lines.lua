@@ -34,14 +34,7 @@ local LEGEND = {
 
 local function check_series(i, s)
   local where = ('series[%d]'):format(i)
-  common.table(FN, where, s)
-  check.options(FN .. ' ' .. where, s, SERIES)
-  local label = common.text(FN, where .. '.label', s.label) or ('series ' .. i)
-  local x = common.numbers(FN, where .. '.x', s.x, 1, true)
-  local y = common.numbers(FN, where .. '.y', s.y, 1, true)
-  if #y ~= #x then
-    check.fail('%s: %s.y has %d values, expected %d (as many as x)', FN, where, #y, #x)
-  end
+  local label, x, y = common.xy(FN, where, s, SERIES, 'series ' .. i)
   local lo, hi
   if s.lo ~= nil or s.hi ~= nil then
     if s.lo == nil or s.hi == nil then

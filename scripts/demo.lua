@@ -27,9 +27,10 @@
 -- scales), test accuracy per epoch (one line per optimizer, a band over the seeds), and
 -- the optimizers' trajectories on Rosenbrock and Beale.
 --
--- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) takes about four
--- minutes on 2 cores; SPSA is 40% of it. Timings depend on --threads (1 by default on a
--- CPU: on a shared 2-core machine two OpenMP threads can be far slower, see issue 11).
+-- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) took 3 min 26 s
+-- on one thread of a shared 2-core machine, two thirds of it SPSA's 51 forward passes a
+-- step. Timings depend on --threads (1 by default on a CPU: on a loaded 2-core machine two
+-- OpenMP threads can be far slower than one).
 local ms = require 'moonstep'
 local flags = require 'moonstep.flags'
 

@@ -1,7 +1,8 @@
 -- tests/fuzz/api_misuse.lua — seeded random misuse of the whole public Lua API.
 --
 --   bin/moonstep tests/fuzz/api_misuse.lua [--seed S] [--calls N] [--from I] [--summary FILE] [--top K]
---                                          [--max-deaths D] [--call-timeout SEC] [--keep 1] [--fixtures DIR]
+--                                          [--max-deaths D] [--call-timeout SEC] [--slow SEC] [--keep 1]
+--                                          [--fixtures DIR]
 --   make fuzz-api N=100000 SEED=1          (make fuzz-api-asan: the sanitizer build)
 --
 -- Calls (made by api_misuse_targets.lua / api_misuse_gen.lua) run in a child process
@@ -12,9 +13,14 @@
 -- The child inherits the environment (LD_PRELOAD/ASAN_OPTIONS of a sanitizer run) and
 -- runs with its memory bounded (ulimit -v, or ASan's allocation/RSS limits); under ASan,
 -- LeakSanitizer checks at the child's exit that no call lost memory.
+-- The child works in a fresh mktemp -d directory (fixtures written there first: a 256-image
+-- Fashion-MNIST, checkpoints, CSVs, the lab's runs); calls write relative paths only. Lab
+-- calls (api_misuse_lab.lua) are tiny, quiet (MOONSTEP_QUIET=1) and time-budgeted; a broken
+-- lab contract ends the child with a PROPERTY VIOLATED line, reported as a death.
 --
 -- Every error a call raises is classified: it is UNCLEAR when it is a raw LuaJIT/FFI
--- message ("attempt to", "bad argument #", "ms_"...), names another function, does not
+-- message ("attempt to", "bad argument #", "ms_"...), gnuplot refusing a script ms.plot
+-- wrote from checked arguments, names another function, does not
 -- name the function called, or is not positioned at the caller's line (the call's chunk
 -- is named "call"; a position inside lua/moonstep/ or none at all is wrong).
 -- Output: calls, errors, deaths with reproducers, the unclear share and the top unclear
@@ -23,7 +29,7 @@ local fmt, concat = string.format, table.concat
 local script_dir = (arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.'
 package.path = script_dir .. '/?.lua;' .. package.path
 
-local opt = { seed = 1, calls = 2000, top = 25, from = 1, call_timeout = nil, max_deaths = 100 }
+local opt = { seed = 1, calls = 2000, top = 25, from = 1, call_timeout = nil, max_deaths = 100, slow = 2 }
 do
   local i = 1
   while arg and arg[i] do
@@ -77,6 +83,8 @@ local function classify(err, call)
   for _, raw in ipairs(RAW) do
     if msg:find(raw, 1, true) then return 'unclear', 'raw message "' .. raw:gsub('%s$', '') .. '"' end
   end
+  -- arguments that passed moonstep's checks must make a script gnuplot accepts (ms.plot)
+  if msg:find('gnuplot failed', 1, true) then return 'unclear', 'gnuplot rejected the script moonstep wrote' end
   if msg:find('-9223372036854775808', 1, true) and not (call.setup .. call.call):find('-2^63', 1, true) then
     return 'unclear', 'prints an overflowed integer'
   end
@@ -129,10 +137,17 @@ local function write_fixtures(ms)
   write_file('sep.csv', 'a%b%label\n1%2%1\n3%4%2\n')
   pcall(ms.save, 'module.ck', ms.nn.Linear(2, 2))
   os.execute('mkdir -p dir fmnist')
-  for _, p in ipairs { 'train', 't10k' } do   -- a 2-image Fashion-MNIST (gzread reads plain files)
-    write_file('fmnist/' .. p .. '-images-idx3-ubyte.gz', '\0\0\8\3' .. be32(2) .. be32(28) .. be32(28) .. ('\7'):rep(2 * 784))
-    write_file('fmnist/' .. p .. '-labels-idx1-ubyte.gz', '\0\0\8\1' .. be32(2) .. '\0\9')
+  -- a 256 + 128-image Fashion-MNIST (gzread reads plain files) for the lab's experiments
+  for p, n in pairs { train = 256, t10k = 128 } do
+    local px, lb = {}, {}
+    for i = 1, n do
+      px[i] = string.char(i * 37 % 256):rep(392) .. string.char(i * 11 % 256):rep(392)
+      lb[i] = string.char(i * 7 % 10)
+    end
+    write_file('fmnist/' .. p .. '-images-idx3-ubyte.gz', '\0\0\8\3' .. be32(n) .. be32(28) .. be32(28) .. table.concat(px))
+    write_file('fmnist/' .. p .. '-labels-idx1-ubyte.gz', '\0\0\8\1' .. be32(n) .. table.concat(lb))
   end
+  require('api_misuse_lab').write_fixtures(ms, write_file)   -- runs/, runs_bad/, cfg_*.json
 end
 
 -- Resident memory of this process in KiB (Linux).
@@ -149,14 +164,17 @@ local function run_child()
   ffi.cdef 'unsigned int alarm(unsigned int seconds);'
   local G = require 'api_misuse_gen'
   local T = require 'api_misuse_targets'
+  local L = require 'api_misuse_lab'
   G.cuda = ms.cuda.is_available()
   write_fixtures(ms)
   local api = T.discover(ms)
   local log = assert(io.open(opt.log, 'a'))
   local nthreads = ms.num_threads()
   local timeout = tonumber(opt.call_timeout) or 20
-  log:write(fmt('A %d functions, %d Tensor methods, %d nn classes, %d optimizers\n',
-                #api.fn, #api.tmethod, #api.nnclass, #api.optclass))
+  local nlab = 0
+  for _, m in pairs(api.labmethods) do nlab = nlab + #m end
+  log:write(fmt('A %d functions, %d Tensor methods, %d nn classes, %d optimizers, %d lab functions, %d lab methods\n',
+                #api.fn, #api.tmethod, #api.nnclass, #api.optclass, #api.labfn, nlab))
   for i = opt.from, opt.calls do
     math.randomseed(opt.seed * 1000003 + i)
     local call = T.make_call(api, ms)
@@ -164,9 +182,10 @@ local function run_child()
     local esc = function(s)
       return (s:gsub('%c', function(c) return c == '\n' and '\\n' or c == '\t' and ' ' or ('\\%d'):format(c:byte()) end))
     end
-    log:write(fmt('C %d %s\t%s\t%s\t%s\n', i, call.name, call.stmt and 's' or 'e', esc(call.setup), esc(call.call)))
+    log:write(fmt('C %d %s\t%s%s\t%s\t%s\n', i, call.name, call.stmt and 's' or 'e', call.area == 'lab' and 'L' or '',
+                  esc(call.setup), esc(call.call)))
     log:flush()
-    ffi.C.alarm(timeout)
+    ffi.C.alarm(math.min(call.timeout or timeout, timeout))   -- the call's time budget
     local t0 = ms.clock()
     -- `local r = f()`, not `return f()`: a tail call would drop the caller's frame
     local body = call.stmt and call.call or ('local r = ' .. call.call .. ' return r')
@@ -180,18 +199,27 @@ local function run_child()
       if not ok2 then
         local verdict, reason = classify(err, call)
         log:write(fmt('E %d %s\t%s\t%s\t%s\n', i, verdict, reason or '', call.area, esc(tostring(err))))
-      elseif ms.is_tensor(err) and pcall(function() return err:numel() end) then
-        -- a live tensor a call returned must print (summarised when large) like any other
+      elseif ms.is_tensor(err) and pcall(function() return err:numel() end) or L.printable(err) then
+        -- a live tensor a call returned must print (summarised when large) like any other;
+        -- so must the lab's objects (Result, ResultSet, Summary, Logger, ...)
         local okp, perr = pcall(tostring, err)
         if not okp then log:write(fmt('P %d %s\n', i, esc(tostring(perr)))) end
       end
     end
+    if call.area == 'lab' and io.open('pwned') then   -- a title or label ran a gnuplot or shell command
+      io.stderr:write('PROPERTY VIOLATED: a plot text or path ran a command (the file pwned exists)\n')
+      os.remove('pwned')
+      os.exit(3, true)   -- (closing the state: its tensors are freed, no false leak report)
+    end
     fn = nil
-    collectgarbage(); collectgarbage()
+    -- one full cycle: the finalizers of what the call left unreachable run now, under its
+    -- name (their cdata is freed by the next call's cycle); a second cycle per call doubled
+    -- the driver's time once the lab modules grew the heap
+    collectgarbage()
     if ms.num_threads() ~= nthreads then pcall(ms.set_num_threads, nthreads) end
     ffi.C.alarm(0)
     local dt = ms.clock() - t0
-    if dt > 2 then log:write(fmt('T %d %.1f\n', i, dt)) end   -- slow: close to looking like a hang
+    if dt > opt.slow then log:write(fmt('T %d %.3f\n', i, dt)) end   -- slow: close to looking like a hang
     if (i - opt.from) % 2000 == 0 then log:write(fmt('M %d %d\n', i, rss_kb())) end   -- leak watch
   end
   log:write('D\n')
@@ -210,6 +238,8 @@ local function read_all(path)
 end
 
 local function death_kind(status, stderr)
+  local prop = stderr:match('PROPERTY VIOLATED: ([^\n]*)')   -- a lab contract a call broke (api_misuse_lab.lua)
+  if prop then return 'property violated: ' .. prop end
   if stderr:find('LeakSanitizer', 1, true) then
     return 'memory leaked by some call of the run (LeakSanitizer at exit; bisect with --from/--calls): ' ..
            (stderr:match('(SUMMARY: [^\n]*)') or '')
@@ -237,7 +267,7 @@ local function run_parent()
   -- Two threads and two malloc arenas whatever the machine: on many cores the per-thread
   -- reservations alone would crowd the address-space limit below.
   local env = 'MOONSTEP_HOME=' .. shell_quote(root) .. ' MOONSTEP_FASHION_MNIST=' .. shell_quote(tmp .. '/fmnist') ..
-              ' OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MALLOC_ARENA_MAX=2'
+              ' OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MALLOC_ARENA_MAX=2 MOONSTEP_QUIET=1'
   if lib then env = env .. ' MOONSTEP_LIB=' .. shell_quote(abs(lib)) end
   local limit = 'ulimit -v 4000000;'      -- KiB: 4 GB of address space, so a 1 GB+ request fails
   if asan then                             -- ASan reserves terabytes of shadow: bound it its own way
@@ -250,7 +280,7 @@ local function run_parent()
   local call_timeout = opt.call_timeout or 20   -- no legal call here takes 2 s, even sanitized
   local total_timeout = 120 + opt.calls * (asan and 2 or 1)
   local t0 = os.time()
-  local calls, errors, unclear, setup_errors, api_line = 0, 0, 0, 0, ''
+  local calls, errors, unclear, setup_errors, api_line, lab_calls = 0, 0, 0, 0, '', 0
   local deaths, groups, srcs, areas, setup_msgs, slow, rss, unprintable = {}, {}, {}, {}, {}, {}, {}, {}
   local from, run_no = opt.from, 0
   while from <= opt.calls do
@@ -258,9 +288,9 @@ local function run_parent()
     local log, errf, statf = fmt('%s/log.%d', tmp, run_no), tmp .. '/stderr', tmp .. '/status'
     -- { } 2>/dev/null: the shell's own "Segmentation fault" line stays out of the output
     local cmd = fmt('{ (cd %s && %s exec env %s timeout -s KILL %d %s/bin/moonstep %s --child --seed %d ' ..
-                    '--from %d --calls %d --call-timeout %d --log %s) </dev/null >/dev/null 2>%s; echo $? > %s; } 2>/dev/null',
+                    '--from %d --calls %d --call-timeout %d --slow %g --log %s) </dev/null >/dev/null 2>%s; echo $? > %s; } 2>/dev/null',
                     shell_quote(tmp), limit, env, total_timeout, shell_quote(root),
-                    shell_quote(abs(arg[0])), opt.seed, from, opt.calls, call_timeout, shell_quote(log),
+                    shell_quote(abs(arg[0])), opt.seed, from, opt.calls, call_timeout, opt.slow, shell_quote(log),
                     shell_quote(errf), shell_quote(statf))
     os.execute(cmd)
     local status = tonumber(read_all(statf):match('%d+')) or -1
@@ -270,9 +300,10 @@ local function run_parent()
     for line in (logf and logf:lines() or function() end) do
       local tag = line:sub(1, 1)
       if tag == 'C' then
-        local i, name, kind, setup, call = line:match('^C (%d+) ([^\t]+)\t(%a)\t([^\t]*)\t(.*)$')
+        local i, name, kind, setup, call = line:match('^C (%d+) ([^\t]+)\t(%a+)\t([^\t]*)\t(.*)$')
         last = tonumber(i); calls = calls + 1
-        srcs[last] = { name = name, setup = setup, call = call, stmt = kind == 's' }
+        srcs[last] = { name = name, setup = setup, call = call, stmt = kind:sub(1, 1) == 's' }
+        if kind:sub(2) == 'L' then lab_calls = lab_calls + 1 end
       elseif tag == 'E' then
         local i, verdict, reason, area, msg = line:match('^E (%d+) (%S+)\t([^\t]*)\t([^\t]*)\t(.*)$')
         errors = errors + 1
@@ -318,7 +349,7 @@ local function run_parent()
       os.exit(2)
     end
     local s = srcs[last]
-    local leak = stderr:find('LeakSanitizer', 1, true)
+    local leak = stderr:find('LeakSanitizer', 1, true) and not stderr:find('PROPERTY VIOLATED', 1, true)
     deaths[#deaths + 1] = { index = last, name = leak and 'calls ' .. from .. '..' .. last or s.name,
                             kind = death_kind(status, stderr), at_exit = done,
                             repro = leak and fmt('bisect: %s --seed %d --from A --calls B (calls A..B)', arg[0], opt.seed)
@@ -336,8 +367,8 @@ local function run_parent()
   local share = errors > 0 and unclear / errors or 0
   print(fmt('api-misuse fuzz: seed %d, %d calls (%s), %s build, %d s', opt.seed, calls, api_line,
             asan and 'sanitizer' or 'normal', os.time() - t0))
-  print(fmt('  %d errors raised, %d deaths, unclear errors %d (%.1f%%), %d calls with a failing setup (driver)',
-            errors, #deaths, unclear, 100 * share, setup_errors))
+  print(fmt('  %d errors raised, %d deaths, unclear errors %d (%.1f%%), %d calls with a failing setup (driver), %d lab calls',
+            errors, #deaths, unclear, 100 * share, setup_errors, lab_calls))
   if #deaths > 0 or #names > 0 then
     print('  (reproducers run from the repository root; for calls on files, first write the fixtures with' ..
           ' bin/moonstep tests/fuzz/api_misuse.lua --fixtures DIR and run the reproducer inside DIR)')
@@ -388,10 +419,13 @@ local function run_parent()
   end
   if opt.summary then
     local f = assert(io.open(opt.summary, 'w'))
-    local nf, nt, nn, no = api_line:match('^(%d+) functions, (%d+) Tensor methods, (%d+) nn classes, (%d+) optimizers')
+    local nf, nt, nn, no, lf, lm = api_line:match(
+      '^(%d+) functions, (%d+) Tensor methods, (%d+) nn classes, (%d+) optimizers, (%d+) lab functions, (%d+) lab methods')
     f:write(fmt('return { calls = %d, errors = %d, unclear = %d, deaths = %d, setup_errors = %d, unprintable = %d, ' ..
-                'api = { functions = %s, tensor_methods = %s, nn_classes = %s, optimizers = %s }, death_list = {',
-                calls, errors, unclear, #deaths, setup_errors, #unprintable, nf or 0, nt or 0, nn or 0, no or 0))
+                'api = { functions = %s, tensor_methods = %s, nn_classes = %s, optimizers = %s, lab_functions = %s, ' ..
+                'lab_methods = %s }, areas = { lab = %d }, death_list = {',
+                calls, errors, unclear, #deaths, setup_errors, #unprintable, nf or 0, nt or 0, nn or 0, no or 0,
+                lf or 0, lm or 0, lab_calls))
     for _, d in ipairs(deaths) do f:write(fmt('%q, ', d.name .. ': ' .. d.kind .. ' -- ' .. d.repro)) end
     f:write('} }\n')
     f:close()
@@ -401,11 +435,13 @@ end
 
 if opt.fixtures then         -- --fixtures DIR: write the files that file-reading calls use
   os.execute('mkdir -p ' .. shell_quote(opt.fixtures))
+  require 'api_misuse_lab'   -- (found through the relative package.path: before the chdir)
   local ffi = require 'ffi'
   ffi.cdef 'int chdir(const char *path);'
   ffi.C.chdir(opt.fixtures)
   write_fixtures(ms)
-  print('fixtures written to ' .. opt.fixtures .. '; run reproducers of file calls there')
+  print('fixtures written to ' .. opt.fixtures .. '; run reproducers of file calls there, with ' ..
+        'MOONSTEP_FASHION_MNIST=' .. opt.fixtures .. '/fmnist MOONSTEP_QUIET=1 for lab calls')
 elseif opt.child then
   run_child()
 else

@@ -323,7 +323,47 @@ local function ctor_args(cls)
   return args
 end
 G.ctor_args = ctor_args
+
+-- Bind each argument source to a local of the setup (local a1 = ...;): returns 'a1, a2, ...'.
+function G.bind(args, setup)
+  local names = {}
+  for i, a in ipairs(args) do
+    names[i] = 'a' .. i
+    setup[#setup + 1] = fmt('local a%d = %s;', i, a)
+  end
+  return concat(names, ', ')
+end
 G.SLOT, G.opts_src, G.pick, G.chance, G.tensor_src = SLOT, opts_src, pick, chance, tensor_src
+
+function G.sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do if type(k) == 'string' then ks[#ks + 1] = k end end
+  table.sort(ks)
+  return ks
+end
+
+-- Static helpers of base classes, not instance methods. (Names starting with '_' are
+-- private by convention and not fuzzed.)
+local STATIC = { new = true, extend = true, define = true, arena_of = true }
+
+-- The public methods of obj: the functions along its metatables' __index chain.
+function G.methods_of(obj)
+  local names, seen = {}, {}
+  local mt = getmetatable(obj)
+  local idx = mt and mt.__index
+  for _ = 1, 8 do
+    if type(idx) ~= 'table' then break end
+    for _, k in ipairs(G.sorted_keys(idx)) do
+      if type(rawget(idx, k)) == 'function' and not k:match('^_') and not seen[k] and not STATIC[k] then
+        seen[k] = true; names[#names + 1] = k
+      end
+    end
+    local m2 = getmetatable(idx)
+    idx = m2 and m2.__index
+  end
+  table.sort(names)
+  return names
+end
 
 -- A valid constructor call of an nn class (Class() for classes not in NN).
 function G.nn_ctor(cls)

@@ -73,3 +73,11 @@ describe('experiment.grid', function()
                    'goes through optimizer', 'is 5')
   end)
 end)
+
+describe('experiment.grid with a NULL pointer as base (fuzzer finding)', function()
+  it('refuses it by name instead of indexing it', function()
+    local H = require 'helper'
+    H.assert_error(function() ms.experiment.grid({ lr = { 1, 2 } }, require('ffi').cast('void *', 0)) end,
+                   'experiment.grid', 'base', 'cdata')
+  end)
+end)

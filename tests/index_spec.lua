@@ -29,3 +29,12 @@ describe('indexing', function()
     assert.same({ 3, 2 }, ms.cat({ a, ms.zeros(0, 2), ms.ones(1, 2) }, 1):shape())
   end)
 end)
+
+describe('cat of empty tensors', function()
+  it('concatenates tensors with a zero-size dim into an empty result (fuzzer finding)', function()
+    local ms = require 'moonstep'
+    local c = ms.cat({ ms.empty(3, 0, 2), ms.empty(3, 0, 2) })
+    assert.same({ 6, 0, 2 }, c:shape())
+    assert.same({ 3, 0, 4 }, ms.cat({ ms.empty(3, 0, 2), ms.empty(3, 0, 2) }, 3):shape())
+  end)
+end)

@@ -247,3 +247,18 @@ describe('scripts/landscape.lua --quick', function()
     H.sh('rm -rf ' .. H.quote(dir))
   end)
 end)
+
+describe('landscape slices whose loss_fn moves or frees the weights (fuzzer finding)', function()
+  it('is an error saying the weights could not be restored, never a silent return', function()
+    local ms = require 'moonstep'
+    local H = require 'helper'
+    local nn = ms.nn
+    local m = nn.Sequential(nn.Linear(3, 2))
+    H.assert_error(function() ms.landscape.slice1d(m, function() m:to('float64') return 1 end) end,
+                   'landscape.slice1d', 'could not be restored')
+    local m2 = nn.Sequential(nn.Linear(3, 2))
+    H.assert_error(function() ms.landscape.slice2d(m2, function() m2:flat_parameters():free() return 1 end,
+                                                   { points = 2 }) end,
+                   'landscape.slice2d', 'could not be restored')
+  end)
+end)

@@ -240,3 +240,25 @@ describe('ms.objectives', function()
     H.assert_error(function() return O.himmelblau end, 'ms.objectives', 'himmelblau')
   end)
 end)
+
+describe('objectives with hostile points and outputs (fuzzer findings)', function()
+  it('reads points raw (a module table is refused, not indexed) and names plot_trajectories', function()
+    local ms = require 'moonstep'
+    local H = require 'helper'
+    local obj = ms.objectives.rosenbrock()
+    H.assert_error(function() ms.objectives.trajectory(obj, function(p) return ms.optim.SGD(p, { lr = 1e-3 }) end,
+                                                      { start = ms, steps = 2 }) end,
+                   'objectives.trajectory', 'start')
+    H.assert_error(function() ms.plot.contour { out = os.tmpname() .. '.png', x = { 0, 1 }, y = { 0, 1 },
+                                                z = { { 1, 2 }, { 3, 4 } }, minimum = ms } end,
+                   'plot.contour', 'minimum')
+    if ms.plot.available() then
+      local file = os.tmpname()   -- a file where a directory should be
+      H.assert_error(function()
+        ms.objectives.plot_trajectories { objective = obj, steps = 2, out = file .. '/x.png',
+          runs = { { label = 'SGD', make_opt = function(p) return ms.optim.SGD(p, { lr = 1e-3 }) end } } }
+      end, 'objectives.plot_trajectories')
+      os.remove(file)
+    end
+  end)
+end)

@@ -180,10 +180,16 @@ local function set_point(w, saved, a, d, b, e)
 end
 
 -- Runs body(set, w, saved) and restores w from saved afterwards, also after an error.
-local function with_restore(fn, set, body)
+local function with_restore(fn, model, set, body)
   local w = set:flat_parameters()
   local saved = w:clone()
   local ok, res = pcall(body, w, saved)
+  -- loss_fn may have freed or moved the arena (model:to(...)): then there is nothing
+  -- left to restore into, and returning as if restored would be a silent lie
+  local ok_now, now = pcall(arena_of, fn, model)
+  if not ok_now or now ~= set or not rawequal(now:flat_parameters(), w) or check.is_freed(w) then
+    check.fail('%s: loss_fn freed or moved the model\'s parameters during the slice; the weights could not be restored', fn)
+  end
   w:copy_(saved)
   if not ok then   -- re-raised at the user's line, under fn's name
     local msg = tostring(res):gsub('^[^:\n]*:%d+: ', '')
@@ -202,7 +208,7 @@ function M.slice1d(model, loss_fn, opts)
   local lo, hi = range_of(fn, 'range', o.range == nil and { -1, 1 } or o.range)
   local n = check.integer(fn, 'points', o.points == nil and 21 or o.points, 2, 100001)
   local alpha = grid(lo, hi, n)
-  return with_restore(fn, set, function(w, saved)
+  return with_restore(fn, model, set, function(w, saved)
     local d = direction(fn, set, o.direction == nil and 'random' or o.direction, 1, o)
     local loss = {}
     for i = 1, n do
@@ -244,7 +250,7 @@ function M.slice2d(model, loss_fn, opts)
     ny = nx
   end
   local x, y = grid(xlo, xhi, nx), grid(ylo, yhi, ny)
-  return with_restore(fn, set, function(w, saved)
+  return with_restore(fn, model, set, function(w, saved)
     local d1 = direction(fn, set, dirs[1], 1, o)
     local d2 = direction(fn, set, dirs[2], 2, o)
     local loss = {}

@@ -166,8 +166,8 @@ local function point(fn, name, v)
   if type(v) ~= 'table' or check.is_tensor(v) then
     check.fail('%s: %s is %s, expected {x, y} or {x =, y =}', fn, name, check.describe(v))
   end
-  local x, y = v.x, v.y
-  if x == nil and y == nil then x, y = v[1], v[2] end
+  local x, y = rawget(v, 'x'), rawget(v, 'y')   -- (raw: a module table's __index may raise)
+  if x == nil and y == nil then x, y = rawget(v, 1), rawget(v, 2) end
   return check.number(fn, name .. '.x', x), check.number(fn, name .. '.y', y)
 end
 
@@ -316,10 +316,10 @@ function M.plot_trajectories(o)
     title = ('%s: %d steps from (%g, %g)'):format(obj.name, #trajectories[1].x - 1, trajectories[1].x[1],
                                                   trajectories[1].y[1])
   end
-  local out, msg = require('moonstep.plot').contour {
+  local out, msg = check.protect(fn, require('moonstep.plot').contour, {
     out = o.out, x = x, y = y, z = z, logz = obj.logz, paths = paths, minimum = obj.minimum,
     title = title, zlabel = 'f(x, y)',
-  }
+  })
   if out then return out, trajectories end
   return nil, msg, trajectories
 end

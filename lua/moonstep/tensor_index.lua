@@ -154,7 +154,7 @@ function M.cat(list, dim)
   local at = 1
   for _, t in ipairs(list) do
     local len = tonumber(t.sizes[d - 1])
-    if len > 0 and C.ms_copy(out:narrow(d, at, len), t) ~= 0 then fail('cat') end
+    if len > 0 and out:numel() > 0 and C.ms_copy(out:narrow(d, at, len), t) ~= 0 then fail('cat') end
     at = at + len
   end
   return out

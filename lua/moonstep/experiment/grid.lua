@@ -61,7 +61,7 @@ function M.grid(axes, base)
   if not plain(axes) then
     check.fail('experiment.grid: axes is %s, expected a table of field -> list of values', check.describe(axes))
   end
-  if base ~= nil and not plain(base) then
+  if type(base) ~= 'nil' and not plain(base) then   -- (a NULL cdata == nil)
     check.fail('experiment.grid: base is %s, expected an experiment table', check.describe(base))
   end
   local names, fixed = {}, {}

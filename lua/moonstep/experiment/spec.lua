@@ -189,8 +189,14 @@ end
 
 function M.data(cfg)
   local shape = cfg.model.type == 'cnn' and 'image' or 'flat'
-  local train = split('train', shape):subset(1, cfg.data.train)
-  local test = split('test', shape):subset(1, cfg.data.test)
+  local function first(name)
+    local ds, n = split(name, shape), cfg.data[name]
+    if n > ds:size() then
+      check.fail('experiment.run: data.%s is %d but the %s split has %d images', name, n, name, ds:size())
+    end
+    return ds:subset(1, n)
+  end
+  local train, test = first('train'), first('test')
   if cfg.data.normalize then
     -- one mean and one std over every pixel of the training images
     local mean, std = train.x:mean(), train.x:std()

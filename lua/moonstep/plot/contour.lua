@@ -60,10 +60,10 @@ end
 
 local function point(name, v)
   common.table(FN, name, v)
-  local px, py = v.x, v.y
-  if px == nil and py == nil then px, py = v[1], v[2] end
+  local px, py = rawget(v, 'x'), rawget(v, 'y')   -- (raw: a module table's __index may raise)
+  if px == nil and py == nil then px, py = rawget(v, 1), rawget(v, 2) end
   return check.number(FN, name .. '.x', px), check.number(FN, name .. '.y', py),
-         common.text(FN, name .. '.label', v.label)
+         common.text(FN, name .. '.label', rawget(v, 'label'))
 end
 
 local function check_path(i, p)

@@ -9,6 +9,14 @@ local function run(args, stdin)
   return out
 end
 
+-- run with environment assignments in front (env: 'NAME=value ...')
+local function run_env(env, args)
+  local p = io.popen(env .. ' bin/moonstep ' .. args .. ' 2>&1; echo "rc=$?"')
+  local out = p:read('*a')
+  p:close()
+  return out
+end
+
 describe('bin/moonstep', function()
   local script = os.tmpname() .. '.lua'
   setup(function()
@@ -43,6 +51,20 @@ describe('bin/moonstep', function()
     assert.truthy(out:find('rc=0', 1, true))
   end)
 
+  it('the REPL on stdin: a stray token is an error at once, os.exit ends it with its status', function()
+    local input = os.tmpname()
+    local f = assert(io.open(input, 'w'))
+    f:write('x = 1 end\nprint(5 * 7)\n=ms.nn.Linaer\nos.exit(4)\nprint("not reached")\n')
+    f:close()
+    local out = run('< ' .. input)
+    os.remove(input)
+    assert.truthy(out:find("error: stdin:1: '<eof>' expected near 'end'\n", 1, true), out)
+    assert.truthy(out:find('> 35\n', 1, true), out)
+    assert.truthy(out:find('error: stdin:1: ms.nn: no function or class "Linaer"', 1, true), out)
+    assert.falsy(out:find('not reached', 1, true), out)
+    assert.truthy(out:find('rc=4\n$'), out)
+  end)
+
   it('--help prints the usage and exits 0; bad options are usage errors', function()
     local out = run('--help')
     assert.truthy(out:find('usage: moonstep', 1, true), out)
@@ -54,6 +76,35 @@ describe('bin/moonstep', function()
     assert.truthy(out:find('-e needs an argument', 1, true), out)
     assert.truthy(out:find('rc=1', 1, true), out)
     assert.truthy(run('-l'):find('-l needs an argument', 1, true))
+  end)
+
+  it('a library that cannot load is one line and status 1, never a luajit traceback', function()
+    local out = run_env('MOONSTEP_LIB=/nonexistent/libmoonstep.so', "-e 1")
+    assert.truthy(out:find('^moonstep: cannot load /nonexistent/libmoonstep.so'), out)
+    assert.equal(2, select(2, out:gsub('\n', '')), out)          -- the message line and rc=
+    assert.falsy(out:find('traceback', 1, true), out)
+    assert.truthy(out:find('\nrc=1\n$'), out)
+  end)
+
+  it('-l of a missing module is one line; errors carry only the user\'s frames', function()
+    local out = run('-l no_such_module_xyz -e 1')
+    assert.equal('moonstep: -l no_such_module_xyz: module "no_such_module_xyz" not found (searched package.path and package.cpath)\nrc=1\n', out)
+    out = run("-e 'x = ms.zeros(2) + ms.zeros(3)'")
+    assert.truthy(out:find('(command line):1: in main chunk', 1, true), out)
+    assert.falsy(out:find('check.lua', 1, true) or out:find('cli.lua', 1, true) or out:find('xpcall', 1, true), out)
+    -- error objects: a table, nil, one whose __tostring raises
+    out = run("-e 'error(setmetatable({}, {__tostring = function() error(\"no\") end}))'")
+    assert.truthy(out:find('^moonstep: %(an error object of type table whose __tostring failed%)'), out)
+    assert.truthy(out:find('rc=1\n$'), out)
+    out = run("-e 'error()'")
+    assert.truthy(out:find('^moonstep: nil %(an error without a message%)'), out)
+    assert.truthy(out:find('rc=1\n$'), out)
+    -- os.exit's status passes through; -- ends the options
+    assert.truthy(run("-e 'os.exit(3)'"):find('^rc=3\n$'))
+    assert.truthy(run('-- -e'):find('cannot open -e', 1, true))
+    out = run('replay -- /nonexistent/run2')
+    assert.truthy(out:find('moonstep replay: .*/nonexistent/run2'), out)
+    assert.truthy(out:find('rc=1\n$'), out)
   end)
 
   it('Ctrl-C in a script prints one line, no traceback, and exits 130', function()

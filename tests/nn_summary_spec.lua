@@ -61,6 +61,29 @@ describe('model:summary', function()
     assert.same({ 2, 1, 12, 12 }, m:summary({ 1, 12, 12 }, { batch_size = 2, print = false }).input_shape)
   end)
 
+  it('counts every layer type by hand: grouped dilated reflect-padded Conv2d, ceil_mode pools, norms, Embedding', function()
+    local m = nn.Sequential(nn.Conv2d(4, 8, 3, { groups = 2, dilation = 2, padding = 2, padding_mode = 'reflect' }),
+                            nn.MaxPool2d(3, { stride = 2, ceil_mode = true }), nn.AvgPool2d(2, { ceil_mode = true }),
+                            nn.BatchNorm2d(8), nn.LayerNorm({ 8, 3, 3 }), nn.Dropout(0.1), nn.Flatten(), nn.Softmax(2))
+    local r = quiet(m, { 4, 11, 11 })
+    local shapes = {}
+    for i, row in ipairs(r.rows) do shapes[i] = table.concat(row.output_shape, 'x') end
+    assert.same({ '1x72', '1x8x11x11', '1x8x5x5', '1x8x3x3', '1x8x3x3', '1x8x3x3', '1x8x3x3', '1x72', '1x72' }, shapes)
+    -- conv: 8 * (4 / 2) * 3 * 3 + 8; BatchNorm: 2 * 8 (+ 16 buffers); LayerNorm: 2 * 72
+    assert.same({ 152, 0, 0, 16, 144, 0, 0, 0 }, { r.rows[2].params, r.rows[3].params, r.rows[4].params, r.rows[5].params,
+                                                   r.rows[6].params, r.rows[7].params, r.rows[8].params, r.rows[9].params })
+    assert.equal(312, r.total_params)
+    assert.equal(16, r.buffers)
+    local e = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2))
+    r = quiet(e, { 3 })                              -- int64 indices of shape {1, 3}
+    assert.same({ 1, 2 }, r.rows[1].output_shape)
+    assert.equal(40 + 26, r.total_params)
+    local d = nn.Sequential(nn.Linear(3, 4), nn.Tanh()):to('float64')
+    r = quiet(d)
+    assert.equal(16 * 8, r.param_bytes)
+    assert.truthy(r.text:find('(float64, cpu)', 1, true))
+  end)
+
   it('lays out deep nesting (wide first column) without trailing blanks', function()
     local m = nn.Linear(2, 2)
     for _ = 1, 60 do m = nn.Sequential(m) end
@@ -98,6 +121,29 @@ describe('model:summary', function()
     H.same_bits(with, m2:flat_gradients(), 'gradients after a summary')
   end)
 
+  it('names the layer that failed, refuses cycles, counts a shared module once', function()
+    local m = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), nn.Linear(5, 2)))
+    local e = H.assert_error(function() m:summary({ 3 }, { print = false }) end, 'Sequential.summary')
+    assert.truthy(e:find('failed at layer 2.2 (Linear): Linear.forward: input has shape [1,4]', 1, true), e)
+    local s = nn.Sequential(nn.Linear(2, 2))
+    s.modules[2] = s
+    H.assert_error(function() s:summary({ 2 }, { print = false }) end,
+                   'Sequential.summary: module 2 is the model itself, which contains it (a cycle)')
+    local l = nn.Linear(2, 2)
+    local s2 = nn.Sequential(l, nn.ReLU())
+    s2.modules[3] = l                                -- the same layer twice, behind Sequential's back
+    local r = quiet(s2, { 2 })
+    assert.equal(6, r.total_params)
+    assert.equal(0, r.rows[4].params)
+    assert.truthy(r.text:find('3  Linear(2 -> 2) (shared: counted at 1)', 1, true), r.text)
+    -- 100 levels deep is a model, not a damaged tree; indentation stops growing
+    local deep = nn.Linear(2, 2)
+    for _ = 1, 100 do deep = nn.Sequential(deep) end
+    r = quiet(deep, { 2 })
+    assert.equal(101, #r.rows)
+    assert.truthy(r.text:find('\n' .. (' '):rep(16) .. '1%.1%.1%.1%.1%.1%.1%.1%.1  Sequential'), r.text:sub(1, 2000))
+  end)
+
   it('prints the table unless told not to', function()
     local m = nn.Sequential(nn.Linear(3, 2))
     local printed = {}
@@ -118,7 +164,7 @@ describe('model:summary', function()
       return H.assert_error(function() m:summary(unpack(args, 1, 2)) end, 'Sequential.summary')
     end
     local e = err({ 3, 12, 12 })
-    assert.truthy(e:find('forward pass on a zero input of shape [1, 3, 12, 12] failed: Conv2d.forward', 1, true), e)
+    assert.truthy(e:find('forward pass on a zero input of shape [1, 3, 12, 12] failed at layer 1 (Conv2d): Conv2d.forward', 1, true), e)
     err({ 1, 2 })
     assert.truthy(err(nil):find('input_shape is missing', 1, true))
     assert.truthy(err('x'):find('input_shape is "x"', 1, true))

@@ -44,6 +44,7 @@ describe('tostring(dataset)', function()
     ds.y = 'nonsense'
     find(tostring(ds), 'y is "nonsense"')
     find(tostring(ms.data.Dataset(ms.zeros(0, 3), ms.zeros(0))), 'Dataset: 0 examples', 'x  float32 [0,3]')
+    find(tostring(ms.data.Dataset(ms.zeros(1, 3), ms.zeros(1))), 'Dataset: 1 example on cpu')
   end)
 end)
 
@@ -111,6 +112,51 @@ describe('tostring(optimizer)', function()
   end)
 end)
 
+describe('tostring(optimizer) on hostile states', function()
+  it('never runs a user function inside a schedule, and evaluates moonstep\'s own', function()
+    local S, calls = ms.schedule, 0
+    local opt = optim.SGD(model(), { lr = S.join { schedules = { S.constant(0.1), function() calls = calls + 1; return 0.01 end },
+                                                   boundaries = { 10 } } })
+    opt.t = 20
+    local s = tostring(opt)
+    find(s, 'lr = schedule.join{schedules = {schedule.constant{value = 0.1}, a function}, boundaries = {10}}')
+    assert.falsy(s:find(' at step ', 1, true), s)
+    assert.equal(0, calls)
+    opt.lr = S.cosine { T_max = 10 }
+    opt.t = 5
+    find(tostring(opt), '(0.6545084971874737 at step 5)')
+  end)
+
+  it('describes cycles, bad groups and a garbage base part by part, never raising', function()
+    local opt = optim.SGD(model(), { lr = 0.1, momentum = 0.9 })
+    local t = {}; t[1] = t
+    opt.momentum = t
+    opt.groups = { setmetatable({ lr = 1 }, { __index = function() error('no reads here') end }), 5 }
+    opt.base = 'garbage'
+    local s = tostring(opt)
+    find(s, 'momentum = {{{...}}}', 'group 2: lr = 1', 'group 3: 5', 'base: "garbage" (not an optimizer)')
+    assert.falsy(s:find('could not', 1, true), s)
+    opt.base = opt
+    find(tostring(opt), 'base: (the optimizer itself or one above it: a cycle)')
+    local w = optim.SAM(model(), { base = optim.SGD { lr = 0.1 } })
+    w.base = setmetatable({}, { __index = function() error('boom') end })
+    find(tostring(w), 'optim.SAM  step 0', 'base: a table (not an optimizer)')
+    -- a long list is cut; every line stays short
+    opt.base, opt.momentum = nil, {}
+    for i = 1, 1000 do opt.momentum[i] = i end
+    s = tostring(opt)
+    find(s, 'momentum = {1, 2, 3, 4, 5, 6, 7, 8, ... (1000 items)}')
+    for line in s:gmatch('[^\n]+') do assert.truthy(#line <= 100, line) end
+    -- a long schedule is cut, its value at the step kept
+    local S, parts, bounds = ms.schedule, {}, {}
+    for i = 1, 30 do parts[i] = S.cosine { T_max = i }; bounds[i] = i < 30 and i * 10 or nil end
+    opt.lr, opt.t = S.join { schedules = parts, boundaries = bounds }, 1
+    s = tostring(opt)
+    find(s, '... (1 at step 1)')
+    for line in s:gmatch('[^\n]+') do assert.truthy(#line <= 170, line) end
+  end)
+end)
+
 describe('tostring(schedule)', function()
   it('prints its parameters, nested parts and a stateful schedule\'s state', function()
     local S = ms.schedule
@@ -132,5 +178,9 @@ describe('tostring(params)', function()
     assert.equal('params: 2 tensors, 7 elements (float32, cpu): [3], [2x2]', tostring(p))
     p.flat:free()
     assert.equal('params (freed)', tostring(p))
+    -- damaged, not freed: said as it is
+    local q = ms.params { ms.zeros(2) }
+    q.entries = 5
+    assert.equal('params (not usable: flat is a float32 tensor [2], entries is 5)', tostring(q))
   end)
 end)

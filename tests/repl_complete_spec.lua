@@ -107,6 +107,32 @@ describe('repl completion', function()
     assert.same({}, complete.complete(nil, env))
   end)
 
+  it('stays fast on a huge table, and shows only the fields really there', function()
+    local huge = {}
+    for i = 1, 300000 do huge['k' .. i] = i end
+    env.huge = huge
+    local t0 = os.clock()
+    local all = complete.complete('huge.', env)
+    local some = complete.complete('huge.k1', env)
+    complete.complete('hu', env)
+    assert.truthy(os.clock() - t0 < 1, os.clock() - t0)
+    assert.truthy(#all > 0 and #all <= complete.RESULTS, #all)
+    assert.truthy(#some <= complete.RESULTS)
+    -- a __metatable field hides the real metatable; completion reads the real one
+    env.locked = setmetatable({ x = 1 }, { __metatable = { __index = { fake = 1 } } })
+    assert.same({ 'locked.x' }, complete.complete('locked.', env))
+    -- loops of __index tables, cdata, numbers, booleans, non-ASCII names: nothing, no error
+    local mt = {}
+    mt.__index = setmetatable({}, mt)
+    env.loop = setmetatable({}, mt)
+    env.cd = require('ffi').new('int[2]')
+    env.uni = { ['h\195\169llo'] = 1, hello = 2 }
+    for _, w in ipairs { 'loop.', 'loop:', 'cd.', 'cd:', 'huge:', 'uni.h\195\169', 'uni.', '\195\169', 'true:' } do
+      assert.is_table(complete.complete(w, env))
+    end
+    assert.same({ 'uni.hello' }, complete.complete('uni.', env))
+  end)
+
   it('knows when the cursor is inside a string (file names complete there)', function()
     assert.is_true(complete.in_string('io.open("/tm'))
     assert.is_true(complete.in_string("x = 'a\\'b"))

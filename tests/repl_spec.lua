@@ -145,6 +145,81 @@ describe('repl evaluation', function()
     assert.truthy(out.text():find('Linear(2 -> 3)', 1, true))
   end)
 
+  it('a stray token is a syntax error at once, not a chunk waiting for more lines', function()
+    local env = repl.new_env()
+    for _, src in ipairs { 'x = 1 end', 'end', 'until x', 'return 1 end', '=x = 1', 'f() )' } do
+      local f, err = repl.compile(src, env)
+      assert.is_nil(f)
+      assert.are_not.equal('incomplete', err, src)
+      assert.truthy(err:find('^stdin:1: '), err)
+    end
+    for _, src in ipairs { 'if x then', 'f(', 'x = [[', '--[[', '= 1 +', 'local t = {' } do
+      assert.equal('incomplete', select(2, repl.compile(src, env)), src)
+    end
+    local out = sink()
+    repl.eval('=1;;', env, out)
+    assert.equal('1\n', out.text())
+  end)
+
+  it('never raises while printing: failing __tostring of userdata, cdata, tables, errors', function()
+    local env, out = repl.new_env(), sink()
+    local function eval(src)
+      local ok, a = pcall(repl.eval, src, env, out)
+      assert(ok, a)
+      return a
+    end
+    assert.is_true(eval('u = newproxy(true); getmetatable(u).__tostring = function() error("uts") end; return u'))
+    assert.truthy(out.text():find('<userdata: tostring failed: stdin:1: uts>', 1, true), out.text())
+    eval('ffi = require "ffi"; ffi.cdef "typedef struct { int a; } repl_spec_pt;"; '
+         .. 'ffi.metatype("repl_spec_pt", {__tostring = function() error("cts") end}); return ffi.new("repl_spec_pt")')
+    assert.truthy(out.text():find('<cdata: tostring failed: stdin:1: cts>', 1, true), out.text())
+    eval('setmetatable({}, {__metatable = false, __tostring = function() return nil end})')
+    assert.truthy(out.text():find('<table: tostring failed: it returned nil>', 1, true), out.text())
+    out = sink()
+    eval('error(setmetatable({}, {__tostring = function() error("no") end}))')
+    eval('error()')
+    assert.equal('error: stdin:1: (an error object of type table whose __tostring failed)\n'
+                 .. 'error: stdin:1: nil (an error without a message)\n', out.text())
+    -- long strings inside a table are cut; a big table lists its first fields and the count
+    out = sink()
+    eval('{ s = string.rep("x", 1000) }')
+    assert.truthy(out.text():find('"... (1000 bytes)', 1, true), out.text())
+    assert.truthy(#out.text() < 400)
+    out = sink()
+    eval('big = {}; for i = 1, 20000 do big["k" .. i] = i end; return big')
+    assert.truthy(out.text():find('... (20000 entries)', 1, true), out.text():sub(-200))
+    out = sink()
+    eval('unpack({}, 1, 5000)')
+    assert.equal('\tnil\t... (5000 values)\n', out.text():sub(-23))
+    assert.equal(100, select(2, out.text():gsub('nil', '')))
+    -- `...` at the top level is empty (no internal function leaks out)
+    out = sink()
+    eval('select("#", ...)')
+    eval('n = select("#", ...); return n')
+    assert.equal('0\n0\n', out.text())
+  end)
+
+  it('an error raised in a metamethod of an expression is at the expression\'s line', function()
+    local env, out = repl.new_env(), sink()
+    repl.eval('ms.nn.Linaer', env, out)
+    repl.eval('ms.zeros(2)[5] -- a comment', env, out)
+    repl.eval('1 +\n  ms.nn.Linaer', env, out)
+    local text = out.text()
+    assert.truthy(text:find('^error: stdin:1: ms.nn: no function or class "Linaer"'), text)
+    assert.truthy(text:find('\nerror: stdin:1: Tensor: t%[5%]'), text)
+    assert.truthy(text:find('\nerror: stdin:2: ms.nn'), text)
+  end)
+
+  it('commands with extra text say so and do nothing', function()
+    local env, out = repl.new_env(), sink()
+    assert.same({ true }, { repl.eval(':quit now', env, out) })
+    repl.eval(':trace all', env, out)
+    repl.eval(':helpme', env, out)
+    assert.equal('error: :quit takes no argument, got "now" (:help lists the commands)\n'
+                 .. 'error: :trace takes no argument, got "all" (:help lists the commands)\n'
+                 .. 'error: unknown command :helpme (:help lists them)\n', out.text())
+  end)
+
   it('prints tensors in full at the top level and as summaries inside tables', function()
     local env, out = repl.new_env(), sink()
     repl.eval('ms.ones(2)', env, out)

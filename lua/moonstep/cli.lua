@@ -10,7 +10,30 @@
 -- `ms` is a global in scripts and in the REPL. Errors exit with status 1 (message and
 -- traceback), Ctrl-C with one line and status 130, usage errors with status 1.
 local argv = arg
-ms = require 'moonstep'
+
+-- tostring that never raises (an error object's __tostring may itself fail).
+local function text_of(e)
+  if type(e) == 'string' then return e end
+  if e == nil then return 'nil (an error without a message)' end
+  local ok, s = pcall(tostring, e)
+  if ok and type(s) == 'string' then return s end
+  return ('(an error object of type %s whose __tostring failed)'):format(type(e))
+end
+
+-- The package itself: when it cannot load (no library, no headers), one clear line.
+do
+  local ok, lib = pcall(require, 'moonstep')
+  if not ok then
+    local msg = text_of(lib):gsub('^[^\n]-:%d+: ', ''):gsub('^moonstep: ', ''):gsub('%s*\n%s*', ' ')
+    io.stderr:write('moonstep: ', msg, '\n')
+    os.exit(1)
+  end
+  ms = lib
+end
+
+-- The moonstep package's directory: its frames at the top of a traceback are noise (the
+-- message already names the public function and the user's line).
+local PKG = debug.getinfo(1, 'S').source:match('^@(.*[/\\])[^/\\]*$')
 
 local function usage(code)
   io.stderr:write([==[
@@ -41,7 +64,33 @@ local function on_error(e)
     interrupt_note = (note ~= 'interrupted!' and note ~= 'interrupted (Ctrl-C)') and note or nil
     return INTERRUPTED
   end
-  return debug.traceback(e, 2)
+  local tb = debug.traceback(text_of(e), 2)
+  -- the command line's own frames (below the xpcall) and moonstep's frames above the
+  -- user's first one are cut
+  tb = tb:gsub('\n%s*%[C%]: in function \'xpcall\'.*$', '')
+  if PKG then
+    local head, frames = tb:match('^(.-\nstack traceback:)(.*)$')
+    if head then
+      local prefix = '\n\t' .. PKG
+      while frames:sub(1, #prefix) == prefix or frames:match('^\n\t%[C%]: in function \'error\'')
+            or frames:match('^\n\t%[C%]: at 0x%x+\n') or frames:match('^\n\t%[C%]: at 0x%x+$') do
+        local nxt = frames:find('\n', 2, true)
+        if not nxt then frames = ''; break end
+        frames = frames:sub(nxt)
+      end
+      -- at the bottom: the command line's function that ran the chunk or required (-l)
+      local cli = '\n\t' .. PKG .. 'cli.lua:'
+      repeat
+        local before = frames
+        local last = frames:match('(\n[^\n]*)$') or ''
+        if last:sub(1, #cli) == cli or last:match("^\n\t%[C%]: in function 'require'$") then
+          frames = frames:sub(1, #frames - #last)
+        end
+      until frames == before
+      tb = frames == '' and head:gsub('\nstack traceback:$', '') or (head .. frames)
+    end
+  end
+  return tb
 end
 
 -- Run f; on error print the message and a traceback and exit 1, or on Ctrl-C print one
@@ -54,7 +103,7 @@ local function run_or_exit(f, ...)
     io.stderr:write('moonstep: ', interrupt_note or 'interrupted (Ctrl-C)', '\n')
     os.exit(130)
   end
-  io.stderr:write('moonstep: ', tostring(err), '\n')
+  io.stderr:write('moonstep: ', text_of(err), '\n')
   os.exit(1)
 end
 
@@ -81,6 +130,7 @@ local function replay(args)
       k = k + 2
     elseif a == '--quiet' or a == '-q' then opts.quiet, k = true, k + 1
     elseif a == '-h' or a == '--help' then usage(0)
+    elseif a == '--' and not path and args[k + 1] ~= nil then path, k = args[k + 1], k + 2
     elseif a:sub(1, 1) == '-' and a ~= '-' then
       io.stderr:write('moonstep replay: unknown option ', a, '\n'); usage(1)
     elseif path then
@@ -94,7 +144,7 @@ local function replay(args)
     return E.replay(path, opts)
   end, function(e)
     if type(e) == 'string' and e:find('interrupted', 1, true) and e:find('Ctrl-C', 1, true) then return INTERRUPTED end
-    return (tostring(e):gsub('^[^:\n]*:%d+: ', ''))
+    return (text_of(e):gsub('^[^:\n]*:%d+: ', ''))
   end)
   io.stdout:flush()
   if not ok then
@@ -119,6 +169,20 @@ while i <= #argv do
     ran, i = true, i + 2
   elseif a == '-l' then
     local name = value_of(a, i)
+    -- a module that is not there: one line (the searched paths are luajit's business);
+    -- an error inside the module is an ordinary error
+    local found = package.loaded[name] ~= nil or package.preload[name] ~= nil
+    if not found then
+      for _, searcher in ipairs(package.loaders) do
+        local ok, loader = pcall(searcher, name)
+        if not ok or type(loader) == 'function' then found = true; break end   -- (a broken file: require says why)
+      end
+    end
+    if not found then
+      io.stderr:write(('moonstep: -l %s: module %q not found (searched package.path and package.cpath)\n')
+                      :format(name, name))
+      os.exit(1)
+    end
     run_or_exit(function() _G[name] = require(name) end)
     i = i + 2
   elseif a == '-i' then interactive, i = true, i + 1

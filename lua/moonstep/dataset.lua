@@ -280,7 +280,7 @@ function Dataset.__tostring(self)
     return ('Dataset (x is %s, y is %s: not usable)'):format(check.describe(x), check.describe(y))
   end
   local n = x:dim() > 0 and x:size(1) or 0
-  local lines = { ('Dataset: %d examples on %s%s'):format(n, x.device,
+  local lines = { ('Dataset: %d example%s on %s%s'):format(n, n == 1 and '' or 's', x.device,
                   x.device ~= y.device and (' (y on ' .. y.device .. ')') or '') }
   lines[2] = '  x  ' .. describe_x(x)
   lines[3] = '  y  ' .. describe_y(y)

@@ -129,17 +129,20 @@ end
 
 -- params: 2 tensors, 7 elements (float32, cpu): [3], [2x2]
 function ParamSet.__tostring(self)
+  local flat, entries = rawget(self, 'flat'), rawget(self, 'entries')
+  if check.is_tensor(flat) and check.is_freed(flat) then return 'params (freed)' end
   local ok, text = pcall(function()
     local shapes = {}
-    for i, e in ipairs(self.entries) do
+    for i, e in ipairs(entries) do
       if i > 8 then shapes[#shapes + 1] = '...'; break end
-      shapes[i] = '[' .. table.concat(e.shape, 'x') .. ']'
+      shapes[i] = '[' .. table.concat(rawget(e, 'shape'), 'x') .. ']'
     end
-    return ('params: %d tensor%s, %d elements (%s, %s): %s'):format(#self.entries,
-      #self.entries == 1 and '' or 's', self.flat:numel(), self.flat.dtype, self.flat.device,
+    return ('params: %d tensor%s, %d elements (%s, %s): %s'):format(#entries,
+      #entries == 1 and '' or 's', flat:numel(), flat.dtype, flat.device,
       table.concat(shapes, ', '))
   end)
-  return ok and text or 'params (freed)'
+  if ok then return text end
+  return ('params (not usable: flat is %s, entries is %s)'):format(check.describe(flat), check.describe(entries))
 end
 
 check.methods(ParamSet)   -- errors below its methods name them (ParamSet.__name)

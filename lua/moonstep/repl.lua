@@ -24,7 +24,6 @@
 -- terminal (or without libreadline) plain io.read is used.
 local ffi = require 'ffi'
 local core = require 'moonstep.core'
-local T = require 'moonstep.tensor'
 local source = require 'moonstep.repl_source'
 local complete = require 'moonstep.repl_complete'
 local C = core.C
@@ -142,49 +141,8 @@ end
 ---------------------------------------------------------------------------------------
 -- printing values
 ---------------------------------------------------------------------------------------
-local function summary(t)
-  if T.is_freed(t) then return 'ms.Tensor (freed)' end
-  local dims = table.concat(t:shape(), 'x')
-  return ('ms.Tensor %s %s %s'):format(t.dtype, dims == '' and 'scalar' or dims, t.device)
-end
-
--- tostring through the value's own __tostring (datasets, optimizers, schedules, models),
--- or nil when it has none; an __tostring that fails is reported, not raised.
-local function own_tostring(v)
-  local mt = getmetatable(v)
-  if type(mt) ~= 'table' or rawget(mt, '__tostring') == nil then return nil end
-  local ok, s = pcall(tostring, v)
-  if ok and type(s) == 'string' then return s end
-  return ('<%s: tostring failed: %s>'):format(type(v), tostring(s))
-end
-
-local function show(v, depth, seen)
-  depth, seen = depth or 0, seen or {}
-  if T.is_tensor(v) then return depth == 0 and tostring(v) or summary(v) end
-  if type(v) == 'string' then return depth == 0 and v or ('%q'):format(v) end
-  if type(v) ~= 'table' then return tostring(v) end
-  local own = own_tostring(v)
-  if own then return depth == 0 and own or (own:match('^[^\n]*')) end
-  if seen[v] then return '<cycle>' end
-  if depth >= 3 then return tostring(v) end
-  seen[v] = true
-  local keys = {}
-  for k in next, v do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
-    return type(a) < type(b)
-  end)
-  local parts, pad = {}, ('  '):rep(depth + 1)
-  for n, k in ipairs(keys) do
-    if n > 50 then parts[#parts + 1] = pad .. '...'; break end
-    local key = type(k) == 'string' and k:match('^[%a_][%w_]*$') and k or ('[' .. show(k, depth + 1, seen) .. ']')
-    parts[#parts + 1] = pad .. key .. ' = ' .. show(rawget(v, k), depth + 1, seen)
-  end
-  seen[v] = nil
-  if #parts == 0 then return '{}' end
-  return '{\n' .. table.concat(parts, ',\n') .. '\n' .. ('  '):rep(depth) .. '}'
-end
-M.show = show
+M.show = require('moonstep.repl_show').show
+local show = M.show
 
 ---------------------------------------------------------------------------------------
 -- evaluation
@@ -199,13 +157,23 @@ end
 -- Returns fn, nil, is_expression when complete; nil, 'incomplete' when more input is
 -- needed; nil, message on a syntax error. An expression's fn takes a pack function and
 -- returns pack(values): its calls are then no tail calls, so the chunk's frame (and the
--- user's line in an error) stays on the stack.
+-- user's line in an error) stays on the stack. A statement chunk's fn takes nothing.
 function M.compile(src, env)
   local expr = print_form(src)
   local f, err, is_expr
-  local body = (expr or src):gsub(';%s*$', '')
+  local body = (expr or src):gsub('[;%s]*$', '')
   if loadstring('return ' .. body, '=stdin') then
-    f, err = loadstring('local __repl_pack = ...; return __repl_pack(' .. body .. '\n)', '=stdin')
+    -- an inner vararg function: `...` in the expression is no internal value
+    -- (the closing parenthesis on the expression's own line: an error raised in a
+    -- metamethod is reported at the line of the call; a newline only ends a comment)
+    -- (a trailing comment is cut at the last token: it would swallow the parenthesis)
+    local toks = source.tokens(body)
+    local last = toks[#toks]
+    local expr_src = last and body:sub(1, last[4]) or ''
+    f, err = loadstring('return function(__repl_pack, ...) return __repl_pack(' .. expr_src .. ') end', '=stdin')
+    if not f then
+      f, err = loadstring('return function(__repl_pack, ...) return __repl_pack(' .. body .. '\n) end', '=stdin')
+    end
     is_expr = f ~= nil
   end
   if not f then
@@ -216,10 +184,13 @@ function M.compile(src, env)
     end
   end
   if not f then
-    if err:match("<eof>") then return nil, 'incomplete' end
+    -- more input can complete it only when the parser stopped at the end ("... near
+    -- '<eof>'"), not at a stray token ("'<eof>' expected near 'end'": a syntax error)
+    if err:sub(-7) == "'<eof>'" then return nil, 'incomplete' end
     return nil, err
   end
   setfenv(f, env)
+  if is_expr then f = f() end          -- the inner function (see above)
   return f, nil, is_expr
 end
 
@@ -231,7 +202,8 @@ local PKG_DIR = debug.getinfo(1, 'S').source:match('^@(.*[/\\])[^/\\]*$')
 -- interrupted = true for Ctrl-C}.
 local function on_error(e)
   local ok, msg = pcall(tostring, e)
-  msg = ok and type(msg) == 'string' and msg or ('(an error object of type ' .. type(e) .. ')')
+  msg = ok and type(msg) == 'string' and msg or ('(an error object of type ' .. type(e) .. ' whose __tostring failed)')
+  if e == nil then msg = 'nil (an error without a message)' end
   local interrupted = msg:find('interrupted', 1, true) ~= nil and msg:find('Ctrl-C', 1, true) ~= nil
   -- the traceback down to the chunk; the REPL's own frames are noise
   local tb = debug.traceback(msg, 2)
@@ -296,14 +268,17 @@ moonstep REPL
 History: $MOONSTEP_HISTORY or ~/.moonstep_history; a multi-line chunk is one entry.]]
 
 -- A REPL command (`:help`, `:trace`, `:quit`): handled -> true (and 'quit'), else nil.
+local COMMANDS = { help = 'help', h = 'help', trace = 'trace', t = 'trace', quit = 'quit', q = 'quit', exit = 'quit' }
 function M.command(line, env, out)
-  local name = line:match('^%s*:(%a+)%s*$')
-  if not name then
-    if line:match('^%s*:%a') then
-      out:write('error: unknown command ', line:match('^%s*(%S+)'), ' (:help lists them)\n')
-      return true
-    end
-    return nil
+  local name, rest = line:match('^%s*:(%a+)(.-)%s*$')
+  if not name then return nil end
+  if not COMMANDS[name] or not (rest == '' or rest:match('^%s')) then
+    out:write('error: unknown command ', (line:match('^%s*(%S+)')), ' (:help lists them)\n')
+    return true
+  end
+  if rest ~= '' then
+    out:write(('error: :%s takes no argument, got %q (:help lists the commands)\n'):format(name, (rest:gsub('^%s+', ''))))
+    return true
   end
   if name == 'help' or name == 'h' then
     out:write(M.HELP, '\n')
@@ -332,7 +307,8 @@ function M.eval(src, env, out)
     return false
   end
   M.chunk = (M.chunk or 0) + 1          -- (a value may note the chunk it printed itself in)
-  local ok, r = execute(f, pack)
+  local ok, r
+  if is_expr then ok, r = execute(f, pack) else ok, r = execute(f) end
   if not ok then
     local e = r[2]
     traces[env] = e.trace
@@ -351,9 +327,16 @@ function M.eval(src, env, out)
     silent = true
   end
   if not silent and values.n > 0 then
-    local parts = {}
-    for k = 1, values.n do parts[#parts + 1] = show(values[k]) end
-    out:write(table.concat(parts, '\t'), '\n')
+    -- printing runs a value's __tostring: under the Ctrl-C hook, and never raising
+    local okp, rp = execute(function()
+      local parts = {}
+      for k = 1, math.min(values.n, 100) do parts[#parts + 1] = show(values[k]) end
+      if values.n > 100 then parts[#parts + 1] = ('... (%d values)'):format(values.n) end
+      return table.concat(parts, '\t')
+    end)
+    if okp then out:write(rp[2], '\n')
+    elseif rp[2].interrupted then out:write('interrupted (Ctrl-C) while printing the value\n')
+    else out:write('error: could not print the value: ', rp[2].msg, '\n') end
   end
   return true
 end

@@ -22,7 +22,15 @@ M.KEYWORDS = { 'and', 'break', 'do', 'else', 'elseif', 'end', 'false', 'for', 'f
                'if', 'in', 'local', 'nil', 'not', 'or', 'repeat', 'return', 'then', 'true',
                'until', 'while' }
 
-local function ident(k) return type(k) == 'string' and k:match('^[%a_][%w_]*$') ~= nil end
+local function ident(k) return type(k) == 'string' and #k <= 200 and k:match('^[%a_][%w_]*$') ~= nil end
+
+-- Completion runs inside readline's callback, at each Tab: it must stay fast on any
+-- table. At most SCAN fields are read per completion (a table of millions of keys lists
+-- the first ones found), at most RESULTS names are offered.
+M.SCAN, M.RESULTS = 50000, 2000
+
+-- The real metatable (a __metatable field must not show fields that are not there).
+local getmt = debug.getmetatable
 
 -- The package directory (…/lua/moonstep/), from this file's own path.
 local PKG_DIR = debug.getinfo(1, 'S').source:match('^@(.*[/\\])[^/\\]*$') or './'
@@ -71,7 +79,7 @@ function M.field(v, k)
   for _ = 1, 16 do
     local r = rawget(cur, k)
     if r ~= nil then return r end
-    local mt = getmetatable(cur)
+    local mt = getmt(cur)
     if type(mt) ~= 'table' then return nil end
     local idx = rawget(mt, '__index')
     if type(idx) == 'table' then
@@ -90,13 +98,14 @@ end
 -- The names under v: its fields along the __index chain (with their values), the Tensor
 -- methods for a tensor, string's for a string.
 local function fields(v)
-  local out, seen = {}, {}
+  local out, seen, budget = {}, {}, M.SCAN
   local function add(k, x)
     if ident(k) and not seen[k] then seen[k] = true; out[#out + 1] = { k, x } end
   end
   local function add_table(t)
     local k, x = next(t)
-    while k ~= nil do
+    while k ~= nil and budget > 0 do
+      budget = budget - 1
       add(k, x)
       k, x = next(t, k)
     end
@@ -110,7 +119,7 @@ local function fields(v)
     local cur = v
     for _ = 1, 16 do
       add_table(cur)
-      local mt = getmetatable(cur)
+      local mt = getmt(cur)
       local idx = type(mt) == 'table' and rawget(mt, '__index')
       if type(idx) ~= 'table' then break end
       cur = idx
@@ -151,9 +160,10 @@ function M.complete(word, env)
       if ident(k) and not seen[k] then seen[k] = true; candidates[#candidates + 1] = { k, x } end
     end
     for _, kw in ipairs(M.KEYWORDS) do add(kw, 'keyword') end
+    local budget = M.SCAN
     for _, t in ipairs { env, _G } do
       local k, x = next(t)
-      while k ~= nil do add(k, x); k, x = next(t, k) end
+      while k ~= nil and budget > 0 do budget = budget - 1; add(k, x); k, x = next(t, k) end
     end
   else
     -- the path: names joined by '.' (a method call's object is a plain path too)
@@ -175,6 +185,7 @@ function M.complete(word, env)
        and (sep ~= ':' or (tensor_or_string and type(x) == 'function') or method(x)) then
       local suffix = (type(x) == 'function') and '(' or ''
       out[#out + 1] = (path and (path .. sep) or '') .. k .. suffix
+      if #out >= M.RESULTS then break end
     end
   end
   table.sort(out)

@@ -33,19 +33,33 @@ local Module                            -- set by the installer below
 
 -- Every module of the tree, depth first: {module, name, depth}; anything else in the
 -- tree (a script may have written m.modules[2] = 5) is an error naming who.
-local function walk(who, m, name, depth, out)
-  if not Module.is_module(m) or depth > 64 then
-    local what = name == '' and 'the model' or ('module ' .. name)
+local MAX_DEPTH = 200
+local function walk(who, m, name, depth, out, path)
+  path = path or {}
+  local what = name == '' and 'the model' or ('module ' .. name)
+  if depth > MAX_DEPTH then
+    check.fail('%s: the model is nested deeper than %d levels (at module %s), expected a tree of modules', who, MAX_DEPTH, name)
+  end
+  if type(m) == 'table' and path[m] then
+    check.fail('%s: %s is %s, which contains it (a cycle), expected a tree of modules', who, what,
+               path[m] == '' and 'the model itself' or ('module ' .. path[m]))
+  end
+  if not Module.is_module(m) then
     if type(m) == 'table' and type(check.field(m, 'forward')) == 'function' then
       check.fail('%s: %s (%s) has no _params or modules table (overwritten?), expected a module as built',
                  who, what, check.describe(m))
     end
     check.fail('%s: %s is %s, expected a module', who, what, check.describe(m))
   end
-  out[#out + 1] = { m, name, depth }
+  -- a module met a second time (shared): listed, its parameters counted once
+  out.first = out.first or {}
+  out[#out + 1] = { m, name, depth, shared = out.first[m] }
+  if out.first[m] == nil then out.first[m] = name end
+  path[m] = name
   for i, c in ipairs(rawget(m, 'modules')) do
-    walk(who, c, name == '' and tostring(i) or (name .. '.' .. i), depth + 1, out)
+    walk(who, c, name == '' and tostring(i) or (name .. '.' .. i), depth + 1, out, path)
   end
+  path[m] = nil
   return out
 end
 
@@ -160,7 +174,8 @@ end
 local function render(r)
   local rows = { { 'Layer (type)', 'Output shape', 'Param #' } }
   for _, row in ipairs(r.rows) do
-    local label = ('  '):rep(row.depth) .. (row.name ~= '' and (row.name .. '  ') or '') .. row.type
+    -- (indentation capped: the dotted name already shows the depth)
+    local label = ('  '):rep(math.min(row.depth, 8)) .. (row.name ~= '' and (row.name .. '  ') or '') .. row.type
     rows[#rows + 1] = { label, row.output_shape and shape_text(row.output_shape) or '(not run)',
                         row.container and '' or commas(row.params) }
   end
@@ -211,8 +226,19 @@ local function summary(self, input_shape, opts)
   restore(mods, saved)
   ms.set_rng_state(rng)
   if not ok then
-    check.fail('%s: the forward pass on a zero input of shape %s failed: %s', who, shape_text(x:shape()),
-               (tostring(err):gsub('^[^:\n]*:%d+: ', '')))
+    -- the layer that failed: the first one (in order) that left no output
+    local at = ''
+    for i, e in ipairs(mods) do
+      local children = rawget(e[1], 'modules')
+      if not (type(children) == 'table' and #children > 0) and not check.is_tensor(outputs[i]) then
+        local okn, n = pcall(function() return tostring(e[1].__name) end)
+        if e[2] ~= '' then at = (' at layer %s (%s)'):format(e[2], okn and n or '?') end
+        break
+      end
+    end
+    local okm, msg = pcall(tostring, err)
+    check.fail('%s: the forward pass on a zero input of shape %s failed%s: %s', who, shape_text(x:shape()), at,
+               ((okm and type(msg) == 'string' and msg or 'an error object'):gsub('^[^:\n]*:%d+: ', '')))
   end
   local r = setmetatable({ rows = {}, input_shape = x:shape(), total_params = 0, buffers = 0, activation_bytes = 0 }, Result)
   for i, e in ipairs(mods) do
@@ -222,8 +248,9 @@ local function summary(self, input_shape, opts)
     if okr and type(s) == 'string' and s ~= '' then extra = '(' .. s .. ')' end
     local children = rawget(m, 'modules')
     local row = { name = e[2], type = tostring(m.__name) .. extra, depth = e[3],
-                  params = own_count(m, '_params'), buffers = own_count(m, '_buffers'),
-                  container = type(children) == 'table' and #children > 0 or nil }
+                  params = e.shared and 0 or own_count(m, '_params'), buffers = e.shared and 0 or own_count(m, '_buffers'),
+                  container = type(children) == 'table' and #children > 0 or nil, shared = e.shared }
+    if e.shared then row.type = row.type .. (' (shared: counted at %s)'):format(e.shared == '' and 'the model' or e.shared) end
     if check.is_tensor(out) and not check.is_freed(out) then
       row.output_shape = out:shape()
       if not row.container then r.activation_bytes = r.activation_bytes + out:numel() * (SIZE[out.dtype] or 4) end

@@ -229,3 +229,39 @@ describe('experiment.train', function()
     assert.equal(9, #train.EPOCH_COLUMNS)
   end)
 end)
+
+describe('experiment run directories have one writer', function()
+  if not H.have_fashion_mnist then
+    pending('dataset-fashion-mnist is not installed')
+    return
+  end
+  local exp = small { optimizer = { 'SGD', lr = 0.1 }, data = { train = 64, test = 32 }, seed = 9 }
+
+  it('refuses a run directory locked by a live process, takes over a stale lock, and unlocks', function()
+    local out = tmpdir()
+    local dir = out .. '/' .. E.id(exp)
+    os.execute(('mkdir -p %q'):format(dir))
+    write(dir .. '/.lock', '1\n')                          -- pid 1 is alive
+    H.assert_error(function() E.run_all({ exp }, { out = out, quiet = true }) end,
+                   'experiment.run_all', 'is being written by process 1', 'use another out')
+    assert.falsy(exists(dir .. '/result.json'))
+    -- a pid that is not running (kill -9 of the writer): taken over
+    local dead = 1
+    repeat dead = dead + 7919 until ffi.C.kill(dead, 0) ~= 0
+    write(dir .. '/.lock', tostring(dead) .. '\n')
+    E.run_all({ exp }, { out = out, quiet = true })
+    assert.truthy(exists(dir .. '/result.json'))
+    assert.falsy(exists(dir .. '/.lock'))
+    rm(out)
+  end)
+
+  it('names a damaged finished record and how to run it again', function()
+    local out = tmpdir()
+    E.run_all({ exp }, { out = out, quiet = true })
+    local dir = out .. '/' .. E.id(exp)
+    local f = assert(io.open(dir .. '/steps.csv', 'a')); f:write('20,0\n'); f:close()
+    H.assert_error(function() E.run_all({ exp }, { out = out, quiet = true }) end,
+                   'experiment.run_all', 'steps.csv', 'damaged', 'delete ' .. dir)
+    rm(out)
+  end)
+end)

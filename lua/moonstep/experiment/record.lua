@@ -37,6 +37,42 @@ struct ms_exp_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen;
 struct ms_exp_dirent *readdir(ms_exp_dir *d);
 ]])
 
+pcall(ffi.cdef, [[
+int open(const char *path, int flags, ...);
+int close(int fd);
+long write(int fd, const void *buf, unsigned long n);
+int kill(int pid, int sig);
+int getpid(void);
+]])
+local O_WRONLY, O_CREAT, O_EXCL = 1, 64, 128   -- Linux
+
+-- lock(who, dir) -> unlock(): <dir>/.lock holds the pid of the one process writing the run
+-- (created with O_EXCL, so two processes cannot both take it). A lock whose process is
+-- gone (kill -9) is taken over; a live one is an error naming it: two run_all calls on the
+-- same out would otherwise interleave their CSV rows and corrupt the record.
+function M.lock(who, dir)
+  local path = dir .. '/.lock'
+  local me = ffi.C.getpid()
+  for _ = 1, 2 do
+    local fd = ffi.C.open(path, O_WRONLY + O_CREAT + O_EXCL, ffi.cast('int', 420))
+    if fd >= 0 then
+      local text = tostring(me)
+      ffi.C.write(fd, text, #text)
+      ffi.C.close(fd)
+      return function() os.remove(path) end
+    end
+    local f = io.open(path, 'r')
+    local pid = f and tonumber(f:read('*l') or '')
+    if f then f:close() end
+    if pid and pid ~= me and pid > 0 and ffi.C.kill(pid, 0) == 0 then
+      check.fail('%s: %s is being written by process %d (another run on the same out?); wait for it, or use another out',
+                 who, dir, pid)
+    end
+    os.remove(path)                               -- stale: its process is gone
+  end
+  check.fail('%s: cannot create %s (the run directory\'s lock)', who, path)
+end
+
 function M.id(cfg)
   local text = json.encode(cfg)
   local crc = ms.C.ms_crc32(0, text, #text)

@@ -8,6 +8,8 @@
 --     without result.json (a run stopped by Ctrl-C, kill -9 or an error) is started again
 --     from scratch: its files are overwritten. resume = false reruns finished runs too.
 --     quiet: no progress bar (also MOONSTEP_QUIET=1, or stderr not a terminal).
+--     A run directory has one writer: <dir>/.lock holds its pid while it runs; another
+--     process reaching the same run is an error (a lock whose process died is taken over).
 --     on_step: a function(row) called after each logged step row (train.STEP_COLUMNS order).
 --     Every experiment of the list is checked before the first run starts.
 --   run.run_dir(who, cfg, dir, opts)   one run into exactly dir (replay uses it)
@@ -55,10 +57,12 @@ local function config_record(cfg, threads)
 end
 M.config_record = config_record
 
--- One run into dir (created; stale temporaries removed). Returns a Result.
+-- One run into dir (created and locked: record.lock; stale temporaries removed). Returns a Result.
 function M.run_dir(who, cfg, id, dir, opts)
+  local unlock
   if dir then
     record.mkdir(who, dir)
+    unlock = record.lock(who, dir)
     for _, name in ipairs(record.list(who, dir)) do
       if name:match('%.tmp%-%d+%-%d+$') then os.remove(dir .. '/' .. name) end
     end
@@ -66,9 +70,12 @@ function M.run_dir(who, cfg, id, dir, opts)
     json.write(dir .. '/config.json', config_record(cfg, opts.threads or cfg.threads or ms.num_threads()),
                { indent = true })
   end
-  local out = train.run(who, cfg, dir, { quiet = opts.quiet, label = opts.label, threads = opts.threads,
-                                         on_step = opts.on_step })
-  if dir then json.write(dir .. '/result.json', out.metrics, { indent = true }) end
+  local ok, out = pcall(train.run, who, cfg, dir, { quiet = opts.quiet, label = opts.label,
+                                                   threads = opts.threads, on_step = opts.on_step })
+  local err = out
+  if ok and dir then ok, err = pcall(json.write, dir .. '/result.json', out.metrics, { indent = true }) end
+  if unlock then unlock() end
+  if not ok then error(err, 0) end
   return result.Result.new { id = id, dir = dir, config = cfg, metrics = out.metrics, steps = out.steps,
                              epochs = out.epochs }
 end
@@ -99,7 +106,12 @@ local function run_list(who, cfgs, opts)
     local id = record.id(cfg)
     local dir = opts.out and (opts.out .. '/' .. id)
     if dir and opts.resume ~= false and record.exists(dir .. '/result.json') then
-      results[i] = result.load_run(who, dir)
+      local ok, res = pcall(result.load_run, who, dir)
+      if not ok then
+        check.fail('%s: %s; this finished record is damaged: delete %s (or run with resume = false) to run it again',
+                   who, check.reason(res), dir)
+      end
+      results[i] = res
       results[i].resumed = true
     else
       local short = ('%s s%d'):format(cfg.name:sub(1, 24), cfg.seed)

@@ -141,9 +141,11 @@ end
 -- update rule does (ms.objectives.standard_runs: SGD-momentum, Adam, SAM, ACME, SPSA).
 for _, name in ipairs { 'rosenbrock', 'beale' } do
   local obj = ms.objectives[name]()
-  local path = ('%s/trajectories_%s.png'):format(args.out, name)
-  figure(path, ms.objectives.plot_trajectories { objective = obj, runs = ms.objectives.standard_runs(obj, 300),
-                                                  steps = 300, out = path })
+  for _, ext in ipairs { '.png', '.svg' } do
+    local path = ('%s/trajectories_%s%s'):format(args.out, name, ext)
+    figure(path, ms.objectives.plot_trajectories { objective = obj, runs = ms.objectives.standard_runs(obj, 300),
+                                                    steps = 300, out = path })
+  end
 end
 
 print()

@@ -172,3 +172,16 @@ describe('bin/moonstep', function()
     os.execute('rm -rf ' .. dir)
   end)
 end)
+
+describe('bin/moonstep --help and --version', function()
+  it('prints the usage on stdout when asked (it pipes), on stderr after a usage error', function()
+    local H = require 'helper'
+    local root = os.getenv('MOONSTEP_HOME') or '.'
+    local out = H.sh(('cd %s && bin/moonstep --help 2>/dev/null; echo "rc=$?"'):format(H.quote(root)))
+    assert.truthy(out:find('^usage: moonstep') and out:find('rc=0', 1, true), out)
+    out = H.sh(('cd %s && bin/moonstep --bogus 2>/dev/null; echo "rc=$?"'):format(H.quote(root)))
+    assert.equal('rc=1\n', out)
+    out = H.sh(('cd %s && bin/moonstep --version'):format(H.quote(root)))
+    assert.truthy(out:find('^moonstep %d'), out)
+  end)
+end)

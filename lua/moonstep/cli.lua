@@ -36,12 +36,14 @@ end
 local PKG = debug.getinfo(1, 'S').source:match('^@(.*[/\\])[^/\\]*$')
 
 local function usage(code)
-  io.stderr:write([==[
+  -- asked for (--help): on stdout, so that it pipes; after a usage error: on stderr
+  local out = code == 0 and io.stdout or io.stderr
+  out:write([==[
 usage: moonstep [options] [script [args...]]
   -e chunk   run the Lua chunk
   -l name    require the module 'name'
   -i         enter the interactive REPL after running the script or chunks
-  -v         print the version
+  -v         print the version (also --version)
   --         stop handling options
 With no script and no -e, moonstep starts the REPL.
 
@@ -186,7 +188,7 @@ while i <= #argv do
     run_or_exit(function() _G[name] = require(name) end)
     i = i + 2
   elseif a == '-i' then interactive, i = true, i + 1
-  elseif a == '-v' then print('moonstep ' .. ms.version); ran, i = true, i + 1
+  elseif a == '-v' or a == '--version' then print('moonstep ' .. ms.version); ran, i = true, i + 1
   elseif a == '-h' or a == '--help' then usage(0)
   elseif a == '--' then i = i + 1; break
   elseif a:sub(1, 1) == '-' and a ~= '-' then

@@ -78,6 +78,16 @@ function H.read_file(path)
   return s
 end
 
+-- The bytes of path, or nil when it cannot be read; whether it can be opened.
+function H.try_read(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+function H.exists(path) return H.try_read(path) ~= nil end
+
 function H.write_file(path, bytes)
   local f = assert(io.open(path, 'wb'))
   f:write(bytes)

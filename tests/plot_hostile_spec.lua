@@ -7,19 +7,10 @@ local H = require 'helper'
 local gp = require 'moonstep.plot.gnuplot'
 
 local have = gp.available()
-local function pit(name, f)
+local function pit(name, f)   -- (busted's it/pending live in the spec's environment)
   if have then it(name, f) else pending(name .. ' (gnuplot is not installed)') end
 end
-
-local function read(path)
-  local fd = io.open(path, 'rb')
-  if not fd then return nil end
-  local s = fd:read('*a')
-  fd:close()
-  return s
-end
-
-local function exists(path) return read(path) ~= nil end
+local read, exists = H.try_read, H.exists
 
 -- Each writes a marker file if gnuplot ever ran it as a command.
 local MARK = os.tmpname()

@@ -62,6 +62,7 @@ describe('layer gradients (float64 finite differences)', function()
   it('Flatten and Sequential (a small CNN end to end)', function()
     local net = nn.Sequential(nn.Conv2d(1, 2, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
                               nn.Flatten(), nn.Linear(2 * 3 * 3, 4)):double()
+    net.input_grad = true   -- a model computes no gradient w.r.t. its input unless asked
     G.check_module(net, input { 2, 1, 6, 6 })
   end)
 

@@ -4,8 +4,12 @@
 --   backward(x, gy): gradients flow back through the children in reverse order; x must
 --       be the input of the last forward (an error otherwise: backward never re-runs
 --       forward, which would update BatchNorm statistics and draw new dropout masks)
---   m.input_grad = false: no gradient w.r.t. x itself (the first child skips it, as
---       PyTorch does for data that does not require grad); backward then returns nil
+--   m.input_grad: whether backward computes the gradient w.r.t. x itself. A model (a
+--       Sequential that no container feeds) does not by default, as PyTorch does not for
+--       data that does not require grad: its first child skips that product (a third GEMM
+--       on the widest layer of an MLP) and backward returns nil. Set m.input_grad = true to
+--       get it (a gradient-based attack, a saliency map); a Sequential inside another
+--       container computes it whenever that container needs it.
 local Module = require 'moonstep.nn.Module'
 local check = require 'moonstep.check'
 
@@ -48,10 +52,16 @@ end
 function Sequential:backward(x, gy)
   self:check_input(x)
   check.tensor('Sequential.backward', 'gradOutput', gy)
+  -- this container's own need: asked for, or (unset) whether a parent container feeds
+  -- it (_fed, set by the parent before each backward); a model's default is no
+  local need = self.input_grad
+  if need == nil then need = self._fed == true end
   local first = self.modules[1]
-  if first then first.input_grad = self.input_grad end
+  if first then first.input_grad, first._fed = need, nil end
   for i = #self.modules, 1, -1 do
-    gy = self.modules[i]:backward(self.inputs[i], gy)
+    local m = self.modules[i]
+    if i > 1 and m.input_grad == nil then m._fed = true end
+    gy = m:backward(self.inputs[i], gy)
     if gy == nil and i > 1 then
       check.fail('Sequential.backward: module %d (%s) returned no gradInput', i, self.modules[i].__name)
     end

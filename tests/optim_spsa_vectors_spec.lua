@@ -25,15 +25,7 @@ local function spsa_class()
   return cls
 end
 
-local function rel(x, y, floor)
-  return math.abs(x - y) / math.max(math.abs(y), floor or 0)
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = type(v) == 'table' and copy(v) or v end
-  return c
-end
+local rel, copy = require('zo_helper').rel, require('zo_helper').copy
 
 ---------------------------------------------------------------------------------------
 -- 3. spec 6.5 test vectors

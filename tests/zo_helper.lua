@@ -2,6 +2,9 @@
 --   Z.dir(dist [, scale, step, index, seed])   a direction table (optim/zo_ops.lua)
 --   Z.bits_equal(a, b, what)                   bitwise equality (+0 and -0 differ)
 --   Z.hostile(dtype, n)                         an arena of hostile values, then N(0, 0.02)
+--   Z.slice_table(spec, ngroups)                a hand-made ms_slice_table from {{count, group}, ...}
+--   Z.rel(x, y [, floor])                       |x - y| / max(|y|, floor)
+--   Z.copy(t)                                   a deep copy of a plain table
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local T = require 'moonstep.tensor'
@@ -49,6 +52,30 @@ function Z.hostile(dtype, n)
   t:normal_(0, 0.02)
   t:narrow(1, 1, #v):copy_(ms.tensor(v, { dtype = dtype }))
   return t
+end
+
+-- A hand-made slice table: { {count, group}, ... } (groups 0-based). Returns the table and
+-- the slices array (keep both alive while the runtime reads them).
+function Z.slice_table(spec, ngroups)
+  local sl = ffi.new('ms_slice[?]', #spec)
+  local off = 0
+  for i, s in ipairs(spec) do
+    sl[i - 1].offset, sl[i - 1].count, sl[i - 1].group, sl[i - 1].kind = off, s[1], s[2], 0
+    off = off + s[1]
+  end
+  local ct = ffi.new('ms_slice_table[1]')
+  ct[0].slices, ct[0].nslices, ct[0].ngroups = sl, #spec, ngroups
+  return ct, sl
+end
+
+function Z.rel(x, y, floor)
+  return math.abs(x - y) / math.max(math.abs(y), floor or 0)
+end
+
+function Z.copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = type(v) == 'table' and Z.copy(v) or v end
+  return c
 end
 
 return Z

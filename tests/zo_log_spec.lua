@@ -3,7 +3,6 @@
 -- elements subtraction would not restore, sparse gaps and escapes at chunk edges, its size
 -- (about 2 bytes an entry), logs written and read at other thread counts, and MeZO's update
 -- fused with the last restore (= the separate move then update, bit for bit).
-local ffi = require 'ffi'
 local ms = require 'moonstep'
 local zo = require 'moonstep.optim.zo_ops'
 local T = require 'moonstep.tensor'
@@ -20,18 +19,7 @@ local function dirs_of(dist, n)
   return ds
 end
 
--- A hand-made slice table: { {count, group}, ... } (groups 0-based).
-local function slice_table(spec, ngroups)
-  local sl = ffi.new('ms_slice[?]', #spec)
-  local off = 0
-  for i, s in ipairs(spec) do
-    sl[i - 1].offset, sl[i - 1].count, sl[i - 1].group, sl[i - 1].kind = off, s[1], s[2], 0
-    off = off + s[1]
-  end
-  local ct = ffi.new('ms_slice_table[1]')
-  ct[0].slices, ct[0].nslices, ct[0].ngroups = sl, #spec, ngroups
-  return ct, sl
-end
+local slice_table = Z.slice_table
 
 describe('zo log', function()
   it('a log written by 2 threads is put back by 1 and the other way round', function()

@@ -327,18 +327,7 @@ describe('zo.estimate', function()
   end)
 end)
 
--- A hand-made slice table: { {count, group}, ... } (groups 0-based).
-local function slice_table(spec, ngroups)
-  local sl = ffi.new('ms_slice[?]', #spec)
-  local off = 0
-  for i, s in ipairs(spec) do
-    sl[i - 1].offset, sl[i - 1].count, sl[i - 1].group, sl[i - 1].kind = off, s[1], s[2], 0
-    off = off + s[1]
-  end
-  local ct = ffi.new('ms_slice_table[1]')
-  ct[0].slices, ct[0].nslices, ct[0].ngroups = sl, #spec, ngroups
-  return ct, sl
-end
+local slice_table = Z.slice_table
 
 describe('zo.mezo_update', function()
   it('equals the tensor-op reference, with per-group lr and weight decay', function()

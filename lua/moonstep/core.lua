@@ -110,15 +110,18 @@ local elementwise, elementwise_cdef = read_elementwise()
 ffi.cdef(elementwise_cdef)
 
 -- OpenMP threads (ours and OpenBLAS's: one pool, see the Makefile) spin a while after
--- each parallel region before sleeping, so back-to-back ops do not pay a wake-up each
--- (measured: 120K -> 145K samples/s training an MLP on 2 cores); the spin is bounded
--- (tens of ms), so an idle REPL does not burn a core. libgomp reads this when loaded.
+-- each parallel region before sleeping, so back-to-back ops in a step do not pay a
+-- wake-up each; 100000 turns (a few ms) bridge the gaps inside a training step, and then
+-- the threads sleep, so an idle REPL or a loaded machine is not kept busy (libgomp's own
+-- default spins 3x longer; 10^7, used before, spun for about a second and made 2 threads
+-- collapse beside another busy process). The guard in runtime/threads.c handles a loaded
+-- machine. libgomp reads this when loaded; a GOMP_SPINCOUNT of the user's wins.
 ffi.cdef [[
 int setenv(const char *name, const char *value, int overwrite);
 int unsetenv(const char *name);
 ]]
 local spin_set = os.getenv('GOMP_SPINCOUNT') == nil
-if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '10000000', 1) end
+if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '100000', 1) end
 
 local libpath = os.getenv('MOONSTEP_LIB')
 if libpath == '' then libpath = nil end   -- an empty override is no override

@@ -1,0 +1,86 @@
+-- The guard against a loaded machine (runtime/threads.c): with busy processes on every
+-- core, moonstep's parallel loops go serial instead of waiting for descheduled threads,
+-- and the results are the same bits as on one thread; MOONSTEP_THREAD_GUARD=0 turns it off.
+local H = require 'tests.helper'
+local ms = require 'moonstep'
+
+-- The script a subprocess runs: many small parallel regions on 2 threads (the loops of
+-- an optimizer step on a 256K-element tensor), then the status and a checksum.
+local SCRIPT = [[
+ms.set_num_threads(tonumber(arg[1]))
+ms.manual_seed(3)
+local x, y = ms.randn(262144), ms.randn(262144)
+local t0 = ms.clock()
+local i = 0
+while i < 4000 and (i < 200 or ms.clock() - t0 < 4) do
+  x:mul_(0.999):add_(y, 1e-3):clamp_(-3, 3)
+  i = i + 1
+end
+for j = i + 1, 4000 do x:mul_(0.999):add_(y, 1e-3):clamp_(-3, 3) end
+local s = ms.thread_status()
+print(('episodes %d guard %s sum %.17g max %.17g'):format(s.serial_episodes, tostring(s.guard),
+  x:sum(), x:abs():max()))
+]]
+
+local function run(threads, env)
+  local path = os.tmpname()
+  H.write_file(path, SCRIPT)
+  local out = H.sh(('%s bin/moonstep %s %d 2>&1'):format(env or '', path, threads))
+  os.remove(path)
+  local ep, guard, sum, max = out:match('episodes (%d+) guard (%a+) sum (%S+) max (%S+)')
+  assert(ep, out)
+  return tonumber(ep), guard == 'true', sum .. ' ' .. max
+end
+
+-- n busy processes for `secs` seconds; returns a function that stops them.
+local function load(n, secs)
+  local pids = {}
+  for i = 1, n do
+    local p = io.popen(("timeout %d sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!"):format(secs))
+    pids[i] = p:read('*l')
+    p:close()
+  end
+  return function()
+    for _, pid in ipairs(pids) do os.execute('kill ' .. pid .. ' 2>/dev/null') end
+  end
+end
+
+describe('ms.thread_status', function()
+  it('reports the threads asked for and in use, and the guard', function()
+    local before = ms.num_threads()
+    ms.set_num_threads(2)
+    local s = ms.thread_status()
+    assert.equal(2, s.threads)
+    assert.is_true(s.active == 1 or s.active == 2)
+    assert.is_true(s.serial_episodes >= 0 and s.late_regions >= 0)
+    assert.is_boolean(s.guard)
+    ms.set_num_threads(before)
+  end)
+
+  it('takes no arguments', function()
+    H.assert_error(function() ms.thread_status(2) end, 'thread_status: takes no arguments')
+  end)
+end)
+
+describe('the guard against a loaded machine', function()
+  local cores = tonumber(H.sh('nproc'):match('%d+')) or 2
+
+  it('goes serial beside busy processes, with the same bits as one thread', function()
+    local _, _, serial = run(1)
+    local stop = load(cores, 30)
+    local ok, ep, guard, loaded = pcall(run, 2)
+    stop()
+    assert(ok, ep)
+    assert.is_true(guard)
+    assert.is_true(ep >= 1, 'the guard never engaged on a loaded machine')
+    assert.equal(serial, loaded)
+  end)
+
+  it('is off with MOONSTEP_THREAD_GUARD=0, and the bits stay those of one thread', function()
+    local _, _, serial = run(1)
+    local ep, guard, bits = run(2, 'MOONSTEP_THREAD_GUARD=0')
+    assert.is_false(guard)
+    assert.equal(0, ep)
+    assert.equal(serial, bits)
+  end)
+end)

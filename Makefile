@@ -1,6 +1,7 @@
 # moonstep — build, test, demo, bench.
 #
-#   make              libmoonstep.so into build/ (CUDA too when nvcc is found, or CUDA=1)
+#   make              libmoonstep.so into build/ (CUDA too when nvcc is found, or CUDA=1: the GPU
+#                     code goes into the plugin libmoonstep_cuda.so beside it, loaded on first GPU use)
 #   make test         install missing Debian packages, build, run every test
 #   make demo         install, build, run the demo script
 #   make bench        run the benchmarks (scripts/bench/)
@@ -10,8 +11,9 @@
 #   make gpu-check    on a GPU machine: every spec with GPU cases, then the GPU benchmarks
 #   make emu-zo-check the CUDA zo kernels on a host emulation, against the CPU (no GPU)
 #   CUDA=0 forces a CPU-only build; CUDA=1 insists on CUDA.
-#   make install PREFIX=/usr/local [DESTDIR=]   install the built library, the Lua package, the
-#                     C headers and bin/moonstep (LUADIR, LIBDIR, INCDIR, BINDIR override the places)
+#   make install PREFIX=/usr/local [DESTDIR=]   install the built library (and a CUDA build's plugin
+#                     beside it), the Lua package, the C headers and bin/moonstep (LUADIR, LIBDIR,
+#                     INCDIR, BINDIR override the places)
 #   make uninstall PREFIX=/usr/local [DESTDIR=] remove what install put there
 
 BUILD    ?= build
@@ -30,7 +32,7 @@ MS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -ffp-contract=off -fPIC -fop
 OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS   := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lz -lm -fopenmp
 
-C_SRCS   := $(filter-out runtime/cuda_stub.c,$(wildcard runtime/*.c))
+C_SRCS   := $(filter-out runtime/cuda_stub.c runtime/cuda_loader.c runtime/cuda_plugin.c,$(wildcard runtime/*.c))
 CU_SRCS  := $(wildcard kernels/*.cu)
 HEADERS  := $(wildcard runtime/*.h runtime/optim/*.h runtime/include/*.h kernels/*.cuh)
 
@@ -38,17 +40,26 @@ ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
     $(error CUDA=1 but nvcc was not found; install the CUDA toolkit or use CUDA=0)
   endif
-  OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/cu_%.o)
-  # sm_90 machine code plus PTX so newer GPUs can JIT it; cudart static so the library
-  # loads (CPU-only) on machines without the CUDA runtime. --fmad=false: no contraction of
+  # Two libraries (runtime/cuda_loader.c): libmoonstep.so, whose CUDA entry points are
+  # trampolines, loads the plugin libmoonstep_cuda.so (the kernels, cuBLAS, cudart) from
+  # beside itself on first GPU use: a process that never uses a GPU maps none of it.
+  OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(BUILD)/cuda_loader.o
+  PLUGIN  := $(BUILD)/libmoonstep_cuda.so
+  PLUGIN_OBJS := $(CU_SRCS:kernels/%.cu=$(BUILD)/cu_%.o) $(BUILD)/cuda_plugin.o
+  # sm_90 machine code plus PTX so newer GPUs can JIT it; cudart static so the plugin
+  # loads on machines without the CUDA runtime. --fmad=false: no contraction of
   # a * b + c into an fma (C11 does not contract either), so the rules shared with the C
   # loops round the same on both; explicit fmaf() calls stay fused.
   NVFLAGS := -O3 --fmad=false -std=c++17 -Xcompiler -fPIC -Iruntime -Iruntime/include \
              -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static \
+  LDLIBS  += -ldl -lpthread
+  # -Bsymbolic: the plugin's calls between its own ms_cuda_* functions stay inside it
+  # (libmoonstep.so, made global when it loads the plugin, has trampolines of those names)
+  PLUGIN_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static \
              -ldl -lrt -lpthread -lstdc++
 else
   OBJS    := $(C_SRCS:runtime/%.c=$(BUILD)/%.o) $(BUILD)/cuda_stub.o
+  PLUGIN  :=
 endif
 
 # -z nodelete: LuaJIT may unload the library at exit before the last tensor finalisers
@@ -56,7 +67,7 @@ endif
 LIB := $(BUILD)/libmoonstep.so
 
 .PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean install uninstall
-all: $(LIB)
+all: $(LIB) $(PLUGIN)
 
 $(LIB): $(OBJS)
 	$(CC) -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -66,6 +77,24 @@ $(BUILD)/%.o: runtime/%.c $(HEADERS) | $(BUILD)
 
 $(BUILD)/cu_%.o: kernels/%.cu $(HEADERS) | $(BUILD)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+# The CUDA plugin (CUDA=1): its objects, and the trampolines' argument names, generated
+# from the entry point list (runtime/cuda_args.awk).
+ifeq ($(CUDA),1)
+$(PLUGIN): $(PLUGIN_OBJS)
+	$(CC) -shared -Wl,-z,nodelete -Wl,-Bsymbolic $(LDFLAGS) -o $@ $(PLUGIN_OBJS) $(PLUGIN_LDLIBS)
+
+$(BUILD)/cuda_plugin.o: runtime/cuda_plugin.c $(HEADERS) | $(BUILD)
+	$(CC) $(MS_CFLAGS) -I$(CUDA_HOME)/include -c $< -o $@
+
+$(BUILD)/cuda_args.h: runtime/cuda_entries.h runtime/cuda_args.awk | $(BUILD)
+	printf '#include "cuda_entries.h"\nMS_CUDA_ENTRIES(MS_CUDA_ARGS_OF)\n' | \
+	  $(CC) -E -P -Iruntime '-DMS_CUDA_ARGS_OF(name,params,what)=@ name params' -x c - | \
+	  awk -f runtime/cuda_args.awk > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/cuda_loader.o: runtime/cuda_loader.c $(BUILD)/cuda_args.h $(HEADERS) | $(BUILD)
+	$(CC) $(MS_CFLAGS) -I$(BUILD) -c $< -o $@
+endif
 
 $(BUILD):
 	mkdir -p $@
@@ -195,6 +224,9 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 	$(MS_CHECK_DIRS)
 	install -d "$$MS_DEST$$MS_LIBDIR" "$$MS_DEST$$MS_INCDIR" "$$MS_DEST$$MS_BINDIR" "$$MS_DEST$$MS_LUADIR/moonstep"
 	install -m 755 "$$MS_LIB" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so"
+	@# a CUDA build's plugin goes beside the library (where the library looks for it)
+	if grep -qF libmoonstep_cuda.so "$$MS_LIB"; then \
+	  install -m 755 "$${MS_LIB%/*}/libmoonstep_cuda.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so"; fi
 	cd runtime/include && install -m 644 $(INSTALL_HEADERS) "$$MS_DEST$$MS_INCDIR/"
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | sort | \
 	  while read -r f; do install -D -m 644 "$$f" "$$MS_DEST$$MS_LUADIR/$$f" || exit 1; done
@@ -208,7 +240,8 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 
 uninstall:
 	$(MS_CHECK_DIRS)
-	rm -f "$$MS_DEST$$MS_BINDIR/moonstep" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so" "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
+	rm -f "$$MS_DEST$$MS_BINDIR/moonstep" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so" \
+	  "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
 	cd "$$MS_DEST$$MS_INCDIR" 2>/dev/null && rm -f $(INSTALL_HEADERS) || true
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | \
 	  while read -r f; do rm -f "$$MS_DEST$$MS_LUADIR/$$f"; done

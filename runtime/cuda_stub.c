@@ -1,5 +1,6 @@
 /* cuda_stub.c — the CUDA backend of a library built without CUDA: no device exists,
- * and every device entry point fails with a message that says how to get one.
+ * and every device entry point fails with a message that says how to get one. (A CUDA
+ * build has runtime/cuda_loader.c instead: the same entry points, loading the plugin.)
  *
  * The stubs are generated from the list of entry points (cuda_entries.h), which also
  * declares their prototypes (internal.h): the compiler checks each stub against them.
@@ -9,7 +10,7 @@
  * ms_cuda_rng_fill, ms_cuda_softmax, ms_cuda_im2col, ms_cuda_col2im, ms_cuda_maxpool2d,
  * ms_cuda_maxpool2d_backward, ms_cuda_avgpool2d, ms_cuda_avgpool2d_backward,
  * ms_cuda_index_add, ms_cuda_zo_fill, ms_cuda_zo_move, ms_cuda_zo_estimate, ms_cuda_zo_mezo
- * (from the list); then by hand ms_cuda_compiled, ms_cuda_device_count,
+ * (from the list); then by hand ms_cuda_compiled, ms_cuda_device_count, ms_cuda_why,
  * ms_cuda_check, ms_cuda_free; then the optimizer block at the end. */
 #include "internal.h"
 #include "window.h"
@@ -28,6 +29,9 @@ MS_CUDA_ENTRIES(MS_CUDA_STUB_)
 
 int ms_cuda_compiled(void) { return 0; }
 int ms_cuda_device_count(void) { return 0; }
+const char *ms_cuda_why(void) {
+  return "this moonstep was built without CUDA (rebuild with `make CUDA=1` where nvcc is installed)";
+}
 int ms_cuda_check(const char *fn) { return no_cuda(fn); }
 void ms_cuda_free(void *p) { (void)p; }
 

@@ -136,6 +136,23 @@ print(('first %.4f last %.4f args %s'):format(first, last, table.concat(arg, ','
     sh('rm -rf ' .. q(copy))
   end)
 
+  it('puts a CUDA build\'s plugin beside the library, where the installed library finds it', function()
+    local plugin = prefix .. '/lib/moonstep/libmoonstep_cuda.so'
+    if not require('moonstep').cuda.compiled() then
+      assert.falsy(io.open(plugin), 'a CPU-only build installed ' .. plugin)
+      return
+    end
+    assert.truthy(io.open(plugin), plugin .. ' was not installed')
+    -- a stand-in NVIDIA driver (nothing in it) makes ms.cuda.why() load the plugin
+    H.write_file(work .. '/driver.c', 'int ms_fake_driver;\n')
+    sh('cc -shared -fPIC -o ' .. q(work .. '/libcuda.so.1') .. ' ' .. q(work .. '/driver.c'))
+    local out = H.sh_rc('cd /tmp && ' .. CLEAN .. 'LD_LIBRARY_PATH=' .. q(work) .. ' ' .. q(prefix .. '/bin/moonstep') ..
+      ' -e ' .. q('print(ms.cuda.why()); for l in io.lines("/proc/self/maps") do ' ..
+                  'if l:find("libmoonstep_cuda", 1, true) then print(l:match("%S+$")) break end end'))
+    assert.truthy(out:find('no usable GPU (cudaGetDeviceCount', 1, true), out)
+    assert.truthy(out:find('\n' .. plugin .. '\nrc=0', 1, true), out)
+  end)
+
   it('uninstall removes every file install wrote', function()
     local out = make('uninstall PREFIX=' .. q(prefix))
     assert.truthy(out:find('rc=0', 1, true), out)

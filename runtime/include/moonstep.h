@@ -280,6 +280,9 @@ struct gzFile_s *ms_gzopen_regular(const char *path, int64_t *size);
 /* ---- CUDA -------------------------------------------------------------------------- */
 int ms_cuda_compiled(void);       /* 1 when this library was built with CUDA */
 int ms_cuda_device_count(void);   /* 0 without a usable GPU or driver */
+/* "" when a GPU is usable, else why not (built without CUDA, no driver, the CUDA plugin
+ * not loadable, no device). A CUDA build loads its plugin here when a driver is present. */
+const char *ms_cuda_why(void);
 int ms_cuda_synchronize(void);
 
 /* MS_CDEF_END */

@@ -140,3 +140,47 @@ extern "C" int ms_cuda_reduce(const float *x, int64_t outer, int64_t size, int64
   }
   return 0;
 }
+
+// Bias gradients (runtime/reduce.c's ms_bias_grad): gb[k] += the float64 sum of
+// g [outer, size, inner] over (o, i), in the CPU's order. inner == 1: one thread per
+// column, reading rows in order (coalesced across the threads of a warp); else one
+// block per k, summed in a fixed tree (not the CPU's order: equal up to rounding).
+__global__ void bias_cols_kernel(float *gb, const float *g, int64_t outer, int64_t size) {
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < size;
+       k += (int64_t)gridDim.x * blockDim.x) {
+    double acc = 0;
+    for (int64_t o = 0; o < outer; o++) acc += g[o * size + k];
+    gb[k] = gb[k] + (float)acc;
+  }
+}
+
+__global__ void bias_planes_kernel(float *gb, const float *g, int64_t outer, int64_t size,
+                                   int64_t inner) {
+  __shared__ double sh[MS_BLOCK];
+  for (int64_t k = blockIdx.x; k < size; k += gridDim.x) {
+    double acc = 0;
+    for (int64_t e = threadIdx.x; e < outer * inner; e += blockDim.x) {
+      int64_t o = e / inner, i = e % inner;
+      acc += g[(o * size + k) * inner + i];
+    }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+      if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) gb[k] = gb[k] + (float)sh[0];
+    __syncthreads();
+  }
+}
+
+extern "C" int ms_cuda_bias_grad(void *gb, const void *g, int64_t outer, int64_t size,
+                                 int64_t inner) {
+  if (inner == 1)
+    bias_cols_kernel<<<ms_grid(size), MS_BLOCK>>>((float *)gb, (const float *)g, outer, size);
+  else
+    bias_planes_kernel<<<(int)(size < 65535 * 8 ? size : 65535 * 8), MS_BLOCK>>>(
+        (float *)gb, (const float *)g, outer, size, inner);
+  MS_CUDA_LAUNCHED("bias_grad");
+  return 0;
+}

@@ -33,6 +33,9 @@
     (const float *x, int64_t outer, int64_t size, int64_t inner, int op, double param,    \
      double *out_host_all, void *out_dev, int32_t out_dtype, int64_t base),               \
     "reduce")                                                                             \
+  /* gb[k] += sum of g [outer, size, inner] over o and i (float32, contiguous) */         \
+  X(ms_cuda_bias_grad,                                                                    \
+    (void *gb, const void *g, int64_t outer, int64_t size, int64_t inner), "bias_grad")  \
   X(ms_cuda_gemm,                                                                         \
     (int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,             \
      const float *a, int64_t lda, int64_t stride_a, const float *b, int64_t ldb,          \
@@ -57,6 +60,14 @@
      (runtime/window.h, 18 int64) */                                                      \
   X(ms_cuda_softmax, (void *y, const void *x, int64_t rows, int64_t classes, int log_),   \
     "softmax")                                                                            \
+  X(ms_cuda_cross_entropy,                                                                \
+    (void *prob, void *losses, const void *x, const int64_t *target, int64_t rows,        \
+     int64_t classes, int64_t base, double smoothing, double *total, int64_t *bad),      \
+    "cross_entropy")                                                                      \
+  X(ms_cuda_cross_entropy_backward,                                                       \
+    (void *g, const void *prob, const int64_t *target, int64_t rows, int64_t classes,     \
+     int64_t base, double smoothing, double scale, const void *row_scale),               \
+    "cross_entropy_backward")                                                             \
   X(ms_cuda_im2col, (const int64_t *geom, const void *x, void *cols, double pad_value),   \
     "im2col")                                                                             \
   X(ms_cuda_col2im, (const int64_t *geom, void *x, const void *cols), "col2im")           \

@@ -210,3 +210,92 @@ int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, d
   ms_tensor_release(&xc);
   return rc;
 }
+
+/* ---- bias gradients: gb[k] += the sum of g over every dim but one ---------------------- */
+/* g contiguous, viewed as [outer, size, inner] around that dim; gb has `size` elements.
+ * Each sum accumulates in float64 in the order (o, i) and is rounded once before it is
+ * added: with inner = 1 (a Linear's g [N, out]) exactly what g:sum(1) then gb:add_()
+ * give, in one pass over g and without the temporary. */
+typedef struct {
+  const char *g;
+  char *gb;
+  int64_t outer, size, inner;
+} bias_job;
+
+enum { BIAS_BLOCK = 256 };  /* columns summed at once, one float64 accumulator each */
+
+/* Compiled for any x86-64 and for x86-64-v3 (AVX2: 4 float64 accumulators a lane); the
+ * loader picks one. The same bits either way: vectorised across columns, each column's
+ * sum stays sequential. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BIAS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define BIAS_CLONES
+#endif
+
+/* bias_cols: inner == 1, a block of columns at a time over the rows in order;
+ * bias_planes: inner > 1, one k at a time over its outer contiguous spans. */
+#define BIAS_SUMS(T)                                                                   \
+  BIAS_CLONES static void bias_cols_##T(void *ctx, int64_t lo, int64_t hi) {           \
+    const bias_job *j = ctx;                                                           \
+    const T *g = (const T *)j->g;                                                      \
+    T *gb = (T *)j->gb;                                                                \
+    double acc[BIAS_BLOCK];                                                            \
+    for (int64_t c0 = lo; c0 < hi; c0 += BIAS_BLOCK) {                                 \
+      int64_t w = hi - c0 < BIAS_BLOCK ? hi - c0 : BIAS_BLOCK;                         \
+      for (int64_t k = 0; k < w; k++) acc[k] = 0;                                      \
+      for (int64_t i = 0; i < j->outer; i++) {                                         \
+        const T *row = g + i * j->size + c0;                                           \
+        for (int64_t k = 0; k < w; k++) acc[k] += row[k];                              \
+      }                                                                                \
+      for (int64_t k = 0; k < w; k++) gb[c0 + k] = gb[c0 + k] + (T)acc[k];             \
+    }                                                                                  \
+  }                                                                                    \
+  BIAS_CLONES static void bias_planes_##T(void *ctx, int64_t lo, int64_t hi) {         \
+    const bias_job *j = ctx;                                                           \
+    const T *g = (const T *)j->g;                                                      \
+    T *gb = (T *)j->gb;                                                                \
+    for (int64_t k = lo; k < hi; k++) {                                                \
+      double acc = 0;                                                                  \
+      for (int64_t o = 0; o < j->outer; o++) {                                         \
+        const T *p = g + (o * j->size + k) * j->inner;                                 \
+        for (int64_t i = 0; i < j->inner; i++) acc += p[i];                            \
+      }                                                                                \
+      gb[k] = gb[k] + (T)acc;                                                          \
+    }                                                                                  \
+  }
+/* defines bias_cols_float, bias_planes_float, bias_cols_double, bias_planes_double */
+BIAS_SUMS(float)
+BIAS_SUMS(double)
+
+int ms_bias_grad(ms_tensor *gb, const ms_tensor *g, int32_t dim) {
+  const char *fn = "bias_grad";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(ms_check_float(fn, "g", g));
+  MS_TRY(ms_check_same(fn, "out", gb, "g", g));
+  MS_TRY(ms_check_dim(fn, g, dim));
+  int64_t size = g->sizes[dim], outer = 1, inner = 1;
+  for (int d = 0; d < dim; d++) outer *= g->sizes[d];
+  for (int d = dim + 1; d < g->ndim; d++) inner *= g->sizes[d];
+  if (gb->count != size || !ms_tensor_is_contiguous(gb))
+    return ms_fail("%s: argument 'out' has %lld elements%s, expected a contiguous tensor of "
+                   "%lld (the size of dim %d of 'g')", fn, (long long)gb->count,
+                   ms_tensor_is_contiguous(gb) ? "" : " (not contiguous)", (long long)size,
+                   dim + 1);
+  MS_TRY(ms_check_no_overlap(fn, gb, "g", g));
+  if (size == 0 || g->count == 0) return 0;
+  ms_tensor gc;
+  MS_TRY(ms_contiguous(&gc, g));
+  int rc = 0;
+  if (ms_device_of(g) == MS_CUDA) {
+    rc = ms_cuda_bias_grad(ms_ptr(gb), ms_ptr(&gc), outer, size, inner);
+  } else {
+    bias_job job = {ms_ptr(&gc), ms_ptr(gb), outer, size, inner};
+    int f32 = g->dtype_id == MS_FLOAT32;
+    ms_range_fn f = inner == 1 ? (f32 ? bias_cols_float : bias_cols_double)
+                               : (f32 ? bias_planes_float : bias_planes_double);
+    ms_parallel_for(size, g->count, f, &job);
+  }
+  ms_tensor_release(&gc);
+  return rc;
+}

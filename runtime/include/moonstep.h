@@ -128,6 +128,11 @@ int ms_reduce_all(const ms_tensor *x, int32_t op, double param, double *value);
  * out is float for values and int64 for arg ops (then base-based indices). */
 int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op,
                   double param, int64_t base);
+/* Bias gradients: out[k] += the sum of g over every dim but dim (0-based), k indexing
+ * that dim (a Linear's g [N, out] with dim 1, a convolution's [N, C, H, W] with dim 1).
+ * float; out contiguous with g->sizes[dim] elements; sums in float64, rounded once, then
+ * added (for g [N, out]: bit for bit g:sum(1) added to out), in one pass, no temporary. */
+int ms_bias_grad(ms_tensor *out, const ms_tensor *g, int32_t dim);
 
 /* ---- linear algebra -------------------------------------------------------------- */
 /* sum a[i]*b[i] over equal-numel float tensors, accumulated in float64. */
@@ -168,6 +173,24 @@ int ms_index_add(ms_tensor *out, int32_t dim, const ms_tensor *index, const ms_t
 /* Softmax (log_ = 0) or log-softmax (log_ = 1) over the last dim: x and out contiguous
  * with the same shape, viewed as [rows, classes]. */
 int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_);
+/* Cross-entropy in its plain case (no class weights, no target ignored), one pass each way.
+ * x [rows, classes] float and target [rows] int64 (class indices from base), contiguous.
+ * Forward: prob [rows, classes] gets softmax(x) (kept for the backward), losses [rows]
+ *   loss_r = -(1 - e) logp[r, t_r] - e/classes sum_j logp[r, j]  (e = smoothing in [0, 1],
+ *   logp = log_softmax(x), computed in float64 from x and the log-sum-exp),
+ * and *total (when not NULL) their sum in float64, in row order. A target outside
+ * [base, base + classes) is an error, unless bad is given: *bad then gets its 0-based row
+ * (-1 when every target is a class) and the outputs are not all written (the caller takes
+ * its general path: ignore_index, the message it wants). */
+int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
+                     const ms_tensor *target, int64_t base, double smoothing, double *total,
+                     int64_t *bad);
+/* Its gradient from the forward's prob: out [rows, classes] (may be prob itself)
+ *   out[r, j] = (prob[r, j] - (1 - e) [j = t_r] - e/classes) * scale * row_scale[r]
+ * (row_scale: [rows] of prob's dtype, or NULL for 1). */
+int ms_cross_entropy_backward(ms_tensor *out, const ms_tensor *prob, const ms_tensor *target,
+                              int64_t base, double smoothing, double scale,
+                              const ms_tensor *row_scale);
 /* The window of a 2-d convolution or pooling (PyTorch's geometry): output (oy, ox)
  * reads input rows oy*sh - pt + i*dh for i in [0, kh) and columns ox*sw - pl + j*dw
  * for j in [0, kw); outside the input is padding. Kernel, stride and dilation >= 1,

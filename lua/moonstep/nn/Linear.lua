@@ -8,6 +8,8 @@ local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
 local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
+local core = require 'moonstep.core'
+local C = core.C
 
 local Linear = Module:extend('Linear')
 
@@ -76,7 +78,9 @@ function Linear:backward(x, gy)
   local x2 = as_matrix(self, x, 'backward')
   local g2 = gy:dim() == 2 and gy or gy:reshape(-1, self.out_features)
   ms.matmul(g2, x2, { transpose_a = true, out = self.grad_weight, beta = 1 })  -- gW += g^T x
-  if self.bias then self.grad_bias:add_(g2:sum(1)) end
+  if self.bias then                                                          -- gb += sum of g's rows
+    if C.ms_bias_grad(self.grad_bias, g2, 1) ~= 0 then core.fail('Linear.backward') end
+  end
   if self.input_grad == false then
     self.gradInput = nil
     return nil

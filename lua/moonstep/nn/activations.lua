@@ -1,10 +1,10 @@
 -- nn.ReLU(), nn.LeakyReLU(negative_slope = 0.01), nn.Tanh(), nn.Sigmoid(),
 -- nn.GELU(approximate = 'none') with approximate 'none' (the exact erf form) or 'tanh'
 -- (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch); GELU{approximate=}
--- and GELU('tanh') both work. Elementwise, any shape, float input; the gradients are
--- fused C/CUDA ops (nn.functional). PyTorch's inplace = true is refused (moonstep's
--- layers keep their input for backward).
-local ms = require 'moonstep'
+-- and GELU('tanh') both work. Elementwise, any shape, float input; one C/CUDA pass each
+-- way (the gradients are fused ops, nn.functional), into the layer's output / gradInput
+-- buffers (reused by the next call: no allocation per step). PyTorch's inplace = true is
+-- refused (moonstep's layers keep their input for backward).
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
 local W = require 'moonstep.nn.window'
@@ -52,16 +52,21 @@ local function activation(name, forward, backward, from_output)
   return cls
 end
 
-activation('ReLU', function(self, x) return F.unary_into(W.buffer(self, '_out', x:shape(), x, 'ReLU.forward'), x, C.MS_RELU) end,
-           function(self, x, g) return F.relu_backward(x, g, 0, W.buffer(self, '_gin', x:shape(), x, 'ReLU.backward')) end)
-activation('Tanh', function(_, x) return x:tanh() end,
-           function(_, y, g) return F.tanh_backward(y, g) end, true)
-activation('Sigmoid', function(_, x) return x:sigmoid() end,
-           function(_, y, g) return F.sigmoid_backward(y, g) end, true)
+-- The layer's output / gradInput buffer for x (name: the method, for errors).
+local function out_buf(self, x, name) return W.buffer(self, '_out', x:shape(), x, name) end
+local function gin_buf(self, x, name) return W.buffer(self, '_gin', x:shape(), x, name) end
+
+activation('ReLU', function(self, x) return F.unary_into(out_buf(self, x, 'ReLU.forward'), x, C.MS_RELU) end,
+           function(self, x, g) return F.relu_backward(x, g, 0, gin_buf(self, x, 'ReLU.backward')) end)
+activation('Tanh', function(self, x) return F.unary_into(out_buf(self, x, 'Tanh.forward'), x, C.MS_TANH) end,
+           function(self, y, g) return F.tanh_backward(y, g, 0, gin_buf(self, y, 'Tanh.backward')) end, true)
+activation('Sigmoid', function(self, x) return F.unary_into(out_buf(self, x, 'Sigmoid.forward'), x, C.MS_SIGMOID) end,
+           function(self, y, g) return F.sigmoid_backward(y, g, 0, gin_buf(self, y, 'Sigmoid.backward')) end, true)
 
 -- LeakyReLU --------------------------------------------------------------------------
-local Leaky = activation('LeakyReLU', function(self, x) return x:leaky_relu(self.slope) end,
-                         function(self, x, g) return F.leaky_relu_backward(x, g, self.slope) end)
+local Leaky = activation('LeakyReLU',
+  function(self, x) return F.unary_into(out_buf(self, x, 'LeakyReLU.forward'), x, C.MS_LEAKY_RELU, self.slope) end,
+  function(self, x, g) return F.leaky_relu_backward(x, g, self.slope, gin_buf(self, x, 'LeakyReLU.backward')) end)
 function Leaky:__init(slope, inplace, ...)
   Module.init(self)
   Module._check_arity('LeakyReLU', 2 + select('#', ...), 2, 'LeakyReLU([negative_slope = 0.01])')
@@ -75,17 +80,16 @@ end
 function Leaky:extra_repr() return ('negative_slope=%g'):format(self.slope) end
 
 -- GELU ---------------------------------------------------------------------------------
--- The tanh form: fused elementwise ops of the runtime (x -> y, and (x, g) -> gx).
-local function gelu_tanh(x) return F.unary_into(ms.empty_like(x), x, C.MS_GELU_TANH) end
-local function gelu_tanh_backward(x, g)
-  return F.binary_into(ms.empty_like(x), x, g, C.MS_GELU_TANH_BACKWARD, 0)
-end
-
+-- Both forms: fused elementwise ops of the runtime (x -> y, and (x, g) -> gx).
 local GELU = activation('GELU',
-  function(self, x) if self.approximate == 'tanh' then return gelu_tanh(x) end return x:gelu() end,
+  function(self, x)
+    return F.unary_into(out_buf(self, x, 'GELU.forward'), x,
+                        self.approximate == 'tanh' and C.MS_GELU_TANH or C.MS_GELU)
+  end,
   function(self, x, g)
-    if self.approximate == 'tanh' then return gelu_tanh_backward(x, g) end
-    return F.gelu_backward(x, g)
+    local out = gin_buf(self, x, 'GELU.backward')
+    if self.approximate == 'tanh' then return F.binary_into(out, x, g, C.MS_GELU_TANH_BACKWARD, 0) end
+    return F.gelu_backward(x, g, 0, out)
   end)
 function GELU:__init(approximate, ...)
   Module.init(self)

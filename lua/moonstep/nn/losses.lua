@@ -20,9 +20,12 @@
 --       l = w * ((1 - y) x + L softplus(-x)), L = 1 + (pos_weight - 1) y; weight and
 --       pos_weight broadcast to x (pos_weight along the last dims: [C] for [N, C]).
 local ms = require 'moonstep'
+local core = require 'moonstep.core'
 local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
+local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
+local C = core.C
 
 local M = {}
 
@@ -294,9 +297,43 @@ local function row_scale(self, go, den, m)
   return go * (self.reduction == 'mean' and 1 / den or 1)
 end
 
+-- CrossEntropyLoss's plain case (no weight, an ignore_index that is no class) in one C
+-- pass (runtime/nn.c ms_cross_entropy): the softmax into a reused buffer (for backward),
+-- the per-row losses and their sum. Returns nil (nothing cached) when a target is not a
+-- class: the general path then handles ignore_index or names the target.
+local ce_out = core.ffi.new('double[1]')
+local ce_bad = core.ffi.new('int64_t[1]')
+local function ce_plain_forward(self, x, t, x2, t1, c)
+  local fn = 'CrossEntropyLoss.forward'
+  local m = t1:numel()
+  x2, t1 = x2:contiguous(), t1:contiguous()
+  local prob = W.buffer(self, '_prob', { m, c }, x2, fn)
+  local none = self.reduction == 'none'
+  local losses = none and W.alloc(fn, { m }, x2) or W.buffer(self, '_losses', { m }, x2, fn)
+  if C.ms_cross_entropy(prob, losses, x2, t1, 1, self.label_smoothing, ce_out, ce_bad) ~= 0 then
+    core.fail(fn)
+  end
+  if ce_bad[0] >= 0 then return nil end
+  local k = self._plain_cache or {}
+  self._plain_cache = k
+  k.fast, k.prob, k.safe, k.c, k.den = true, prob, t1, c, m
+  self.cache = k
+  if none then return losses:view(t:shape()) end
+  local total = ce_out[0]
+  return self.reduction == 'sum' and total or total / m
+end
+
 local function class_forward(self, name, x, t, log_probs)
   self:_begin_loss(x, t)
   local x2, t1, c = class_rows(name, x, t)
+  local ig = self.ignore_index
+  if not log_probs and not self.weight and (ig < 1 or ig > c) and t1:numel() > 0 then
+    local r = ce_plain_forward(self, x, t, x2, t1, c)
+    if r ~= nil then
+      self:_end_loss(x, t)
+      return r
+    end
+  end
   local mask, safe, w, wt, plain = class_targets(self, name, t1, c, x2)
   local logp = log_probs and x2 or x2:log_softmax()
   local picked = logp:gather(2, safe:view(-1, 1)):view(-1)      -- logp[i, t_i]
@@ -321,6 +358,19 @@ function CE:backward(x, t, go)
   go = self:_begin_backward_loss(x, t, go, self._target)
   local k = self.cache
   local e, c = self.label_smoothing, k.c
+  if k.fast then                        -- the forward's C pass: its gradient, one C pass
+    local fn = 'CrossEntropyLoss.backward'
+    local m = k.den
+    local g = W.buffer(self, '_gin', { m, c }, k.prob, fn)
+    local scale, rows = 1, nil
+    if self.reduction == 'none' then
+      rows = go and go:reshape(m):contiguous()
+    else
+      scale = self.reduction == 'mean' and go / m or go
+    end
+    if C.ms_cross_entropy_backward(g, k.prob, k.safe, 1, e, scale, rows) ~= 0 then core.fail(fn) end
+    return rows_back(g, x)
+  end
   -- d loss_i / dx_ij = p_ij s_i - q_ij,  q_ij = (1-e) w[t_i] [j = t_i] + e/C w_j (rows not ignored),
   -- s_i = sum_j q_ij
   if k.plain then                       -- no weight, nothing ignored: g = p - q, s_i = 1

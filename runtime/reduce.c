@@ -2,9 +2,11 @@
  * elements or along one dim. Accumulation is in float64 whatever the input type.
  *
  * Both forms view a contiguous x as [outer, size, inner] and reduce the middle dim
- * ("all" is outer = inner = 1 and splits the span across threads). */
+ * ("all" is outer = inner = 1 and splits the span into fixed blocks shared by the
+ * threads: the same bits on any thread count). */
 #include "internal.h"
 #include <math.h>
+#include <stdlib.h>
 
 static const char *const reduce_names[MS_REDUCE_COUNT] = {
   "sum", "mean", "max", "min", "argmax", "argmin", "norm", "var"};
@@ -91,23 +93,48 @@ static double finish(partial r, int op, double p, int64_t n) {
   }
 }
 
-/* A whole contiguous span of n elements, split across threads. */
+/* A whole contiguous span of n elements, in blocks of REDUCE_BLOCK whose partials are
+ * combined in block order: the same bits on any number of threads (threads take
+ * contiguous runs of blocks). */
+enum { REDUCE_BLOCK = 1 << 16, REDUCE_STACK = 64 };
+
+typedef struct {
+  const char *base;
+  int32_t dtype;
+  int es, op;
+  int64_t n;
+  double p, mean;
+  partial *parts;
+} span_job;
+
+static partial reduce_block(const span_job *j, int64_t b) {
+  int64_t lo = b * REDUCE_BLOCK, len = j->n - lo < REDUCE_BLOCK ? j->n - lo : REDUCE_BLOCK;
+  return reduce_span(j->base + lo * j->es, j->dtype, len, 1, j->op, j->p, j->mean);
+}
+
+static void span_share(void *ctx, int64_t lo, int64_t hi) {
+  const span_job *j = ctx;
+  for (int64_t b = lo; b < hi; b++) j->parts[b] = reduce_block(j, b);
+}
+
 static partial reduce_parallel(const char *base, int32_t dtype, int64_t n, int op, double p,
                                double mean) {
-  int es = ms_dtype_size(dtype);
-  int nth = ms_threads_for(n);
-  if (nth == 1) return reduce_span(base, dtype, n, 1, op, p, mean);
-  partial parts[256];
-  if (nth > 256) nth = 256;
-#pragma omp parallel num_threads(nth)
-  {
-    int64_t lo, hi;
-    int tid = ms_thread_id();
-    ms_split(n, tid, nth, &lo, &hi);
-    parts[tid] = reduce_span(base + lo * es, dtype, hi - lo, 1, op, p, mean);
+  int64_t nb = (n + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
+  if (nb <= 1) return reduce_span(base, dtype, n, 1, op, p, mean);
+  partial stack[REDUCE_STACK];
+  span_job j = {base, dtype, ms_dtype_size(dtype), op, n, p, mean, NULL};
+  if (ms_threads_for(n) > 1)
+    j.parts = nb <= REDUCE_STACK ? stack : malloc(sizeof(partial) * (size_t)nb);
+  partial r;
+  if (j.parts) {   /* partials on the threads, combined here */
+    ms_parallel_for(nb, n, span_share, &j);
+    r = j.parts[0];
+    for (int64_t b = 1; b < nb; b++) combine(&r, j.parts[b], op, p);
+    if (j.parts != stack) free(j.parts);
+  } else {         /* one thread (or no memory for the partials): the same blocks in turn */
+    r = reduce_block(&j, 0);
+    for (int64_t b = 1; b < nb; b++) combine(&r, reduce_block(&j, b), op, p);
   }
-  partial r = parts[0];
-  for (int t = 1; t < nth; t++) combine(&r, parts[t], op, p);  /* fixed order */
   return r;
 }
 

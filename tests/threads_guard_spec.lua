@@ -62,6 +62,22 @@ describe('ms.thread_status', function()
   end)
 end)
 
+describe('results on any thread count', function()
+  it('reductions over all elements give the same bits on 1 and 2 threads', function()
+    local before = ms.num_threads()
+    ms.manual_seed(2)
+    local x, f = ms.randn(1000003, { dtype = 'float64' }), ms.randn(300001)
+    local got = {}
+    for _, th in ipairs { 1, 2 } do
+      ms.set_num_threads(th)
+      got[th] = ('%.17g %.17g %.17g %d %d %.17g %.17g'):format(x:sum(), x:norm(), x:var(),
+        x:argmax(), x:argmin(), f:mean(), f:norm(3))
+    end
+    ms.set_num_threads(before)
+    assert.equal(got[1], got[2])
+  end)
+end)
+
 describe('the guard against a loaded machine', function()
   local cores = tonumber(H.sh('nproc'):match('%d+')) or 2
 

@@ -2,9 +2,15 @@
  * pooling alike) and convolution lowering: im2col / col2im with stride, dilation and
  * asymmetric zero padding. Loops for float and double (CPU gradient checks run in
  * double); kernels/conv_pool.cu holds the CUDA twins, runtime/window.h the rules both
- * share. Every size product is overflow-checked: a hostile geometry is an error. */
+ * share. Every size product is overflow-checked: a hostile geometry is an error. Also
+ * here: the one-pass layout kernels between the convolution GEMM and the batch
+ * (ms_conv2d_output, ms_conv2d_grad_output). */
 #include "internal.h"
 #include "window.h"
+#include <stdlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 /* ---- geometry ----------------------------------------------------------------------- */
@@ -96,7 +102,112 @@ typedef struct {
   ms_geom g;
   void *x, *cols;
   double pad_value;
+  const void *mask;     /* the shifted path's column masks (below), or NULL */
+  const int64_t *runs;  /* with mask: tap t = i*kw + j's run a, b and offset d at 3t */
 } conv_job;
+
+/* Stride 1 with OW == W (a 'same' or 1x1 convolution): tap (i, j) of output position
+ * l = oy*OW + ox reads input position l + d, d = (i*dh - pt)*W + j*dw - pl, so a whole
+ * row of cols is one shifted run of the plane over the valid rows [oy0, oy1); inside
+ * that run, the columns whose tap lies across the left/right edge are masked out:
+ * mask[j*L + l] = all ones when ox is in ms_valid_cols(j), else 0 (an unsigned integer
+ * of the dtype's width: a bit mask for the SIMD selects). */
+typedef uint32_t MASK_float;
+typedef uint64_t MASK_double;
+static int shifted(const ms_geom *g) { return g->sh == 1 && g->sw == 1 && g->ow == g->w; }
+
+/* The runs of tap (i, j): cols positions [*a, *b) and the input offset *d. */
+static void tap_run(const ms_geom *g, int64_t i, int64_t j, int64_t *a, int64_t *b, int64_t *d) {
+  int64_t oy0 = g->pt - i * g->dh, oy1 = g->h + g->pt - i * g->dh, ox0, ox1;
+  if (oy0 < 0) oy0 = 0;
+  if (oy1 > g->oh) oy1 = g->oh;
+  ms_valid_cols(g, j, &ox0, &ox1);
+  *d = (i * g->dh - g->pt) * g->w + j * g->dw - g->pl;
+  if (oy1 <= oy0 || ox1 <= ox0) { *a = *b = 0; return; }
+  *a = oy0 * g->ow + ox0, *b = (oy1 - 1) * g->ow + ox1;
+}
+
+#define SHIFT_MASK(T, M)                                                               \
+  static void *shift_mask_##T(const ms_geom *g) {                                      \
+    const int64_t L = g->oh * g->ow;                                                   \
+    M *m = malloc(sizeof(M) * (size_t)(g->kw * L));                                    \
+    if (!m) return NULL;                                                               \
+    for (int64_t j = 0; j < g->kw; j++) {                                              \
+      int64_t ox0, ox1;                                                                \
+      ms_valid_cols(g, j, &ox0, &ox1);                                                 \
+      for (int64_t l = 0; l < L; l++) {                                                \
+        int64_t ox = l % g->ow;                                                        \
+        m[j * L + l] = ox >= ox0 && ox < ox1 ? (M)-1 : 0;                              \
+      }                                                                                \
+    }                                                                                  \
+    return m;                                                                          \
+  }
+SHIFT_MASK(float, uint32_t)
+SHIFT_MASK(double, uint64_t)
+
+/* The runs themselves, on non-overlapping buffers: dst = m ? src : pad, and
+ * dst += m ? src : -0 (adding -0 changes no value). SSE2 selects 4 floats or 2 doubles
+ * at a time (the compiler will not if-convert these loops under the default
+ * -ftrapping-math); the tail and non-SSE2 builds take the same rule in C. */
+#define SHIFT_RUNS(T, M, V, LD, ST, AND, OR, ANDNOT, ADD, SET1, VN)                    \
+  static void run_copy_##T(T *restrict dst, const T *restrict src, const M *restrict m, \
+                           int64_t n, T pad) {                                         \
+    int64_t l = 0;                                                                     \
+    SHIFT_SIMD(const V p = SET1(pad);                                                  \
+               for (; l + VN <= n; l += VN) {                                          \
+                 const V k = SHIFT_MASK_LD(V, m + l);                                  \
+                 ST(dst + l, OR(AND(k, LD(src + l)), ANDNOT(k, p)));                   \
+               })                                                                      \
+    for (; l < n; l++) dst[l] = m[l] ? src[l] : pad;                                   \
+  }                                                                                    \
+  static void run_add_##T(T *restrict dst, const T *restrict src, const M *restrict m, \
+                          int64_t n) {                                                 \
+    int64_t l = 0;                                                                     \
+    SHIFT_SIMD(const V z = SET1((T)-0.0);                                              \
+               for (; l + VN <= n; l += VN) {                                          \
+                 const V k = SHIFT_MASK_LD(V, m + l);                                  \
+                 ST(dst + l, ADD(LD(dst + l), OR(AND(k, LD(src + l)), ANDNOT(k, z)))); \
+               })                                                                      \
+    for (; l < n; l++) dst[l] += m[l] ? src[l] : (T)-0.0;                              \
+  }
+#if defined(__SSE2__)
+#define SHIFT_SIMD(...) __VA_ARGS__
+#define SHIFT_MASK_LD(V, p) ((V)_mm_loadu_si128((const __m128i *)(p)))
+SHIFT_RUNS(float, uint32_t, __m128, _mm_loadu_ps, _mm_storeu_ps, _mm_and_ps, _mm_or_ps,
+           _mm_andnot_ps, _mm_add_ps, _mm_set1_ps, 4)
+SHIFT_RUNS(double, uint64_t, __m128d, _mm_loadu_pd, _mm_storeu_pd, _mm_and_pd, _mm_or_pd,
+           _mm_andnot_pd, _mm_add_pd, _mm_set1_pd, 2)
+#else
+#define SHIFT_SIMD(...)
+SHIFT_RUNS(float, uint32_t, , , , , , , , , 4)
+SHIFT_RUNS(double, uint64_t, , , , , , , , , 2)
+#endif
+
+/* The masks and runs for job (when shifted and not too large: else the row loops), or
+ * an error; shift_free releases them. */
+static int shift_setup(const char *fn, conv_job *job, int32_t dtype) {
+  const ms_geom *g = &job->g;
+  job->mask = NULL, job->runs = NULL;
+  int64_t n, taps;
+  if (!shifted(g) || !ms_mul_ok(g->kw, g->oh * g->ow, &n) || n > (1 << 24) ||
+      !ms_mul_ok(g->kh, g->kw, &taps) || taps > (1 << 20))
+    return 0;
+  int64_t *runs = malloc(sizeof(int64_t) * 3 * (size_t)taps);
+  job->mask = runs ? (dtype == MS_FLOAT32 ? shift_mask_float(g) : shift_mask_double(g)) : NULL;
+  if (!job->mask) {
+    free(runs);
+    return ms_fail("%s: out of memory for a column mask of %lld elements", fn, (long long)n);
+  }
+  for (int64_t t = 0; t < taps; t++)
+    tap_run(g, t / g->kw, t % g->kw, &runs[3 * t], &runs[3 * t + 1], &runs[3 * t + 2]);
+  job->runs = runs;
+  return 0;
+}
+
+static void shift_free(conv_job *job) {
+  free((void *)job->mask);
+  free((void *)job->runs);
+}
 
 /* Item (k, n): the L = OH*OW columns of image n in row k of cols. Inner runs over ox
  * are contiguous copies when the stride is 1. */
@@ -106,27 +217,43 @@ typedef struct {
     const ms_geom *g = &job->g;                                                        \
     const int64_t L = g->oh * g->ow;                                                   \
     const T pad = (T)job->pad_value;                                                   \
-    for (int64_t item = lo; item < hi; item++) {                                       \
-      int64_t k = item / g->n, n = item % g->n;                                        \
-      int64_t c = k / (g->kh * g->kw), i = (k / g->kw) % g->kh, j = k % g->kw;         \
-      const T *x = (const T *)job->x + (n * g->c + c) * g->h * g->w;                   \
-      T *col = (T *)job->cols + k * g->n * L + n * L;                                  \
-      int64_t ox0, ox1;                                                                \
-      ms_valid_cols(g, j, &ox0, &ox1);                                                 \
-      for (int64_t oy = 0; oy < g->oh; oy++) {                                         \
-        T *dst = col + oy * g->ow;                                                     \
-        int64_t y = oy * g->sh - g->pt + i * g->dh;                                    \
-        if (y < 0 || y >= g->h) {                                                      \
-          for (int64_t ox = 0; ox < g->ow; ox++) dst[ox] = pad;                        \
+    /* items k*N + n: one row k (a tap of a channel) for the images n in [n0, n1), its \
+     * divisions and column range once per row */                                     \
+    for (int64_t item = lo; item < hi;) {                                              \
+      const int64_t k = item / g->n, n0 = item % g->n;                                 \
+      const int64_t n1 = hi - item < g->n - n0 ? n0 + (hi - item) : g->n;              \
+      item += n1 - n0;                                                                 \
+      const int64_t c = k / (g->kh * g->kw), t = k % (g->kh * g->kw);                  \
+      const int64_t i = t / g->kw, j = t % g->kw;                                      \
+      int64_t ox0 = 0, ox1 = 0;                                                        \
+      if (!job->mask) ms_valid_cols(g, j, &ox0, &ox1);                                 \
+      for (int64_t n = n0; n < n1; n++) {                                              \
+        const T *x = (const T *)job->x + (n * g->c + c) * g->h * g->w;                 \
+        T *col = (T *)job->cols + k * g->n * L + n * L;                                \
+        if (job->mask) {                                                               \
+          const int64_t a = job->runs[3 * t], b = job->runs[3 * t + 1];                \
+          const int64_t d = job->runs[3 * t + 2];                                      \
+          const MASK_##T *m = (const MASK_##T *)job->mask + j * L;                     \
+          for (int64_t l = 0; l < a; l++) col[l] = pad;                                \
+          if (b > a) run_copy_##T(col + a, x + (a + d), m + a, b - a, pad);            \
+          for (int64_t l = b; l < L; l++) col[l] = pad;                                \
           continue;                                                                    \
         }                                                                              \
-        const int64_t base = y * g->w - g->pl + j * g->dw;                             \
-        for (int64_t ox = 0; ox < ox0; ox++) dst[ox] = pad;                            \
-        if (g->sw == 1)                                                                \
-          for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = x[base + ox];               \
-        else                                                                           \
-          for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = x[base + ox * g->sw];       \
-        for (int64_t ox = ox1; ox < g->ow; ox++) dst[ox] = pad;                        \
+        for (int64_t oy = 0; oy < g->oh; oy++) {                                       \
+          T *dst = col + oy * g->ow;                                                   \
+          int64_t y = oy * g->sh - g->pt + i * g->dh;                                  \
+          if (y < 0 || y >= g->h) {                                                    \
+            for (int64_t ox = 0; ox < g->ow; ox++) dst[ox] = pad;                      \
+            continue;                                                                  \
+          }                                                                            \
+          const int64_t base = y * g->w - g->pl + j * g->dw;                           \
+          for (int64_t ox = 0; ox < ox0; ox++) dst[ox] = pad;                          \
+          if (g->sw == 1)                                                              \
+            for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = x[base + ox];             \
+          else                                                                         \
+            for (int64_t ox = ox0; ox < ox1; ox++) dst[ox] = x[base + ox * g->sw];     \
+          for (int64_t ox = ox1; ox < g->ow; ox++) dst[ox] = pad;                      \
+        }                                                                              \
       }                                                                                \
     }                                                                                  \
   }
@@ -139,13 +266,22 @@ typedef struct {
     const ms_geom *g = &job->g;                                                        \
     const int64_t L = g->oh * g->ow;                                                   \
     for (int64_t p = lo; p < hi; p++) {                                                \
-      int64_t n = p / g->c, c = p % g->c;                                              \
-      T *x = (T *)job->x + p * g->h * g->w;                                            \
+      /* items run over n fastest: consecutive items read consecutive runs of the     \
+       * same cols rows (streams the prefetcher follows), x planes are the scattered side */ \
+      int64_t c = p / g->n, n = p % g->n;                                              \
+      T *x = (T *)job->x + (n * g->c + c) * g->h * g->w;                               \
       memset(x, 0, sizeof(T) * g->h * g->w);                                          \
       for (int64_t i = 0; i < g->kh; i++)                                              \
         for (int64_t j = 0; j < g->kw; j++) {                                          \
           int64_t k = (c * g->kh + i) * g->kw + j, ox0, ox1;                           \
           const T *col = (const T *)job->cols + k * g->n * L + n * L;                  \
+          if (job->mask) {   /* adding -0 leaves every value as it is */                \
+            const int64_t *r = job->runs + 3 * (i * g->kw + j);                        \
+            const int64_t a = r[0], b = r[1], d = r[2];                                \
+            const MASK_##T *m = (const MASK_##T *)job->mask + j * L;                   \
+            if (b > a) run_add_##T(x + (a + d), col + a, m + a, b - a);                \
+            continue;                                                                  \
+          }                                                                            \
           ms_valid_cols(g, j, &ox0, &ox1);                                             \
           for (int64_t oy = 0; oy < g->oh; oy++) {                                     \
             int64_t y = oy * g->sh - g->pt + i * g->dh;                                \
@@ -174,15 +310,17 @@ int ms_im2col(ms_tensor *cols, const ms_tensor *x, const ms_window2d *win, doubl
   static const char fn[] = "im2col";
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_float_pair(fn, "cols", cols, "input", x));
-  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), pad_value};
+  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), pad_value, NULL, NULL};
   MS_TRY(ms_geom_init(fn, &job.g, x, win));
   MS_TRY(check_cols(fn, cols, &job.g));
   if (cols->count == 0) return 0;
   if (ms_device_of(x) == MS_CUDA)
     return ms_cuda_im2col((const int64_t *)&job.g, job.x, job.cols, pad_value);
   int64_t items = job.g.c * job.g.kh * job.g.kw * job.g.n;
+  MS_TRY(shift_setup(fn, &job, x->dtype_id));
   ms_parallel_for(items, cols->count,
                   x->dtype_id == MS_FLOAT32 ? im2col_items_float : im2col_items_double, &job);
+  shift_free(&job);
   return 0;
 }
 
@@ -190,7 +328,7 @@ int ms_col2im(ms_tensor *x, const ms_tensor *cols, const ms_window2d *win) {
   static const char fn[] = "col2im";
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_float_pair(fn, "input", x, "cols", cols));
-  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), 0};
+  conv_job job = {{0}, ms_ptr(x), ms_ptr(cols), 0, NULL, NULL};
   MS_TRY(ms_geom_init(fn, &job.g, x, win));
   MS_TRY(check_cols(fn, cols, &job.g));
   if (x->count == 0) return 0;
@@ -199,7 +337,127 @@ int ms_col2im(ms_tensor *x, const ms_tensor *cols, const ms_window2d *win) {
     memset(job.x, 0, (size_t)x->count * ms_dtype_size(x->dtype_id));
     return 0;
   }
+  MS_TRY(shift_setup(fn, &job, x->dtype_id));
   ms_parallel_for(job.g.n * job.g.c, cols->count + x->count,
                   x->dtype_id == MS_FLOAT32 ? col2im_planes_float : col2im_planes_double, &job);
+  shift_free(&job);
+  return 0;
+}
+
+/* ---- the GEMM's output and gradient in the batch layout ---------------------------------
+ * Forward: y [N, O, L] = Y [O, N*L] read as [O, N, L] and transposed, plus bias[o]; one
+ * pass. Backward: G [O, N*L] = g [N, O, L] transposed, and gbias[o] += the sum of its
+ * row; one pass (each o a work item: its G row and its bias entry are its own). */
+typedef struct {
+  int64_t n, o, l;
+  const void *src, *bias;
+  void *dst, *gbias;
+} layout_job;
+
+#define CONV_OUT_ITEMS(T)                                                              \
+  static void conv_out_items_##T(void *ctx, int64_t lo, int64_t hi) {                  \
+    const layout_job *job = ctx;                                                       \
+    const int64_t L = job->l;                                                          \
+    for (int64_t item = lo; item < hi; item++) {    /* item = n*O + o: y's row order */ \
+      const int64_t n = item / job->o, o = item % job->o;                              \
+      const T *src = (const T *)job->src + (o * job->n + n) * L;                       \
+      T *dst = (T *)job->dst + item * L;                                               \
+      const T b = job->bias ? ((const T *)job->bias)[o] : (T)0;                        \
+      for (int64_t l = 0; l < L; l++) dst[l] = src[l] + b;                             \
+    }                                                                                  \
+  }
+
+/* One row: dst = src, and its sum in float64 (as g:sum would) into 4 partial sums
+ * (float: SSE2, 4 floats widened to 2 + 2 doubles a step; the tail in C). */
+static double grad_row_float(float *restrict dst, const float *restrict src, int64_t L) {
+  int64_t l = 0;
+  double tail = 0;
+#if defined(__SSE2__)
+  __m128d a = _mm_setzero_pd(), b = _mm_setzero_pd();
+  for (; l + 4 <= L; l += 4) {
+    const __m128 v = _mm_loadu_ps(src + l);
+    _mm_storeu_ps(dst + l, v);
+    a = _mm_add_pd(a, _mm_cvtps_pd(v));
+    b = _mm_add_pd(b, _mm_cvtps_pd(_mm_movehl_ps(v, v)));
+  }
+  double part[4];
+  _mm_storeu_pd(part, a);
+  _mm_storeu_pd(part + 2, b);
+  tail = (part[0] + part[1]) + (part[2] + part[3]);
+#endif
+  for (; l < L; l++) dst[l] = src[l], tail += src[l];
+  return tail;
+}
+
+static double grad_row_double(double *restrict dst, const double *restrict src, int64_t L) {
+  double part[4] = {0};
+  int64_t l = 0;
+  for (; l + 4 <= L; l += 4)
+    for (int k = 0; k < 4; k++) dst[l + k] = src[l + k], part[k] += src[l + k];
+  for (; l < L; l++) dst[l] = src[l], part[0] += src[l];
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+#define CONV_GRAD_ITEMS(T)                                                             \
+  static void conv_grad_items_##T(void *ctx, int64_t lo, int64_t hi) {                 \
+    const layout_job *job = ctx;                                                       \
+    const int64_t L = job->l;                                                          \
+    for (int64_t o = lo; o < hi; o++) {                                                \
+      double total = 0;                                                                \
+      for (int64_t n = 0; n < job->n; n++)                                             \
+        total += grad_row_##T((T *)job->dst + (o * job->n + n) * L,                    \
+                              (const T *)job->src + (n * job->o + o) * L, L);          \
+      if (job->gbias) ((T *)job->gbias)[o] += (T)total;                                \
+    }                                                                                  \
+  }
+/* defines conv_out_items_float, conv_out_items_double, conv_grad_items_float,
+ * conv_grad_items_double */
+CONV_OUT_ITEMS(float)
+CONV_OUT_ITEMS(double)
+CONV_GRAD_ITEMS(float)
+CONV_GRAD_ITEMS(double)
+
+/* batch [N, O, L] and gemm [O, N*L] on the CPU, bias NULL or [O], all of one dtype. */
+static int check_layout(const char *fn, const char *bname, const ms_tensor *batch,
+                        const char *gname, const ms_tensor *gemm, const char *biasname,
+                        const ms_tensor *bias) {
+  MS_TRY(ms_check_float_pair(fn, bname, batch, gname, gemm));
+  if (batch->ndim != 3)
+    return ms_fail("%s: argument '%s' has %d dims, expected 3 [N, O, L]", fn, bname, batch->ndim);
+  int64_t want[2] = {batch->sizes[1], batch->sizes[0] * batch->sizes[2]};
+  MS_TRY(ms_check_shape(fn, gname, gemm, 2, want));
+  if (ms_device_of(batch) != MS_CPU)
+    return ms_fail("%s: CUDA tensors are not supported (CPU only; use copy_ and add_)", fn);
+  MS_TRY(ms_check_no_overlap(fn, batch, gname, gemm));
+  if (bias) {
+    MS_TRY(ms_check_same(fn, biasname, bias, bname, batch));
+    MS_TRY(ms_check_shape(fn, biasname, bias, 1, &batch->sizes[1]));
+    if (!ms_tensor_is_contiguous(bias))
+      return ms_fail("%s: argument '%s' must be contiguous", fn, biasname);
+  }
+  return 0;
+}
+
+int ms_conv2d_output(ms_tensor *y, const ms_tensor *Y, const ms_tensor *bias) {
+  static const char fn[] = "conv2d_output";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(check_layout(fn, "y", y, "Y", Y, "bias", bias));
+  if (y->count == 0) return 0;
+  layout_job job = {y->sizes[0], y->sizes[1], y->sizes[2], ms_ptr(Y), bias ? ms_ptr(bias) : NULL,
+                    ms_ptr(y), NULL};
+  ms_parallel_for(job.n * job.o, 2 * y->count,
+                  y->dtype_id == MS_FLOAT32 ? conv_out_items_float : conv_out_items_double, &job);
+  return 0;
+}
+
+int ms_conv2d_grad_output(ms_tensor *G, ms_tensor *gbias, const ms_tensor *g) {
+  static const char fn[] = "conv2d_grad_output";
+  MS_CHECK_INTERRUPT(fn);
+  MS_TRY(check_layout(fn, "g", g, "G", G, "grad_bias", gbias));
+  if (g->count == 0) return 0;
+  layout_job job = {g->sizes[0], g->sizes[1], g->sizes[2], ms_ptr(g), NULL, ms_ptr(G),
+                    gbias ? ms_ptr(gbias) : NULL};
+  ms_parallel_for(job.o, 2 * g->count,
+                  g->dtype_id == MS_FLOAT32 ? conv_grad_items_float : conv_grad_items_double, &job);
   return 0;
 }

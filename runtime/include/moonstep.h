@@ -213,6 +213,13 @@ int ms_window2d_out(ms_window2d *win, int64_t h, int64_t w);
  * the adjoint: x = the sum of cols back at those positions (x is overwritten). */
 int ms_im2col(ms_tensor *cols, const ms_tensor *x, const ms_window2d *win, double pad_value);
 int ms_col2im(ms_tensor *x, const ms_tensor *cols, const ms_window2d *win);
+/* The convolution GEMM's output and gradient between its layout [O, N*L] (L = OH*OW)
+ * and the batch's [N, O, L], one pass each (CPU only; contiguous, one float dtype).
+ * ms_conv2d_output: y [N, O, L] = Y as [O, N, L] transposed, + bias[o] (bias [O] or NULL).
+ * ms_conv2d_grad_output: G [O, N*L] = g [N, O, L] transposed, and gbias[o] += the sum of
+ * g[:, o, :] (gbias [O] or NULL). */
+int ms_conv2d_output(ms_tensor *y, const ms_tensor *Y, const ms_tensor *bias);
+int ms_conv2d_grad_output(ms_tensor *G, ms_tensor *gbias, const ms_tensor *g);
 /* Max pooling over win (padding never wins; dilation, ceil_mode as PyTorch).
  * x [N, C, H, W] -> out [N, C, OH, OW] and argmax [N, C, OH, OW] (int64, the 0-based
  * position h*W + w of the first maximum in its plane, -1 for a window that covers no

@@ -11,8 +11,13 @@
 --   fan_in = C/groups*kh*kw
 --   lowering: cols = im2col(x) [K, N*L] (K = C*kh*kw, L = OH*OW; the rows of a group
 --             are contiguous); Y = W [O, K] @ cols [O, N*L], one GEMM for the whole batch
---             (one batched GEMM over groups), then y = Y as [N, O, L] (+ b)
---   backward: G = g as [O, N*L]; gW += G cols^T; gb += sum g; gx = col2im(W^T G)
+--             (one batched GEMM over groups), then y = Y as [N, O, L] (+ b), one pass
+--   1x1, stride 1, no padding, one group (CPU): y[n] = W x[n] + b as one batched GEMM
+--             into y, gx[n] = W^T g[n]; the cols for gW made in the backward
+--   backward: G = g as [O, N*L] and gb += sum g, one pass; gW += G cols^T;
+--             gx = col2im(W^T G); every buffer is the module's, reused while the
+--             shapes stay (no allocation per step; gradInput is overwritten by the next
+--             backward, as output by the next forward)
 --   m.input_grad = false skips gx
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
@@ -122,6 +127,15 @@ local function pad_input(self, fn, x)
   return W.protect(fn, function() return x:index_select(3, c.ih):index_select(4, c.iw) end)
 end
 
+-- A 1x1 convolution with stride 1, no padding and one group reads image n as its cols
+-- [C, L]: y[n] = W x[n] straight into the output (one batched GEMM), and gx[n] = W^T g[n]
+-- (no im2col in the forward, no col2im). On the CPU (the GPU keeps the lowering).
+local function is_direct(self, g, x4)
+  return g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pt == 0 and g.pb == 0 and
+         g.pl == 0 and g.pr == 0 and self.groups == 1 and self.padding_mode == 'zeros' and
+         x4.device == 'cpu'
+end
+
 function Conv2d:forward(x)
   local fn = 'Conv2d.forward'
   self:_begin_forward(x)
@@ -148,18 +162,26 @@ function Conv2d:forward(x)
     self:record_input(x)
     return self.output
   end
+  local Wt = self.weight
+  local direct = is_direct(self, conv_g, x4)
+  if direct then                                    -- 1x1: each image is its own cols
+    local y = W.buffer(self, '_out', { n, O, L }, x4, fn)
+    ms.matmul(Wt:view(1, O, K), x4:view(n, K, L), { out = y })
+    if self.bias then y:add_(self.bias:reshape(1, O, 1)) end
+    self.output = x:dim() == 3 and y:view(O, oh, ow) or y:view(n, O, oh, ow)
+    self._fwd = { win = win, padded = x4:shape(), n = n, L = L, direct = true }
+    self:record_input(x)
+    return self.output
+  end
   local cols = W.buffer(self, '_cols', { K, n * L }, x4, fn)
   W.im2col(fn, x4, win, cols)
   local Y = W.buffer(self, '_Y', { O, n * L }, x4, fn)
-  local Wt = self.weight
   if G == 1 then
     ms.matmul(Wt:view(O, K), cols, { out = Y })
   else
     ms.matmul(Wt:view(G, O / G, K / G), cols:view(G, K / G, n * L), { out = Y:view(G, O / G, n * L) })
   end
-  local y = W.buffer(self, '_out', { n, O, L }, x4, fn)
-  y:copy_(Y:view(O, n, L):transpose(1, 2))                     -- [O, N, L] -> [N, O, L]
-  if self.bias then y:add_(self.bias:view(1, O, 1)) end
+  local y = W.conv_output(fn, W.buffer(self, '_out', { n, O, L }, x4, fn), Y, self.bias)
   self.output = x:dim() == 3 and y:view(O, oh, ow) or y:view(n, O, oh, ow)
   self._fwd = { win = win, padded = x4:shape(), n = n, L = L }
   self:record_input(x)
@@ -180,27 +202,35 @@ function Conv2d:backward(x, g)
   local K = self.in_channels * self._geom.kh * self._geom.kw
   local gc = g:contiguous()
   local Gm = W.buffer(self, '_G', { O, n * L }, gc, fn)
-  Gm:view(O, n, L):copy_(gc:view(n, O, L):transpose(1, 2))    -- [N, O, L] -> [O, N, L]
+  W.conv_grad_output(fn, Gm, self.bias and self.grad_bias or nil, gc:view(n, O, L))
   local Wt, cols = self.weight, self._cols
+  if st.direct then                                 -- the forward made no cols: make them now
+    cols = W.im2col(fn, W.as_batch(fn, x, self.in_channels), st.win, W.buffer(self, '_cols', { K, n * L }, gc, fn))
+  end
   if G == 1 then
     ms.matmul(Gm, cols, { transpose_b = true, out = self.grad_weight:view(O, K), beta = 1 })
   else
     ms.matmul(Gm:view(G, O / G, n * L), cols:view(G, K / G, n * L),
               { transpose_b = true, out = self.grad_weight:view(G, O / G, K / G), beta = 1 })
   end
-  if self.bias then self.grad_bias:add_(Gm:sum(2)) end
   if self.input_grad == false then
     self.gradInput = nil
     return nil
   end
-  local gcols
-  if G == 1 then
-    gcols = ms.matmul(Wt:view(O, K), Gm, { transpose_a = true })                    -- [K, N*L]
-  else
-    gcols = ms.matmul(Wt:view(G, O / G, K / G), Gm:view(G, O / G, n * L), { transpose_a = true })
-    gcols = gcols:view(K, n * L)
+  if st.direct then                                 -- gx[n] = W^T g[n], no col2im
+    local gx = W.buffer(self, '_gx', st.padded, gc, fn)
+    ms.matmul(Wt:view(1, O, K), gc:view(n, O, L), { transpose_a = true, out = gx:view(n, K, L) })
+    self.gradInput = gx:view(x:shape())
+    return self.gradInput
   end
-  local gx = W.col2im(fn, gcols, W.alloc(fn, st.padded, gc), st.win)
+  local gcols = W.buffer(self, '_gcols', { K, n * L }, gc, fn)                      -- [K, N*L]
+  if G == 1 then
+    ms.matmul(Wt:view(O, K), Gm, { transpose_a = true, out = gcols })
+  else
+    ms.matmul(Wt:view(G, O / G, K / G), Gm:view(G, O / G, n * L),
+              { transpose_a = true, out = gcols:view(G, K / G, n * L) })
+  end
+  local gx = W.col2im(fn, gcols, W.buffer(self, '_gx', st.padded, gc, fn), st.win)
   if self.padding_mode ~= 'zeros' then            -- the adjoint of the padding: sum back
     local c, s = self._pad_idx, st.padded
     local part = ms.zeros({ s[1], s[2], s[3], c.w }, { dtype = gc.dtype, device = gc.device })

@@ -135,6 +135,36 @@ function W.col2im(fn, cols, x, win)
   return x
 end
 
+-- The convolution GEMM's output Y [O, N*L] -> y [N, O, L] (+ bias [O], or nil), and
+-- its gradient g [N, O, L] -> G [O, N*L] (gbias [O] += the sums, or nil): one pass each
+-- on the CPU (runtime/conv.c); elsewhere, or with a bias of another layout, copy_ and
+-- sum as tensor ops. Overwrites y (G).
+local function plain(t, like)
+  return t == nil or (t.dtype == like.dtype and t.device == like.device and t:is_contiguous())
+end
+
+function W.conv_output(fn, y, Y, bias)
+  if y.device == 'cpu' and plain(bias, y) then
+    if C.ms_conv2d_output(y, Y, bias) ~= 0 then cfail(fn) end
+    return y
+  end
+  local O = y:size(2)
+  y:copy_(Y:view(O, y:size(1), y:size(3)):transpose(1, 2))      -- [O, N, L] -> [N, O, L]
+  if bias then y:add_(bias:reshape(1, O, 1)) end
+  return y
+end
+
+function W.conv_grad_output(fn, G, gbias, g)
+  if g.device == 'cpu' and plain(gbias, g) then
+    if C.ms_conv2d_grad_output(G, gbias, g) ~= 0 then cfail(fn) end
+    return G
+  end
+  local n, O, L = g:size(1), g:size(2), g:size(3)
+  G:view(O, n, L):copy_(g:transpose(1, 2))                       -- [N, O, L] -> [O, N, L]
+  if gbias then gbias:add_(G:sum(2)) end
+  return G
+end
+
 -- Max pooling: x -> out, argmax [N, C, OH, OW] (argmax: 0-based plane positions).
 function W.maxpool2d(fn, x, win, out, argmax)
   if C.ms_maxpool2d(out, argmax, x, win) ~= 0 then cfail(fn) end

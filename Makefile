@@ -154,6 +154,8 @@ $(BUILD)/libbaseline.so: scripts/bench/baseline.c | $(BUILD)
 bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/libbaseline.so
 	@bin/moonstep scripts/bench/core.lua
+	@bin/moonstep scripts/bench/train.lua
+	@bin/moonstep scripts/bench/kernels.lua
 	@bin/moonstep scripts/bench/optim.lua
 	@bin/moonstep scripts/bench/twopass.lua
 	@bin/moonstep scripts/bench/zo.lua --quick

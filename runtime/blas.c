@@ -6,6 +6,7 @@
 #include "internal.h"
 #include <cblas.h>
 #include <limits.h>
+#include <stdlib.h>
 
 /* How a 2-D operand [rows, cols] with strides (rs, cs) reaches BLAS. */
 typedef struct {
@@ -60,6 +61,36 @@ static int check_int(const char *fn, const char *what, int64_t v) {
 
 static int same_memory(const ms_tensor *x, const ms_tensor *y) {
   return x->storage == y->storage && x->count > 0 && y->count > 0;
+}
+
+/* C = alpha op(A) op(B) + beta C on the CPU (row-major; float or double), with the inner
+ * dimension in chunks of at most GEMM_K_CHUNK, the later chunks accumulated with beta 1.
+ * Why: OpenBLAS blocks K differently on one thread and on several when K exceeds its
+ * GEMM_Q (at least 256 on its x86-64 kernels; measured here: sgemm from K = 456, dgemm
+ * from 392), so the same product rounded differently with the thread count. Chunks no
+ * longer than every GEMM_Q make the result the same bits on any thread count (the M and
+ * N splits do not change any element's sum), at the cost of re-reading C once a chunk. */
+enum { GEMM_K_CHUNK = 256 };
+
+static void cpu_gemm(int f32, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                     const char *a, int64_t lda, const char *b, int64_t ldb, double beta,
+                     char *c, int64_t ldc) {
+  const int64_t es = f32 ? 4 : 8;
+  for (int64_t k0 = 0; k0 < k; k0 += GEMM_K_CHUNK) {
+    const int64_t kc = k - k0 < GEMM_K_CHUNK ? k - k0 : GEMM_K_CHUNK;
+    /* op(A) [m, k]: memory [m, k] (columns k0..) or [k, m] (rows k0..); op(B) [k, n]:
+     * memory [k, n] (rows k0..) or [n, k] (columns k0..) */
+    const char *ac = a + (ta ? k0 * lda : k0) * es, *bc = b + (tb ? k0 : k0 * ldb) * es;
+    const double bt = k0 == 0 ? beta : 1.0;
+    if (f32)
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  m, n, kc, (float)alpha, (const float *)ac, lda, (const float *)bc, ldb,
+                  (float)bt, (float *)c, ldc);
+    else
+      cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  m, n, kc, alpha, (const double *)ac, lda, (const double *)bc, ldb, bt,
+                  (double *)c, ldc);
+  }
 }
 
 int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t trans_a,
@@ -124,30 +155,61 @@ int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t tr
   }
   /* op(memory) = op(user): user transpose XOR layout transpose. */
   int ta = (trans_a != 0) ^ A.l.trans, tb = (trans_b != 0) ^ B.l.trans;
+  const int64_t es = ms_dtype_size(out->dtype_id);
   int rc = 0;
   if (ms_device_of(out) == MS_CUDA) {
     rc = ms_cuda_gemm(ta, tb, m, n, k, (float)alpha, (const float *)ms_ptr(&A.t), A.l.ld,
                       A.batch_stride, (const float *)ms_ptr(&B.t), B.l.ld, B.batch_stride,
                       (float)beta, (float *)ms_ptr(out), n, m * n, batch);
   } else {
-    for (int64_t bi = 0; bi < batch; bi++) {
-      if (out->dtype_id == MS_FLOAT32)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                    tb ? CblasTrans : CblasNoTrans, m, n, k, (float)alpha,
-                    (const float *)ms_ptr(&A.t) + bi * A.batch_stride, A.l.ld,
-                    (const float *)ms_ptr(&B.t) + bi * B.batch_stride, B.l.ld, (float)beta,
-                    (float *)ms_ptr(out) + bi * m * n, n);
-      else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                    tb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-                    (const double *)ms_ptr(&A.t) + bi * A.batch_stride, A.l.ld,
-                    (const double *)ms_ptr(&B.t) + bi * B.batch_stride, B.l.ld, beta,
-                    (double *)ms_ptr(out) + bi * m * n, n);
-    }
+    for (int64_t bi = 0; bi < batch; bi++)
+      cpu_gemm(out->dtype_id == MS_FLOAT32, ta, tb, m, n, k, alpha,
+               (const char *)ms_ptr(&A.t) + bi * A.batch_stride * es, A.l.ld,
+               (const char *)ms_ptr(&B.t) + bi * B.batch_stride * es, B.l.ld, beta,
+               (char *)ms_ptr(out) + bi * m * n * es, n);
   }
   ms_tensor_release(&A.t);
   ms_tensor_release(&B.t);
   return rc;
+}
+
+/* A dot product on the CPU in float64, in blocks of DOT_BLOCK elements whose partial sums
+ * are added in block order: the same bits on any thread count (OpenBLAS's own ddot splits
+ * a long vector by its thread count), the blocks shared by moonstep's threads. */
+enum { DOT_BLOCK = 8192, DOT_STACK = 128 };
+
+typedef struct {
+  int f32;
+  const void *a, *b;
+  int64_t n;
+  double *parts;
+} dot_job;
+
+static double dot_block(const dot_job *j, int64_t blk) {
+  int64_t lo = blk * DOT_BLOCK, len = j->n - lo < DOT_BLOCK ? j->n - lo : DOT_BLOCK;
+  if (j->f32)  /* float inputs, float64 accumulation */
+    return cblas_dsdot((int)len, (const float *)j->a + lo, 1, (const float *)j->b + lo, 1);
+  return cblas_ddot((int)len, (const double *)j->a + lo, 1, (const double *)j->b + lo, 1);
+}
+
+static void dot_share(void *ctx, int64_t lo, int64_t hi) {
+  const dot_job *j = ctx;
+  for (int64_t blk = lo; blk < hi; blk++) j->parts[blk] = dot_block(j, blk);
+}
+
+static double dot_blocks(dot_job *j) {
+  const int64_t nb = (j->n + DOT_BLOCK - 1) / DOT_BLOCK;
+  double stack[DOT_STACK], sum = 0;
+  if (nb > 1 && ms_threads_for(j->n * 2) > 1)
+    j->parts = nb <= DOT_STACK ? stack : malloc(sizeof(double) * (size_t)nb);
+  if (j->parts) {
+    ms_parallel_for(nb, j->n * 2, dot_share, j);
+    for (int64_t blk = 0; blk < nb; blk++) sum += j->parts[blk];
+    if (j->parts != stack) free(j->parts);
+  } else {
+    for (int64_t blk = 0; blk < nb; blk++) sum += dot_block(j, blk);
+  }
+  return sum;
 }
 
 int ms_dot(const ms_tensor *a, const ms_tensor *b, double *value) {
@@ -162,20 +224,11 @@ int ms_dot(const ms_tensor *a, const ms_tensor *b, double *value) {
   MS_TRY(ms_contiguous(&ac, a));
   if (ms_contiguous(&bc, b)) { ms_tensor_release(&ac); return -1; }
   int rc = 0;
-  if (ms_device_of(a) == MS_CUDA)
+  if (ms_device_of(a) == MS_CUDA) {
     rc = ms_cuda_dot((const float *)ms_ptr(&ac), (const float *)ms_ptr(&bc), a->count, value);
-  else {
-    /* BLAS counts are int: accumulate chunks of 2^30 in float64 */
-    double sum = 0;
-    const int64_t chunk = (int64_t)1 << 30;
-    for (int64_t i = 0; i < a->count; i += chunk) {
-      int len = (int)(a->count - i < chunk ? a->count - i : chunk);
-      if (a->dtype_id == MS_FLOAT32)  /* float inputs, float64 accumulation */
-        sum += cblas_dsdot(len, (const float *)ms_ptr(&ac) + i, 1, (const float *)ms_ptr(&bc) + i, 1);
-      else
-        sum += cblas_ddot(len, (const double *)ms_ptr(&ac) + i, 1, (const double *)ms_ptr(&bc) + i, 1);
-    }
-    *value = sum;
+  } else {
+    dot_job j = {a->dtype_id == MS_FLOAT32, ms_ptr(&ac), ms_ptr(&bc), a->count, NULL};
+    *value = dot_blocks(&j);
   }
   ms_tensor_release(&ac);
   ms_tensor_release(&bc);

@@ -12,12 +12,14 @@
  * (waiting for the other threads). On nth threads a region beats the serial loop while
  * its stall stays below (nth - 1) x the share; when the stalls summed over the current
  * window of WINDOW regions exceed that bound, summed, by more than SLACK_NS, moonstep's
- * loops run on the calling thread for a back-off that starts at BACKOFF_MIN and doubles
- * (up to BACKOFF_MAX) each time the machine is still loaded when they try the threads
- * again; a clean window resets it. Epochs on 2 loaded cores went from 2-24 s to about
- * 1.1-1.4x the 1-thread time. OpenBLAS keeps its threads: its sgemm does not give the
- * same bits on 1 and 2 threads, while moonstep's loops do (no reduction's partition
- * depends on the thread count), so the guard changes speed only, never results.
+ * loops and OpenBLAS run on the calling thread for a back-off that starts at BACKOFF_MIN
+ * and doubles (up to BACKOFF_MAX) each time the machine is still loaded when they try the
+ * threads again; a clean window resets it. An MLP epoch on 2 cores beside one busy
+ * process: 7.6-15.5 s on 2 threads without the guard (3.5-4 s with a guard that left
+ * OpenBLAS its threads), 0.58-0.64 s with it, against 0.49-0.58 s on 1 thread. Results
+ * are the same bits on any thread count (no reduction's or dot's partition depends on it,
+ * and blas.c cuts a GEMM's inner dimension into chunks that OpenBLAS blocks alike on one
+ * thread and on several), so the guard changes speed only, never results.
  * MOONSTEP_THREAD_GUARD=0 turns it off. The wait policy of idle threads (spin, then
  * sleep) is set by lua/moonstep/core.lua (GOMP_SPINCOUNT) before libgomp starts. */
 #include "internal.h"
@@ -85,6 +87,7 @@ static int threads_now(void) {
   if (!g.serial) return nth;
   if (now_ns() < g.until) return 1;
   g.serial = 0, g.probing = 1, g.regions = 0, g.stall = g.bound = 0;   /* try the threads again */
+  openblas_set_num_threads(nth);
   return nth;
 }
 
@@ -97,6 +100,7 @@ static void guard_note(int nth, int64_t wall, int64_t share) {
     g.backoff = g.probing && g.backoff ? g.backoff * 2 : BACKOFF_MIN;
     if (g.backoff > BACKOFF_MAX) g.backoff = BACKOFF_MAX;
     g.serial = 1, g.until = now_ns() + g.backoff, g.episodes++;
+    openblas_set_num_threads(1);
     g.probing = 0, g.regions = 0, g.stall = g.bound = 0;
   } else if (++g.regions >= WINDOW) {            /* a clean window */
     if (!g.probing) g.backoff = 0;

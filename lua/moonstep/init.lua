@@ -59,10 +59,10 @@ function ms.set_num_threads(n)
   core.C.ms_set_num_threads(check.integer('set_num_threads', 'count', n, 1, 1024))
 end
 -- ms.thread_status() -> { threads, active, serial_episodes, late_regions, guard }: the
--- threads asked for, those moonstep's own loops use now (1 while the guard against a
--- loaded machine holds them on the calling thread; OpenBLAS keeps its threads), how often
--- it did so, the late parallel regions seen, and whether the guard is on
--- (MOONSTEP_THREAD_GUARD=0 turns it off). The guard changes speed, never results.
+-- threads asked for, those in use now (1 while the guard against a loaded machine holds
+-- moonstep's loops and OpenBLAS on the calling thread), how often it did so, the late
+-- parallel regions seen, and whether the guard is on (MOONSTEP_THREAD_GUARD=0 turns it
+-- off). The guard changes speed, never results.
 function ms.thread_status(...)
   if select('#', ...) > 0 then check.fail('thread_status: takes no arguments, got %d', select('#', ...)) end
   local s = core.ffi.new('int64_t[5]')

@@ -53,9 +53,10 @@ const char *ms_last_error(void);
 int ms_abi_version(void);
 int ms_num_threads(void);
 void ms_set_num_threads(int n);
-/* out[5]: threads asked for, threads moonstep's loops use now (1 while the guard against
- * a loaded machine holds them serial, runtime/threads.c), serial episodes so far, late
- * parallel regions so far, guard on (1) or off (MOONSTEP_THREAD_GUARD=0). */
+/* out[5]: threads asked for, threads in use now (1 while the guard against a loaded
+ * machine holds moonstep's loops and OpenBLAS on the calling thread, runtime/threads.c),
+ * serial episodes so far, late parallel regions so far, guard on (1) or off
+ * (MOONSTEP_THREAD_GUARD=0). */
 void ms_thread_guard_stats(int64_t *out);
 /* Ctrl-C: the handler sets a flag that every op checks on entry; the op then fails
  * with "interrupted". The REPL installs it while a chunk runs. */

@@ -367,7 +367,8 @@ typedef struct {
     }                                                                                  \
   }
 
-/* One row: dst = src, and its sum in float64 (as g:sum would) into 4 partial sums
+/* One row: dst = src, and its sum in float64 (not g:sum's order: a float64 bias gradient
+ * can differ from it in the last bits) into 4 partial sums
  * (float: SSE2, 4 floats widened to 2 + 2 doubles a step; the tail in C). */
 static double grad_row_float(float *restrict dst, const float *restrict src, int64_t L) {
   int64_t l = 0;
@@ -428,12 +429,14 @@ static int check_layout(const char *fn, const char *bname, const ms_tensor *batc
   MS_TRY(ms_check_shape(fn, gname, gemm, 2, want));
   if (ms_device_of(batch) != MS_CPU)
     return ms_fail("%s: CUDA tensors are not supported (CPU only; use copy_ and add_)", fn);
-  MS_TRY(ms_check_no_overlap(fn, batch, gname, gemm));
+  MS_TRY(ms_check_disjoint(fn, bname, batch, gname, gemm));
   if (bias) {
     MS_TRY(ms_check_same(fn, biasname, bias, bname, batch));
     MS_TRY(ms_check_shape(fn, biasname, bias, 1, &batch->sizes[1]));
     if (!ms_tensor_is_contiguous(bias))
       return ms_fail("%s: argument '%s' must be contiguous", fn, biasname);
+    MS_TRY(ms_check_disjoint(fn, biasname, bias, bname, batch));
+    MS_TRY(ms_check_disjoint(fn, biasname, bias, gname, gemm));
   }
   return 0;
 }

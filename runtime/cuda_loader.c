@@ -68,6 +68,17 @@ static char ms_cuda_reason[6144];   /* why it is not, else "" */
 #define MS_REFUSE(...) \
   do { snprintf(ms_cuda_reason, sizeof ms_cuda_reason, __VA_ARGS__); return; } while (0)
 
+/* This library's absolute path, taken when it is loaded: the plugin is looked for beside
+ * it at first GPU use, maybe after a chdir that would break a relative path. */
+static char ms_self_path[4096];
+
+__attribute__((constructor)) static void ms_cuda_record_self(void) {
+  Dl_info self;
+  if (dladdr((void *)&ms_cuda_record_self, &self) && self.dli_fname &&
+      !realpath(self.dli_fname, ms_self_path))
+    ms_self_path[0] = '\0';
+}
+
 static void ms_cuda_load(void) {
   /* 1. the driver (kept open: the CUDA runtime opens it again) */
   if (!dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL))
@@ -83,10 +94,11 @@ static void ms_cuda_load(void) {
   if (env && *env) {
     snprintf(path, sizeof path, "%s", env);
   } else {
-    const char *slash = strrchr(self.dli_fname, '/');
-    int dir = slash ? (int)(slash - self.dli_fname + 1) : 0;
-    if (snprintf(path, sizeof path, "%.*slibmoonstep_cuda.so", dir, self.dli_fname) >= (int)sizeof path)
-      MS_REFUSE("the CUDA plugin's path is too long (%s)", self.dli_fname);
+    const char *me = ms_self_path[0] ? ms_self_path : self.dli_fname;
+    const char *slash = strrchr(me, '/');
+    int dir = slash ? (int)(slash - me + 1) : 0;
+    if (snprintf(path, sizeof path, "%.*slibmoonstep_cuda.so", dir, me) >= (int)sizeof path)
+      MS_REFUSE("the CUDA plugin's path is too long (%s)", me);
   }
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h)

@@ -83,6 +83,9 @@ int ms_overlap(const ms_tensor *a, const ms_tensor *b, int same_ok);
 /* Fails "fn: argument 'out' shares memory with 'arg'" when ms_overlap(out, x, 0). */
 int ms_check_no_overlap(const char *fn, const ms_tensor *out, const char *arg,
                         const ms_tensor *x);
+/* the same, naming both: "argument 'aname' shares memory with 'bname'" */
+int ms_check_disjoint(const char *fn, const char *aname, const ms_tensor *a, const char *bname,
+                      const ms_tensor *b);
 int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t);
 
 /* ---- storage ------------------------------------------------------------------------ */
@@ -144,8 +147,10 @@ static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t le
 #ifdef _OPENMP
 #include <omp.h>
 #define ms_thread_id() omp_get_thread_num()
+#define ms_team_size() omp_get_num_threads()
 #else
 #define ms_thread_id() 0
+#define ms_team_size() 1
 #endif
 enum { MS_PARALLEL_GRAIN = 32768 };  /* elements below which a loop stays serial */
 int ms_threads_for(int64_t work);

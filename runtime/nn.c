@@ -55,7 +55,8 @@ int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_) {
 
 /* ---- cross-entropy, the plain case (no class weights, nothing ignored) ----------------- */
 /* exp(x) for x <= 0 in float (Cephes' expf: Cody-Waite reduction, degree-5 polynomial;
- * within 1.4 ulp of exp on [-87, 0]); below -87 (where exp leaves the normal floats) 0,
+ * within 1.4 ulp of exp on [-87, 0]); below -87 0 (exp leaves the normal floats at -87.34:
+ * the subnormal results in between, below 1.2e-38, are flushed to 0),
  * NaN stays NaN. Selects are integer masks on the bits and n is read from the bits of
  * x log2(e) + 1.5 * 2^23, so that a loop over a row vectorises (no branch, no float
  * compare, which GCC will not if-convert under -ftrapping-math). */
@@ -216,9 +217,9 @@ int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
                    (long long)losses->count, (long long)rows);
   if (!(smoothing >= 0 && smoothing <= 1))
     return ms_fail("%s: smoothing is %g, expected a number in [0, 1]", fn, smoothing);
-  MS_TRY(ms_check_no_overlap(fn, prob, "self", x));
-  MS_TRY(ms_check_no_overlap(fn, losses, "self", x));
-  MS_TRY(ms_check_no_overlap(fn, losses, "prob", prob));
+  MS_TRY(ms_check_disjoint(fn, "prob", prob, "self", x));
+  MS_TRY(ms_check_disjoint(fn, "losses", losses, "self", x));
+  MS_TRY(ms_check_disjoint(fn, "losses", losses, "prob", prob));
   if (bad) *bad = -1;
   if (total) *total = 0;
   if (rows == 0) return 0;
@@ -262,7 +263,7 @@ int ms_cross_entropy_backward(ms_tensor *g, const ms_tensor *prob, const ms_tens
     if (row_scale->count != rows)
       return ms_fail("%s: argument 'row_scale' has %lld elements, expected %lld (one per row)",
                      fn, (long long)row_scale->count, (long long)rows);
-    MS_TRY(ms_check_no_overlap(fn, g, "row_scale", row_scale));
+    MS_TRY(ms_check_disjoint(fn, "out", g, "row_scale", row_scale));
   }
   if (!(smoothing >= 0 && smoothing <= 1))
     return ms_fail("%s: smoothing is %g, expected a number in [0, 1]", fn, smoothing);

@@ -144,12 +144,17 @@ int ms_overlap(const ms_tensor *a, const ms_tensor *b, int same_ok) {
   return alo <= bhi && blo <= ahi;
 }
 
+int ms_check_disjoint(const char *fn, const char *aname, const ms_tensor *a, const char *bname,
+                      const ms_tensor *b) {
+  if (ms_overlap(a, b, 0))
+    return ms_fail("%s: argument '%s' shares memory with '%s', expected a separate tensor",
+                   fn, aname, bname);
+  return 0;
+}
+
 int ms_check_no_overlap(const char *fn, const ms_tensor *out, const char *arg,
                         const ms_tensor *x) {
-  if (ms_overlap(out, x, 0))
-    return ms_fail("%s: argument 'out' shares memory with '%s', expected a separate tensor",
-                   fn, arg);
-  return 0;
+  return ms_check_disjoint(fn, "out", out, arg, x);
 }
 
 int ms_tensor_new_like(ms_tensor *out, const ms_tensor *t) {

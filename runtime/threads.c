@@ -64,9 +64,13 @@ int ms_num_threads(void) {
 
 void ms_set_num_threads(int n) {
   if (n < 1) n = 1;
+  if (n != ms_num_threads()) {   /* a new count starts the guard afresh */
+    g.serial = g.probing = g.regions = 0;
+    g.stall = g.bound = g.backoff = 0;
+  } else if (g.serial) {
+    return;                      /* the same count: the back-off goes on */
+  }
   g_threads = n;
-  g.serial = g.probing = g.regions = 0;
-  g.stall = g.bound = g.backoff = 0;
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
@@ -132,14 +136,16 @@ void ms_parallel_for(int64_t n, int64_t work, ms_range_fn fn, void *ctx) {
   }
   const int timed = guard_on();
   int64_t t0 = timed ? now_ns() : 0, share = 0;
+  int team = nth;
 #pragma omp parallel num_threads(nth)
   {
+    /* split by the team OpenMP gave (OMP_DYNAMIC or OMP_THREAD_LIMIT can give fewer) */
     int64_t lo, hi;
-    int tid = ms_thread_id();
-    ms_split(n, tid, nth, &lo, &hi);
+    int tid = ms_thread_id(), nt = ms_team_size();
+    ms_split(n, tid, nt, &lo, &hi);
     int64_t s = timed && tid == 0 ? now_ns() : 0;
     fn(ctx, lo, hi);
-    if (timed && tid == 0) share = now_ns() - s;
+    if (tid == 0) team = nt, share = timed ? now_ns() - s : 0;
   }
-  if (timed) guard_note(nth, now_ns() - t0, share);
+  if (timed && team > 1) guard_note(team, now_ns() - t0, share);
 }

@@ -136,6 +136,23 @@ describe('results on any thread count', function()
   end)
 end)
 
+describe('a smaller OpenMP team than asked for', function()
+  it('still covers all the work (OMP_THREAD_LIMIT=1, OMP_DYNAMIC=true)', function()
+    local script = os.tmpname()
+    H.write_file(script, [[
+ms.set_num_threads(2)
+local x = ms.ones(1000, 1000)
+print(('relu %.17g double %.17g sum %.17g dot %.17g'):format(x:relu():sum(), (x * 2):sum(),
+  ms.ones(1000000):sum(), ms.dot(ms.ones(300000), ms.ones(300000))))
+]])
+    for _, env in ipairs { 'OMP_THREAD_LIMIT=1', 'OMP_DYNAMIC=true' } do
+      local out = H.sh(('%s bin/moonstep %s 2>&1'):format(env, script))
+      assert.equal('relu 1000000 double 2000000 sum 1000000 dot 300000\n', out, env)
+    end
+    os.remove(script)
+  end)
+end)
+
 describe('the guard against a loaded machine', function()
   local cores = tonumber(H.sh('nproc'):match('%d+')) or 2
 

@@ -115,12 +115,13 @@ ffi.cdef(elementwise_cdef)
 -- the threads sleep, so an idle REPL or a loaded machine is not kept busy (libgomp's own
 -- default spins 3x longer; 10^7, used before, spun for about a second and made 2 threads
 -- collapse beside another busy process). The guard in runtime/threads.c handles a loaded
--- machine. libgomp reads this when loaded; a GOMP_SPINCOUNT of the user's wins.
+-- machine. libgomp reads this when loaded; a GOMP_SPINCOUNT or OMP_WAIT_POLICY of the
+-- user's wins (libgomp lets GOMP_SPINCOUNT override OMP_WAIT_POLICY, so none is set then).
 ffi.cdef [[
 int setenv(const char *name, const char *value, int overwrite);
 int unsetenv(const char *name);
 ]]
-local spin_set = os.getenv('GOMP_SPINCOUNT') == nil
+local spin_set = os.getenv('GOMP_SPINCOUNT') == nil and os.getenv('OMP_WAIT_POLICY') == nil
 if spin_set then ffi.C.setenv('GOMP_SPINCOUNT', '100000', 1) end
 
 local libpath = os.getenv('MOONSTEP_LIB')

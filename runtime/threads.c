@@ -16,10 +16,11 @@
  * and doubles (up to BACKOFF_MAX) each time the machine is still loaded when they try the
  * threads again; a clean window resets it. An MLP epoch on 2 cores beside one busy
  * process: 7.6-15.5 s on 2 threads without the guard (3.5-4 s with a guard that left
- * OpenBLAS its threads), 0.58-0.64 s with it, against 0.49-0.58 s on 1 thread. Results
- * are the same bits on any thread count (no reduction's or dot's partition depends on it,
- * and blas.c cuts a GEMM's inner dimension into chunks that OpenBLAS blocks alike on one
- * thread and on several), so the guard changes speed only, never results.
+ * OpenBLAS its threads), 0.58-0.64 s with it, against 0.49-0.58 s on 1 thread. Float32
+ * results are the same bits on any thread count (no reduction's or dot's partition
+ * depends on it, and blas.c hands OpenBLAS a GEMM's inner dimension in pieces it blocks
+ * alike on one thread and on several), so the guard changes their speed only (a float64
+ * product with a narrow output can differ in its last bits: blas.c).
  * MOONSTEP_THREAD_GUARD=0 turns it off. The wait policy of idle threads (spin, then
  * sleep) is set by lua/moonstep/core.lua (GOMP_SPINCOUNT) before libgomp starts. */
 #include "internal.h"

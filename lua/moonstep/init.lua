@@ -62,7 +62,7 @@ end
 -- threads asked for, those in use now (1 while the guard against a loaded machine holds
 -- moonstep's loops and OpenBLAS on the calling thread), how often it did so, the late
 -- parallel regions seen, and whether the guard is on (MOONSTEP_THREAD_GUARD=0 turns it
--- off). The guard changes speed, never results.
+-- off). The guard changes speed, never float32 results.
 function ms.thread_status(...)
   if select('#', ...) > 0 then check.fail('thread_status: takes no arguments, got %d', select('#', ...)) end
   local s = core.ffi.new('int64_t[5]')

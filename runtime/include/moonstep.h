@@ -25,7 +25,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 8 };
+enum { MS_ABI_VERSION = 9 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };

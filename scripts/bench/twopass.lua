@@ -43,7 +43,8 @@ local BATCH, NB = 128, 64         -- batch size, synthetic batches cycled throug
 local SAMPLE_S = (tonumber(os.getenv('MOONSTEP_BENCH_SAMPLE_MS')) or 100) / 1000   -- one sample lasts about this long
 
 -- ---- helpers -----------------------------------------------------------------------------
-local median = dofile(home .. '/scripts/bench/stats.lua').median
+local stats = dofile(home .. '/scripts/bench/stats.lua')
+local median, vmhwm_kb = stats.median, stats.peak_kb
 
 local function first_line(e) return (tostring(e):gsub('\n.*', '')) end
 
@@ -215,13 +216,6 @@ local function subnormal_share(root)
 end
 
 -- ---- the peak RSS of one optimizer in its own process ------------------------------------
-local function vmhwm_kb()
-  local f = io.open('/proc/self/status')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return tonumber(s:match('VmHWM:%s*(%d+)'))
-end
 
 if arg and arg[1] == '--rss' then   -- child: row index (0: no optimizer), steps
   local X, Y = load_data(true)

@@ -33,7 +33,8 @@ local ms = require 'moonstep'
 local ffi = require 'ffi'
 local nn, optim, clock = ms.nn, ms.optim, ms.clock
 local home = require('moonstep.core').home
-local median = dofile(home .. '/scripts/bench/stats.lua').median
+local stats = dofile(home .. '/scripts/bench/stats.lua')
+local median, vmhwm_kb = stats.median, stats.peak_kb
 
 local opts = { rounds = nil, quick = false, accuracy = false, only = nil }
 do
@@ -287,13 +288,6 @@ local function in_use()
   return tonumber(m.uordblks) + tonumber(m.hblkhd) - tonumber(ms.C.ms_cpu_cache_bytes())
 end
 
-local function vmhwm_kb()
-  local f = io.open('/proc/self/status', 'r')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return tonumber(s:match('VmHWM:%s*(%d+)'))
-end
 
 local MEM_SIZES, MEM_B, MEM_STEPS = { 784, 2048, 2048, 10 }, 64, 10
 

@@ -1,6 +1,7 @@
 // nn.cu — the CUDA twin of runtime/nn.c (float32): softmax and the plain cross-entropy.
 // Convolution lowering and pooling are in conv_pool.cu.
 #include "common.cuh"
+#include "ce_rule.h"
 
 // One block per row of [rows, classes]: block max, block sum of exp, then write.
 __global__ void softmax_kernel(float *y, const float *x, int64_t rows, int64_t classes, int log_) {
@@ -78,12 +79,8 @@ __global__ void ce_forward_kernel(float *prob, float *losses, const float *x, co
     if (e > 0) sx = block_reduce(sx, sh, false);
     double inv = 1 / sum;
     for (int64_t c = threadIdx.x; c < classes; c += blockDim.x) pr[c] = (float)(pr[c] * inv);
-    if (threadIdx.x == 0) {
-      double lse = (double)mx + log(sum);
-      double l = lse - (double)xr[tr];
-      if (e > 0) l = (1 - e) * l - e / (double)classes * (sx - (double)classes * lse);
-      losses[r] = (float)l;
-    }
+    if (threadIdx.x == 0)
+      losses[r] = (float)ms_ce_loss((double)mx + log(sum), (double)xr[tr], sx, e, (double)classes);
   }
 }
 
@@ -106,8 +103,8 @@ __global__ void ce_backward_kernel(float *g, const float *prob, const int64_t *t
        i += (int64_t)gridDim.x * blockDim.x) {
     int64_t r = i / classes, c = i % classes;
     double s = row_scale ? scale * (double)row_scale[r] : scale;
-    double q = off + (c == ms_index_pos(t[r], base, classes) ? 1 - e : 0);
-    g[i] = (float)(((double)prob[i] - q) * s);
+    double hit = c == ms_index_pos(t[r], base, classes) ? 1 - e : 0;
+    g[i] = (float)ms_ce_grad((double)prob[i], off, hit, s);
   }
 }
 

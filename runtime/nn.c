@@ -2,6 +2,7 @@
  * double); kernels/nn.cu holds the CUDA twin. Convolution lowering is in conv.c,
  * pooling in pool.c. */
 #include "internal.h"
+#include "ce_rule.h"
 #include <math.h>
 #include <string.h>
 
@@ -153,12 +154,9 @@ ROW_REDUCE(double)
       double inv = 1 / sum;                                                              \
       for (int64_t c = 0; c < C; c++) p[c] = (T)(p[c] * inv);                            \
       double lse = (double)mx + log(sum);                                                \
-      double l = lse - (double)x[j->target[r] - j->base];                                \
-      if (j->e > 0) {                                                                    \
-        double sx = row_sum_##T(x, C);                                                   \
-        l = (1 - j->e) * l - j->e / (double)C * (sx - (double)C * lse);                  \
-      }                                                                                  \
-      ((T *)j->losses)[r] = (T)l;                                                        \
+      double sx = j->e > 0 ? row_sum_##T(x, C) : 0;                                      \
+      ((T *)j->losses)[r] =                                                              \
+          (T)ms_ce_loss(lse, (double)x[j->target[r] - j->base], sx, j->e, (double)C);    \
     }                                                                                    \
   }                                                                                      \
   CE_CLONES static void ce_backward_##T(void *ctx, int64_t lo, int64_t hi) {             \
@@ -171,8 +169,8 @@ ROW_REDUCE(double)
       double s = j->scale;                                                               \
       if (j->row_scale) s *= (double)((const T *)j->row_scale)[r];                       \
       int64_t t = j->target[r] - j->base;                                                \
-      T gt = (T)(((double)p[t] - off - hit) * s);  /* before g may overwrite p */        \
-      for (int64_t c = 0; c < C; c++) g[c] = (T)(((double)p[c] - off) * s);              \
+      T gt = (T)ms_ce_grad((double)p[t], off, hit, s);  /* before g may overwrite p */   \
+      for (int64_t c = 0; c < C; c++) g[c] = (T)ms_ce_grad((double)p[c], off, 0, s);      \
       g[t] = gt;                                                                         \
     }                                                                                    \
   }

@@ -167,6 +167,7 @@ int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t tr
                       A.batch_stride, (const float *)ms_ptr(&B.t), B.l.ld, B.batch_stride,
                       (float)beta, (float *)ms_ptr(out), n, m * n, batch);
   } else {
+    ms_threads_refresh();
     for (int64_t bi = 0; bi < batch; bi++)
       cpu_gemm(out->dtype_id == MS_FLOAT32, ta, tb, m, n, k, alpha,
                (const char *)ms_ptr(&A.t) + bi * A.batch_stride * es, A.l.ld,

@@ -154,6 +154,9 @@ static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t le
 #endif
 enum { MS_PARALLEL_GRAIN = 32768 };  /* elements below which a loop stays serial */
 int ms_threads_for(int64_t work);
+/* Ends the guard's back-off when it is over (threads.c); called before OpenBLAS runs, so
+ * that a stretch of GEMMs alone gets its threads back too. */
+void ms_threads_refresh(void);
 /* fn(ctx, lo, hi) over items [0, n) split in contiguous shares, one per thread; work
  * (in elements touched) sets the thread count, and a call below the grain runs on the
  * calling thread without entering OpenMP at all (that alone costs more than a small op). */

@@ -113,6 +113,8 @@ static void guard_note(int nth, int64_t wall, int64_t share) {
   }
 }
 
+void ms_threads_refresh(void) { (void)threads_now(); }
+
 void ms_thread_guard_stats(int64_t *out) {
   out[0] = ms_num_threads();
   out[1] = g.serial && now_ns() < g.until ? 1 : ms_num_threads();

@@ -100,15 +100,9 @@ typedef struct {
             : ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
   } while (0)
 
-/* Compiled for any x86-64 and for x86-64-v3 (AVX2: 4 doubles, 8 floats a lane); the loader
- * picks one. The same bits either way: each accumulator is its own sequential sum. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ARENA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define ARENA_CLONES
-#endif
+/* MS_CLONES (internal.h): each accumulator is its own sequential sum. */
 
-ARENA_CLONES static void reduce_share(void *ctx, int64_t lo, int64_t hi) {
+MS_CLONES static void reduce_share(void *ctx, int64_t lo, int64_t hi) {
   const reduce_job *j = ctx;
   for (int64_t c = lo; c < hi; c++) {
     int64_t off = j->chunks[2 * c], cnt = j->chunks[2 * c + 1];
@@ -226,7 +220,7 @@ typedef struct {
       for (int64_t i = lo; i < hi; i++) y[i] = arena_axpby_##SFX(y[i], a, 0, 0);       \
   } while (0)
 
-ARENA_CLONES static void axpby_span(const void *jv, const void *k, int32_t s, int64_t lo,
+MS_CLONES static void axpby_span(const void *jv, const void *k, int32_t s, int64_t lo,
                                     int64_t hi) {
   const arena_job *j = jv;
   (void)k;
@@ -291,7 +285,7 @@ int ms_arena_scale(ms_tensor *a, const ms_slice_table *table, const double *scal
       for (int64_t i = lo; i < hi; i++) out[i] = arena_perturb_##SFX(w[i], g[i], scale, eta, 2); \
   } while (0)
 
-ARENA_CLONES static void perturb_span(const void *jv, const void *k, int32_t s, int64_t lo,
+MS_CLONES static void perturb_span(const void *jv, const void *k, int32_t s, int64_t lo,
                                       int64_t hi) {
   const arena_job *j = jv;
   (void)k;

@@ -69,33 +69,37 @@ static int same_memory(const ms_tensor *x, const ms_tensor *y) {
  * and halves a last remainder between GEMM_Q and 2 GEMM_Q, rounding the half to its
  * unroll on one thread but not on several, so the same product rounded differently with
  * the thread count (measured here: sgemm from K = 456, dgemm from 392; never for a K that
- * is a multiple of 32). With K a multiple of 64 (GEMM_Q and twice every x86-64 unroll
+ * is a multiple of 32). A K of at most GEMM_K_ALIGN is one call. With K a multiple of 64 (GEMM_Q and twice every x86-64 unroll
  * divide it) both drivers block alike. Float32 products are then the same bits on any
  * thread count (2,084 shapes checked here, narrow ones included); a float64 product with
  * a narrow output (N = 10) can still differ in its last bits, from OpenBLAS's edge
  * kernels. The cost: one more pass over C when K has a tail. */
 enum { GEMM_K_ALIGN = 64 };
 
+/* One call for the inner-dimension slice [k0, k0 + kc). op(A) [m, k]: memory [m, k]
+ * (columns k0..) or [k, m] (rows k0..); op(B) [k, n]: memory [k, n] (rows k0..) or [n, k]
+ * (columns k0..). */
+static void gemm_part(int f32, int ta, int tb, int64_t m, int64_t n, int64_t k0, int64_t kc,
+                      double alpha, const char *a, int64_t lda, const char *b, int64_t ldb,
+                      double beta, char *c, int64_t ldc) {
+  const int64_t es = f32 ? 4 : 8;
+  const char *ak = a + (ta ? k0 * lda : k0) * es, *bk = b + (tb ? k0 : k0 * ldb) * es;
+  const CBLAS_TRANSPOSE oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
+  if (f32)
+    cblas_sgemm(CblasRowMajor, oa, ob, m, n, kc, (float)alpha, (const float *)ak, lda,
+                (const float *)bk, ldb, (float)beta, (float *)c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, oa, ob, m, n, kc, alpha, (const double *)ak, lda,
+                (const double *)bk, ldb, beta, (double *)c, ldc);
+}
+
 static void cpu_gemm(int f32, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
                      const char *a, int64_t lda, const char *b, int64_t ldb, double beta,
                      char *c, int64_t ldc) {
-  const int64_t es = f32 ? 4 : 8;
+  /* K <= GEMM_K_ALIGN: one call; else the largest multiple of it, then the tail */
   const int64_t head = k > GEMM_K_ALIGN ? k - k % GEMM_K_ALIGN : k;
-  for (int64_t k0 = 0; k0 < k; k0 = k0 == 0 ? head : k) {
-    const int64_t kc = k0 == 0 ? head : k - head;
-    /* op(A) [m, k]: memory [m, k] (columns k0..) or [k, m] (rows k0..); op(B) [k, n]:
-     * memory [k, n] (rows k0..) or [n, k] (columns k0..) */
-    const char *ac = a + (ta ? k0 * lda : k0) * es, *bc = b + (tb ? k0 : k0 * ldb) * es;
-    const double bt = k0 == 0 ? beta : 1.0;
-    if (f32)
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                  m, n, kc, (float)alpha, (const float *)ac, lda, (const float *)bc, ldb,
-                  (float)bt, (float *)c, ldc);
-    else
-      cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                  m, n, kc, alpha, (const double *)ac, lda, (const double *)bc, ldb, bt,
-                  (double *)c, ldc);
-  }
+  gemm_part(f32, ta, tb, m, n, 0, head, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (head < k) gemm_part(f32, ta, tb, m, n, head, k - head, alpha, a, lda, b, ldb, 1.0, c, ldc);
 }
 
 int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t trans_a,
@@ -167,7 +171,7 @@ int ms_matmul(ms_tensor *out, const ms_tensor *a, const ms_tensor *b, int32_t tr
                       A.batch_stride, (const float *)ms_ptr(&B.t), B.l.ld, B.batch_stride,
                       (float)beta, (float *)ms_ptr(out), n, m * n, batch);
   } else {
-    ms_threads_refresh();
+    ms_threads_end_backoff_if_due();
     for (int64_t bi = 0; bi < batch; bi++)
       cpu_gemm(out->dtype_id == MS_FLOAT32, ta, tb, m, n, k, alpha,
                (const char *)ms_ptr(&A.t) + bi * A.batch_stride * es, A.l.ld,

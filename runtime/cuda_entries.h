@@ -6,13 +6,16 @@
  *     definition that disagrees is a compile error, "conflicting declaration of C
  *     function"),
  *   - cuda_stub.c defines the CPU-only build's stubs, each failing "<what>: CUDA is not
- *     available ..." (the compiler checks them against the same prototypes).
+ *     available ..." (the compiler checks them against the same prototypes),
+ *   - cuda_loader.c defines a CUDA build's trampolines into the plugin (the argument
+ *     names parsed by cuda_args.awk: every parameter must be named, no array parameters).
  * Adding an entry point: a line here and its definition in a .cu file.
  *
- * Not in the list (hand-written in cuda_stub.c): ms_cuda_compiled and
- * ms_cuda_device_count (public, moonstep.h: the stubs return 0), ms_cuda_check (fails
- * naming its caller), ms_cuda_free (void), and the optimizer entry points (declared with
- * their rules, runtime/optim*). ms_cuda_workspace is the .cu files' own (common.cuh). */
+ * Not in the list (hand-written in cuda_stub.c): ms_cuda_compiled, ms_cuda_device_count
+ * and ms_cuda_why (public, moonstep.h), ms_cuda_check (fails naming its caller),
+ * ms_cuda_free (void), and the optimizer entry points (declared with their rules,
+ * runtime/optim*; the hand-written ones also listed as cuda_plugin.h's
+ * MS_CUDA_HAND_ENTRIES). ms_cuda_workspace is the .cu files' own (common.cuh). */
 #ifndef MS_CUDA_ENTRIES_H
 #define MS_CUDA_ENTRIES_H
 

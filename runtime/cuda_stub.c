@@ -4,14 +4,9 @@
  *
  * The stubs are generated from the list of entry points (cuda_entries.h), which also
  * declares their prototypes (internal.h): the compiler checks each stub against them.
- * Defines: ms_cuda_synchronize, ms_cuda_malloc, ms_cuda_memcpy, ms_cuda_copy,
- * ms_cuda_fill, ms_cuda_arange, ms_cuda_unary, ms_cuda_binary, ms_cuda_ternary,
- * ms_cuda_reduce, ms_cuda_gemm, ms_cuda_dot, ms_cuda_index_select, ms_cuda_gather,
- * ms_cuda_rng_fill, ms_cuda_softmax, ms_cuda_im2col, ms_cuda_col2im, ms_cuda_maxpool2d,
- * ms_cuda_maxpool2d_backward, ms_cuda_avgpool2d, ms_cuda_avgpool2d_backward,
- * ms_cuda_index_add, ms_cuda_zo_fill, ms_cuda_zo_move, ms_cuda_zo_estimate, ms_cuda_zo_mezo
- * (from the list); then by hand ms_cuda_compiled, ms_cuda_device_count, ms_cuda_why,
- * ms_cuda_check, ms_cuda_free; then the optimizer block at the end. */
+ * Defines every entry of MS_CUDA_ENTRIES (from the list); then by hand ms_cuda_compiled,
+ * ms_cuda_device_count, ms_cuda_why, ms_cuda_check, ms_cuda_free; then the optimizer
+ * block at the end (the hand-written entries cuda_plugin.h lists as MS_CUDA_HAND_ENTRIES). */
 #include "internal.h"
 #include "window.h"
 

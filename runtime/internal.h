@@ -143,6 +143,18 @@ static inline void ms_cursor_advance(const ms_iter *it, ms_cursor *c, int64_t le
   }
 }
 
+/* ---- run-time dispatch ---------------------------------------------------------------- */
+/* A loop marked MS_CLONES is compiled for any x86-64 and for x86-64-v3 (AVX2 + FMA); the
+ * loader picks one at run time (the library is built for any x86-64, never -march=native).
+ * A loop marked so must give the same bits either way: elementwise work vectorised, every
+ * sum in a fixed order (C11 neither contracts nor reorders; fma, sqrt and division are
+ * correctly rounded in every lane). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define MS_CLONES
+#endif
+
 /* ---- CPU threading (threads.c) ---------------------------------------------------------- */
 #ifdef _OPENMP
 #include <omp.h>
@@ -156,7 +168,7 @@ enum { MS_PARALLEL_GRAIN = 32768 };  /* elements below which a loop stays serial
 int ms_threads_for(int64_t work);
 /* Ends the guard's back-off when it is over (threads.c); called before OpenBLAS runs, so
  * that a stretch of GEMMs alone gets its threads back too. */
-void ms_threads_refresh(void);
+void ms_threads_end_backoff_if_due(void);
 /* fn(ctx, lo, hi) over items [0, n) split in contiguous shares, one per thread; work
  * (in elements touched) sets the thread count, and a call below the grain runs on the
  * calling thread without entering OpenMP at all (that alone costs more than a small op). */

@@ -56,8 +56,8 @@ int ms_softmax(ms_tensor *out, const ms_tensor *x, int32_t log_) {
 
 /* ---- cross-entropy, the plain case (no class weights, nothing ignored) ----------------- */
 /* exp(x) for x <= 0 in float (Cephes' expf: Cody-Waite reduction, degree-5 polynomial;
- * within 1.4 ulp of exp on [-87, 0]); below -87 0 (exp leaves the normal floats at -87.34:
- * the subnormal results in between, below 1.2e-38, are flushed to 0),
+ * within 1.4 ulp of exp on [-87, 0]); x < -87 gives 0 (exp(-87) = 1.6e-38: the results
+ * below it, normal down to -87.34 and subnormal after, are flushed),
  * NaN stays NaN. Selects are integer masks on the bits and n is read from the bits of
  * x log2(e) + 1.5 * 2^23, so that a loop over a row vectorises (no branch, no float
  * compare, which GCC will not if-convert under -ftrapping-math). */
@@ -96,15 +96,8 @@ static inline float expf_nonpos(float x) {
  * exponentials e_j = exp(x_j - m) (float: expf_nonpos; double: exp), their float64 sum S,
  * p = softmax(x) = e / S stored for the backward, lse = m + log S and
  *   loss_r = -(1 - e) (x_t - lse) - e/C (sum_j x_j - C lse)     (float64, rounded once).
- * Backward: g[r, j] = (p[r, j] - (1 - e) [j = t] - e/C) * scale * row_scale[r], rounded
- * once: no exponential, one pass over p. */
-/* Compiled for any x86-64 and for x86-64-v3 (AVX2: 8 floats a lane); the loader picks one.
- * The same bits either way: elementwise work is vectorised, every sum stays sequential. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CE_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define CE_CLONES
-#endif
+ * Backward: g[r, j] = ((p[r, j] - e/C) - (1 - e) [j = t]) * (scale * row_scale[r]),
+ * rounded once: no exponential, one pass over p (the rules: ce_rule.h). */
 
 typedef struct {
   const void *x;
@@ -142,7 +135,7 @@ ROW_REDUCE(float)
 ROW_REDUCE(double)
 
 #define CE_ROWS(T, EXP)                                                                  \
-  CE_CLONES static void ce_forward_##T(void *ctx, int64_t lo, int64_t hi) {              \
+  MS_CLONES static void ce_forward_##T(void *ctx, int64_t lo, int64_t hi) {              \
     const ce_job *j = ctx;                                                               \
     const int64_t C = j->classes;                                                        \
     for (int64_t r = lo; r < hi; r++) {                                                  \
@@ -159,7 +152,7 @@ ROW_REDUCE(double)
           (T)ms_ce_loss(lse, (double)x[j->target[r] - j->base], sx, j->e, (double)C);    \
     }                                                                                    \
   }                                                                                      \
-  CE_CLONES static void ce_backward_##T(void *ctx, int64_t lo, int64_t hi) {             \
+  MS_CLONES static void ce_backward_##T(void *ctx, int64_t lo, int64_t hi) {             \
     const ce_job *j = ctx;                                                               \
     const int64_t C = j->classes;                                                        \
     const double off = j->e / (double)C, hit = 1 - j->e;                                 \
@@ -178,8 +171,8 @@ ROW_REDUCE(double)
 CE_ROWS(float, expf_nonpos)
 CE_ROWS(double, exp)
 
-/* x [rows, classes] and target [rows] (int64), both contiguous; the first row whose
- * target is not in [base, base + classes), or -1. */
+/* Checks x [rows, classes] (float) and target [rows] (int64): contiguous, one device;
+ * sets *rows and *classes. */
 static int ce_check(const char *fn, const ms_tensor *x, const ms_tensor *target,
                     int64_t *rows, int64_t *classes) {
   MS_TRY(ms_check_float(fn, "self", x));
@@ -194,7 +187,8 @@ static int ce_check(const char *fn, const ms_tensor *x, const ms_tensor *target,
                    ms_shape_str(b, target->ndim, target->sizes));
   }
   if (!ms_tensor_is_contiguous(x) || !ms_tensor_is_contiguous(target))
-    return ms_fail("%s: arguments 'self' and 'target' must be contiguous", fn);
+    return ms_fail("%s: argument '%s' is not contiguous, expected a contiguous tensor", fn,
+                   ms_tensor_is_contiguous(x) ? "target" : "self");
   *rows = x->sizes[0];
   *classes = x->sizes[1];
   return 0;
@@ -214,7 +208,7 @@ int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
     return ms_fail("%s: argument 'losses' has %lld elements, expected %lld (one per row)", fn,
                    (long long)losses->count, (long long)rows);
   if (!(smoothing >= 0 && smoothing <= 1))
-    return ms_fail("%s: smoothing is %g, expected a number in [0, 1]", fn, smoothing);
+    return ms_fail("%s: argument 'smoothing' is %g, expected a number in [0, 1]", fn, smoothing);
   MS_TRY(ms_check_disjoint(fn, "prob", prob, "self", x));
   MS_TRY(ms_check_disjoint(fn, "losses", losses, "self", x));
   MS_TRY(ms_check_disjoint(fn, "losses", losses, "prob", prob));
@@ -264,9 +258,10 @@ int ms_cross_entropy_backward(ms_tensor *g, const ms_tensor *prob, const ms_tens
     MS_TRY(ms_check_disjoint(fn, "out", g, "row_scale", row_scale));
   }
   if (!(smoothing >= 0 && smoothing <= 1))
-    return ms_fail("%s: smoothing is %g, expected a number in [0, 1]", fn, smoothing);
+    return ms_fail("%s: argument 'smoothing' is %g, expected a number in [0, 1]", fn, smoothing);
   if (ms_overlap(g, prob, 1))  /* out = prob itself (in place) is fine */
-    return ms_fail("%s: argument 'out' shares memory with 'prob' (other than being it)", fn);
+    return ms_fail("%s: argument 'out' partly overlaps 'prob', expected prob itself or a "
+                   "separate tensor", fn);
   if (rows == 0) return 0;
   if (ms_device_of(prob) == MS_CUDA)
     return ms_cuda_cross_entropy_backward(ms_ptr(g), ms_ptr(prob),

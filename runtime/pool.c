@@ -223,8 +223,8 @@ int ms_maxpool2d_backward(ms_tensor *gin, const ms_tensor *gout, const ms_tensor
     const int64_t *am = job.argmax;
     int64_t i = 0;
     while (i < argmax->count - 1 && am[i] >= -1 && am[i] < hw) i++;
-    return ms_fail("%s: argmax holds %lld, outside a plane of %lld elements", fn,
-                   (long long)am[i], (long long)hw);
+    return ms_fail("%s: argument 'argmax' holds %lld, expected -1 or 0..%lld (a position in "
+                   "a plane)", fn, (long long)am[i], (long long)hw - 1);
   }
   return 0;
 }
@@ -251,8 +251,8 @@ typedef struct {
     return div ? (T)(s / (double)div) : (T)0;                                          \
   }
 
-/* The interior of avg (dilation 1): output columns [*xlo, *xhi) and whether row oy is
- * inside; *div the divisor there. */
+/* The interior columns [*xlo, *xhi) of average pooling (dilation 1) and the divisor *div
+ * there; avg_row_inside says whether a row is inside. */
 static void avg_interior(const ms_geom *g, int64_t *xlo, int64_t *xhi, double *div) {
   int64_t t0, t1;
   ms_valid_cols(g, 0, xlo, &t1);

@@ -139,8 +139,9 @@ static partial reduce_parallel(const char *base, int32_t dtype, int64_t n, int o
 }
 
 static int check_op(const char *fn, int op, const ms_tensor *x) {
-  (void)fn;
-  if (op < 0 || op >= MS_REDUCE_COUNT) return ms_fail("reduce: unknown op %d", op);
+  if (op < 0 || op >= MS_REDUCE_COUNT)
+    return ms_fail("%s: argument 'op' is %d, expected 0..%d (enum ms_reduce_op)", fn, op,
+                   MS_REDUCE_COUNT - 1);
   MS_TRY(ms_check_float(reduce_names[op], "self", x));
   if (x->count == 0 && op != MS_SUM && op != MS_NORM)
     return ms_fail("%s: argument 'self' is empty, expected at least one element",
@@ -149,7 +150,7 @@ static int check_op(const char *fn, int op, const ms_tensor *x) {
 }
 
 int ms_reduce_all(const ms_tensor *x, int32_t op, double param, double *value) {
-  MS_TRY(check_op("reduce", op, x));
+  MS_TRY(check_op("reduce_all", op, x));
   const char *fn = reduce_names[op];
   MS_CHECK_INTERRUPT(fn);
   ms_tensor xc;
@@ -202,7 +203,7 @@ static void reduce_dim_share(void *ctx, int64_t lo, int64_t hi) {
 
 int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op, double param,
                   int64_t base) {
-  MS_TRY(check_op("reduce", op, x));
+  MS_TRY(check_op("reduce_dim", op, x));
   const char *fn = reduce_names[op];
   MS_CHECK_INTERRUPT(fn);
   MS_TRY(ms_check_dim(fn, x, dim));
@@ -251,19 +252,12 @@ typedef struct {
 
 enum { BIAS_BLOCK = 256 };  /* columns summed at once, one float64 accumulator each */
 
-/* Compiled for any x86-64 and for x86-64-v3 (AVX2: 4 float64 accumulators a lane); the
- * loader picks one. The same bits either way: vectorised across columns, each column's
- * sum stays sequential. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BIAS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define BIAS_CLONES
-#endif
+/* MS_CLONES (internal.h): vectorised across columns, each column's sum sequential. */
 
 /* bias_cols: inner == 1, a block of columns at a time over the rows in order;
  * bias_planes: inner > 1, one k at a time over its outer contiguous spans. */
 #define BIAS_SUMS(T)                                                                   \
-  BIAS_CLONES static void bias_cols_##T(void *ctx, int64_t lo, int64_t hi) {           \
+  MS_CLONES static void bias_cols_##T(void *ctx, int64_t lo, int64_t hi) {           \
     const bias_job *j = ctx;                                                           \
     const T *g = (const T *)j->g;                                                      \
     T *gb = (T *)j->gb;                                                                \
@@ -278,7 +272,7 @@ enum { BIAS_BLOCK = 256 };  /* columns summed at once, one float64 accumulator e
       for (int64_t k = 0; k < w; k++) gb[c0 + k] = gb[c0 + k] + (T)acc[k];             \
     }                                                                                  \
   }                                                                                    \
-  BIAS_CLONES static void bias_planes_##T(void *ctx, int64_t lo, int64_t hi) {         \
+  MS_CLONES static void bias_planes_##T(void *ctx, int64_t lo, int64_t hi) {         \
     const bias_job *j = ctx;                                                           \
     const T *g = (const T *)j->g;                                                      \
     T *gb = (T *)j->gb;                                                                \

@@ -5,22 +5,22 @@
  *
  * The guard. On a machine whose cores are busy with other processes, a parallel region
  * waits for a descheduled thread for a whole time slice (milliseconds), and a training
- * step made of many short regions collapses: measured on 2 cores with one busy process
- * beside, an MLP epoch took 2 to 24 s on 2 threads against 0.64 s on 1 (0.45 s on 2
- * threads when the machine is quiet). So ms_parallel_for times each region: the master
- * thread's own share against the region's wall time; the difference is the stall
+ * step made of many short regions collapses. So ms_parallel_for times each region: the
+ * master thread's own share against the region's wall time; the difference is the stall
  * (waiting for the other threads). On nth threads a region beats the serial loop while
- * its stall stays below (nth - 1) x the share; when the stalls summed over the current
- * window of WINDOW regions exceed that bound, summed, by more than SLACK_NS, moonstep's
- * loops and OpenBLAS run on the calling thread for a back-off that starts at BACKOFF_MIN
- * and doubles (up to BACKOFF_MAX) each time the machine is still loaded when they try the
- * threads again; a clean window resets it. An MLP epoch on 2 cores beside one busy
- * process: 7.6-15.5 s on 2 threads without the guard (3.5-4 s with a guard that left
- * OpenBLAS its threads), 0.58-0.64 s with it, against 0.49-0.58 s on 1 thread. Float32
- * results are the same bits on any thread count (no reduction's or dot's partition
- * depends on it, and blas.c hands OpenBLAS a GEMM's inner dimension in pieces it blocks
- * alike on one thread and on several), so the guard changes their speed only (a float64
- * product with a narrow output can differ in its last bits: blas.c).
+ * its stall stays below (nth - 1) x the share. The states:
+ *   parallel --(a window's stalls exceed that bound by SLACK_NS)--> serial
+ *   serial   --(the back-off has passed: next loop or GEMM)------> probing
+ *   probing  --(a clean window of WINDOW regions)----------------> parallel, back-off reset
+ *   probing  --(stalls again)-------------------------------------> serial, back-off doubled
+ * While serial, moonstep's loops and OpenBLAS run on the calling thread; the back-off
+ * starts at BACKOFF_MIN and doubles up to BACKOFF_MAX. Measured (MLP 784-256-10 epoch, 2
+ * cores, one busy process beside): 7.6-15.5 s on 2 threads without the guard, 3.5-4 s
+ * with a guard that left OpenBLAS its threads, 0.58-0.64 s with this one; 0.49-0.58 s on 1
+ * thread. Float32 results are the same bits on any thread count (no reduction's or dot's
+ * partition depends on it, and blas.c hands OpenBLAS a GEMM's inner dimension in pieces it
+ * blocks alike on one thread and on several), so the guard changes their speed only (a
+ * float64 product with a narrow output can differ in its last bits: blas.c).
  * MOONSTEP_THREAD_GUARD=0 turns it off. The wait policy of idle threads (spin, then
  * sleep) is set by lua/moonstep/core.lua (GOMP_SPINCOUNT) before libgomp starts. */
 #include "internal.h"
@@ -34,6 +34,8 @@ void openblas_set_num_threads(int);
 
 enum { WINDOW = 32 };
 static const int64_t SLACK_NS = 2000000;         /* 2 ms: many wake-ups, less than a slice */
+static const int64_t LATE_NS = 500000;           /* a region stalled this much past its bound
+                                                    counts as late (ms.thread_status) */
 static const int64_t BACKOFF_MIN = 250000000;    /* 0.25 s */
 static const int64_t BACKOFF_MAX = 8000000000LL; /* 8 s */
 
@@ -46,7 +48,7 @@ static struct {
   int64_t stall, bound;   /* the window's summed stalls, and (nth - 1) x its shares (ns) */
   int64_t until, backoff;
   int64_t episodes, late_total;
-} g = {-1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+} g = {.on = -1};
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -99,7 +101,7 @@ static int threads_now(void) {
 /* One parallel region on nth threads: its wall time and the master's share (ns). */
 static void guard_note(int nth, int64_t wall, int64_t share) {
   int64_t stall = wall - share;
-  if (stall > share * (nth - 1) + SLACK_NS / 4) g.late_total++;
+  if (stall > share * (nth - 1) + LATE_NS) g.late_total++;
   g.stall += stall, g.bound += share * (nth - 1);
   if (g.stall > g.bound + SLACK_NS) {            /* the threads cost more than they gave */
     g.backoff = g.probing && g.backoff ? g.backoff * 2 : BACKOFF_MIN;
@@ -108,12 +110,11 @@ static void guard_note(int nth, int64_t wall, int64_t share) {
     openblas_set_num_threads(1);
     g.probing = 0, g.regions = 0, g.stall = g.bound = 0;
   } else if (++g.regions >= WINDOW) {            /* a clean window */
-    if (!g.probing) g.backoff = 0;
-    g.probing = 0, g.regions = 0, g.stall = g.bound = 0;
+    g.backoff = 0, g.probing = 0, g.regions = 0, g.stall = g.bound = 0;
   }
 }
 
-void ms_threads_refresh(void) { (void)threads_now(); }
+void ms_threads_end_backoff_if_due(void) { (void)threads_now(); }
 
 void ms_thread_guard_stats(int64_t *out) {
   out[0] = ms_num_threads();

@@ -27,11 +27,11 @@
 -- scales), test accuracy per epoch (one line per optimizer, a band over the seeds), and
 -- the optimizers' trajectories on Rosenbrock and Beale.
 --
--- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) took about 3 min
--- on one thread of a shared 2-core machine, two thirds of it SPSA's 51 forward passes a
--- step. --threads: all cores by default on a CPU (moonstep's loops fall back to one
--- thread while other processes hold the cores: runtime/threads.c); the accuracies are
--- the same bits on every rerun with the same thread count.
+-- Budget: the default (2 epochs of the 60,000 images, 3 seeds, 30 runs) took 1 min 53 s
+-- on both cores of a shared 2-core machine, most of it SPSA's 51 forward passes a step.
+-- --threads: all cores by default on a CPU (moonstep's loops and OpenBLAS fall back to
+-- one thread while other processes hold the cores: runtime/threads.c); the accuracies
+-- are the same bits on any number of threads (on one CPU model).
 local ms = require 'moonstep'
 local flags = require 'moonstep.flags'
 

@@ -64,7 +64,7 @@ end
 -- parallel regions seen, and whether the guard is on (MOONSTEP_THREAD_GUARD=0 turns it
 -- off). The guard changes speed, never float32 results.
 function ms.thread_status(...)
-  if select('#', ...) > 0 then check.fail('thread_status: takes no arguments, got %d', select('#', ...)) end
+  if select('#', ...) > 0 then check.fail('thread_status: got %d arguments, expected none', select('#', ...)) end
   local s = core.ffi.new('int64_t[5]')
   core.C.ms_thread_guard_stats(s)
   return { threads = tonumber(s[0]), active = tonumber(s[1]), serial_episodes = tonumber(s[2]),

@@ -55,8 +55,8 @@ int ms_num_threads(void);
 void ms_set_num_threads(int n);
 /* out[5]: threads asked for, threads in use now (1 while the guard against a loaded
  * machine holds moonstep's loops and OpenBLAS on the calling thread, runtime/threads.c),
- * serial episodes so far, late parallel regions so far, guard on (1) or off
- * (MOONSTEP_THREAD_GUARD=0). */
+ * serial episodes so far, late parallel regions so far (stalled 0.5 ms past what the
+ * threads save), guard on (1) or off (MOONSTEP_THREAD_GUARD=0). */
 void ms_thread_guard_stats(int64_t *out);
 /* Ctrl-C: the handler sets a flag that every op checks on entry; the op then fails
  * with "interrupted". The REPL installs it while a chunk runs. */
@@ -187,8 +187,8 @@ int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
                      const ms_tensor *target, int64_t base, double smoothing, double *total,
                      int64_t *bad);
 /* Its gradient from the forward's prob: out [rows, classes] (may be prob itself)
- *   out[r, j] = (prob[r, j] - (1 - e) [j = t_r] - e/classes) * scale * row_scale[r]
- * (row_scale: [rows] of prob's dtype, or NULL for 1). */
+ *   out[r, j] = ((prob[r, j] - e/classes) - (1 - e) [j = t_r]) * (scale * row_scale[r])
+ * in float64, rounded once (row_scale: [rows] of prob's dtype, or NULL for 1). */
 int ms_cross_entropy_backward(ms_tensor *out, const ms_tensor *prob, const ms_tensor *target,
                               int64_t base, double smoothing, double scale,
                               const ms_tensor *row_scale);

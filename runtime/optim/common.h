@@ -73,15 +73,8 @@ int ms_cuda_arena_perturb(const float *w, const float *g, float *out, int64_t n,
 #define MS_OPT_ALWAYS_INLINE
 #endif
 
-/* The C loops are compiled for any x86-64 and for x86-64-v3 (AVX2 + FMA: 8 float lanes,
- * one instruction per fma); the loader picks one at run time (the library is built for
- * any x86-64, never -march=native). Same results either way: fma, sqrt and division
- * are correctly rounded in every lane, and C11 neither contracts nor reorders. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MS_OPT_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define MS_OPT_CLONES
-#endif
+/* The C loops: any x86-64 and x86-64-v3, picked at run time (MS_CLONES, internal.h). */
+#define MS_OPT_CLONES MS_CLONES
 #endif /* MS_OPTIM_COMMON_H */
 
 #ifdef OPT_T

@@ -307,12 +307,13 @@ local function run_driver()
   print(('moonstep training benchmark: Adam, batch %d, Fashion-MNIST; MLPs %d steps%s, CNN %d steps%s'):format(
     BATCH, steps_of('mlp1'), opts.quick and '' or ' (one epoch)', steps_of('cnn'), opts.quick and ' (--quick)' or ''))
   print('step: median ms of one step (batch gather to Adam); floor: median ms of the same GEMMs alone,')
-  print('timed in alternation with steps; samples/s = 128 / median step, PyTorch: the better of its')
+  print('timed in alternation with steps; samples/s = 128 / the median step of the epoch (phase 1:')
+  print('steadier on a shared machine than the alternated phase), PyTorch: the better of its')
   print('default env and OMP_WAIT_POLICY=PASSIVE; total s: all the timed steps of phase 1 (the MLPs:')
   print('one epoch); accuracy on the test set after them; peak: VmHWM of each case\'s own process.')
   local gemm_desc = {}
   for _, th in ipairs(opts.threads) do
-    print(('\n%d thread%s%s'):format(th, th > 1 and 's' or '', ''))
+    print(('\n%d thread%s'):format(th, th > 1 and 's' or ''))
     print(('  %-14s %7s %8s %15s %9s %8s %13s %13s %15s %13s'):format('model', 'step ms', 'floor ms',
       'x floor (goal)', 'samples/s', 'PyTorch', 'ratio (>=1.5)', 'total s ms/pt', 'accuracy ms/pt',
       'peak MB ms/pt'))

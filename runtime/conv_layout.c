@@ -35,7 +35,7 @@ typedef struct {
  * (float: SSE2, 4 floats widened to 2 + 2 doubles a step; the tail in C). */
 static double grad_row_float(float *restrict dst, const float *restrict src, int64_t L) {
   int64_t l = 0;
-  double tail = 0;
+  double sum = 0;
 #if defined(__SSE2__)
   __m128d a = _mm_setzero_pd(), b = _mm_setzero_pd();
   for (; l + 4 <= L; l += 4) {
@@ -47,10 +47,10 @@ static double grad_row_float(float *restrict dst, const float *restrict src, int
   double part[4];
   _mm_storeu_pd(part, a);
   _mm_storeu_pd(part + 2, b);
-  tail = (part[0] + part[1]) + (part[2] + part[3]);
+  sum = (part[0] + part[1]) + (part[2] + part[3]);
 #endif
-  for (; l < L; l++) dst[l] = src[l], tail += src[l];
-  return tail;
+  for (; l < L; l++) dst[l] = src[l], sum += src[l];
+  return sum;
 }
 
 static double grad_row_double(double *restrict dst, const double *restrict src, int64_t L) {

@@ -218,7 +218,7 @@ void bl_conv_out(float *y, const float *yg, const float *b, int64_t n, int64_t o
 }
 
 /* Its backward prologue: g [N, O, L] -> Gm [O, N*L], and gb [O] += the sums. */
-void bl_conv_grad_in(float *gm, float *gb, const float *g, int64_t n, int64_t o, int64_t l,
+void bl_conv_grad_output(float *gm, float *gb, const float *g, int64_t n, int64_t o, int64_t l,
                      int nth) {
 #pragma omp parallel for num_threads(nth) schedule(static)
   for (int64_t ch = 0; ch < o; ch++) {

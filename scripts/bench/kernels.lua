@@ -54,7 +54,7 @@ void bl_colsum(float *gb, const float *g, int64_t rows, int64_t cols, int nth);
 double bl_ce_forward(const float *x, const int64_t *y, int64_t rows, int64_t classes);
 void bl_ce_backward(float *g, const float *x, const int64_t *y, int64_t rows, int64_t classes);
 void bl_conv_out(float *y, const float *yg, const float *b, int64_t n, int64_t o, int64_t l, int nth);
-void bl_conv_grad_in(float *gm, float *gb, const float *g, int64_t n, int64_t o, int64_t l, int nth);
+void bl_conv_grad_output(float *gm, float *gb, const float *g, int64_t n, int64_t o, int64_t l, int nth);
 void bl_copy(float *o, const float *a, int64_t n, int nth);
 void bl_zero(float *o, int64_t n, int nth);
 void ol_adam(float *p, const float *g, float *m, float *v, int64_t n, float b1, float omb1,
@@ -80,7 +80,7 @@ do
   if dir:sub(1, 1) ~= '/' then dir = home .. '/' .. dir end
   local ok, l = pcall(ffi.load, dir .. '/libbaseline.so')
   -- an older build of it (without the training loops) is compiled afresh too
-  ok = ok and pcall(function() return l.bl_conv_grad_in and l.bl_zero end)
+  ok = ok and pcall(function() return l.bl_conv_grad_output and l.bl_zero end)
   BL = ok and l or compile(home .. '/scripts/bench/baseline.c', '-O3 -ffp-contract=off')
 end
 local OL = compile(home .. '/scripts/bench/optim_loop.c', '-O3 -march=x86-64-v3')
@@ -165,7 +165,6 @@ local function agree(what, a, b, tol)
   end
 end
 
-local rows = {}
 -- name, elements, moonstep s, C-loop s (or nil), bytes moved (or nil)
 local function row(name, n, ours, loop, bytes, nth)
   local bw = bytes and bytes / bandwidth(bytes, nth)
@@ -176,7 +175,6 @@ local function row(name, n, ours, loop, bytes, nth)
   local function ns(t) return t and ('%9.3f'):format(t / n * 1e9) or ('%9s'):format('-') end
   local function ratio(t) return t and ('%7.2fx'):format(ours / t) or ('%8s'):format('-') end
   print(('  %-40s %9d %9s %9s %s %9s %s'):format(name, n, ns(ours), ns(loop), ratio(loop), ns(bw), ratio(bw)))
-  rows[#rows + 1] = { name = name, ours = ours, loop = loop, bw = bw }
 end
 
 local function matmul_fn(a, b, o, ta, tb, beta)
@@ -270,7 +268,7 @@ local function convs(nth)
       local tbk, tgw, tgx, cbk = measure({
         function() conv:backward(x, g) end, gemm_w, gemm_x,
         { function(t)
-          BL.bl_conv_grad_in(pGm, pgb, pg, n, O, L, t)
+          BL.bl_conv_grad_output(pGm, pgb, pg, n, O, L, t)
           BL.bl_col2im(pxc, pgc, n, c, h, w, 3, 1, t)
         end } }, { 2, 3 })
       row(('Conv2d(%d,%d) backward - GEMMs (output)'):format(c, O), O * n * L, tbk, cbk,

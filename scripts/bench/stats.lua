@@ -14,8 +14,7 @@ end
 
 -- Times the functions fs[1], fs[2], ... in alternation: `rounds` rounds, each calling
 -- every f `reps` times in a row (seconds per call, wall clock), so that all see the same
--- machine as it drifts. alternate_samples returns the samples, samples[i][round];
--- alternate the median seconds per call of each, in order.
+-- machine as it drifts. Returns the samples, samples[i][round].
 function M.alternate_samples(fs, rounds, reps, clock)
   reps = reps or 1
   local samples = {}
@@ -28,13 +27,6 @@ function M.alternate_samples(fs, rounds, reps, clock)
     end
   end
   return samples
-end
-
-function M.alternate(fs, rounds, reps, clock)
-  local samples = M.alternate_samples(fs, rounds, reps, clock)
-  local med = {}
-  for i = 1, #fs do med[i] = M.median(samples[i]) end
-  return unpack(med, 1, #fs)
 end
 
 -- This process's peak resident set (VmHWM of /proc/self/status) in kB, or nil.

@@ -63,6 +63,8 @@
      (runtime/window.h, 18 int64) */                                                      \
   X(ms_cuda_softmax, (void *y, const void *x, int64_t rows, int64_t classes, int log_),   \
     "softmax")                                                                            \
+  /* *bad: the first row whose target is not a class (then not every output is written), \
+     or -1; *total (when not NULL) only when *bad is -1 */                                \
   X(ms_cuda_cross_entropy,                                                                \
     (void *prob, void *losses, const void *x, const int64_t *target, int64_t rows,        \
      int64_t classes, int64_t base, double smoothing, double *total, int64_t *bad),      \

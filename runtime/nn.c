@@ -194,6 +194,20 @@ static int ce_check(const char *fn, const ms_tensor *x, const ms_tensor *target,
   return 0;
 }
 
+/* The first row whose target is not a class (0-based), or -1. */
+static int64_t ce_first_bad(const int64_t *t, int64_t rows, int64_t base, int64_t classes) {
+  for (int64_t r = 0; r < rows; r++)
+    if (ms_index_pos(t[r], base, classes) < 0) return r;
+  return -1;
+}
+
+static int ce_bad_target(const char *fn, int64_t target, int64_t row, int64_t base,
+                         int64_t classes) {
+  return ms_fail("%s: target %lld in row %lld (0-based) is not a class: expected %lld..%lld",
+                 fn, (long long)target, (long long)row, (long long)base,
+                 (long long)(base + classes - 1));
+}
+
 int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
                      const ms_tensor *target, int64_t base, double smoothing, double *total,
                      int64_t *bad) {
@@ -215,19 +229,22 @@ int ms_cross_entropy(ms_tensor *prob, ms_tensor *losses, const ms_tensor *x,
   if (bad) *bad = -1;
   if (total) *total = 0;
   if (rows == 0) return 0;
-  if (ms_device_of(x) == MS_CUDA)
-    return ms_cuda_cross_entropy(ms_ptr(prob), ms_ptr(losses), ms_ptr(x),
-                                 (const int64_t *)ms_ptr(target), rows, classes, base, smoothing,
-                                 total, bad);
   const int64_t *t = (const int64_t *)ms_ptr(target);
-  for (int64_t r = 0; r < rows; r++)
-    if (ms_index_pos(t[r], base, classes) < 0) {
-      if (!bad) return ms_fail("%s: target %lld in row %lld (0-based) is not a class: expected "
-                               "%lld..%lld", fn, (long long)t[r], (long long)r,
-                               (long long)base, (long long)(base + classes - 1));
-      *bad = r;
-      return 0;
-    }
+  int64_t first;
+  if (ms_device_of(x) == MS_CUDA) {
+    MS_TRY(ms_cuda_cross_entropy(ms_ptr(prob), ms_ptr(losses), ms_ptr(x), t, rows, classes,
+                                 base, smoothing, total, &first));
+  } else {
+    first = ce_first_bad(t, rows, base, classes);
+  }
+  if (first >= 0) {
+    if (bad) return *bad = first, 0;
+    int64_t v;   /* the target, read from where it lives */
+    if (ms_device_of(x) == MS_CUDA) MS_TRY(ms_cuda_memcpy(&v, t + first, sizeof v, MS_D2H));
+    else v = t[first];
+    return ce_bad_target(fn, v, first, base, classes);
+  }
+  if (ms_device_of(x) == MS_CUDA) return 0;
   ce_job job = {ms_ptr(x), ms_ptr(prob), ms_ptr(losses), NULL, NULL, t, classes, base,
                 smoothing, 1};
   int f32 = x->dtype_id == MS_FLOAT32;
@@ -269,11 +286,8 @@ int ms_cross_entropy_backward(ms_tensor *g, const ms_tensor *prob, const ms_tens
                                           smoothing, scale,
                                           row_scale ? ms_ptr(row_scale) : NULL);
   const int64_t *t = (const int64_t *)ms_ptr(target);
-  for (int64_t r = 0; r < rows; r++)
-    if (ms_index_pos(t[r], base, classes) < 0)
-      return ms_fail("%s: target %lld in row %lld (0-based) is not a class: expected "
-                     "%lld..%lld", fn, (long long)t[r], (long long)r, (long long)base,
-                     (long long)(base + classes - 1));
+  const int64_t first = ce_first_bad(t, rows, base, classes);
+  if (first >= 0) return ce_bad_target(fn, t[first], first, base, classes);
   ce_job job = {NULL, (void *)ms_ptr(prob), NULL, ms_ptr(g),
                 row_scale ? ms_ptr(row_scale) : NULL, t, classes, base, smoothing, scale};
   ms_parallel_for(rows, prob->count * 8,

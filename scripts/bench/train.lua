@@ -86,6 +86,16 @@ end
 
 ---------------------------------------------------------------------------------------
 -- the models
+-- One training step as a user writes it: forward, loss, backward inside Adam's closure.
+local function train_step(model, opt, crit, x, y)
+  opt:step(function()
+    local out = model:forward(x)
+    local loss = crit:forward(out, y)
+    model:backward(x, crit:backward(out, y))
+    return loss
+  end)
+end
+
 local function build(case)
   if case == 'cnn' then
     return nn.Sequential(nn.Conv2d(1, 32, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
@@ -194,15 +204,7 @@ local function run_worker(w)
     end
     return x, y
   end
-  local function step()
-    local x, y = next_batch()
-    opt:step(function()
-      local out = model:forward(x)
-      local loss = crit:forward(out, y)
-      model:backward(x, crit:backward(out, y))
-      return loss
-    end)
-  end
+  local function step() train_step(model, opt, crit, next_batch()) end
 
   -- 1. training as a user runs it
   local times = {}
@@ -360,14 +362,7 @@ local function gpu_epoch()
   local tr, te = ms.data.fashion_mnist('train'):to('cuda'), ms.data.fashion_mnist('test'):to('cuda')
   local opt, crit = optim.Adam(model, { lr = 1e-3 }), nn.CrossEntropyLoss()
   local t0 = clock()
-  for x, y in tr:batches(BATCH, { shuffle = true, seed = 0 }) do
-    opt:step(function()
-      local out = model:forward(x)
-      local loss = crit:forward(out, y)
-      model:backward(x, crit:backward(out, y))
-      return loss
-    end)
-  end
+  for x, y in tr:batches(BATCH, { shuffle = true, seed = 0 }) do train_step(model, opt, crit, x, y) end
   ms.cuda.synchronize()
   local secs = clock() - t0
   return ms.metrics.accuracy(model, te), secs

@@ -329,15 +329,17 @@ local mt = {
     if m ~= nil then return m end
     if k == 'dtype' then return DTYPE_NAMES[t.dtype_id] end
     if k == 'device' then return DEVICE_NAMES[B.device_id(t, 't.device')] end
+    if type(k) == 'table' then return require('moonstep.tensor_slice').get(t, k) end
     if type(k) == 'number' then
-      check.fail('Tensor: t[%s] is not supported, use t:get(i, ...), t:select(1, i) or ' ..
-                 't:narrow(1, i, n)', check.describe(k))
+      check.fail('Tensor: t[%s] is not supported, use t:get(i, ...), t:select(1, i), ' ..
+                 't[{ i }] or t:narrow(1, i, n)', check.describe(k))
     end
     check.fail('Tensor: no method or field %s', check.describe(k))
   end,
-  __newindex = function(_, k)
-    check.fail('Tensor: cannot set field %s (tensors have no user fields; use t:set(...) ' ..
-               'or t:copy_(src) to change values)', check.describe(k))
+  __newindex = function(t, k, v)
+    if type(k) == 'table' then return require('moonstep.tensor_slice').set(t, k, v) end
+    check.fail('Tensor: cannot set field %s (tensors have no user fields; use t:set(...), ' ..
+               't[{ ... }] = v or t:copy_(src) to change values)', check.describe(k))
   end,
   __tostring = function(t) return require('moonstep.tensor_print')(t) end,
   __add = arith('add'), __sub = arith('sub'), __mul = arith('mul'), __div = arith('div'),

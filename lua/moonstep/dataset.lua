@@ -2,11 +2,11 @@
 -- moonstep.data for the API summary): two tensors with one first dimension, iterated in
 -- (optionally shuffled) batches through reused buffers. Every method checks that x and
 -- y are still live and consistent (they are plain fields a user may free or replace).
-local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
 local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
+local random = require 'moonstep.random'
 local C = core.C
 
 local M = {}
@@ -102,30 +102,10 @@ function Dataset:subset(a, b)
   return Dataset.new(self.x:index_select(1, idx), self.y:index_select(1, idx))
 end
 
--- A random permutation of 1..n as an int64 tensor (Fisher-Yates on Philox uniforms).
--- gen: nil (the global generator) or {seed=, stream=}.
+-- A random permutation of 1..n as an int64 tensor: the one implementation ms.randperm
+-- uses too (moonstep.random). gen: nil (the global generator) or {seed=, stream=}.
 local function permutation(n, gen, who)
-  who = who or 'data.permutation'
-  check.integer(who, 'n', n, 0, 2 ^ 31 - 1)
-  if gen ~= nil then
-    if type(gen) ~= 'table' or getmetatable(gen) ~= nil then
-      check.fail('%s: generator is %s, expected a table {seed=, stream=}', who, check.describe(gen))
-    end
-    check.options(who, gen, { 'seed', 'stream' })
-    check.integer(who, 'generator.seed', gen.seed, 0, 2 ^ 53 - 1)
-    if gen.stream ~= nil then check.integer(who, 'generator.stream', gen.stream, 0, 2 ^ 53 - 1) end
-  end
-  local u = ms.empty(n, 'float64')
-  if gen then u:uniform_(0, 1, gen) else u:uniform_(0, 1) end
-  local up = ffi.cast('double*', T.data(u, who))
-  local perm = ms.empty(n, 'int64')
-  local p = ffi.cast('int64_t*', T.data(perm, who))
-  for i = 0, n - 1 do p[i] = i + 1 end
-  for i = n - 1, 1, -1 do
-    local j = math.floor(up[i] * (i + 1))
-    p[i], p[j] = p[j], p[i]
-  end
-  return perm
+  return random.permutation(who or 'data.permutation', n, gen)
 end
 M.permutation = function(n, gen) return permutation(n, gen, 'data.permutation') end
 

@@ -86,6 +86,127 @@ end
 function M.rand(...) return sized('rand', C.MS_UNIFORM, 0, 1, ...) end
 function M.randn(...) return sized('randn', C.MS_NORMAL, 0, 1, ...) end
 
+-- A generator argument (nil or {seed=, stream=}) checked for fn; returns it.
+local function check_gen(fn, gen)
+  if gen ~= nil then
+    if type(gen) ~= 'table' or getmetatable(gen) ~= nil then
+      check.fail('%s: generator is %s, expected a table {seed=, stream=}', fn, check.describe(gen))
+    end
+    check.options(fn, gen, { 'seed', 'stream' })
+    check.integer(fn, 'generator.seed', gen.seed, 0, 2 ^ 53 - 1)
+    if gen.stream ~= nil then check.integer(fn, 'generator.stream', gen.stream, 0, 2 ^ 53 - 1) end
+  end
+  return gen
+end
+
+-- A random permutation of 1..n as an int64 CPU tensor, named fn in errors: Fisher-Yates
+-- on one Philox float64 uniform fill (one stream of the global generator, or gen's).
+-- Shared by ms.randperm and ms.data.permutation / Dataset (same draws for the same state).
+function M.permutation(fn, n, gen)
+  check.integer(fn, 'n', n, 0, 2 ^ 31 - 1)
+  check_gen(fn, gen)
+  local u = B.empty(fn, { n }, B.DTYPES.float64, 0)
+  fill(u, fn, C.MS_UNIFORM, 0, 1, gen)
+  local up = ffi.cast('double*', B.data(u, fn))
+  local perm = B.empty(fn, { n }, B.DTYPES.int64, 0)
+  local p = ffi.cast('int64_t*', B.data(perm, fn))
+  for i = 0, n - 1 do p[i] = i + 1 end
+  for i = n - 1, 1, -1 do
+    local j = math.floor(up[i] * (i + 1))
+    p[i], p[j] = p[j], p[i]
+  end
+  return perm
+end
+
+-- Options {dtype=, device=, gen=} (or a dtype/device string) of randperm/randint:
+-- dtype id (int64 by default), device id, generator.
+local RAND_OPTS = { 'dtype', 'device', 'gen' }
+local function int_options(fn, opts)
+  if opts == nil then return B.DTYPES.int64, 0, nil end
+  if type(opts) == 'string' then
+    if B.DEVICES[opts] then return B.DTYPES.int64, B.DEVICES[opts], nil end
+    return B.dtype_id(fn, opts), 0, nil
+  end
+  if type(opts) ~= 'table' or B.is_tensor(opts) then
+    check.fail('%s: options are %s, expected a dtype string or a table {dtype=, device=, gen=}', fn,
+               check.describe(opts))
+  end
+  check.options(fn, opts, RAND_OPTS)
+  local dt = opts.dtype == nil and B.DTYPES.int64 or B.dtype_id(fn, opts.dtype)
+  return dt, B.device_id_of(fn, opts.device), check_gen(fn, opts.gen)
+end
+
+-- Largest integer every value up to which a dtype holds exactly.
+local EXACT = { [0] = 2 ^ 24, 2 ^ 53, 2 ^ 53, 255 }
+
+-- randperm(n [, opts]): a random permutation of 1..n (1-based, as moonstep's indices).
+function M.randperm(n, opts, ...)
+  if select('#', ...) > 0 then
+    check.fail('randperm: argument 3 is %s, expected nothing after the options', check.describe((...)))
+  end
+  check.integer('randperm', 'n', n, 0, 2 ^ 31 - 1)
+  local dt, dev, gen = int_options('randperm', opts)
+  if n > EXACT[dt] then
+    check.fail('randperm: n = %d does not fit dtype %s exactly (at most %d)', n, B.DTYPE_NAMES[dt], EXACT[dt])
+  end
+  if dt == B.DTYPES.int64 and dev == 0 then return M.permutation('randperm', n, gen) end
+  local out = B.empty('randperm', { n }, dt, dev)  -- before drawing: a refused device draws nothing
+  if C.ms_copy(out, M.permutation('randperm', n, gen)) ~= 0 then B.fail('randperm') end
+  return out
+end
+
+-- randint(low, high, shape [, opts]) / randint(high, shape [, opts]): integers uniform in
+-- [low, high) (PyTorch's half-open range), drawn as floor of a Philox float64 uniform fill
+-- of [0, high - low) on t's device, so CPU and GPU give the same values.
+function M.randint(...)
+  local nargs, a1, a2, a3, a4 = select('#', ...), ...
+  local low, high, shape, opts, last
+  if type(a2) == 'table' and not B.is_tensor(a2) then
+    low, high, shape, opts, last = 0, a1, a2, a3, 3
+  else
+    low, high, shape, opts, last = a1, a2, a3, a4, 4
+  end
+  if nargs > last then
+    check.fail('randint: argument %d is %s, expected nothing after the options', last + 1,
+               check.describe((select(last + 1, ...))))
+  end
+  check.integer('randint', 'low', low, -2 ^ 53, 2 ^ 53)
+  check.integer('randint', 'high', high, -2 ^ 53, 2 ^ 53)
+  if low >= high then
+    check.fail('randint: low %s >= high %s, expected low < high (values are drawn from [low, high))',
+               check.describe(low), check.describe(high))
+  end
+  if high - low > 2 ^ 53 then
+    check.fail('randint: high - low = %s, expected at most 2^53', check.describe(high - low))
+  end
+  if type(shape) ~= 'table' or B.is_tensor(shape) then
+    check.fail('randint: shape is %s, expected a table of sizes, as randint(0, 10, {2, 3})', check.describe(shape))
+  end
+  if shape[1] == nil and next(shape) ~= nil then  -- parse_sizes would read it as options
+    check.fail('randint: shape has the key %s, expected a list of sizes', check.describe((next(shape))))
+  end
+  local dt, dev, gen = int_options('randint', opts)
+  local sizes = B.parse_sizes('randint', shape)
+  if dt == B.DTYPES.uint8 and (low < 0 or high > 256) then
+    check.fail('randint: [%s, %s) does not fit dtype uint8 (0..255)', check.describe(low), check.describe(high))
+  end
+  local n = high - low
+  local u = B.empty('randint', sizes, B.DTYPES.float64, dev)
+  fill(u, 'randint', C.MS_UNIFORM, 0, n, gen)
+  -- u in [0, n) up to rounding: clamp below n, floor (a truncating copy through int64:
+  -- u >= 0), shift by low in float64 (exact: |values| <= 2^53), convert to the dtype.
+  u:clamp_(0, n - 1)
+  local k = B.empty('randint', sizes, B.DTYPES.int64, dev)
+  if C.ms_copy(k, u) ~= 0 then B.fail('randint') end
+  if dt == B.DTYPES.int64 and low == 0 then return k end
+  if C.ms_copy(u, k) ~= 0 then B.fail('randint') end
+  if low ~= 0 then u:add_(low) end
+  if dt == B.DTYPES.float64 then return u end
+  local out = dt == B.DTYPES.int64 and k or B.empty('randint', sizes, dt, dev)
+  if C.ms_copy(out, u) ~= 0 then B.fail('randint') end
+  return out
+end
+
 -- The raw generator, for known-answer tests: four counter words and two key words
 -- (Lua numbers < 2^32) to four output words.
 function M.philox(counter, key)

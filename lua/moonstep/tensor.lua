@@ -132,6 +132,53 @@ function M.arange(...)
   return affine('arange', n, start, step, opts, start + (n - 1) * step)
 end
 
+-- range(start, stop [, step] [, opts]): Torch7's torch.range, stop included when reached:
+-- floor((stop - start) / step) + 1 values (the formula torch.range uses).
+function M.range(...)
+  local nums, nargs = {}, select('#', ...)
+  while #nums < nargs and #nums < 3 and type((select(#nums + 1, ...))) == 'number' do
+    nums[#nums + 1] = (select(#nums + 1, ...))
+  end
+  if #nums < 2 then
+    check.fail('range: argument %d is %s, expected a number (range(start, stop [, step] [, opts]))',
+               #nums + 1, check.describe((select(#nums + 1, ...))))
+  end
+  if nargs > #nums + 1 then
+    check.fail('range: argument %d is %s, expected nothing after the options', #nums + 2,
+               check.describe((select(#nums + 2, ...))))
+  end
+  local start, stop, step = nums[1], nums[2], nums[3] or 1
+  finite('range', 'start', start); finite('range', 'stop', stop); finite('range', 'step', step)
+  if step == 0 then check.fail('range: step is 0, expected a non-zero step') end
+  if (stop - start) / step < 0 then
+    check.fail('range: start %s, stop %s and step %s go the wrong way, expected stop %s start for a %s step',
+               check.describe(start), check.describe(stop), check.describe(step),
+               step > 0 and '>=' or '<=', step > 0 and 'positive' or 'negative')
+  end
+  local n = floor((stop - start) / step) + 1
+  if n > 2 ^ 53 then check.fail('range: %s elements, too many', check.describe(n)) end
+  return affine('range', n, start, step, select(#nums + 1, ...), start + (n - 1) * step)
+end
+
+-- eye(n [, m] [, opts]): an n x m matrix (m defaults to n) with ones on the diagonal.
+function M.eye(n, m, opts)
+  check.integer('eye', 'n', n, 0, 2 ^ 31 - 1)
+  if m == nil then
+    m = n
+  elseif type(m) ~= 'number' then  -- eye(n, opts)
+    if opts ~= nil then check.fail('eye: m is %s, expected an integer >= 0', check.describe(m)) end
+    m, opts = n, m
+  end
+  check.integer('eye', 'm', m, 0, 2 ^ 31 - 1)
+  if opts ~= nil and type(opts) ~= 'table' and type(opts) ~= 'string' then
+    check.fail('eye: options are %s, expected a dtype string or a table {dtype=, device=}', check.describe(opts))
+  end
+  local t = filled('eye', 0, { n, m }, opts)
+  local k = n < m and n or m
+  if k > 0 and C.ms_fill(B.view_of('eye', t, { k }, { m + 1 }, 0), 1) ~= 0 then B.fail('eye') end
+  return t
+end
+
 -- linspace(start, stop, count [, opts])
 function M.linspace(start, stop, n, opts)
   finite('linspace', 'start', start); finite('linspace', 'stop', stop)

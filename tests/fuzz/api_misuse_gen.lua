@@ -102,7 +102,7 @@ local OPTION_KEYS = {
             'skip_nonfinite' },
   batches = { 'shuffle', 'seed', 'drop_last' }, csv = { 'label', 'classes', 'sep', 'header' },
   idx = { 'max_bytes' }, load = { 'device' }, metrics = { 'batch' }, fmnist = { 'shape', 'dir' },
-  linear = { 'bias' },
+  linear = { 'bias' }, rand = { 'dtype', 'device', 'gen' },
 }
 local PLAUSIBLE_OPT = { '1', '2', '0', '0.5', '0.1', '1e-3', 'true', 'false', "'mean'", "'sum'", "'none'",
                         "'same'", "'zeros'", "'tanh'", "'skip'", '{2, 2}', '{0.9, 0.999}', "'cpu'",
@@ -118,6 +118,7 @@ local KEY_VALUES = {
   max_bytes = { '1', '100', '2^40', '0', '-1' },
   padding_idx = { '1', '5', '0', '-1', '6', '2^63' },
   ignore_index = { '1', '3', '-100', '0', '2^63' },
+  gen = { '{seed = 1}', '{seed = 2, stream = 3}', '{seed = -1}', '{stream = 1}', '3', '{seed = 1, x = 1}' },
 }
 local function opts_src(group)
   local keys = OPTION_KEYS[group] or OPTION_KEYS[pick { 'conv', 'optim', 'loss', 'tensor' }]
@@ -208,7 +209,8 @@ local SIG = {
   manual_seed = 'pint', set_rng_state = 'gen', philox = 'shape shape', params = 'list',
   save = 'wpath value', load = 'rpath opts:load', set_num_threads = 'pint',
   read_csv = 'rpath opts:csv', read_idx = 'rpath opts:idx', fashion_mnist = 'split opts:fmnist',
-  permutation = 'size gen', Dataset = 't t', accuracy = 'model ds opts:metrics',
+  permutation = 'size gen', eye = 'size size opts:tensor', range = 'num num num opts:tensor',
+  randperm = 'size opts:rand', randint = 'int int shape opts:rand', Dataset = 't t', accuracy = 'model ds opts:metrics',
   evaluate = 'model ds crit opts:metrics',
   -- tensor methods (free-function twins take the tensor first)
   view = 'size*', reshape = 'size*', expand = 'size*', permute = 'dim*', narrow = 'dim int size',

@@ -22,7 +22,8 @@ local check = require 'moonstep.check'
 
 for _, name in ipairs { 'empty', 'zeros', 'ones', 'full', 'arange', 'range', 'linspace', 'tensor', 'eye',
                         'empty_like', 'zeros_like', 'ones_like',
-                        'where', 'dot', 'matmul', 'bmm', 'cat', 'index_select', 'gather' } do
+                        'where', 'dot', 'matmul', 'bmm', 'cat', 'index_select', 'gather',
+                        'sort', 'topk', 'cumsum' } do
   ms[name] = tensor[name]
 end
 for _, name in ipairs { 'manual_seed', 'rng_state', 'set_rng_state', 'rand', 'randn', 'randperm',

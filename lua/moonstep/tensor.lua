@@ -346,5 +346,6 @@ end
 require 'moonstep.tensor_views'
 require('moonstep.tensor_ops').export(M)
 require('moonstep.tensor_index').export(M)
+require('moonstep.tensor_sort').export(M)
 
 return M

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 /* MS_CDEF_BEGIN */
 
-enum { MS_ABI_VERSION = 9 };
+enum { MS_ABI_VERSION = 10 };
 enum { MS_MAX_DIMS = 8 };
 
 enum ms_dtype { MS_FLOAT32 = 0, MS_FLOAT64 = 1, MS_INT64 = 2, MS_UINT8 = 3 };
@@ -134,6 +134,22 @@ int ms_reduce_dim(ms_tensor *out, const ms_tensor *x, int32_t dim, int32_t op,
  * float; out contiguous with g->sizes[dim] elements; sums in float64, rounded once, then
  * added (for g [N, out]: bit for bit g:sum(1) added to out), in one pass, no temporary. */
 int ms_bias_grad(ms_tensor *out, const ms_tensor *g, int32_t dim);
+
+/* ---- sort, topk, cumsum along one dim (runtime/sort.c; CPU only: a CUDA tensor is an
+ * error) ------------------------------------------------------------------------------
+ * dim 0-based; outputs contiguous CPU tensors not sharing memory with x. NaN is greater
+ * than every number; equal values keep their input order. values has x's dtype (any of
+ * the four), indices int64 (base-based positions along dim).
+ * ms_sort: values/indices of x's shape, the line sorted (descending nonzero: largest
+ * first, NaN first). ms_topk: x's shape with dim's size k (0 <= k <= size): the first k
+ * of the sort (largest nonzero: descending). ms_cumsum: out of x's shape and dtype
+ * (float32, float64, int64): prefix sums along dim; float lines add in float64 and round
+ * each prefix once (PyTorch's CPU kernel), int64 wraps around. */
+int ms_sort(ms_tensor *values, ms_tensor *indices, const ms_tensor *x, int32_t dim,
+            int32_t descending, int64_t base);
+int ms_topk(ms_tensor *values, ms_tensor *indices, const ms_tensor *x, int32_t dim, int64_t k,
+            int32_t largest, int64_t base);
+int ms_cumsum(ms_tensor *out, const ms_tensor *x, int32_t dim);
 
 /* ---- linear algebra -------------------------------------------------------------- */
 /* sum a[i]*b[i] over equal-numel float tensors, accumulated in float64. */

@@ -223,6 +223,7 @@ local SIG = {
   get = 'int*', set = 'int* num', uniform_ = 'num num gen', normal_ = 'num num gen', bernoulli_ = 'p01 gen',
   rademacher_ = 'gen', stride = 'dim', size = 'dim', axpy_ = 'num t', expand_as = 't', index_add_ = 'dim idx t',
   softmax = 'dim', log_softmax = 'dim', item = '', totable = '', free = '',
+  sort = 'dim bool', topk = 'size dim', cumsum = 'dim',
   -- nn.functional (public through ms.nn.functional)
   relu_backward = 't t', leaky_relu_backward = 't t num', tanh_backward = 't t', sigmoid_backward = 't t',
   gelu_backward = 't t', unary_into = 't t op num', binary_into = 't t t op num', one_hot = 't pint t',

@@ -3,14 +3,7 @@
 local ms = require 'moonstep'
 local H = require 'helper'
 
-local gpu = ms.cuda.is_available()
-local reason = ms.cuda.compiled() and 'no usable GPU on this machine'
-               or 'this moonstep was built without CUDA'
-
--- it() that runs only with a GPU.
-local function git(name, f)
-  if gpu then it(name, f) else pending(name .. ' (' .. reason .. ')') end
-end
+local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())   -- only with a GPU
 
 describe('cuda', function()
   git('moves tensors of every dtype to the GPU and back', function()

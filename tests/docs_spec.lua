@@ -37,6 +37,7 @@
 -- Each test reports every missing name in one failure message.
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
+local H = require 'helper'
 
 local root = os.getenv('MOONSTEP_HOME') or '.'
 local docs_dir = root .. '/docs'
@@ -54,13 +55,7 @@ local BASES = {
 local PAGES = { 'README', 'tensor', 'nn', 'optim', 'schedule', 'data', 'linalg', 'cuda', 'repl',
                 'experiment', 'plot', 'c_api' }
 
-local function read(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local read = H.try_read
 
 local function sorted_keys(t)
   local r = {}

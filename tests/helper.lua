@@ -88,6 +88,15 @@ function H.try_read(path)
 end
 function H.exists(path) return H.try_read(path) ~= nil end
 
+-- it() that runs only when cond holds, else a pending case saying why. busted's it and
+-- pending live in the spec's environment, so the spec passes them:
+--   local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())
+function H.gate(it, pending, cond, why)
+  return function(name, f)
+    if cond then it(name, f) else pending(name .. ' (' .. tostring(why) .. ')') end
+  end
+end
+
 function H.write_file(path, bytes)
   local f = assert(io.open(path, 'wb'))
   f:write(bytes)

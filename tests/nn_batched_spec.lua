@@ -330,10 +330,7 @@ describe('nn.batched.evaluate', function()
 end)
 
 describe('nn.batched on the GPU', function()
-  local gpu = ms.cuda.is_available()
-  local function git(name, f)
-    if gpu then it(name, f) else pending(name .. ' (no usable GPU)') end
-  end
+  local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())
   git('matches the CPU (float32)', function()
     ms.manual_seed(9)
     local model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 4))

@@ -13,12 +13,7 @@ local ffi = require 'ffi'
 local C = ms.C
 local nn = ms.nn
 
-local gpu = ms.cuda.is_available()
-local reason = ms.cuda.compiled() and 'no usable GPU on this machine'
-               or 'this moonstep was built without CUDA'
-local function git(name, f)
-  if gpu then it(name, f) else pending(name .. ' (' .. reason .. ')') end
-end
+local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())   -- only with a GPU
 
 -- Logits of a shape, values in [-scale, scale] (Lua's LCG: independent of the runtime).
 local function logits(shape, seed, dtype, scale)

@@ -7,9 +7,7 @@ local H = require 'helper'
 local gp = require 'moonstep.plot.gnuplot'
 
 local have = gp.available()
-local function pit(name, f)   -- (busted's it/pending live in the spec's environment)
-  if have then it(name, f) else pending(name .. ' (gnuplot is not installed)') end
-end
+local pit = H.gate(it, pending, have, 'gnuplot is not installed')
 local read, exists = H.try_read, H.exists
 
 -- Each writes a marker file if gnuplot ever ran it as a command.

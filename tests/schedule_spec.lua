@@ -419,10 +419,7 @@ describe('ms.schedule errors', function()
 end)
 
 describe('schedule:plot', function()
-  local have = not gnuplot_missing()
-  local function pit(name, f)
-    if have then it(name, f) else pending(name .. ' (gnuplot is not installed)') end
-  end
+  local pit = H.gate(it, pending, not gnuplot_missing(), 'gnuplot is not installed')
   local dir
   before_each(function()
     dir = os.tmpname(); os.remove(dir)

@@ -39,9 +39,8 @@ function M.set_rng_state(s)
   C.ms_rng_set_state(s.seed, s.stream)
 end
 
--- Fill t from dist; gen = {seed=, stream=} for an explicit draw, else the global one.
-local function fill(t, fn, dist, a, b, gen)
-  B.live(fn, t)
+-- A generator argument (nil or {seed=, stream=}) checked for fn; returns it.
+local function check_gen(fn, gen)
   if gen ~= nil then
     if type(gen) ~= 'table' or B.is_tensor(gen) then
       check.fail('%s: generator is %s, expected a table {seed=, stream=}', fn, check.describe(gen))
@@ -49,6 +48,14 @@ local function fill(t, fn, dist, a, b, gen)
     check.options(fn, gen, { 'seed', 'stream' })
     check_seed(fn, gen.seed, 'seed')
     check_seed(fn, gen.stream or 0, 'stream')
+  end
+  return gen
+end
+
+-- Fill t from dist; gen = {seed=, stream=} for an explicit draw, else the global one.
+local function fill(t, fn, dist, a, b, gen)
+  B.live(fn, t)
+  if check_gen(fn, gen) ~= nil then
     if C.ms_rng_fill(t, dist, gen.seed, gen.stream or 0, a, b) ~= 0 then B.fail(fn) end
   elseif C.ms_random_fill(t, dist, a, b) ~= 0 then
     B.fail(fn)
@@ -85,19 +92,6 @@ local function sized(fn, dist, a, b, ...)
 end
 function M.rand(...) return sized('rand', C.MS_UNIFORM, 0, 1, ...) end
 function M.randn(...) return sized('randn', C.MS_NORMAL, 0, 1, ...) end
-
--- A generator argument (nil or {seed=, stream=}) checked for fn; returns it.
-local function check_gen(fn, gen)
-  if gen ~= nil then
-    if type(gen) ~= 'table' or getmetatable(gen) ~= nil then
-      check.fail('%s: generator is %s, expected a table {seed=, stream=}', fn, check.describe(gen))
-    end
-    check.options(fn, gen, { 'seed', 'stream' })
-    check.integer(fn, 'generator.seed', gen.seed, 0, 2 ^ 53 - 1)
-    if gen.stream ~= nil then check.integer(fn, 'generator.stream', gen.stream, 0, 2 ^ 53 - 1) end
-  end
-  return gen
-end
 
 -- A random permutation of 1..n as an int64 CPU tensor, named fn in errors: Fisher-Yates
 -- on one Philox float64 uniform fill (one stream of the global generator, or gen's).

@@ -8,6 +8,9 @@
 local core = require 'moonstep.core'
 local tensor = require 'moonstep.tensor'
 local random = require 'moonstep.random'
+-- The autograd tape goes in front of the tensor functions before ms copies them.
+require('moonstep.autograd.install').tensor(tensor, require 'moonstep.tensor_base',
+                                            require 'moonstep.tensor_slice')
 
 local ms = {
   C = core.C,
@@ -74,6 +77,8 @@ function ms.thread_status(...)
 end
 
 ms.params = require('moonstep.params').params
+-- ms.no_grad(fn, ...): fn(...) with nothing recorded by ms.autograd (its results are constants).
+function ms.no_grad(fn, ...) return require('moonstep.autograd').no_grad(fn, ...) end
 function ms.save(path, value) return require('moonstep.checkpoint').save(path, value) end
 function ms.load(path, opts) return require('moonstep.checkpoint').load(path, opts) end
 

@@ -1,0 +1,287 @@
+-- ms.autograd — reverse-mode automatic differentiation over tensor ops.
+--
+--   local df = ms.autograd.grad(f)            f(params, ...) returns a loss: a tensor of
+--   local grads, loss = df(params, ...)       one element (more results pass through)
+--   local vg = ms.autograd.value_and_grad(f)
+--   local loss, grads = vg(params, ...)
+--   local hv, grads, loss = ms.autograd.hvp(f)(params, v, ...)   Hessian-vector product
+--   local out, jv = ms.autograd.jvp(f)(params, v, ...)           Jacobian-vector product
+--   ms.no_grad(fn, ...)                       fn(...) with nothing recorded
+--   t:detach()                                a view of t that the tape does not follow
+--
+-- params: a tensor, a table of tensors (nested tables allowed), an ms.params set or a
+-- Module. For a tensor or a table the gradients are fresh tensors in the same
+-- structure; for a set or a Module they are added into its gradient arena (as a
+-- module's backward does: opt:step(closure) zeroes it first) and its gradient views
+-- are returned. Parameters f does not use get zero gradients.
+--
+-- While f runs, every op on a tracked tensor (a parameter or a result computed from one)
+-- is recorded; the reverse pass then runs the ops' rules (autograd/rules_*.lua). On the
+-- tape a reduction to one value (t:sum(), t[{i}] of a tracked 1-D tensor) is a 0-d
+-- tensor, not a Lua number. An op without a rule, an in-place write to a tracked or
+-- saved tensor, and a Module's forward on a tracked input are errors naming the op.
+-- hvp and jvp are central differences (of gradients, of f) with a step scaled to the
+-- parameters: exact for quadratics up to rounding, O(h^2) otherwise.
+local A = require 'moonstep.autograd.tape'
+local T = require 'moonstep.tensor'
+local check = require 'moonstep.check'
+local is_tensor = T.is_tensor
+local select, type, pcall, unpack = select, type, pcall, unpack
+
+local M = {}
+
+local function pack(...) return { n = select('#', ...), ... } end
+
+local function callable(fn, name, f)
+  if not check.is_callable(f) then
+    check.fail('%s: %s is %s, expected a function', fn, name, check.describe(f))
+  end
+  return f
+end
+
+-- The tensors of params (leaves, in a fixed order) and a function from their
+-- gradients to the result's structure.
+local function is_set(v) return type(v) == 'table' and rawget(v, 'gflat') ~= nil and rawget(v, 'grads') ~= nil end
+
+local function leaves_of(fn, params)
+  if is_tensor(params) then
+    return { params }, function(gs) return gs[1] end
+  end
+  if type(params) ~= 'table' then
+    check.fail('%s: params is %s, expected a tensor, a table of tensors, an ms.params set or a Module',
+               fn, check.describe(params))
+  end
+  local set = is_set(params) and params or nil
+  if not set and check.field(params, 'forward') and check.field(params, 'arena') then
+    set = params:arena()
+  end
+  if set then
+    return set.params, function(gs)
+      for i, g in ipairs(gs) do set.grads[i]:add_(g) end
+      return set.grads
+    end, true
+  end
+  if getmetatable(params) ~= nil then
+    check.fail('%s: params is %s, expected a tensor, a table of tensors, an ms.params set or a Module',
+               fn, check.describe(params))
+  end
+  local list, seen = {}, {}
+  local function walk(v, path)
+    if seen[v] then check.fail('%s: params%s contains itself', fn, path) end
+    seen[v] = true
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
+      return type(a) < type(b)
+    end)
+    for _, k in ipairs(keys) do
+      local e, p = v[k], path .. '[' .. check.describe(k) .. ']'
+      if is_tensor(e) then list[#list + 1] = e
+      elseif type(e) == 'table' and getmetatable(e) == nil then walk(e, p)
+      else check.fail('%s: params%s is %s, expected a tensor or a table of tensors', fn, p, check.describe(e)) end
+    end
+    seen[v] = nil
+  end
+  walk(params, '')
+  return list, function(gs)
+    local i = 0
+    local function build(v)
+      local out = {}
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = k end
+      table.sort(keys, function(a, b)
+        if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
+        return type(a) < type(b)
+      end)
+      for _, k in ipairs(keys) do
+        if is_tensor(v[k]) then i = i + 1; out[k] = gs[i] else out[k] = build(v[k]) end
+      end
+      return out
+    end
+    return build(params)
+  end
+end
+
+local function check_leaves(fn, leaves)
+  for i, t in ipairs(leaves) do
+    T.live(fn, t, 'parameter ' .. i)
+    if t.dtype_id >= 2 then
+      check.fail('%s: parameter %d has dtype %s, expected float32 or float64', fn, i, t.dtype)
+    end
+  end
+end
+
+-- f(params, ...) on a fresh tape; returns the tape, the loss tensor, f's results.
+local function run_taped(fn, f, leaves, params, ...)
+  if A.current ~= nil then
+    check.fail('%s: called while another ms.autograd function records (gradients of gradients are ' ..
+               'not supported; ms.autograd.hvp gives Hessian-vector products)', fn)
+  end
+  local tp = A.new_tape()
+  for _, t in ipairs(leaves) do tp:track(t) end
+  A.current = tp
+  local res = pack(pcall(f, params, ...))
+  local leaked = A.current ~= tp
+  A.current = nil
+  if not res[1] then error(res[2], 0) end
+  if leaked then
+    check.fail('%s: an op inside f failed and f went on (under pcall): the tape is incomplete', fn)
+  end
+  local loss = res[2]
+  if type(loss) == 'number' then
+    check.fail('%s: f returned a Lua number, expected a tensor of one element (on the tape, ' ..
+               't:sum() of a tracked tensor is a 0-d tensor; t:item() or tonumber leave the tape)', fn)
+  end
+  if not A.is_float(loss) or loss:numel() ~= 1 then
+    check.fail('%s: f returned %s, expected a float tensor of one element (the loss)', fn,
+               is_tensor(loss) and ('a ' .. loss.dtype .. ' tensor of shape ' .. T.shape_of(loss))
+               or check.describe(loss))
+  end
+  return tp, loss, res
+end
+
+-- The gradients of the leaves after the reverse pass (zeros for unused ones).
+local function leaf_grads(tp, leaves)
+  local gs = {}
+  for i, t in ipairs(leaves) do gs[i] = tp.grads[t] or T.zeros_like(t) end
+  return gs
+end
+
+local function differentiate(fn, f, params, ...)
+  local leaves, build = leaves_of(fn, params)
+  check_leaves(fn, leaves)
+  local tp, loss, res = run_taped(fn, f, leaves, params, ...)
+  tp:backward(loss)
+  return build(leaf_grads(tp, leaves)), loss:item(), res
+end
+
+function M.value_and_grad(f)
+  callable('value_and_grad', 'f', f)
+  return function(params, ...)
+    local grads, loss, res = differentiate('value_and_grad', f, params, ...)
+    return loss, grads, unpack(res, 3, res.n)
+  end
+end
+
+function M.grad(f)
+  callable('grad', 'f', f)
+  return function(params, ...)
+    local grads, loss, res = differentiate('grad', f, params, ...)
+    return grads, loss, unpack(res, 3, res.n)
+  end
+end
+
+-- fn(...) with the tape paused: its results are constants to any recording.
+function M.no_grad(fn, ...)
+  callable('no_grad', 'fn', fn)
+  local tp = A.current
+  A.current = nil
+  local res = pack(pcall(fn, ...))
+  A.current = tp
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+function M.is_recording() return A.current ~= nil end
+function M.is_tracked(t) return A.current ~= nil and A.current.tracked[t] == true end
+
+---------------------------------------------------------------------------------------
+-- second order by central differences
+---------------------------------------------------------------------------------------
+-- v: tensors in the structure of params (a tensor, or a table / list matching leaves).
+local function directions(fn, leaves, params, v)
+  local vs = is_tensor(v) and { v } or nil
+  if not vs then
+    if type(v) ~= 'table' then check.fail('%s: v is %s, expected tensors shaped as params', fn, check.describe(v)) end
+    vs = (is_set(params) or getmetatable(params) ~= nil) and v or (leaves_of(fn, v))
+  end
+  if #vs ~= #leaves then
+    check.fail('%s: v holds %d tensors, expected %d (one per parameter)', fn, #vs, #leaves)
+  end
+  for i, t in ipairs(leaves) do
+    T.live(fn, vs[i], 'v ' .. i)
+    if not T.same_shape(vs[i], t) then
+      check.fail('%s: v %d has shape %s, expected %s (parameter %d)', fn, i, T.shape_of(vs[i]), T.shape_of(t), i)
+    end
+  end
+  return vs
+end
+
+-- The step h: (machine epsilon)^(1/3) scaled by the parameters and the direction.
+local function step(leaves, vs)
+  local pmax, vmax, eps = 0, 0, 2 ^ -52
+  for i, t in ipairs(leaves) do
+    if t.dtype == 'float32' then eps = 2 ^ -23 end
+    if t:numel() > 0 then
+      pmax = math.max(pmax, t:abs():max())
+      vmax = math.max(vmax, vs[i]:abs():max())
+    end
+  end
+  if vmax == 0 then return nil end
+  return eps ^ (1 / 3) * (1 + pmax) / vmax
+end
+
+-- Each leaf moved by s * h * v in place, then restored (bit-exactly: from a copy).
+local function with_shift(leaves, vs, h, s, fn)
+  local keep = {}
+  for i, t in ipairs(leaves) do keep[i] = t:clone(); t:add_(vs[i], s * h) end
+  local ok, a, b = pcall(fn)
+  for i, t in ipairs(leaves) do t:copy_(keep[i]) end
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+function M.hvp(f)
+  callable('hvp', 'f', f)
+  return function(params, v, ...)
+    local fn = 'hvp'
+    local leaves, build, arena = leaves_of(fn, params)
+    check_leaves(fn, leaves)
+    local vs = directions(fn, leaves, params, v)
+    local args = pack(...)
+    local function grads_at()
+      local tp, loss = run_taped(fn, f, leaves, params, unpack(args, 1, args.n))
+      tp:backward(loss)
+      return leaf_grads(tp, leaves), loss:item()
+    end
+    local g0, loss = grads_at()
+    local h = step(leaves, vs)
+    local hv = {}
+    if h == nil then
+      for i, t in ipairs(leaves) do hv[i] = T.zeros_like(t) end
+    else
+      local gp = with_shift(leaves, vs, h, 1, grads_at)
+      local gm = with_shift(leaves, vs, h, -1, grads_at)
+      for i = 1, #leaves do hv[i] = gp[i]:sub(gm[i]):div(2 * h) end
+    end
+    local grads = build(g0)                    -- (a set's or a Module's: added into its arena)
+    return arena and hv or build(hv), grads, loss
+  end
+end
+
+function M.jvp(f)
+  callable('jvp', 'f', f)
+  return function(params, v, ...)
+    local fn = 'jvp'
+    local leaves = leaves_of(fn, params)
+    check_leaves(fn, leaves)
+    local vs = directions(fn, leaves, params, v)
+    local args = pack(...)
+    local function value()
+      local out = M.no_grad(f, params, unpack(args, 1, args.n))
+      if not A.is_float(out) then
+        check.fail('%s: f returned %s, expected a float tensor', fn, check.describe(out))
+      end
+      return out:clone()
+    end
+    local out = value()
+    local h = step(leaves, vs)
+    if h == nil then return out, T.zeros_like(out) end
+    local fp = with_shift(leaves, vs, h, 1, value)
+    local fm = with_shift(leaves, vs, h, -1, value)
+    return out, fp:sub(fm):div(2 * h)
+  end
+end
+
+return check.strict(M, 'ms.autograd')

@@ -1,0 +1,160 @@
+-- moonstep.autograd.install — puts the tape in front of the public tensor functions.
+--
+-- Each public function of a table (Tensor's methods, ms's functions, ms.nn.functional,
+-- ms.linalg) is replaced, once, by a wrapper that reads A.current and, when no tape is
+-- recording, calls the original at once (the whole cost outside autograd; measured by
+-- scripts/bench/autograd.lua). While one records:
+--   an op with a rule (A.rules[name])   records a node when an argument is tracked;
+--   an in-place op (name_ , copy_, set, free, ...)
+--                                       is refused on a tracked tensor, or on a tensor
+--                                       whose memory a node saved for the reverse pass;
+--   an op marked non-differentiable     runs; its output is not tracked;
+--   any other op                        runs, and is refused when it took a tracked
+--                                       tensor and returned a float tensor the tape
+--                                       does not know: an op without a gradient rule
+--                                       is an error naming it, never a silent zero. (A
+--                                       Lua composite of recorded ops returns a tracked
+--                                       tensor and passes.)
+-- Inspection methods (size, dim, shape, ...) are left unwrapped.
+local A = require 'moonstep.autograd.tape'
+local T = require 'moonstep.tensor'
+local check = require 'moonstep.check'
+local is_tensor, storage_key, float = T.is_tensor, T.storage_key, A.is_float
+local select, type, unpack = select, type, unpack
+
+local M = {}
+
+local INSPECT = { dim = true, ndimension = true, numel = true, nelement = true, shape = true,
+                  size = true, stride = true, is_contiguous = true, get = true, item = true,
+                  totable = true, is_tensor = true, clock = true, num_threads = true,
+                  set_num_threads = true, thread_status = true, manual_seed = true,
+                  rng_state = true, set_rng_state = true, save = true, load = true,
+                  params = true, philox = true }
+local INPLACE = { set = true, free = true, axpy_ = true, index_add_ = true, copy_ = true }
+
+local function inplace_name(name) return INPLACE[name] or name:sub(-1) == '_' end
+M.is_inplace = inplace_name
+
+local function refuse_write(tp, name, t)
+  if not is_tensor(t) then return end
+  if tp.tracked[t] == true then
+    check.fail('%s: an in-place operation on a tensor ms.autograd tracks (a parameter or a result ' ..
+               'computed from one); use the out-of-place form', name)
+  end
+  local k = storage_key(t)
+  if k and tp.saved[k] then
+    check.fail('%s: writes to a tensor whose memory %s saved for ms.autograd\'s backward pass; ' ..
+               'write to a copy (t:clone())', name, tp.saved[k])
+  end
+end
+M.refuse_write = refuse_write
+
+-- A float result the tape does not know (in a result or a list result)?
+local function unknown_float(tracked, v)
+  if float(v) then return tracked[v] ~= true end
+  if type(v) == 'table' and not is_tensor(v) then
+    for i = 1, #v do if float(v[i]) and tracked[v[i]] ~= true then return true end end
+  end
+  return false
+end
+
+local function pack(...) return { n = select('#', ...), ... } end
+
+local function guarded(tp, name, raw, ...)
+  local res = pack(raw(...))
+  if A.any_tracked(tp.tracked, { ... }, select('#', ...)) then
+    for i = 1, res.n do
+      if unknown_float(tp.tracked, res[i]) then
+        check.fail('%s: no gradient rule (ms.autograd); it took a tensor ms.autograd tracks and ' ..
+                   'its result would carry no gradient. Compute it outside the function, or ' ..
+                   'from differentiable ops', name)
+      end
+    end
+  end
+  return unpack(res, 1, res.n)
+end
+
+-- The wrapper of function `raw`, public name `name`, rule key `key` (default: name).
+function M.wrap(name, raw, key)
+  key = key or name
+  local rule = A.rules[key]
+  if rule then
+    return function(...)
+      local tp = A.current
+      if tp == nil then return raw(...) end
+      return tp:record(name, rule, raw, ...)
+    end
+  elseif inplace_name(key) then
+    return function(t, ...)
+      local tp = A.current
+      if tp ~= nil then refuse_write(tp, name, t) end
+      return raw(t, ...)
+    end
+  elseif A.nondiff[key] then
+    return raw
+  end
+  return function(...)
+    local tp = A.current
+    if tp == nil then return raw(...) end
+    return guarded(tp, name, raw, ...)
+  end
+end
+
+-- The rule files register their rules before anything is wrapped.
+for _, f in ipairs { 'rules_elementwise', 'rules_reduce', 'rules_shape', 'rules_nn' } do
+  require('moonstep.autograd.' .. f)
+end
+
+local done = setmetatable({}, { __mode = 'k' })
+
+-- Wrap every function field of table `owner` (once per table); prefix names them
+-- in errors ('' for Tensor methods and ms's functions).
+function M.install(owner, prefix)
+  if done[owner] then return owner end
+  done[owner] = true
+  local names = {}
+  for k, v in pairs(owner) do
+    if type(k) == 'string' and type(v) == 'function' and not INSPECT[k] and k:sub(1, 1) ~= '_' then
+      names[#names + 1] = k
+    end
+  end
+  for _, k in ipairs(names) do rawset(owner, k, M.wrap((prefix or '') .. k, owner[k], k)) end
+  return owner
+end
+
+-- The tensor library: Tensor's methods, the tensor module's functions (before init.lua
+-- copies them into ms), the arithmetic metamethods' scalar-left forms (1 - t: rsub,
+-- 2 / t: rdiv, 2 ^ t: rpow, 2 + t, 2 * t) and slicing to one element, which stays a
+-- 0-d tensor on the tape when the tensor is tracked (a Lua number would leave it).
+function M.tensor(tensor, B, slice)
+  M.install(tensor.Tensor)
+  M.install(tensor)
+  local binop = B.binop
+  local left = {}
+  for name, key in pairs { add = 'radd', sub = 'rsub', mul = 'rmul', div = 'rdiv', pow = 'rpow' } do
+    local rule = A.rules[key]
+    left[name] = function(a, b) return A.current:record(name, rule, binop, name, a, b) end
+  end
+  B.binop = function(name, a, b)
+    if A.current ~= nil and type(a) == 'number' and left[name] then return left[name](a, b) end
+    return binop(name, a, b)
+  end
+  -- t:detach(): a view of t's memory the tape does not follow (PyTorch's detach).
+  function tensor.Tensor.detach(t)
+    T.live('detach', t)
+    local tp = A.current
+    A.current = nil
+    local ok, v = pcall(t.view, t, t:shape())
+    A.current = tp
+    if not ok then error(v, 0) end
+    return v
+  end
+  local get = slice.get
+  slice.get = function(t, spec)
+    local tp = A.current
+    if tp ~= nil and tp.tracked[t] == true then return (slice.view(t, spec, 'Tensor slice t[{...}]')) end
+    return get(t, spec)
+  end
+end
+
+return M

@@ -1,0 +1,163 @@
+-- moonstep.autograd.tape — the record of one ms.autograd evaluation and its reverse pass.
+--
+-- While A.current is a tape, every wrapped tensor op (autograd/install.lua) whose
+-- arguments include a tracked tensor appends a node { name, rule, args, nargs, out,
+-- out2 } and tracks its output; A.current is nil otherwise, so an op outside autograd
+-- pays one table read. Tensors are tracked by identity (the cdata object): the leaves
+-- (the parameters grad() differentiates) and every output of a recorded op.
+--
+-- Rules (A.rules[name], one per public op name; the rule files register them):
+--   backward(n, g, tp)   g: the gradient of n.out (n.out's shape, dtype, device).
+--                        For each tensor argument t with tp:need(t), call
+--                        tp:acc(t, dt) with dt of n.out's broadcast shape or t's own
+--                        (acc sums a broadcast gradient back to t's shape).
+--   forward(raw, ...)    optional: what runs instead of raw(...) while recording (a
+--                        full reduction returns a 0-d tensor there, not a Lua number).
+-- A.nondiff[name]: an op whose float output carries no gradient (comparisons, sign,
+-- *_like constructors, detach): its output stays untracked.
+--
+-- Gradients are accumulated out of place (a rule may hand the same tensor to two
+-- inputs); a node's output gradient is dropped once the node has run.
+local T = require 'moonstep.tensor'
+local check = require 'moonstep.check'
+local storage_key, is_tensor = T.storage_key, T.is_tensor
+local select, type = select, type
+
+local A = { current = nil, rules = {}, nondiff = {} }
+
+-- Register the backward rule of op `name` (opts.forward: see above).
+function A.rule(name, backward, opts)
+  A.rules[name] = { backward = backward, forward = opts and opts.forward or nil }
+end
+
+function A.mark_nondiff(...)
+  for i = 1, select('#', ...) do A.nondiff[(select(i, ...))] = true end
+end
+
+local Tape = {}
+Tape.__index = Tape
+
+function A.new_tape()
+  return setmetatable({ tracked = {}, saved = {}, grads = {}, nodes = {}, n = 0 }, Tape)
+end
+
+function Tape:track(t) self.tracked[t] = true end
+function Tape:need(t) return self.tracked[t] == true end
+
+local function float(t) return is_tensor(t) and t.dtype_id < 2 end
+A.is_float = float
+
+-- g summed back to `shape` (the NumPy broadcast rules run backwards): leading dims
+-- summed away, dims of size 1 in shape summed with keepdim.
+function A.sum_to(g, shape)
+  local nd, ng = #shape, g:dim()
+  if ng == nd then
+    local same = true
+    for d = 1, nd do same = same and g:size(d) == shape[d] end
+    if same then return g end
+  end
+  if nd == 0 then return g:reshape(-1):sum(1) end
+  for _ = 1, ng - nd do g = g:sum(1) end
+  for d = 1, nd do
+    if shape[d] == 1 and g:size(d) ~= 1 then g = g:sum(d, true) end
+  end
+  return g
+end
+
+-- Add dt to the gradient of t (a no-op when t is not tracked).
+function Tape:acc(t, dt)
+  if self.tracked[t] ~= true then return end
+  dt = A.sum_to(dt, t:shape())
+  if dt.dtype ~= t.dtype or dt.device ~= t.device then dt = dt:to(t.device, t.dtype) end
+  local old = self.grads[t]
+  self.grads[t] = old == nil and dt or old:add(dt)
+end
+
+-- Is any argument (or a tensor in a list argument, as cat's) tracked?
+local function any_tracked(tracked, args, n)
+  for i = 1, n do
+    local v = args[i]
+    if tracked[v] == true then return true end
+    if type(v) == 'table' and not is_tensor(v) then
+      for j = 1, #v do if tracked[v[j]] == true then return true end end
+    end
+  end
+  return false
+end
+A.any_tracked = any_tracked
+
+-- Every tensor argument's storage is saved for the reverse pass: an in-place write to
+-- it before then is refused (install.lua).
+local function save_storages(saved, args, n, name)
+  for i = 1, n do
+    local v = args[i]
+    if is_tensor(v) then
+      local k = storage_key(v)
+      if k then saved[k] = name end
+    elseif type(v) == 'table' then
+      for j = 1, #v do
+        if is_tensor(v[j]) then
+          local k = storage_key(v[j])
+          if k then saved[k] = name end
+        end
+      end
+    end
+  end
+end
+
+-- An options-table argument's `out` tensor would be written in place.
+local function refuse_out(name, args, n)
+  for i = 1, n do
+    local v = args[i]
+    if type(v) == 'table' and not is_tensor(v) and rawget(v, 'out') ~= nil then
+      check.fail('%s: out= is not supported on the ms.autograd tape (the op writes a fresh output ' ..
+                 'that the tape keeps)', name)
+    end
+  end
+end
+
+-- Run op `name` (its rule, its raw function) on the tape: untracked arguments run it
+-- plainly; tracked ones record a node. The op's own tensor calls are not recorded
+-- (A.current is nil while it runs; an error leaves it nil, which grad() detects).
+function Tape:record(name, rule, raw, ...)
+  local nargs = select('#', ...)
+  local args = { ... }
+  if not any_tracked(self.tracked, args, nargs) then return raw(...) end
+  refuse_out(name, args, nargs)
+  A.current = nil
+  local r1, r2
+  if rule.forward then r1, r2 = rule.forward(raw, ...) else r1, r2 = raw(...) end
+  A.current = self
+  if not float(r1) then return r1, r2 end      -- an integer result: nothing to record
+  for i = 1, nargs do                           -- an op that returns its argument (contiguous
+    if rawequal(args[i], r1) then return r1, r2 end   -- of a contiguous tensor): nothing new
+  end
+  save_storages(self.saved, args, nargs, name)
+  local k = storage_key(r1)
+  if k then self.saved[k] = name end
+  local n = self.n + 1
+  self.n = n
+  self.nodes[n] = { name = name, rule = rule, args = args, nargs = nargs, out = r1, out2 = r2 }
+  self.tracked[r1] = true
+  return r1, r2
+end
+
+-- The reverse pass from the scalar tensor `loss`: gradients of the tracked tensors in
+-- self.grads (the leaves' stay; intermediate ones are dropped as their nodes run).
+function Tape:backward(loss, seed)
+  if self.tracked[loss] ~= true then return end
+  self.grads[loss] = seed or T.ones_like(loss)
+  local grads, nodes = self.grads, self.nodes
+  for i = self.n, 1, -1 do
+    local node = nodes[i]
+    local g = grads[node.out]
+    if g ~= nil then
+      grads[node.out] = nil
+      node.rule.backward(node, g, self)
+    end
+    nodes[i] = nil
+  end
+  self.n = 0
+end
+
+return A

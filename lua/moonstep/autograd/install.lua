@@ -24,6 +24,9 @@ local select, type, unpack = select, type, unpack
 
 local M = {}
 
+-- wrapper -> the function it wraps (for the benchmark of the tape's cost, and tests)
+M.originals = setmetatable({}, { __mode = 'k' })
+
 local INSPECT = { dim = true, ndimension = true, numel = true, nelement = true, shape = true,
                   size = true, stride = true, is_contiguous = true, get = true, item = true,
                   totable = true, is_tensor = true, clock = true, num_threads = true,
@@ -101,7 +104,7 @@ function M.wrap(name, raw, key)
 end
 
 -- The rule files register their rules before anything is wrapped.
-for _, f in ipairs { 'rules_elementwise', 'rules_reduce', 'rules_shape', 'rules_nn' } do
+for _, f in ipairs { 'rules_elementwise', 'rules_reduce', 'rules_shape', 'rules_nn', 'rules_linalg' } do
   require('moonstep.autograd.' .. f)
 end
 
@@ -118,7 +121,12 @@ function M.install(owner, prefix)
       names[#names + 1] = k
     end
   end
-  for _, k in ipairs(names) do rawset(owner, k, M.wrap((prefix or '') .. k, owner[k], k)) end
+  for _, k in ipairs(names) do
+    local raw = owner[k]
+    local w = M.wrap((prefix or '') .. k, raw, k)
+    if w ~= raw then M.originals[w] = raw end
+    rawset(owner, k, w)
+  end
   return owner
 end
 

@@ -142,11 +142,16 @@ function Tape:record(name, rule, raw, ...)
   return r1, r2
 end
 
--- The reverse pass from the scalar tensor `loss`: gradients of the tracked tensors in
--- self.grads (the leaves' stay; intermediate ones are dropped as their nodes run).
-function Tape:backward(loss, seed)
-  if self.tracked[loss] ~= true then return end
-  self.grads[loss] = seed or T.ones_like(loss)
+-- The reverse pass from `out` (a scalar loss, seed 1; or any tensor with seed g of its
+-- shape): the leaves' gradients end in self.grads. keep: the nodes stay for another
+-- pass (nn.Function's backward may run twice), self.grads starts afresh each time;
+-- otherwise each node is dropped once run.
+function Tape:backward(out, seed, keep)
+  if keep then self.grads = {} end
+  if self.tracked[out] ~= true then return end
+  local outer = A.current                       -- the rules' own ops are never recorded
+  A.current = nil
+  self.grads[out] = seed or T.ones_like(out)
   local grads, nodes = self.grads, self.nodes
   for i = self.n, 1, -1 do
     local node = nodes[i]
@@ -155,9 +160,10 @@ function Tape:backward(loss, seed)
       grads[node.out] = nil
       node.rule.backward(node, g, self)
     end
-    nodes[i] = nil
+    if not keep then nodes[i] = nil end
   end
-  self.n = 0
+  if not keep then self.n = 0 end
+  A.current = outer
 end
 
 return A

@@ -18,6 +18,7 @@
 local ms = require 'moonstep'
 local params = require 'moonstep.params'
 local check = require 'moonstep.check'
+local A = require 'moonstep.autograd.tape'
 local T = require 'moonstep.tensor'
 
 local reason = check.reason
@@ -132,6 +133,21 @@ function Module:_check_alive(fn)
   end
 end
 
+-- Inside a function ms.autograd differentiates, a module's forward on a tracked input (or
+-- with a tracked parameter) would hand back an output the tape cannot follow: the
+-- module's hand-written backward is not on it. Refused; a module on untracked data runs.
+function Module:_refuse_tape(fn, ...)
+  local tracked = A.current.tracked
+  local hit = false
+  for i = 1, select('#', ...) do hit = hit or tracked[(select(i, ...))] == true end
+  for _, p in ipairs(self._params) do hit = hit or tracked[p.param] == true end
+  if hit then
+    check.fail('%s: called inside ms.autograd on a tracked tensor; a module\'s backward does not ' ..
+               'join the tape: use the functional form (ms.nn.functional.*) or wrap the ' ..
+               'computation in nn.Function', fn)
+  end
+end
+
 -- 'Linear.forward' / 'Linear.backward', built once per class name.
 local fwd_names = setmetatable({}, { __index = function(t, k) local v = k .. '.forward'; t[k] = v; return v end })
 local bwd_names = setmetatable({}, { __index = function(t, k) local v = k .. '.backward'; t[k] = v; return v end })
@@ -142,6 +158,7 @@ function Module:_begin_forward(x, kind)
   self._input = nil
   local fn = fwd_names[self.__name]
   self:_check_alive(fn)
+  if A.current ~= nil and self.__name ~= 'Function' then self:_refuse_tape(fn, x) end
   if kind == 'any' then check.tensor(fn, 'input', x) else Module._check_float(fn, 'input', x) end
   return x
 end

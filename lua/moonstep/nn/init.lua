@@ -16,6 +16,7 @@ local nn = {
   Flatten = require 'moonstep.nn.Flatten',
   Embedding = require 'moonstep.nn.Embedding',
   LayerNorm = require 'moonstep.nn.LayerNorm',
+  Function = require 'moonstep.nn.Function',   -- a Lua function of tensors as a layer (ms.autograd)
   functional = require 'moonstep.nn.functional',
   batched = require 'moonstep.nn.batched',   -- many perturbed copies of a model in one pass (SPSA)
 }

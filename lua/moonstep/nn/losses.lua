@@ -25,6 +25,7 @@ local Module = require 'moonstep.nn.Module'
 local F = require 'moonstep.nn.functional'
 local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
+local A = require 'moonstep.autograd.tape'
 local C = core.C
 
 local M = {}
@@ -75,6 +76,7 @@ local function criterion(name, accepted, setup)
   function cls:_begin_loss(x, t)
     self._input, self._target = nil, nil
     self:_check_alive(name .. '.forward')
+    if A.current ~= nil then self:_refuse_tape(name .. '.forward', x, t) end
     Module._check_float(name .. '.forward', 'input', x)
     check.tensor(name .. '.forward', 'target', t)
     if t.device ~= x.device then

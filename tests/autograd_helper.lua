@@ -71,6 +71,7 @@ end
 function AG.check_op(op, args, opts)
   opts = opts or {}
   local out = ms.no_grad(op, unpack(args, 1, opts.nargs or #args))
+  if type(out) == 'number' then out = ms.full({}, out, { dtype = 'float64' }) end   -- (a number off the tape)
   local r = ms.empty(out:shape(), { dtype = 'float64' }):normal_(0, 1, { seed = opts.seed or 7 })
   if out.device ~= 'cpu' then r = r:to(out.device) end
   local pos = opts.wrt

@@ -35,6 +35,7 @@ local index_buf, value_buf = B.index_buf, B.value_buf
 -- freed test, rebind (t views what v viewed; v gives its reference up).
 M.device_id, M.data, M.storage_key, M.storage_nbytes = B.device_id, B.data, B.storage_key, B.storage_nbytes
 M.is_freed, M.rebind = B.freed, B.rebind
+M.storage_id = B.storage_id
 M.live = B.live
 M.shape_of = B.shape_of
 M.address = B.address

@@ -224,6 +224,9 @@ local SIG = {
   rademacher_ = 'gen', stride = 'dim', size = 'dim', axpy_ = 'num t', expand_as = 't', index_add_ = 'dim idx t',
   softmax = 'dim', log_softmax = 'dim', item = '', totable = '', free = '',
   sort = 'dim bool', topk = 'size dim', cumsum = 'dim',
+  -- ms.autograd (grad(f) returns a function: the fuzzer checks the argument checks)
+  grad = 'fn', value_and_grad = 'fn', hvp = 'fn', jvp = 'fn', no_grad = 'fn any', detach = '',
+  is_tracked = 't', Function = 'fn value',
   -- nn.functional (public through ms.nn.functional)
   relu_backward = 't t', leaky_relu_backward = 't t num', tanh_backward = 't t', sigmoid_backward = 't t',
   gelu_backward = 't t', unary_into = 't t op num', binary_into = 't t t op num', one_hot = 't pint t',

@@ -39,68 +39,66 @@ local function callable(fn, name, f)
   return f
 end
 
--- The tensors of params (leaves, in a fixed order) and a function from their
--- gradients to the result's structure.
 local function is_set(v) return type(v) == 'table' and rawget(v, 'gflat') ~= nil and rawget(v, 'grads') ~= nil end
 
+-- A table's keys in a fixed order (numbers, then strings, each sorted).
+local function key_order(a, b)
+  if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
+  return type(a) < type(b)
+end
+local function sorted_keys(v)
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, key_order)
+  return keys
+end
+
+-- The tensors of a (nested) plain table, appended to list in key order.
+local function walk(fn, v, path, list, seen)
+  if seen[v] then check.fail('%s: params%s contains itself', fn, path) end
+  seen[v] = true
+  for _, k in ipairs(sorted_keys(v)) do
+    local e, p = v[k], path .. '[' .. check.describe(k) .. ']'
+    if is_tensor(e) then list[#list + 1] = e
+    elseif type(e) == 'table' and getmetatable(e) == nil then walk(fn, e, p, list, seen)
+    else check.fail('%s: params%s is %s, expected a tensor or a table of tensors', fn, p, check.describe(e)) end
+  end
+  seen[v] = nil
+  return list
+end
+
+local BAD_PARAMS = '%s: params is %s, expected a tensor, a table of tensors, an ms.params set or a Module'
+
+-- The tensors of params (the leaves, in a fixed order), its kind ('tensor', 'arena' for
+-- an ms.params set or a Module, 'table') and the set.
 local function leaves_of(fn, params)
-  if is_tensor(params) then
-    return { params }, function(gs) return gs[1] end
-  end
-  if type(params) ~= 'table' then
-    check.fail('%s: params is %s, expected a tensor, a table of tensors, an ms.params set or a Module',
-               fn, check.describe(params))
-  end
+  if is_tensor(params) then return { params }, 'tensor' end
+  if type(params) ~= 'table' then check.fail(BAD_PARAMS, fn, check.describe(params)) end
   local set = is_set(params) and params or nil
   if not set and check.field(params, 'forward') and check.field(params, 'arena') then
     set = params:arena()
   end
-  if set then
-    return set.params, function(gs)
-      for i, g in ipairs(gs) do set.grads[i]:add_(g) end
-      return set.grads
-    end, true
+  if set then return set.params, 'arena', set end
+  if getmetatable(params) ~= nil then check.fail(BAD_PARAMS, fn, check.describe(params)) end
+  return walk(fn, params, '', {}, {}), 'table'
+end
+
+-- The leaves' gradients gs in params' structure; a set's (a Module's) are added into
+-- its gradient arena and its gradient views returned.
+local function rebuild(v, gs, pos)
+  local out = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    if is_tensor(v[k]) then pos[1] = pos[1] + 1; out[k] = gs[pos[1]] else out[k] = rebuild(v[k], gs, pos) end
   end
-  if getmetatable(params) ~= nil then
-    check.fail('%s: params is %s, expected a tensor, a table of tensors, an ms.params set or a Module',
-               fn, check.describe(params))
+  return out
+end
+local function build(kind, params, set, gs)
+  if kind == 'tensor' then return gs[1] end
+  if kind == 'arena' then
+    for i, g in ipairs(gs) do set.grads[i]:add_(g) end
+    return set.grads
   end
-  local list, seen = {}, {}
-  local function walk(v, path)
-    if seen[v] then check.fail('%s: params%s contains itself', fn, path) end
-    seen[v] = true
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b)
-      if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
-      return type(a) < type(b)
-    end)
-    for _, k in ipairs(keys) do
-      local e, p = v[k], path .. '[' .. check.describe(k) .. ']'
-      if is_tensor(e) then list[#list + 1] = e
-      elseif type(e) == 'table' and getmetatable(e) == nil then walk(e, p)
-      else check.fail('%s: params%s is %s, expected a tensor or a table of tensors', fn, p, check.describe(e)) end
-    end
-    seen[v] = nil
-  end
-  walk(params, '')
-  return list, function(gs)
-    local i = 0
-    local function build(v)
-      local out = {}
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = k end
-      table.sort(keys, function(a, b)
-        if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
-        return type(a) < type(b)
-      end)
-      for _, k in ipairs(keys) do
-        if is_tensor(v[k]) then i = i + 1; out[k] = gs[i] else out[k] = build(v[k]) end
-      end
-      return out
-    end
-    return build(params)
-  end
+  return rebuild(params, gs, { 0 })
 end
 
 local function check_leaves(fn, leaves)
@@ -141,19 +139,31 @@ local function run_taped(fn, f, leaves, params, ...)
   return tp, loss, res
 end
 
--- The gradients of the leaves after the reverse pass (zeros for unused ones).
+-- The gradients of the leaves after the reverse pass (zeros for unused ones), each a
+-- tensor of its own: a rule's gradient may be an expanded view, or one tensor handed to
+-- two leaves (a + b).
 local function leaf_grads(tp, leaves)
-  local gs = {}
-  for i, t in ipairs(leaves) do gs[i] = tp.grads[t] or T.zeros_like(t) end
+  local gs, seen = {}, {}
+  for i, t in ipairs(leaves) do
+    local g = tp.grads[t]
+    if g == nil then
+      g = T.zeros_like(t)
+    else
+      local k = T.storage_id(g)
+      if not g:is_contiguous() or (k and seen[k]) then g = g:clone(); k = T.storage_id(g) end
+      if k then seen[k] = true end
+    end
+    gs[i] = g
+  end
   return gs
 end
 
 local function differentiate(fn, f, params, ...)
-  local leaves, build = leaves_of(fn, params)
+  local leaves, kind, set = leaves_of(fn, params)
   check_leaves(fn, leaves)
   local tp, loss, res = run_taped(fn, f, leaves, params, ...)
   tp:backward(loss)
-  return build(leaf_grads(tp, leaves)), loss:item(), res
+  return build(kind, params, set, leaf_grads(tp, leaves)), loss:item(), res
 end
 
 function M.value_and_grad(f)
@@ -236,7 +246,7 @@ function M.hvp(f)
   callable('hvp', 'f', f)
   return function(params, v, ...)
     local fn = 'hvp'
-    local leaves, build, arena = leaves_of(fn, params)
+    local leaves, kind, set = leaves_of(fn, params)
     check_leaves(fn, leaves)
     local vs = directions(fn, leaves, params, v)
     local args = pack(...)
@@ -255,8 +265,8 @@ function M.hvp(f)
       local gm = with_shift(leaves, vs, h, -1, grads_at)
       for i = 1, #leaves do hv[i] = gp[i]:sub(gm[i]):div(2 * h) end
     end
-    local grads = build(g0)                    -- (a set's or a Module's: added into its arena)
-    return arena and hv or build(hv), grads, loss
+    local grads = build(kind, params, set, g0)    -- (a set's or a Module's: added into its arena)
+    return kind == 'arena' and hv or build(kind, params, set, hv), grads, loss
   end
 end
 
@@ -270,16 +280,18 @@ function M.jvp(f)
     local args = pack(...)
     local function value()
       local out = M.no_grad(f, params, unpack(args, 1, args.n))
+      if type(out) == 'number' then return out end
       if not A.is_float(out) then
-        check.fail('%s: f returned %s, expected a float tensor', fn, check.describe(out))
+        check.fail('%s: f returned %s, expected a float tensor or a number', fn, check.describe(out))
       end
       return out:clone()
     end
     local out = value()
     local h = step(leaves, vs)
+    local fp = h and with_shift(leaves, vs, h, 1, value)
+    local fm = h and with_shift(leaves, vs, h, -1, value)
+    if type(out) == 'number' then return out, h and (fp - fm) / (2 * h) or 0 end
     if h == nil then return out, T.zeros_like(out) end
-    local fp = with_shift(leaves, vs, h, 1, value)
-    local fm = with_shift(leaves, vs, h, -1, value)
     return out, fp:sub(fm):div(2 * h)
   end
 end

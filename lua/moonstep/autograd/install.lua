@@ -19,7 +19,7 @@
 local A = require 'moonstep.autograd.tape'
 local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
-local is_tensor, storage_key, float = T.is_tensor, T.storage_key, A.is_float
+local is_tensor, storage_id, float = T.is_tensor, T.storage_id, A.is_float
 local select, type, unpack = select, type, unpack
 
 local M = {}
@@ -44,7 +44,7 @@ local function refuse_write(tp, name, t)
     check.fail('%s: an in-place operation on a tensor ms.autograd tracks (a parameter or a result ' ..
                'computed from one); use the out-of-place form', name)
   end
-  local k = storage_key(t)
+  local k = storage_id(t)
   if k and tp.saved[k] then
     check.fail('%s: writes to a tensor whose memory %s saved for ms.autograd\'s backward pass; ' ..
                'write to a copy (t:clone())', name, tp.saved[k])
@@ -85,7 +85,10 @@ function M.wrap(name, raw, key)
     return function(...)
       local tp = A.current
       if tp == nil then return raw(...) end
-      return tp:record(name, rule, raw, ...)
+      local n = select('#', ...)
+      if n > 6 then return tp:record(name, rule, raw, n, { ... }) end
+      local a1, a2, a3, a4, a5, a6 = ...
+      return tp:record(name, rule, raw, n, { a1, a2, a3, a4, a5, a6 })
     end
   elseif inplace_name(key) then
     return function(t, ...)
@@ -141,7 +144,7 @@ function M.tensor(tensor, B, slice)
   local left = {}
   for name, key in pairs { add = 'radd', sub = 'rsub', mul = 'rmul', div = 'rdiv', pow = 'rpow' } do
     local rule = A.rules[key]
-    left[name] = function(a, b) return A.current:record(name, rule, binop, name, a, b) end
+    left[name] = function(a, b) return A.current:record(name, rule, binop, 3, { name, a, b }) end
   end
   B.binop = function(name, a, b)
     if A.current ~= nil and type(a) == 'number' and left[name] then return left[name](a, b) end

@@ -20,10 +20,17 @@
 -- inputs); a node's output gradient is dropped once the node has run.
 local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
-local storage_key, is_tensor = T.storage_key, T.is_tensor
-local select, type = select, type
+local storage_id, is_tensor = T.storage_id, T.is_tensor
+local select, type, unpack = select, type, unpack
 
-local A = { current = nil, rules = {}, nondiff = {} }
+-- One A per Lua state, even when a test runner reloads the package: tensors keep the
+-- methods (and so the wrappers) of the first load, which must read the same A.current.
+local REGISTRY_KEY = 'moonstep.autograd.tape'
+local A = debug.getregistry()[REGISTRY_KEY]
+if A == nil then
+  A = { current = nil, rules = {}, nondiff = {} }
+  debug.getregistry()[REGISTRY_KEY] = A
+end
 
 -- Register the backward rule of op `name` (opts.forward: see above).
 function A.rule(name, backward, opts)
@@ -92,12 +99,12 @@ local function save_storages(saved, args, n, name)
   for i = 1, n do
     local v = args[i]
     if is_tensor(v) then
-      local k = storage_key(v)
+      local k = storage_id(v)
       if k then saved[k] = name end
     elseif type(v) == 'table' then
       for j = 1, #v do
         if is_tensor(v[j]) then
-          local k = storage_key(v[j])
+          local k = storage_id(v[j])
           if k then saved[k] = name end
         end
       end
@@ -105,39 +112,70 @@ local function save_storages(saved, args, n, name)
   end
 end
 
--- An options-table argument's `out` tensor would be written in place.
-local function refuse_out(name, args, n)
+-- An options-table argument's `out` tensor is written in place: refused with a tracked
+-- argument (the tape keeps fresh outputs), and when a recorded op saved its memory.
+local function check_out(tp, name, args, n, tracked)
   for i = 1, n do
     local v = args[i]
-    if type(v) == 'table' and not is_tensor(v) and rawget(v, 'out') ~= nil then
-      check.fail('%s: out= is not supported on the ms.autograd tape (the op writes a fresh output ' ..
-                 'that the tape keeps)', name)
+    if type(v) == 'table' and not is_tensor(v) then
+      local out = rawget(v, 'out')
+      if out ~= nil then
+        if tracked then
+          check.fail('%s: out= is not supported on the ms.autograd tape (the op writes a fresh ' ..
+                     'output that the tape keeps)', name)
+        end
+        local k = is_tensor(out) and storage_id(out)
+        if k and tp.saved[k] then
+          check.fail('%s: out= writes to a tensor whose memory %s saved for ms.autograd\'s ' ..
+                     'backward pass; write to a fresh tensor', name, tp.saved[k])
+        end
+      end
     end
   end
 end
 
--- Run op `name` (its rule, its raw function) on the tape: untracked arguments run it
--- plainly; tracked ones record a node. The op's own tensor calls are not recorded
--- (A.current is nil while it runs; an error leaves it nil, which grad() detects).
-function Tape:record(name, rule, raw, ...)
-  local nargs = select('#', ...)
-  local args = { ... }
-  if not any_tracked(self.tracked, args, nargs) then return raw(...) end
-  refuse_out(name, args, nargs)
+-- f(pre, a[1], ..., a[n]) (pre == nil: f(a[1], ..., a[n])), exactly n arguments (a
+-- function may count them), without a vararg list in the common cases: LuaJIT compiles
+-- these calls, not a call that forwards `...` from a frame outside the trace.
+local function invoke(f, pre, a, n)
+  if pre ~= nil then
+    if n == 1 then return f(pre, a[1]) elseif n == 2 then return f(pre, a[1], a[2])
+    elseif n == 3 then return f(pre, a[1], a[2], a[3]) elseif n == 4 then return f(pre, a[1], a[2], a[3], a[4])
+    elseif n == 0 then return f(pre) end
+    return f(pre, unpack(a, 1, n))
+  end
+  if n == 1 then return f(a[1]) elseif n == 2 then return f(a[1], a[2])
+  elseif n == 3 then return f(a[1], a[2], a[3]) elseif n == 4 then return f(a[1], a[2], a[3], a[4])
+  elseif n == 5 then return f(a[1], a[2], a[3], a[4], a[5])
+  elseif n == 6 then return f(a[1], a[2], a[3], a[4], a[5], a[6]) elseif n == 0 then return f() end
+  return f(unpack(a, 1, n))
+end
+A.invoke = invoke
+
+-- Run op `name` (its rule, its raw function) on the tape with the n arguments in array
+-- `args` (install.lua's wrappers collect them): untracked arguments run it plainly;
+-- tracked ones record a node. The op's own tensor calls are not recorded (A.current is
+-- nil while it runs; an error leaves it nil, which grad() detects).
+function Tape:record(name, rule, raw, n, args)
+  if not any_tracked(self.tracked, args, n) then
+    check_out(self, name, args, n, false)
+    return invoke(raw, nil, args, n)
+  end
+  check_out(self, name, args, n, true)
   A.current = nil
   local r1, r2
-  if rule.forward then r1, r2 = rule.forward(raw, ...) else r1, r2 = raw(...) end
+  if rule.forward then r1, r2 = invoke(rule.forward, raw, args, n) else r1, r2 = invoke(raw, nil, args, n) end
   A.current = self
   if not float(r1) then return r1, r2 end      -- an integer result: nothing to record
-  for i = 1, nargs do                           -- an op that returns its argument (contiguous
+  for i = 1, n do                               -- an op that returns its argument (contiguous
     if rawequal(args[i], r1) then return r1, r2 end   -- of a contiguous tensor): nothing new
   end
-  save_storages(self.saved, args, nargs, name)
-  local k = storage_key(r1)
+  save_storages(self.saved, args, n, name)
+  local k = storage_id(r1)
   if k then self.saved[k] = name end
-  local n = self.n + 1
-  self.n = n
-  self.nodes[n] = { name = name, rule = rule, args = args, nargs = nargs, out = r1, out2 = r2 }
+  local c = self.n + 1
+  self.n = c
+  self.nodes[c] = { name = name, rule = rule, args = args, nargs = n, out = r1, out2 = r2 }
   self.tracked[r1] = true
   return r1, r2
 end

@@ -36,7 +36,11 @@ local function matmul(fn, a, b, opts)
   ta, tb = ta and 1 or 0, tb and 1 or 0
   local alpha = opts.alpha == nil and 1 or check.number(fn, 'alpha', opts.alpha)
   local beta = opts.beta == nil and 0 or check.number(fn, 'beta', opts.beta)
-  if opts.out ~= nil then live(fn, opts.out, 'out') end
+  if opts.out ~= nil then live(fn, opts.out, 'out')
+  elseif beta ~= 0 then   -- beta scales what out held: a fresh output holds nothing yet
+    check.fail('%s: beta is %s without out, expected beta = 0 or an out tensor to accumulate into',
+               fn, check.describe(beta))
+  end
   local squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
   if squeeze_a then a = a:unsqueeze(1) end
   if squeeze_b then b = b:unsqueeze(2) end

@@ -17,7 +17,7 @@ local nn = {
   Embedding = require 'moonstep.nn.Embedding',
   LayerNorm = require 'moonstep.nn.LayerNorm',
   Function = require 'moonstep.nn.Function',   -- a Lua function of tensors as a layer (ms.autograd)
-  functional = require 'moonstep.nn.functional',
+  functional = require 'moonstep.nn.forms',   -- the layers' kernels and the functional forms
   batched = require 'moonstep.nn.batched',   -- many perturbed copies of a model in one pass (SPSA)
 }
 for _, group in ipairs { require 'moonstep.nn.activations', require 'moonstep.nn.Softmax',

@@ -162,8 +162,19 @@ local function differentiate(fn, f, params, ...)
   local leaves, kind, set = leaves_of(fn, params)
   check_leaves(fn, leaves)
   local tp, loss, res = run_taped(fn, f, leaves, params, ...)
+  if kind ~= 'arena' then
+    tp:backward(loss)
+    return build(kind, params, set, leaf_grads(tp, leaves)), loss:item(), res
+  end
+  local sinks = {}                  -- the rules may add straight into the arena's views
+  for i, t in ipairs(leaves) do sinks[t] = set.grads[i] end
+  tp.sinks = sinks
   tp:backward(loss)
-  return build(kind, params, set, leaf_grads(tp, leaves)), loss:item(), res
+  for i, t in ipairs(leaves) do     -- what they handed to tp:acc instead
+    local g = tp.grads[t]
+    if g ~= nil then set.grads[i]:add_(g) end
+  end
+  return set.grads, loss:item(), res
 end
 
 function M.value_and_grad(f)

@@ -12,7 +12,11 @@
 --                        tp:acc(t, dt) with dt of n.out's broadcast shape or t's own
 --                        (acc sums a broadcast gradient back to t's shape).
 --   forward(raw, ...)    optional: what runs instead of raw(...) while recording (a
---                        full reduction returns a 0-d tensor there, not a Lua number).
+--                        full reduction returns a 0-d tensor there, not a Lua number);
+--                        it returns (out, out2, state): state is kept as n.state for
+--                        the backward (conv2d's cols, cross_entropy's softmax).
+-- A backward may free or overwrite what n.state holds only when tp.keep is false (the
+-- nodes then run once; nn.Function's repeatable backward sets tp.keep).
 -- A.nondiff[name]: an op whose float output carries no gradient (comparisons, sign,
 -- *_like constructors, detach): its output stays untracked.
 --
@@ -50,6 +54,11 @@ end
 
 function Tape:track(t) self.tracked[t] = true end
 function Tape:need(t) return self.tracked[t] == true end
+-- The gradient accumulator of leaf t when the caller supplies one (grad() over an
+-- ms.params set or a Module: t's view of the gradient arena), or nil. A rule may add
+-- t's gradient into it in place (a GEMM with beta = 1, as the Modules' backward does)
+-- instead of tp:acc(t, ...); both kinds of contribution add up.
+function Tape:sink(t) local s = self.sinks; return s and s[t] end
 
 local function float(t) return is_tensor(t) and t.dtype_id < 2 end
 A.is_float = float
@@ -163,8 +172,8 @@ function Tape:record(name, rule, raw, n, args)
   end
   check_out(self, name, args, n, true)
   A.current = nil
-  local r1, r2
-  if rule.forward then r1, r2 = invoke(rule.forward, raw, args, n) else r1, r2 = invoke(raw, nil, args, n) end
+  local r1, r2, r3
+  if rule.forward then r1, r2, r3 = invoke(rule.forward, raw, args, n) else r1, r2 = invoke(raw, nil, args, n) end
   A.current = self
   if not float(r1) then return r1, r2 end      -- an integer result: nothing to record
   for i = 1, n do                               -- an op that returns its argument (contiguous
@@ -175,7 +184,7 @@ function Tape:record(name, rule, raw, n, args)
   if k then self.saved[k] = name end
   local c = self.n + 1
   self.n = c
-  self.nodes[c] = { name = name, rule = rule, args = args, nargs = n, out = r1, out2 = r2 }
+  self.nodes[c] = { name = name, rule = rule, args = args, nargs = n, out = r1, out2 = r2, state = r3 }
   self.tracked[r1] = true
   return r1, r2
 end
@@ -186,6 +195,7 @@ end
 -- otherwise each node is dropped once run.
 function Tape:backward(out, seed, keep)
   if keep then self.grads = {} end
+  self.keep = keep or false
   if self.tracked[out] ~= true then return end
   local outer = A.current                       -- the rules' own ops are never recorded
   A.current = nil

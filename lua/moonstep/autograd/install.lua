@@ -153,12 +153,9 @@ function M.tensor(tensor, B, slice)
   -- t:detach(): a view of t's memory the tape does not follow (PyTorch's detach).
   function tensor.Tensor.detach(t)
     T.live('detach', t)
-    local tp = A.current
-    A.current = nil
-    local ok, v = pcall(t.view, t, t:shape())
-    A.current = tp
-    if not ok then error(v, 0) end
-    return v
+    local stride = {}
+    for d = 1, t.ndim do stride[d] = tonumber(t.strides[d - 1]) end
+    return B.view_of('detach', t, t:shape(), stride, tonumber(t.offset))   -- (never recorded)
   end
   local get = slice.get
   slice.get = function(t, spec)

@@ -157,6 +157,7 @@ bench: deps
 	@bin/moonstep scripts/bench/train.lua
 	@bin/moonstep scripts/bench/kernels.lua
 	@bin/moonstep scripts/bench/optim.lua
+	@bin/moonstep scripts/bench/autograd.lua
 	@bin/moonstep scripts/bench/twopass.lua
 	@bin/moonstep scripts/bench/zo.lua --quick
 

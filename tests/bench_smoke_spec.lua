@@ -15,6 +15,32 @@ describe('benchmarks (smoke)', function()
     assert.falsy(out:find('differs from the GEMMs', 1, true), out)
   end)
 
+  it('autograd.lua --quick prints the tape cost, Rosenbrock and the MLP against the Module protocol', function()
+    local cases = H.have_fashion_mnist and '' or ' --cases tape,rosen'   -- the MLP needs the dataset
+    local out = H.sh_rc('bin/moonstep scripts/bench/autograd.lua --quick --no-torch' .. cases .. ' 2>&1')
+    assert.truthy(out:find('rc=0', 1, true), out)
+    assert.falsy(out:find('not measured', 1, true), out)
+    for _, op in ipairs { 'x:add%(1%)', 't %+ u', 'x:add_%(1%)' } do
+      assert.truthy(out:find('\n  ' .. op .. ' +[%d.]+ +[%d.]+ +[-+][%d.]+ +[-+][%d.]+'), op .. ' row missing:\n' .. out)
+    end
+    -- Adam (lr 1e-2, betas 0.9/0.999, eps 1e-8) on Rosenbrock from (-1.5, 2), 1000 steps:
+    -- torch.optim.Adam with loss.backward() ends at (0.0673690744, 0.0039540167)
+    local x, y = out:match('\n  moonstep ms%.autograd +[%d.]+ +%(([-%d.]+), ([-%d.]+)%)')
+    assert.truthy(x, 'Rosenbrock row missing:\n' .. out)
+    assert.near(0.0673690744, tonumber(x), 1e-6)
+    assert.near(0.0039540167, tonumber(y), 1e-6)
+    if not H.have_fashion_mnist then return end
+    for _, row in ipairs { '%(a%) ms%.autograd', '%(b%) Module protocol' } do
+      assert.truthy(out:find('\n  ' .. row .. ' +[%d.]+ +%d+ +[%d.]+ +0%.%d+'), row .. ' missing:\n' .. out)
+    end
+    -- the same start and batches: the two models train alike
+    local acc_a = tonumber(out:match('\n  %(a%) ms%.autograd +[%d.]+ +%d+ +[%d.]+ +(0%.%d+)'))
+    local acc_b = tonumber(out:match('\n  %(b%) Module protocol +[%d.]+ +%d+ +[%d.]+ +(0%.%d+)'))
+    assert.near(acc_b, acc_a, 0.01)
+    assert.truthy(out:find('autograd / Module: [%d.]+x per step'), out)
+    assert.truthy(out:find('allocations per step: autograd %d+ tensors'), out)
+  end)
+
   it('kernels.lua --quick checks every competitor against moonstep', function()
     local out = H.sh_rc('bin/moonstep scripts/bench/kernels.lua --quick --threads 1 2>&1')
     assert.truthy(out:find('rc=0', 1, true), out)

@@ -162,9 +162,14 @@ local function differentiate(fn, f, params, ...)
   local leaves, kind, set = leaves_of(fn, params)
   check_leaves(fn, leaves)
   local tp, loss, res = run_taped(fn, f, leaves, params, ...)
+  tp.spent = {}
   if kind ~= 'arena' then
     tp:backward(loss)
-    return build(kind, params, set, leaf_grads(tp, leaves)), loss:item(), res
+    local gs = leaf_grads(tp, leaves)
+    local keep = {}
+    for _, g in ipairs(gs) do keep[g] = true end
+    tp:release_spent(keep)
+    return build(kind, params, set, gs), loss:item(), res
   end
   local sinks = {}                  -- the rules may add straight into the arena's views
   for i, t in ipairs(leaves) do sinks[t] = set.grads[i] end
@@ -174,6 +179,7 @@ local function differentiate(fn, f, params, ...)
     local g = tp.grads[t]
     if g ~= nil then set.grads[i]:add_(g) end
   end
+  tp:release_spent()
   return set.grads, loss:item(), res
 end
 

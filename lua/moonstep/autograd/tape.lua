@@ -189,6 +189,24 @@ function Tape:record(name, rule, raw, n, args)
   return r1, r2
 end
 
+-- The gradients a pass is done with: self.spent, when the caller asks for it, lists the
+-- node output gradients of at least 64 KiB (the blocks the runtime's storage cache keeps)
+-- for it to release once it has read the leaves' (release_spent): a dead tensor's
+-- memory would otherwise wait for the collector, and a fresh block costs page faults.
+local nbytes, SPENT_BYTES = T.storage_nbytes, 64 * 1024
+
+-- Free the spent gradients, except those in keep (a set of tensors handed out). A
+-- gradient another one views keeps its memory through that view's reference.
+function Tape:release_spent(keep)
+  local spent = self.spent
+  if spent == nil then return end
+  for i = 1, #spent do
+    local g = spent[i]
+    if not (keep and keep[g]) then g:free() end
+    spent[i] = nil
+  end
+end
+
 -- The reverse pass from `out` (a scalar loss, seed 1; or any tensor with seed g of its
 -- shape): the leaves' gradients end in self.grads. keep: the nodes stay for another
 -- pass (nn.Function's backward may run twice), self.grads starts afresh each time;
@@ -200,13 +218,14 @@ function Tape:backward(out, seed, keep)
   local outer = A.current                       -- the rules' own ops are never recorded
   A.current = nil
   self.grads[out] = seed or T.ones_like(out)
-  local grads, nodes = self.grads, self.nodes
+  local grads, nodes, spent = self.grads, self.nodes, self.spent
   for i = self.n, 1, -1 do
     local node = nodes[i]
     local g = grads[node.out]
     if g ~= nil then
       grads[node.out] = nil
       node.rule.backward(node, g, self)
+      if spent and nbytes(g) >= SPENT_BYTES then spent[#spent + 1] = g end
     end
     if not keep then nodes[i] = nil end
   end

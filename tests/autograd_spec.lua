@@ -131,7 +131,7 @@ describe('ms.autograd errors', function()
                    'in-place')
     local z = ms.tensor({ 4, 5, 6 }, f64)
     H.assert_error(function() ag.grad(function(p) local y = p * z; z:add_(1); return y:sum() end)(x) end,
-                   'add_: writes to a tensor whose memory mul saved')
+                   'add_: writes to memory ms.autograd\'s backward pass needs (saved by mul)')
     assert.are.same({ 4, 5, 6 }, z:totable())
     -- untracked scratch that no op saved may be written
     local g = ag.grad(function(p) local s = ms.zeros(3, f64); s:fill_(2); return (p * 1):sum() end)(x)

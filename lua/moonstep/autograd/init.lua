@@ -111,12 +111,11 @@ local function check_leaves(fn, leaves)
 end
 
 -- f(params, ...) on a fresh tape; returns the tape, the loss tensor, f's results.
-local function run_taped(fn, f, leaves, params, ...)
+local function run_taped(fn, f, tp, leaves, params, ...)
   if A.current ~= nil then
     check.fail('%s: called while another ms.autograd function records (gradients of gradients are ' ..
                'not supported; ms.autograd.hvp gives Hessian-vector products)', fn)
   end
-  local tp = A.new_tape()
   for _, t in ipairs(leaves) do tp:track(t) end
   A.current = tp
   local res = pack(pcall(f, params, ...))
@@ -158,11 +157,11 @@ local function leaf_grads(tp, leaves)
   return gs
 end
 
-local function differentiate(fn, f, params, ...)
+local function differentiate(fn, tp, f, params, ...)
   local leaves, kind, set = leaves_of(fn, params)
   check_leaves(fn, leaves)
-  local tp, loss, res = run_taped(fn, f, leaves, params, ...)
-  tp.spent = {}
+  local _, loss, res = run_taped(fn, f, tp, leaves, params, ...)
+  tp.spent = tp.spent or {}
   if kind ~= 'arena' then
     tp:backward(loss)
     local gs = leaf_grads(tp, leaves)
@@ -183,18 +182,32 @@ local function differentiate(fn, f, params, ...)
   return set.grads, loss:item(), res
 end
 
-function M.value_and_grad(f)
-  callable('value_and_grad', 'f', f)
+-- A differentiated function: df(params, ...) -> grads, loss, f's other results. It
+-- reuses one tape between calls (a call that failed leaves it; the next makes another).
+local function differentiated(fn, f)
+  callable(fn, 'f', f)
+  local spare = A.new_tape()
   return function(params, ...)
-    local grads, loss, res = differentiate('value_and_grad', f, params, ...)
+    local tp = spare or A.new_tape()
+    spare = nil
+    local grads, loss, res = differentiate(fn, tp, f, params, ...)
+    spare = tp:reset()
+    return grads, loss, res
+  end
+end
+
+function M.value_and_grad(f)
+  local df = differentiated('value_and_grad', f)
+  return function(params, ...)
+    local grads, loss, res = df(params, ...)
     return loss, grads, unpack(res, 3, res.n)
   end
 end
 
 function M.grad(f)
-  callable('grad', 'f', f)
+  local df = differentiated('grad', f)
   return function(params, ...)
-    local grads, loss, res = differentiate('grad', f, params, ...)
+    local grads, loss, res = df(params, ...)
     return grads, loss, unpack(res, 3, res.n)
   end
 end
@@ -268,7 +281,7 @@ function M.hvp(f)
     local vs = directions(fn, leaves, params, v)
     local args = pack(...)
     local function grads_at()
-      local tp, loss = run_taped(fn, f, leaves, params, unpack(args, 1, args.n))
+      local tp, loss = run_taped(fn, f, A.new_tape(), leaves, params, unpack(args, 1, args.n))
       tp:backward(loss)
       return leaf_grads(tp, leaves), loss:item()
     end

@@ -46,8 +46,8 @@ local function refuse_write(tp, name, t)
   end
   local k = storage_id(t)
   if k and tp.saved[k] then
-    check.fail('%s: writes to a tensor whose memory %s saved for ms.autograd\'s backward pass; ' ..
-               'write to a copy (t:clone())', name, tp.saved[k])
+    check.fail('%s: writes to memory ms.autograd\'s backward pass needs (%s); write to a copy ' ..
+               '(t:clone())', name, tp.saved[k])
   end
 end
 M.refuse_write = refuse_write

@@ -38,7 +38,7 @@ end
 
 -- Register the backward rule of op `name` (opts.forward: see above).
 function A.rule(name, backward, opts)
-  A.rules[name] = { backward = backward, forward = opts and opts.forward or nil }
+  A.rules[name] = { backward = backward, forward = opts and opts.forward or nil, saved_by = 'saved by ' .. name }
 end
 
 function A.mark_nondiff(...)
@@ -52,7 +52,23 @@ function A.new_tape()
   return setmetatable({ tracked = {}, saved = {}, grads = {}, nodes = {}, n = 0 }, Tape)
 end
 
-function Tape:track(t) self.tracked[t] = true end
+-- Empty the tape for another evaluation, keeping its tables' allocated sizes (a
+-- differentiated function reuses one tape: no table growth per call).
+local clear = require 'table.clear'
+function Tape:reset()
+  clear(self.tracked); clear(self.saved); clear(self.grads); clear(self.nodes)
+  if self.spent then clear(self.spent) end
+  self.n, self.sinks, self.keep = 0, nil, false
+  return self
+end
+
+-- A parameter: tracked, its memory saved (an in-place write to it, through any alias,
+-- is refused while the tape records).
+function Tape:track(t)
+  self.tracked[t] = true
+  local k = storage_id(t)
+  if k then self.saved[k] = 'a parameter' end
+end
 function Tape:need(t) return self.tracked[t] == true end
 -- The gradient accumulator of leaf t when the caller supplies one (grad() over an
 -- ms.params set or a Module: t's view of the gradient arena), or nil. A rule may add
@@ -80,66 +96,72 @@ function A.sum_to(g, shape)
   return g
 end
 
--- Add dt to the gradient of t (a no-op when t is not tracked).
+-- Add dt to the gradient of t (a no-op when t is not tracked). The common case, dt of
+-- t's shape, dtype and device, is checked on the struct fields (no shape tables).
+local same_shape, device_id = T.same_shape, T.device_id
 function Tape:acc(t, dt)
   if self.tracked[t] ~= true then return end
-  dt = A.sum_to(dt, t:shape())
-  if dt.dtype ~= t.dtype or dt.device ~= t.device then dt = dt:to(t.device, t.dtype) end
+  if dt.dtype_id ~= t.dtype_id or not same_shape(dt, t) or device_id(dt) ~= device_id(t) then
+    dt = A.sum_to(dt, t:shape())
+    if dt.dtype ~= t.dtype or dt.device ~= t.device then dt = dt:to(t.device, t.dtype) end
+  end
   local old = self.grads[t]
   self.grads[t] = old == nil and dt or old:add(dt)
 end
 
--- Is any argument (or a tensor in a list argument, as cat's) tracked?
-local function any_tracked(tracked, args, n)
+-- Is any argument (or a tensor in a list argument, as cat's) tracked? Also the options
+-- table's `out` among them, if any.
+local function scan(tracked, args, n)
+  local hit, out = false, nil
   for i = 1, n do
     local v = args[i]
-    if tracked[v] == true then return true end
-    if type(v) == 'table' and not is_tensor(v) then
-      for j = 1, #v do if tracked[v[j]] == true then return true end end
+    if tracked[v] == true then hit = true
+    elseif type(v) == 'table' then
+      for j = 1, #v do if tracked[v[j]] == true then hit = true end end
+      out = out or rawget(v, 'out')
     end
   end
-  return false
+  return hit, out
 end
-A.any_tracked = any_tracked
+function A.any_tracked(tracked, args, n) return (scan(tracked, args, n)) end
 
--- Every tensor argument's storage is saved for the reverse pass: an in-place write to
--- it before then is refused (install.lua).
-local function save_storages(saved, args, n, name)
+-- The memory of every untracked tensor argument is saved for the reverse pass (a tracked
+-- tensor's was saved when it was made or became a parameter): an in-place write to it
+-- before then is refused (install.lua). False when r1 is one of the arguments (an op
+-- that returned its argument: contiguous() of a contiguous tensor; nothing to record).
+local function save_args(tracked, saved, args, n, r1, why)
   for i = 1, n do
     local v = args[i]
-    if is_tensor(v) then
-      local k = storage_id(v)
-      if k then saved[k] = name end
-    elseif type(v) == 'table' then
-      for j = 1, #v do
-        if is_tensor(v[j]) then
-          local k = storage_id(v[j])
-          if k then saved[k] = name end
+    if rawequal(v, r1) then return false end
+    if tracked[v] ~= true then
+      if is_tensor(v) then
+        local k = storage_id(v)
+        if k then saved[k] = why end
+      elseif type(v) == 'table' then
+        for j = 1, #v do
+          local e = v[j]
+          if is_tensor(e) and tracked[e] ~= true then
+            local k = storage_id(e)
+            if k then saved[k] = why end
+          end
         end
       end
     end
   end
+  return true
 end
 
 -- An options-table argument's `out` tensor is written in place: refused with a tracked
--- argument (the tape keeps fresh outputs), and when a recorded op saved its memory.
-local function check_out(tp, name, args, n, tracked)
-  for i = 1, n do
-    local v = args[i]
-    if type(v) == 'table' and not is_tensor(v) then
-      local out = rawget(v, 'out')
-      if out ~= nil then
-        if tracked then
-          check.fail('%s: out= is not supported on the ms.autograd tape (the op writes a fresh ' ..
-                     'output that the tape keeps)', name)
-        end
-        local k = is_tensor(out) and storage_id(out)
-        if k and tp.saved[k] then
-          check.fail('%s: out= writes to a tensor whose memory %s saved for ms.autograd\'s ' ..
-                     'backward pass; write to a fresh tensor', name, tp.saved[k])
-        end
-      end
-    end
+-- argument (the tape keeps fresh outputs), and when the backward pass needs its memory.
+local function check_out(tp, name, out, tracked)
+  if tracked then
+    check.fail('%s: out= is not supported on the ms.autograd tape (the op writes a fresh ' ..
+               'output that the tape keeps)', name)
+  end
+  local k = is_tensor(out) and storage_id(out)
+  if k and tp.saved[k] then
+    check.fail('%s: out= writes to memory ms.autograd\'s backward pass needs (%s); write to a ' ..
+               'fresh tensor', name, tp.saved[k])
   end
 end
 
@@ -166,26 +188,23 @@ A.invoke = invoke
 -- tracked ones record a node. The op's own tensor calls are not recorded (A.current is
 -- nil while it runs; an error leaves it nil, which grad() detects).
 function Tape:record(name, rule, raw, n, args)
-  if not any_tracked(self.tracked, args, n) then
-    check_out(self, name, args, n, false)
-    return invoke(raw, nil, args, n)
-  end
-  check_out(self, name, args, n, true)
+  local tracked = self.tracked
+  local hit, out = scan(tracked, args, n)
+  if out ~= nil then check_out(self, name, out, hit) end
+  if not hit then return invoke(raw, nil, args, n) end
   A.current = nil
   local r1, r2, r3
   if rule.forward then r1, r2, r3 = invoke(rule.forward, raw, args, n) else r1, r2 = invoke(raw, nil, args, n) end
   A.current = self
   if not float(r1) then return r1, r2 end      -- an integer result: nothing to record
-  for i = 1, n do                               -- an op that returns its argument (contiguous
-    if rawequal(args[i], r1) then return r1, r2 end   -- of a contiguous tensor): nothing new
-  end
-  save_storages(self.saved, args, n, name)
+  local why = rule.saved_by
+  if not save_args(tracked, self.saved, args, n, r1, why) then return r1, r2 end
   local k = storage_id(r1)
-  if k then self.saved[k] = name end
+  if k then self.saved[k] = why end
   local c = self.n + 1
   self.n = c
   self.nodes[c] = { name = name, rule = rule, args = args, nargs = n, out = r1, out2 = r2, state = r3 }
-  self.tracked[r1] = true
+  tracked[r1] = true
   return r1, r2
 end
 

@@ -128,7 +128,9 @@ GPU_SPECS := tests/cuda_spec.lua tests/optim_float32_spec.lua tests/nn_conv_pool
              tests/optim_bsam_spec.lua tests/optim_acme_spec.lua tests/optim_acme_protocol_spec.lua \
              tests/optim_lbfgs_spec.lua tests/optim_lbfgs_protocol_spec.lua \
              tests/zo_runtime_spec.lua tests/linalg_spec.lua tests/nn_batched_spec.lua \
-             tests/optim_spsa_spec.lua
+             tests/optim_spsa_spec.lua tests/tensor_sort_spec.lua tests/autograd_spec.lua \
+             tests/autograd_elementwise_spec.lua tests/autograd_reduce_spec.lua \
+             tests/autograd_shape_spec.lua tests/autograd_nn_spec.lua
 gpu-check: deps
 	@$(MAKE) --no-print-directory CUDA=1 all $(BUILD)/libbaseline.so
 	@bin/moonstep -e 'if not ms.cuda.is_available() then io.stderr:write("gpu-check: no usable GPU\n"); os.exit(1) end'

@@ -135,8 +135,9 @@ end
 
 -- The tensor library: Tensor's methods, the tensor module's functions (before init.lua
 -- copies them into ms), the arithmetic metamethods' scalar-left forms (1 - t: rsub,
--- 2 / t: rdiv, 2 ^ t: rpow, 2 + t, 2 * t) and slicing to one element, which stays a
--- 0-d tensor on the tape when the tensor is tracked (a Lua number would leave it).
+-- 2 / t: rdiv, 2 ^ t: rpow, 2 + t, 2 * t), slicing to one element, which stays a 0-d
+-- tensor on the tape when the tensor is tracked (a Lua number would leave it), slice
+-- assignment (an in-place write under its own name), and t:detach().
 function M.tensor(tensor, B, slice)
   M.install(tensor.Tensor)
   M.install(tensor)
@@ -156,6 +157,12 @@ function M.tensor(tensor, B, slice)
     local stride = {}
     for d = 1, t.ndim do stride[d] = tonumber(t.strides[d - 1]) end
     return B.view_of('detach', t, t:shape(), stride, tonumber(t.offset))   -- (never recorded)
+  end
+  local set = slice.set
+  slice.set = function(t, spec, v)
+    local tp = A.current
+    if tp ~= nil then refuse_write(tp, 'Tensor slice assignment t[{...}] = v', t) end
+    return set(t, spec, v)
   end
   local get = slice.get
   slice.get = function(t, spec)

@@ -292,6 +292,34 @@ describe('the optimizer closure', function()
   end)
 end)
 
+describe('multi-pass optimizers with an ms.autograd closure', function()
+  it('SAM and LBFGS take the same steps as with the hand-written gradient', function()
+    ms.manual_seed(6)
+    local A0, b0 = randn(7, 3), randn(7)
+    for _, make in ipairs {
+      function(set) return ms.optim.SAM(set, { base = ms.optim.SGD { lr = 0.05, momentum = 0.9 }, rho = 0.1 }) end,
+      function(set) return ms.optim.LBFGS(set, { lr = 1, history_size = 4 }) end,
+    } do
+      local function run(use_autograd)
+        local w = ms.zeros(3, f64)
+        local set = ms.params { w = w }
+        local opt = make(set)
+        local vg = ag.value_and_grad(function() local r = ms.matmul(A0, w) - b0; return (r * r):sum() end)
+        for _ = 1, 4 do
+          opt:step(function()
+            if use_autograd then return (vg(set)) end
+            local r = ms.matmul(A0, w) - b0
+            set.grads[1]:add_(ms.matmul(A0, r, { transpose_a = true }) * 2)
+            return (r * r):sum()
+          end)
+        end
+        return w
+      end
+      close(run(true), run(false), 1e-12)
+    end
+  end)
+end)
+
 describe('ms.autograd.hvp and jvp', function()
   before_each(function() ms.manual_seed(8) end)
 

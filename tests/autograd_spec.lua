@@ -79,6 +79,30 @@ describe('ms.autograd.grad', function()
     assert.are.equal(-1.5, p[{ 1 }])                                -- a number off the tape
   end)
 
+  it('hands back live gradients after freeing the spent ones (large tensors, views)', function()
+    local p = randn(128, 128)                                    -- 128 KiB: released sizes
+    local g = ag.grad(function(q) return (q + 1):mul(2):sum() end)(p)
+    assert.are.equal(2, g:min()); assert.are.equal(2, g:max())
+    g = ag.grad(function(q) return q:view(-1):mul(2):sum() end)(p)
+    assert.are.equal(2, g:min()); assert.are.equal(2, g:max())
+    local P = { a = randn(128, 128), b = randn(128, 128) }
+    local gs = ag.grad(function(q) return (q.a + q.b):mul(3):sum() end)(P)
+    assert.are.equal(3, gs.a:min()); assert.are.equal(3, gs.b:max())
+    gs.a:mul_(2)                                                 -- each its own tensor
+    assert.are.equal(3, gs.b:max())
+  end)
+
+  it('returns as many results as the op does, on the tape as off it', function()
+    local x = ms.tensor({ 1, 2 }, f64)
+    assert.are.equal(2, select('#', ag.grad(function(p) return p:sum() end)(x)))
+    ag.grad(function(p)
+      assert.are.equal(1, select('#', p:sum()))
+      assert.are.equal(1, select('#', p * 2))
+      assert.are.equal(2, select('#', p:view(1, 2):max(2)))
+      return p:sum()
+    end)(x)
+  end)
+
   it('gives zero gradients when the loss does not depend on the parameters', function()
     local x = randn(3)
     local g, v = ag.grad(function() return ms.ones({}, f64) end)(x)
@@ -141,15 +165,15 @@ describe('ms.autograd errors', function()
   it('refuses a Module on a tracked tensor, runs one on untracked data', function()
     local lin = nn.Linear(3, 2):double()
     H.assert_error(function() ag.grad(function(p) return lin:forward(p:view(1, 3)):sum() end)(x) end,
-                   'Linear.forward: called inside ms.autograd on a tracked tensor')
+                   'Linear.forward: argument 1 is a tensor ms.autograd tracks')
     local crit = nn.MSELoss()
     H.assert_error(function() ag.grad(function(p) return ms.tensor(crit:forward(p, p:detach())) end)(x) end,
-                   'MSELoss.forward: called inside ms.autograd')
+                   'MSELoss.forward: argument 1 is a tensor ms.autograd tracks')
     local data = randn(4, 3)
     local g = ag.grad(function(p) return (lin:forward(data):sum(1) * p:narrow(1, 1, 2)):sum() end)(x)
     close(g:narrow(1, 1, 2), lin:forward(data):sum(1))
     H.assert_error(function() ag.grad(function(w) return lin:forward(data):sum() + w:sum() end)(lin.weight) end,
-                   'Linear.forward: called inside ms.autograd')
+                   'Linear.forward: its parameter weight is tracked by ms.autograd')
   end)
 
   it('refuses gradients of gradients and a tape left incomplete by pcall', function()

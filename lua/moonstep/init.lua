@@ -82,6 +82,9 @@ function ms.no_grad(fn, ...) return require('moonstep.autograd').no_grad(fn, ...
 function ms.save(path, value) return require('moonstep.checkpoint').save(path, value) end
 function ms.load(path, opts) return require('moonstep.checkpoint').load(path, opts) end
 
+-- ms's functions behind the autograd tape too (ms.where, ms.matmul, ms.exp, ...).
+require('moonstep.autograd.install').install(ms)
+
 -- Submodules that need `ms` itself load lazily: ms.nn, ms.optim, ms.data, ...
 -- Anything else is an error naming the key (rawget(ms, k) probes without one).
 setmetatable(ms, { __index = function(t, k)

@@ -104,7 +104,7 @@ end
 local function check_leaves(fn, leaves)
   for i, t in ipairs(leaves) do
     T.live(fn, t, 'parameter ' .. i)
-    if t.dtype_id >= 2 then
+    if not A.is_float(t) then
       check.fail('%s: parameter %d has dtype %s, expected float32 or float64', fn, i, t.dtype)
     end
   end
@@ -128,7 +128,7 @@ local function run_taped(fn, f, tp, leaves, params, ...)
   local loss = res[2]
   if type(loss) == 'number' then
     check.fail('%s: f returned a Lua number, expected a tensor of one element (on the tape, ' ..
-               't:sum() of a tracked tensor is a 0-d tensor; t:item() or tonumber leave the tape)', fn)
+               't:sum() of a tracked tensor is a 0-d tensor; t:item() leaves the tape)', fn)
   end
   if not A.is_float(loss) or loss:numel() ~= 1 then
     check.fail('%s: f returned %s, expected a float tensor of one element (the loss)', fn,
@@ -249,7 +249,7 @@ local function directions(fn, leaves, params, v)
 end
 
 -- The step h: (machine epsilon)^(1/3) scaled by the parameters and the direction.
-local function step(leaves, vs)
+local function fd_step(leaves, vs)
   local pmax, vmax, eps = 0, 0, 2 ^ -52
   for i, t in ipairs(leaves) do
     if t.dtype == 'float32' then eps = 2 ^ -23 end
@@ -286,7 +286,7 @@ function M.hvp(f)
       return leaf_grads(tp, leaves), loss:item()
     end
     local g0, loss = grads_at()
-    local h = step(leaves, vs)
+    local h = fd_step(leaves, vs)
     local hv = {}
     if h == nil then
       for i, t in ipairs(leaves) do hv[i] = T.zeros_like(t) end
@@ -317,7 +317,7 @@ function M.jvp(f)
       return out:clone()
     end
     local out = value()
-    local h = step(leaves, vs)
+    local h = fd_step(leaves, vs)
     local fp = h and with_shift(leaves, vs, h, 1, value)
     local fm = h and with_shift(leaves, vs, h, -1, value)
     if type(out) == 'number' then return out, h and (fp - fm) / (2 * h) or 0 end

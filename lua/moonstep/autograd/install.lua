@@ -15,7 +15,9 @@
 --                                       is an error naming it, never a silent zero. (A
 --                                       Lua composite of recorded ops returns a tracked
 --                                       tensor and passes.)
--- Inspection methods (size, dim, shape, ...) are left unwrapped.
+-- Inspection methods (size, dim, shape, ...) are left unwrapped. moonstep/init.lua puts
+-- it in front of Tensor's methods (M.tensor) before ms copies them, and of ms's
+-- functions once ms is built; nn.functional and linalg install it on their tables.
 local A = require 'moonstep.autograd.tape'
 local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
@@ -27,16 +29,17 @@ local M = {}
 -- wrapper -> the function it wraps (for the benchmark of the tape's cost, and tests)
 M.originals = setmetatable({}, { __mode = 'k' })
 
-local INSPECT = { dim = true, ndimension = true, numel = true, nelement = true, shape = true,
-                  size = true, stride = true, is_contiguous = true, get = true, item = true,
-                  totable = true, is_tensor = true, clock = true, num_threads = true,
-                  set_num_threads = true, thread_status = true, manual_seed = true,
-                  rng_state = true, set_rng_state = true, save = true, load = true,
-                  params = true, philox = true }
-local INPLACE = { set = true, free = true, axpy_ = true, index_add_ = true, copy_ = true }
+-- Left as they are: inspection (no tensor results), and ms's functions of no tensor
+-- (no_grad pauses the tape itself).
+local UNWRAPPED = { dim = true, ndimension = true, numel = true, nelement = true, shape = true,
+                    size = true, stride = true, is_contiguous = true, get = true, item = true,
+                    totable = true, is_tensor = true, clock = true, num_threads = true,
+                    set_num_threads = true, thread_status = true, manual_seed = true,
+                    rng_state = true, set_rng_state = true, save = true, load = true,
+                    params = true, philox = true, no_grad = true }
+local INPLACE = { set = true, free = true }   -- besides the names ending in _
 
 local function inplace_name(name) return INPLACE[name] or name:sub(-1) == '_' end
-M.is_inplace = inplace_name
 
 local function refuse_write(tp, name, t)
   if not is_tensor(t) then return end
@@ -50,7 +53,6 @@ local function refuse_write(tp, name, t)
                '(t:clone())', name, tp.saved[k])
   end
 end
-M.refuse_write = refuse_write
 
 -- A float result the tape does not know (in a result or a list result)?
 local function unknown_float(tracked, v)
@@ -120,7 +122,7 @@ function M.install(owner, prefix)
   done[owner] = true
   local names = {}
   for k, v in pairs(owner) do
-    if type(k) == 'string' and type(v) == 'function' and not INSPECT[k] and k:sub(1, 1) ~= '_' then
+    if type(k) == 'string' and type(v) == 'function' and not UNWRAPPED[k] and k:sub(1, 1) ~= '_' then
       names[#names + 1] = k
     end
   end
@@ -133,14 +135,12 @@ function M.install(owner, prefix)
   return owner
 end
 
--- The tensor library: Tensor's methods, the tensor module's functions (before init.lua
--- copies them into ms), the arithmetic metamethods' scalar-left forms (1 - t: rsub,
+-- The tensor library: Tensor's methods (before init.lua copies them into ms), the arithmetic metamethods' scalar-left forms (1 - t: rsub,
 -- 2 / t: rdiv, 2 ^ t: rpow, 2 + t, 2 * t), slicing to one element, which stays a 0-d
 -- tensor on the tape when the tensor is tracked (a Lua number would leave it), slice
 -- assignment (an in-place write under its own name), and t:detach().
 function M.tensor(tensor, B, slice)
   M.install(tensor.Tensor)
-  M.install(tensor)
   local binop = B.binop
   local left = {}
   for name, key in pairs { add = 'radd', sub = 'rsub', mul = 'rmul', div = 'rdiv', pow = 'rpow' } do

@@ -2,7 +2,7 @@
 --
 -- While A.current is a tape, every wrapped tensor op (autograd/install.lua) whose
 -- arguments include a tracked tensor appends a node { name, rule, args, nargs, out,
--- out2 } and tracks its output; A.current is nil otherwise, so an op outside autograd
+-- out2, state } and tracks its output; A.current is nil otherwise, so an op outside autograd
 -- pays one table read. Tensors are tracked by identity (the cdata object): the leaves
 -- (the parameters grad() differentiates) and every output of a recorded op.
 --
@@ -18,7 +18,7 @@
 -- A backward may free or overwrite what n.state holds only when tp.keep is false (the
 -- nodes then run once; nn.Function's repeatable backward sets tp.keep).
 -- A.nondiff[name]: an op whose float output carries no gradient (comparisons, sign,
--- *_like constructors, detach): its output stays untracked.
+-- the *_like constructors): its output stays untracked.
 --
 -- Gradients are accumulated out of place (a rule may hand the same tensor to two
 -- inputs); a node's output gradient is dropped once the node has run.
@@ -62,12 +62,13 @@ function Tape:reset()
   return self
 end
 
--- A parameter: tracked, its memory saved (an in-place write to it, through any alias,
--- is refused while the tape records).
-function Tape:track(t)
+-- A leaf (a parameter grad() differentiates, nn.Function's input): tracked, its memory
+-- saved (an in-place write to it, through any alias, is refused while the tape records);
+-- why names it in that error.
+function Tape:track(t, why)
   self.tracked[t] = true
   local k = storage_id(t)
-  if k then self.saved[k] = 'a parameter' end
+  if k then self.saved[k] = why or 'a parameter' end
 end
 function Tape:need(t) return self.tracked[t] == true end
 -- The gradient accumulator of leaf t when the caller supplies one (grad() over an
@@ -196,15 +197,17 @@ function Tape:record(name, rule, raw, n, args)
   local r1, r2, r3
   if rule.forward then r1, r2, r3 = invoke(rule.forward, raw, args, n) else r1, r2 = invoke(raw, nil, args, n) end
   A.current = self
-  if not float(r1) then return r1, r2 end      -- an integer result: nothing to record
-  local why = rule.saved_by
-  if not save_args(tracked, self.saved, args, n, r1, why) then return r1, r2 end
+  if not float(r1) or not save_args(tracked, self.saved, args, n, r1, rule.saved_by) then
+    if r2 == nil then return r1 end            -- (as many results as the op gives)
+    return r1, r2                              -- an integer result, or the op returned its
+  end                                          -- argument: nothing to record
   local k = storage_id(r1)
-  if k then self.saved[k] = why end
+  if k then self.saved[k] = rule.saved_by end
   local c = self.n + 1
   self.n = c
   self.nodes[c] = { name = name, rule = rule, args = args, nargs = n, out = r1, out2 = r2, state = r3 }
   tracked[r1] = true
+  if r2 == nil then return r1 end
   return r1, r2
 end
 

@@ -18,6 +18,7 @@ local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
 
 local Function = Module:extend('Function')
+Function._joins_tape = true     -- its forward runs on an enclosing tape (Module refuses others)
 
 local USAGE = 'Function(f [, params]): f(x, params) returns a tensor; params a table of tensors'
 
@@ -71,7 +72,7 @@ function Function:forward(x)
     return self.output
   end
   local tp = A.new_tape()
-  if A.is_float(x) then tp:track(x) end
+  if A.is_float(x) then tp:track(x, 'the input') end
   for _, p in ipairs(self._params) do tp:track(p.param) end
   A.current = tp
   local ok, out = pcall(run_f, self, x)

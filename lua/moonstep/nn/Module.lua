@@ -138,13 +138,19 @@ end
 -- module's hand-written backward is not on it. Refused; a module on untracked data runs.
 function Module:_refuse_tape(fn, ...)
   local tracked = A.current.tracked
-  local hit = false
-  for i = 1, select('#', ...) do hit = hit or tracked[(select(i, ...))] == true end
-  for _, p in ipairs(self._params) do hit = hit or tracked[p.param] == true end
-  if hit then
-    check.fail('%s: called inside ms.autograd on a tracked tensor; a module\'s backward does not ' ..
-               'join the tape: use the functional form (ms.nn.functional.*) or wrap the ' ..
-               'computation in nn.Function', fn)
+  for i = 1, select('#', ...) do
+    if tracked[(select(i, ...))] == true then
+      check.fail('%s: argument %d is a tensor ms.autograd tracks; a module\'s hand-written backward ' ..
+                 'does not join the tape: use its functional form (ms.nn.functional.*, e.g. ' ..
+                 'linear(x, m.weight, m.bias)) or wrap the computation in nn.Function', fn, i)
+    end
+  end
+  for _, p in ipairs(self._params) do
+    if tracked[p.param] == true then
+      check.fail('%s: its parameter %s is tracked by ms.autograd; a module\'s hand-written backward ' ..
+                 'does not join the tape: use its functional form (ms.nn.functional.*, e.g. ' ..
+                 'linear(x, m.weight, m.bias)) or wrap the computation in nn.Function', fn, p.name)
+    end
   end
 end
 
@@ -158,7 +164,7 @@ function Module:_begin_forward(x, kind)
   self._input = nil
   local fn = fwd_names[self.__name]
   self:_check_alive(fn)
-  if A.current ~= nil and self.__name ~= 'Function' then self:_refuse_tape(fn, x) end
+  if A.current ~= nil and not self._joins_tape then self:_refuse_tape(fn, x) end
   if kind == 'any' then check.tensor(fn, 'input', x) else Module._check_float(fn, 'input', x) end
   return x
 end

@@ -191,6 +191,13 @@ describe('ms.autograd errors', function()
     assert.is_false(ag.is_recording())
   end)
 
+  it('sees a tracked tensor inside an options table (never a silent zero)', function()
+    local xx, yy = randn(4, 3), ms.rand({ 4, 3 }, f64)
+    H.assert_error(function()
+      ag.grad(function(q) return F.binary_cross_entropy_with_logits(xx, yy, { pos_weight = q }) end)(ms.ones(3, f64))
+    end, 'pos_weight carries no gradient')
+  end)
+
   it('refuses out= on the tape', function()
     local out = ms.empty(3, 3, f64)
     local m = randn(3, 3)

@@ -110,15 +110,15 @@ function Tape:acc(t, dt)
   self.grads[t] = old == nil and dt or old:add(dt)
 end
 
--- Is any argument (or a tensor in a list argument, as cat's) tracked? Also the options
--- table's `out` among them, if any.
+-- Is any argument tracked — or a tensor in a table argument: a list (cat's) or an
+-- options table (a class weight)? Also the options table's `out` among them, if any.
 local function scan(tracked, args, n)
   local hit, out = false, nil
   for i = 1, n do
     local v = args[i]
     if tracked[v] == true then hit = true
     elseif type(v) == 'table' then
-      for j = 1, #v do if tracked[v[j]] == true then hit = true end end
+      for _, e in pairs(v) do if tracked[e] == true then hit = true end end
       out = out or rawget(v, 'out')
     end
   end
@@ -139,8 +139,7 @@ local function save_args(tracked, saved, args, n, r1, why)
         local k = storage_id(v)
         if k then saved[k] = why end
       elseif type(v) == 'table' then
-        for j = 1, #v do
-          local e = v[j]
+        for _, e in pairs(v) do
           if is_tensor(e) and tracked[e] ~= true then
             local k = storage_id(e)
             if k then saved[k] = why end

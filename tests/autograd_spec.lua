@@ -196,6 +196,10 @@ describe('ms.autograd errors', function()
     H.assert_error(function()
       ag.grad(function(q) return F.binary_cross_entropy_with_logits(xx, yy, { pos_weight = q }) end)(ms.ones(3, f64))
     end, 'pos_weight carries no gradient')
+    local lib = require('moonstep.autograd.install').install({
+      scaled = function(t, opts) return t * opts.by:detach() end }, 'lib.')
+    H.assert_error(function() ag.grad(function(q) return lib.scaled(xx, { by = q }):sum() end)(ms.ones(3, f64)) end,
+                   'lib.scaled: no gradient rule')
   end)
 
   it('refuses out= on the tape', function()

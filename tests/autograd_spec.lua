@@ -162,6 +162,42 @@ describe('ms.autograd errors', function()
     assert.are.same({ 1, 1, 1 }, g:totable())
   end)
 
+  it('refuses writing a tracked tensor into another in place, and in-place writes inside no_grad', function()
+    H.assert_error(function() ag.grad(function(p) local q = ms.zeros(3, f64); q:copy_(p); return (q * p):sum() end)(x) end,
+                   'copy_: writes a tensor ms.autograd tracks into another tensor in place')
+    H.assert_error(function() ag.grad(function(p) local q = ms.zeros(3, f64); q[{ { 1, 2 } }] = p[{ { 1, 2 } }]; return q:sum() end)(x) end,
+                   'Tensor slice assignment t[{...}] = v: writes a tensor ms.autograd tracks')
+    H.assert_error(function()
+      ag.grad(function(p) local y = (p * p):sum(); ms.no_grad(function() p:mul_(10) end); return y end)(x)
+    end, 'mul_: an in-place operation on a tensor ms.autograd tracks')
+    assert.are.same({ 1, 2, 3 }, x:totable())
+    local c = ms.tensor({ 4, 5, 6 }, f64)
+    H.assert_error(function()
+      ag.grad(function(p) local y = (p * c):sum(); ms.no_grad(function() c:mul_(10) end); return y end)(x)
+    end, 'mul_: writes to memory ms.autograd\'s backward pass needs (saved by mul)')
+    -- scratch that the tape does not need may still be written inside no_grad
+    local g = ag.grad(function(p) ms.no_grad(function() ms.zeros(3, f64):add_(1) end); return (p * 2):sum() end)(x)
+    assert.are.same({ 2, 2, 2 }, g:totable())
+  end)
+
+  it('puts the tape aside while f is suspended in a coroutine', function()
+    local df = ag.grad(function(p) local y = p * 3; coroutine.yield('paused'); return y:sum() end)
+    local co = coroutine.create(function() return df(x) end)
+    local ok, v = coroutine.resume(co)
+    assert.is_true(ok); assert.are.equal('paused', v)
+    assert.is_false(ag.is_recording())
+    local g2 = ag.grad(function(p) return (p * p):sum() end)(x)          -- another one meanwhile
+    assert.are.same({ 2, 4, 6 }, g2:totable())
+    local ok2, g = coroutine.resume(co)
+    assert.is_true(ok2, tostring(g))
+    assert.are.same({ 3, 3, 3 }, g:totable())
+    -- an abandoned one leaves nothing behind
+    coroutine.resume(coroutine.create(function() df(x) end))
+    assert.is_false(ag.is_recording())
+    assert.are.same({ 2, 4, 6 }, ag.grad(function(p) return (p * p):sum() end)(x):totable())
+    H.assert_error(function() df(x) end, 'grad: f yielded (coroutine.yield) but grad was not called from a coroutine')
+  end)
+
   it('refuses a Module on a tracked tensor, runs one on untracked data', function()
     local lin = nn.Linear(3, 2):double()
     H.assert_error(function() ag.grad(function(p) return lin:forward(p:view(1, 3)):sum() end)(x) end,
@@ -285,6 +321,18 @@ describe('nn.Function', function()
     assert.is_true(last < first * 0.7, ('loss %g -> %g'):format(first, last))
   end)
 
+  it('joins an enclosing tape inside a Sequential too (its other layers still refuse)', function()
+    local m = affine_tanh()
+    local seq = nn.Sequential(m)
+    local x = randn(2, 4)
+    local g = ag.grad(function(P) return seq:forward(P.x):sum() end)({ x = x })
+    local ref = ag.grad(function(P) return F.linear(P.x, m.weight, m.bias):tanh():sum() end)({ x = x })
+    close(g.x, ref.x, 0)
+    local seq2 = nn.Sequential(nn.Linear(4, 2):double())
+    H.assert_error(function() ag.grad(function(P) return seq2:forward(P.x):sum() end)({ x = x }) end,
+                   'Linear.forward: argument 1 is a tensor ms.autograd tracks')
+  end)
+
   it('joins the tape of an enclosing ms.autograd function', function()
     local m = affine_tanh()
     local x = randn(2, 4)
@@ -386,6 +434,15 @@ describe('ms.autograd.hvp and jvp', function()
                    'hvp: v holds 1 tensors, expected 2')
     H.assert_error(function() ag.hvp(function(p) return p:sum() end)(randn(3), randn(4)) end,
                    'hvp: v 1 has shape [4], expected [3]')
+    H.assert_error(function() ag.hvp(function(p) return p:sum() end)(randn(3), ms.randn(3)) end,
+                   'hvp: v 1 is float32 on cpu, expected float64 on cpu')
+    H.assert_error(function() ag.hvp(function(p) return p:sum() end)(randn(3), ms.full({ 3 }, 0 / 0, f64)) end,
+                   'hvp: v 1 holds NaN or inf')
+    H.assert_error(function() ag.jvp(function(p) return p * 2 end)(ms.full({ 2 }, math.huge, f64), randn(2)) end,
+                   'jvp: parameter 1 holds NaN or inf')
+    H.assert_error(function()
+      ag.grad(function(p) local _, jv = ag.jvp(function(q) return q * 2 end)(p, p); return jv:sum() end)(randn(2))
+    end, 'jvp: called while another ms.autograd function records')
   end)
 end)
 

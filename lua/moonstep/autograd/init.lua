@@ -117,12 +117,9 @@ local function run_taped(fn, f, tp, leaves, params, ...)
                'not supported; ms.autograd.hvp gives Hessian-vector products)', fn)
   end
   for _, t in ipairs(leaves) do tp:track(t) end
-  A.current = tp
-  local res = pack(pcall(f, params, ...))
-  local leaked = A.current ~= tp
-  A.current = nil
+  local res = A.run(fn, tp, f, params, ...)
   if not res[1] then error(res[2], 0) end
-  if leaked then
+  if res.leaked then
     check.fail('%s: an op inside f failed and f went on (under pcall): the tape is incomplete', fn)
   end
   local loss = res[2]
@@ -215,10 +212,11 @@ end
 -- fn(...) with the tape paused: its results are constants to any recording.
 function M.no_grad(fn, ...)
   callable('no_grad', 'fn', fn)
-  local tp = A.current
+  local tp, paused = A.current, A.paused
   A.current = nil
+  if tp ~= nil then A.paused = tp end    -- in-place writes to what it needs stay refused
   local res = pack(pcall(fn, ...))
-  A.current = tp
+  A.current, A.paused = tp, paused
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)
 end
@@ -241,6 +239,10 @@ local function directions(fn, leaves, params, v)
   end
   for i, t in ipairs(leaves) do
     T.live(fn, vs[i], 'v ' .. i)
+    if vs[i].dtype ~= t.dtype or vs[i].device ~= t.device then
+      check.fail('%s: v %d is %s on %s, expected %s on %s (as parameter %d)', fn, i, vs[i].dtype,
+                 vs[i].device, t.dtype, t.device, i)
+    end
     if not T.same_shape(vs[i], t) then
       check.fail('%s: v %d has shape %s, expected %s (parameter %d)', fn, i, T.shape_of(vs[i]), T.shape_of(t), i)
     end
@@ -249,13 +251,17 @@ local function directions(fn, leaves, params, v)
 end
 
 -- The step h: (machine epsilon)^(1/3) scaled by the parameters and the direction.
-local function fd_step(leaves, vs)
+local function fd_step(fn, leaves, vs)
   local pmax, vmax, eps = 0, 0, 2 ^ -52
   for i, t in ipairs(leaves) do
     if t.dtype == 'float32' then eps = 2 ^ -23 end
     if t:numel() > 0 then
-      pmax = math.max(pmax, t:abs():max())
-      vmax = math.max(vmax, vs[i]:abs():max())
+      local pm, vm = t:abs():max(), vs[i]:abs():max()
+      if pm ~= pm or pm == math.huge then
+        check.fail('%s: parameter %d holds NaN or inf: no finite-difference step', fn, i)
+      end
+      if vm ~= vm or vm == math.huge then check.fail('%s: v %d holds NaN or inf, expected finite values', fn, i) end
+      pmax, vmax = math.max(pmax, pm), math.max(vmax, vm)
     end
   end
   if vmax == 0 then return nil end
@@ -286,7 +292,7 @@ function M.hvp(f)
       return leaf_grads(tp, leaves), loss:item()
     end
     local g0, loss = grads_at()
-    local h = fd_step(leaves, vs)
+    local h = fd_step(fn, leaves, vs)
     local hv = {}
     if h == nil then
       for i, t in ipairs(leaves) do hv[i] = T.zeros_like(t) end
@@ -304,6 +310,10 @@ function M.jvp(f)
   callable('jvp', 'f', f)
   return function(params, v, ...)
     local fn = 'jvp'
+    if A.current ~= nil then
+      check.fail('%s: called while another ms.autograd function records (its value would leave the ' ..
+                 'tape: derivatives of jvp are not supported)', fn)
+    end
     local leaves = leaves_of(fn, params)
     check_leaves(fn, leaves)
     local vs = directions(fn, leaves, params, v)
@@ -317,7 +327,7 @@ function M.jvp(f)
       return out:clone()
     end
     local out = value()
-    local h = fd_step(leaves, vs)
+    local h = fd_step(fn, leaves, vs)
     local fp = h and with_shift(leaves, vs, h, 1, value)
     local fm = h and with_shift(leaves, vs, h, -1, value)
     if type(out) == 'number' then return out, h and (fp - fm) / (2 * h) or 0 end

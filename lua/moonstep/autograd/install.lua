@@ -6,8 +6,9 @@
 -- scripts/bench/autograd.lua). While one records:
 --   an op with a rule (A.rules[name])   records a node when an argument is tracked;
 --   an in-place op (name_ , copy_, set, free, ...)
---                                       is refused on a tracked tensor, or on a tensor
---                                       whose memory a node saved for the reverse pass;
+--                                       is refused on a tracked tensor, on a tensor
+--                                       whose memory the reverse pass needs (also
+--                                       inside ms.no_grad), and with a tracked source;
 --   an op marked non-differentiable     runs; its output is not tracked;
 --   any other op                        runs, and is refused when it took a tracked
 --                                       tensor and returned a float tensor the tape
@@ -54,6 +55,17 @@ local function refuse_write(tp, name, t)
   end
 end
 
+-- An in-place op whose other arguments include a tracked tensor writes a value that
+-- depends on the parameters into a tensor the tape does not follow: its gradient would
+-- be lost (a silent zero). Refused.
+local function refuse_source(tp, name, ...)
+  local n = select('#', ...)
+  if n > 0 and A.any_tracked(tp.tracked, { ... }, n) then
+    check.fail('%s: writes a tensor ms.autograd tracks into another tensor in place, which would ' ..
+               'carry no gradient; build the result out of place (ms.cat, ms.where, t:clone() ...)', name)
+  end
+end
+
 -- A float result the tape does not know (in a result or a list result)?
 local function unknown_float(tracked, v)
   if float(v) then return tracked[v] ~= true end
@@ -95,7 +107,8 @@ function M.wrap(name, raw, key)
   elseif inplace_name(key) then
     return function(t, ...)
       local tp = A.current
-      if tp ~= nil then refuse_write(tp, name, t) end
+      if tp ~= nil then refuse_write(tp, name, t); refuse_source(tp, name, ...)
+      elseif A.paused ~= nil then refuse_write(A.paused, name, t) end   -- (inside ms.no_grad)
       return raw(t, ...)
     end
   elseif A.nondiff[key] then
@@ -160,8 +173,9 @@ function M.tensor(tensor, B, slice)
   end
   local set = slice.set
   slice.set = function(t, spec, v)
-    local tp = A.current
-    if tp ~= nil then refuse_write(tp, 'Tensor slice assignment t[{...}] = v', t) end
+    local tp, fn = A.current, 'Tensor slice assignment t[{...}] = v'
+    if tp ~= nil then refuse_write(tp, fn, t); refuse_source(tp, fn, v)
+    elseif A.paused ~= nil then refuse_write(A.paused, fn, t) end
     return set(t, spec, v)
   end
   local get = slice.get

@@ -48,6 +48,36 @@ end
 local Tape = {}
 Tape.__index = Tape
 
+local function pack(...) return { n = select('#', ...), ... } end
+
+-- f(...) while tape tp records, in a coroutine of its own: when f yields (a generator, a
+-- scheduler's task) the tape is put aside until f is resumed — no other coroutine's ops
+-- are recorded on it, and an abandoned f leaves nothing behind — and the yield is passed
+-- on to the caller (which must then run in a coroutine itself). Returns pcall-style
+-- results { ok, ... , n = }; A.current is nil afterwards. fn names the caller in errors.
+local co_create, co_resume, co_status, co_yield, co_running =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running
+function A.run(fn, tp, f, ...)
+  local co = co_create(type(f) == 'function' and f or function(...) return f(...) end)
+  A.current = tp
+  local res = pack(co_resume(co, ...))
+  while res[1] and co_status(co) == 'suspended' do
+    A.current = nil                                   -- the tape sleeps while f does
+    if co_running() == nil then
+      check.fail('%s: f yielded (coroutine.yield) but %s was not called from a coroutine', fn, fn)
+    end
+    local back = pack(co_yield(unpack(res, 2, res.n)))
+    if A.current ~= nil then
+      check.fail('%s: f was resumed while another ms.autograd function records', fn)
+    end
+    A.current = tp
+    res = pack(co_resume(co, unpack(back, 1, back.n)))
+  end
+  res.leaked = A.current ~= tp                        -- an op failed under f's own pcall
+  A.current = nil
+  return res
+end
+
 function A.new_tape()
   return setmetatable({ tracked = {}, saved = {}, grads = {}, nodes = {}, n = 0 }, Tape)
 end

@@ -74,12 +74,10 @@ function Function:forward(x)
   local tp = A.new_tape()
   if A.is_float(x) then tp:track(x, 'the input') end
   for _, p in ipairs(self._params) do tp:track(p.param) end
-  A.current = tp
-  local ok, out = pcall(run_f, self, x)
-  local leaked = A.current ~= tp
-  A.current = nil
-  if not ok then error(out, 0) end
-  if leaked then check.fail('Function.forward: an op inside f failed and f went on (under pcall): the tape is incomplete') end
+  local res = A.run('Function.forward', tp, run_f, self, x)
+  if not res[1] then error(res[2], 0) end
+  if res.leaked then check.fail('Function.forward: an op inside f failed and f went on (under pcall): the tape is incomplete') end
+  local out = res[2]
   self._tape, self.output = tp, out
   self:record_input(x)
   return out

@@ -17,6 +17,8 @@ local Sequential = Module:extend('Sequential')
 
 local is_module = Module.is_module
 
+Sequential._joins_tape = true   -- on an ms.autograd tape its layers check the tape themselves
+
 function Sequential:__init(...)
   Module.init(self)
   for i = 1, select('#', ...) do

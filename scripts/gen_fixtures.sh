@@ -13,6 +13,7 @@ declare -A out=(
   [tensor_ops]=tensor_ops     # tensor-core ops (GELU tanh, lerp)
   [schedules]=torch_schedules  # lr_scheduler values for ms.schedule
   [optim_classics]=optim_classics  # SGD/Adam/AdamW/NAdam/RMSprop/Adagrad, MLP + quadratic, f64 + f32
+  [autograd_fixtures]=autograd_fixtures  # ms.autograd: random op programs, loss and gradients (f64)
 )
 for gen in "${!out[@]}"; do
   dest="tests/fixtures/${out[$gen]}.lua"

@@ -335,4 +335,24 @@ function M.tensor(fn, name, v)
   return v
 end
 
+-- A live float32 or float64 tensor. With `like` (a live tensor), of like's dtype and
+-- device too; `whose` ends that message, saying what like is (default
+-- '(as the input)'; a layer: "(the layer's); convert with :to()").
+function M.float_tensor(fn, name, v, like, whose)
+  M.tensor(fn, name, v)
+  if v.dtype_id >= 2 then
+    M.fail('%s: %s is %s, expected a float32 or float64 tensor', fn, name, M.describe(v))
+  end
+  if M.is_tensor(like) and not M.is_freed(like) and (v.dtype_id ~= like.dtype_id or v.device ~= like.device) then
+    M.fail('%s: %s is %s on %s, expected %s on %s %s', fn, name, M.describe(v), v.device, like.dtype,
+           like.device, whose or '(as the input)')
+  end
+  return v
+end
+
+-- Whether an optional argument is given: anything but nil. A NULL pointer counts as
+-- given (its own check then refuses it), where `v ~= nil` would drop it silently (a NULL
+-- cdata compares equal to nil).
+function M.given(v) return type(v) ~= 'nil' end
+
 return M

@@ -39,6 +39,15 @@ function M.set_rng_state(s)
   C.ms_rng_set_state(s.seed, s.stream)
 end
 
+-- The next stream of the global generator as a generator {seed=, stream=}, the global
+-- state moved on by one stream, as a fill from it would: a draw made with it can be
+-- made again (nn.Dropout's replay, ms.nn.functional.dropout's mask). Internal.
+function M.take_stream()
+  local s = M.rng_state()
+  M.set_rng_state { seed = s.seed, stream = s.stream + 1 }
+  return s
+end
+
 -- A generator argument (nil or {seed=, stream=}) checked for fn; returns it.
 local function check_gen(fn, gen)
   if gen ~= nil then

@@ -25,42 +25,53 @@ local type, log = type, math.log
 -- helpers: one C pass each, into a fresh tensor of `like`'s shape (the broadcast shape
 -- of the operands: the gradient g of the op's output)
 ---------------------------------------------------------------------------------------
-local FN = 'autograd backward'
+-- The name node n's errors carry: its op's, as 'mul (ms.autograd backward)'.
+local fnames = {}
+local function fname(n)
+  local s = fnames[n.name]
+  if s == nil then
+    s = n.name .. ' (ms.autograd backward)'
+    fnames[n.name] = s
+  end
+  return s
+end
 
 -- op(a, b; alpha) with a binary op id (the activation gradients: a = x or y, b = g).
-local function bin(like, a, b, op, alpha)
-  local out = empty_like(FN, like)
-  if C.ms_binary(out, a, b, op, alpha or 0) ~= 0 then fail(FN) end
+local function bin(n, like, a, b, op, alpha)
+  local fn = fname(n)
+  local out = empty_like(fn, like)
+  if C.ms_binary(out, a, b, op, alpha or 0) ~= 0 then fail(fn) end
+  return out
+end
+
+-- op(a, b, c; s) with a ternary op id.
+local function tern(n, like, a, b, c, op, s)
+  local fn = fname(n)
+  local out = empty_like(fn, like)
+  if C.ms_ternary(out, a, b, c, op, s) ~= 0 then fail(fn) end
   return out
 end
 
 -- A 0-d zero per (dtype, device), never written: the addend of smul/sdiv.
 local zeros = {}
-local function zero(t)
-  local k = t.dtype_id * 256 + device_id(t, FN)
+local function zero(n, t)
+  local dev = device_id(t, fname(n))
+  local k = t.dtype_id * 256 + dev
   local z = zeros[k]
   if z == nil then
-    z = B.empty(FN, {}, t.dtype_id, device_id(t, FN))
-    if C.ms_fill(z, 0) ~= 0 then fail(FN) end
+    z = B.empty(fname(n), {}, t.dtype_id, dev)
+    if C.ms_fill(z, 0) ~= 0 then fail(fname(n)) end
     zeros[k] = z
   end
   return z
 end
 
 -- u + s * x * y (u nil: 0) and s * x / y in one pass.
-local function smul(like, s, x, y, u)
-  local out = empty_like(FN, like)
-  if C.ms_ternary(out, u or zero(like), x, y, C.MS_ADDCMUL, s) ~= 0 then fail(FN) end
-  return out
-end
-local function sdiv(like, s, x, y)
-  local out = empty_like(FN, like)
-  if C.ms_ternary(out, zero(like), x, y, C.MS_ADDCDIV, s) ~= 0 then fail(FN) end
-  return out
-end
+local function smul(n, like, s, x, y, u) return tern(n, like, u or zero(n, like), x, y, C.MS_ADDCMUL, s) end
+local function sdiv(n, like, s, x, y) return tern(n, like, zero(n, like), x, y, C.MS_ADDCDIV, s) end
 
 -- g where mask > 0, else 0 (mask holds 1 or 0: a comparison's result).
-local function keep(g, mask) return bin(g, mask, g, C.MS_RELU_BACKWARD) end
+local function masked(n, g, mask) return bin(n, g, mask, g, C.MS_RELU_BACKWARD) end
 
 ---------------------------------------------------------------------------------------
 -- binary arithmetic (b a tensor or a number)
@@ -87,7 +98,7 @@ rule('div', function(n, g, tp)
   if type(b) == 'number' then tp:acc(a, g:div(b)); return end
   local ga = g:div(b)
   tp:acc(a, ga)
-  if tp:need(b) then tp:acc(b, smul(g, -1, ga, n.out)) end
+  if tp:need(b) then tp:acc(b, smul(n, g, -1, ga, n.out)) end
 end)
 
 -- y = a ^ b. da = g b a^(b-1), 0 where b == 0 (torch: pow_backward_self); db = g y log(a),
@@ -97,17 +108,17 @@ rule('pow', function(n, g, tp)
   if type(b) == 'number' then
     if b == 0 then return end                       -- a zero gradient
     if b == 1 then tp:acc(a, g)
-    elseif b == 2 then tp:acc(a, smul(g, 2, g, a))
-    else tp:acc(a, smul(g, b, g, a:pow(b - 1))) end
+    elseif b == 2 then tp:acc(a, smul(n, g, 2, g, a))
+    else tp:acc(a, smul(n, g, b, g, a:pow(b - 1))) end
     return
   end
   if tp:need(a) then
     local d = g:mul(b):mul_(a:pow(b:sub(1)))
-    tp:acc(a, keep(d, b:ne(0)))
+    tp:acc(a, masked(n, d, b:ne(0)))
   end
   if tp:need(b) then
     local d = g:mul(y):mul_(a:log())
-    tp:acc(b, keep(d, a:ne(0):add(b:lt(0))))
+    tp:acc(b, masked(n, d, a:ne(0):add(b:lt(0))))
   end
 end)
 
@@ -118,13 +129,13 @@ rule('rmul', function(n, g, tp) tp:acc(n.args[3], g:mul(n.args[2])) end)
 -- y = c / b: db = -(g / b) y
 rule('rdiv', function(n, g, tp)
   local b = n.args[3]
-  tp:acc(b, smul(g, -1, g:div(b), n.out))
+  tp:acc(b, smul(n, g, -1, g:div(b), n.out))
 end)
 -- y = c ^ b: db = g y log(c); c == 0: 0 where b >= 0 (y * log(0) = -inf where b < 0)
 rule('rpow', function(n, g, tp)
   local c, b = n.args[2], n.args[3]
-  if c ~= 0 then tp:acc(b, smul(g, log(c), g, n.out)); return end
-  tp:acc(b, keep(smul(g, -math.huge, g, n.out), b:lt(0)))
+  if c ~= 0 then tp:acc(b, smul(n, g, log(c), g, n.out)); return end
+  tp:acc(b, masked(n, smul(n, g, -math.huge, g, n.out), b:lt(0)))
 end)
 
 -- maximum/minimum (b a tensor or a number): with d = sign(a - b), a's share of g is
@@ -135,8 +146,8 @@ local function extremum(sa)
     local na, nb = tp:need(a), tp:need(b)
     local d = a:sub(b):sign_()
     local h = g:mul(0.5)
-    if na then tp:acc(a, smul(g, sa * 0.5, g, d, h)) end
-    if nb then tp:acc(b, smul(g, -sa * 0.5, g, d, h)) end
+    if na then tp:acc(a, smul(n, g, sa * 0.5, g, d, h)) end
+    if nb then tp:acc(b, smul(n, g, -sa * 0.5, g, d, h)) end
   end
 end
 rule('maximum', extremum(1))
@@ -152,51 +163,47 @@ rule('abs', function(n, g, tp)                      -- g sign(x): 0 at 0
 end)
 rule('exp', function(n, g, tp) tp:acc(n.args[1], g:mul(n.out)) end)
 rule('log', function(n, g, tp) tp:acc(n.args[1], g:div(n.args[1])) end)
-rule('sqrt', function(n, g, tp) tp:acc(n.args[1], sdiv(g, 0.5, g, n.out)) end)   -- g / (2 y)
+rule('sqrt', function(n, g, tp) tp:acc(n.args[1], sdiv(n, g, 0.5, g, n.out)) end)   -- g / (2 y)
 rule('rsqrt', function(n, g, tp)                    -- -g y^3 / 2 = -g y / (2 x)
   local x = n.args[1]
-  tp:acc(x, sdiv(g, -0.5, g:mul(n.out), x))
+  tp:acc(x, sdiv(n, g, -0.5, g:mul(n.out), x))
 end)
-rule('tanh', function(n, g, tp) tp:acc(n.args[1], bin(g, n.out, g, C.MS_TANH_BACKWARD)) end)
-rule('sigmoid', function(n, g, tp) tp:acc(n.args[1], bin(g, n.out, g, C.MS_SIGMOID_BACKWARD)) end)
-rule('relu', function(n, g, tp) tp:acc(n.args[1], bin(g, n.out, g, C.MS_RELU_BACKWARD)) end)
-rule('square', function(n, g, tp) tp:acc(n.args[1], smul(g, 2, g, n.args[1])) end)
+rule('tanh', function(n, g, tp) tp:acc(n.args[1], bin(n, g, n.out, g, C.MS_TANH_BACKWARD)) end)
+rule('sigmoid', function(n, g, tp) tp:acc(n.args[1], bin(n, g, n.out, g, C.MS_SIGMOID_BACKWARD)) end)
+rule('relu', function(n, g, tp) tp:acc(n.args[1], bin(n, g, n.out, g, C.MS_RELU_BACKWARD)) end)
+rule('square', function(n, g, tp) tp:acc(n.args[1], smul(n, g, 2, g, n.args[1])) end)
 rule('reciprocal', function(n, g, tp)               -- -g y^2
   local y = n.out
-  tp:acc(n.args[1], smul(g, -1, g:mul(y), y))
+  tp:acc(n.args[1], smul(n, g, -1, g:mul(y), y))
 end)
 rule('erf', function(n, g, tp)                      -- g 2/sqrt(pi) exp(-x^2)
   local x = n.args[1]
-  tp:acc(x, smul(g, 2 / math.sqrt(math.pi), g, smul(g, -1, x, x):exp_()))
+  tp:acc(x, smul(n, g, 2 / math.sqrt(math.pi), g, smul(n, g, -1, x, x):exp_()))
 end)
 rule('gelu', function(n, g, tp)
   local op = n.args[2] == 'tanh' and C.MS_GELU_TANH_BACKWARD or C.MS_GELU_BACKWARD
-  tp:acc(n.args[1], bin(g, n.args[1], g, op))
+  tp:acc(n.args[1], bin(n, g, n.args[1], g, op))
 end)
 rule('leaky_relu', function(n, g, tp)               -- x > 0 ? g : slope g (the slope at 0)
   local slope = n.args[2]
   if slope == nil then slope = 0.01 end
-  tp:acc(n.args[1], bin(g, n.args[1], g, C.MS_LEAKY_RELU_BACKWARD, slope))
+  tp:acc(n.args[1], bin(n, g, n.args[1], g, C.MS_LEAKY_RELU_BACKWARD, slope))
 end)
 -- g where min <= x <= max: exactly where clamp(x) == x (NaN: 0, as torch)
 rule('clamp', function(n, g, tp)
   local x = n.args[1]
-  tp:acc(x, keep(g, bin(g, n.out, x, C.MS_EQ)))
+  tp:acc(x, masked(n, g, bin(n, g, n.out, x, C.MS_EQ)))
 end)
 
 -- softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g); sums over dim (default last)
 rule('softmax', function(n, g, tp)
   local y, dim = n.out, n.args[2] or n.out:dim()
   local gy = g:mul(y)
-  local out = empty_like(FN, g)
-  if C.ms_ternary(out, gy, y, gy:sum(dim, true), C.MS_ADDCMUL, -1) ~= 0 then fail(FN) end
-  tp:acc(n.args[1], out)
+  tp:acc(n.args[1], tern(n, g, gy, y, gy:sum(dim, true), C.MS_ADDCMUL, -1))
 end)
 rule('log_softmax', function(n, g, tp)
   local y, dim = n.out, n.args[2] or n.out:dim()
-  local out = empty_like(FN, g)
-  if C.ms_ternary(out, g, y:exp(), g:sum(dim, true), C.MS_ADDCMUL, -1) ~= 0 then fail(FN) end
-  tp:acc(n.args[1], out)
+  tp:acc(n.args[1], tern(n, g, g, y:exp(), g:sum(dim, true), C.MS_ADDCMUL, -1))
 end)
 
 ---------------------------------------------------------------------------------------
@@ -210,17 +217,17 @@ end
 rule('addcmul', function(n, g, tp)
   local value, t1, t2 = fused_args(n.args)
   tp:acc(n.args[1], g)
-  if tp:need(t1) then tp:acc(t1, smul(g, value, g, t2)) end
-  if tp:need(t2) then tp:acc(t2, smul(g, value, g, t1)) end
+  if tp:need(t1) then tp:acc(t1, smul(n, g, value, g, t2)) end
+  if tp:need(t2) then tp:acc(t2, smul(n, g, value, g, t1)) end
 end)
 rule('addcdiv', function(n, g, tp)                  -- d/dt2 = -value g t1 / t2^2
   local value, t1, t2 = fused_args(n.args)
   tp:acc(n.args[1], g)
   local n1, n2 = tp:need(t1), tp:need(t2)
   if not (n1 or n2) then return end
-  local d1 = sdiv(g, value, g, t2)
+  local d1 = sdiv(n, g, value, g, t2)
   if n1 then tp:acc(t1, d1) end
-  if n2 then tp:acc(t2, smul(g, -1, d1, t1:div(t2))) end
+  if n2 then tp:acc(t2, smul(n, g, -1, d1, t1:div(t2))) end
 end)
 -- t:lerp(e, w) = t + w (e - t): dt = g (1 - w), de = g w, dw = g (e - t)
 rule('lerp', function(n, g, tp)
@@ -241,16 +248,8 @@ end)
 -- where(cond, x, y): x and y tensors or numbers; cond carries no gradient
 rule('where', function(n, g, tp)
   local cond, x, y = n.args[1], n.args[2], n.args[3]
-  if tp:need(x) then
-    local out = empty_like(FN, g)
-    if C.ms_ternary(out, cond, g, zero(g), C.MS_WHERE, 1) ~= 0 then fail(FN) end
-    tp:acc(x, out)
-  end
-  if tp:need(y) then
-    local out = empty_like(FN, g)
-    if C.ms_ternary(out, cond, zero(g), g, C.MS_WHERE, 1) ~= 0 then fail(FN) end
-    tp:acc(y, out)
-  end
+  if tp:need(x) then tp:acc(x, tern(n, g, cond, g, zero(n, g), C.MS_WHERE, 1)) end
+  if tp:need(y) then tp:acc(y, tern(n, g, cond, zero(n, g), g, C.MS_WHERE, 1)) end
 end)
 
 A.mark_nondiff('eq', 'ne', 'lt', 'le', 'gt', 'ge', 'sign')

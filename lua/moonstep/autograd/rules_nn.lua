@@ -13,7 +13,8 @@
 -- This file loads while the tensor library loads (install.lua): moonstep.nn is
 -- required lazily, on the first recorded form.
 local A = require 'moonstep.autograd.tape'
-local rule = A.rule
+local check = require 'moonstep.check'
+local rule, given = A.rule, check.given
 local type = type
 
 local P, T, W, C, core          -- loaded on first use
@@ -27,18 +28,17 @@ local function load()
   end
 end
 
--- The recording forward of form `name`: P[name](...) returns (out, out2, state) or (out,
--- state) (two = false); the tape keeps the state as n.state.
-local function keeping(name, two)
+-- The recording forward of form `name`: P[name](...) returns (out, out2, state) when
+-- has_out2 (max_pool2d's indices), (out, state) otherwise; the tape keeps the state as
+-- n.state.
+local function keeping(name, has_out2)
   return function(_, ...)
     load()
     local out, out2, st = P[name](...)
-    if not two then st, out2 = out2, nil end
+    if not has_out2 then st, out2 = out2, nil end
     return out, out2, st
   end
 end
-
-local function given(v) return type(v) ~= 'nil' end
 
 -- Where the tape offers one (tp:sink(t): a parameter's own gradient in the arena of the
 -- set or Module being differentiated, which its gradient is added into), linear and conv2d
@@ -46,15 +46,17 @@ local function given(v) return type(v) ~= 'nil' end
 -- (GEMM with beta = 1, the bias sums added in their pass): no fresh gradient, no second
 -- pass. The sink must be contiguous, of t's dtype and device.
 local function sink_of(tp, t)
-  local s = tp.sink and tp:sink(t)
+  local s = tp:sink(t)
   if s and s:is_contiguous() and s.dtype == t.dtype and s.device == t.device then return s end
   return nil
 end
 
--- Refuse a tracked tensor that the form gives no gradient (a class weight).
+-- Refuse a tracked tensor that the form gives no gradient (a class weight): the tape sees
+-- the tensors of an options table, so such a weight records the node even when the input
+-- is untracked, and this runs first in its backward (never a silent zero gradient).
 local function no_grad_for(tp, fn, what, v)
   if given(v) and tp:need(v) then
-    require('moonstep.check').fail('%s: %s carries no gradient (as in PyTorch); detach it (t:detach())', fn, what)
+    check.fail('%s: %s carries no gradient (as in PyTorch); detach it (t:detach())', fn, what)
   end
 end
 
@@ -82,19 +84,20 @@ rule('linear', function(n, g, tp)
   end
 end)
 
--- conv2d: as nn.Conv2d's backward. G = g as [O, N*L] (gb = its row sums, one pass);
--- gW = G cols^T; gx = col2im(W^T G), or W^T g[n] per image on the 1x1 direct path.
+-- conv2d: as nn.Conv2d's backward. gmat = g as [O, N*L] (gb = its row sums, one pass);
+-- gW = gmat cols^T; gx = col2im(W^T gmat), or W^T g[n] per image on the 1x1 direct path;
+-- with groups, each a batched GEMM over the groups.
 rule('conv2d', function(n, g, tp)
   local st = n.state
   if st.empty then return end
   local fn = 'nn.functional.conv2d'
   local x, w, b = n.args[1], n.args[2], st.bias
-  local O, G, nb, L, K = st.O, st.G, st.n, st.L, st.K
+  local O, groups, nb, L, K = st.O, st.groups, st.n, st.L, st.K
   local gc = g:contiguous()
   local needb = given(b) and tp:need(b)
   local bsink = needb and sink_of(tp, b)
   local gb = needb and (bsink or T.zeros({ O }, { dtype = gc.dtype, device = gc.device })) or nil
-  local Gm = W.conv_grad_output(fn, W.alloc(fn, { O, nb * L }, gc), gb, gc:view(nb, O, L))
+  local gmat = W.conv_grad_output(fn, W.alloc(fn, { O, nb * L }, gc), gb, gc:view(nb, O, L))
   if needb and not bsink then tp:acc(b, gb) end
   if tp:need(w) then
     st.cols = st.cols or W.im2col(fn, st.x4, st.win, W.alloc(fn, { K, nb * L }, gc))
@@ -102,12 +105,13 @@ rule('conv2d', function(n, g, tp)
     local sink = sink_of(tp, w)
     local o = sink and { transpose_b = true, beta = 1 } or { transpose_b = true }
     local gw
-    if G == 1 then
+    if groups == 1 then
       if sink then o.out = sink:view(O, K) end
-      gw = T.matmul(Gm, cols, o)
+      gw = T.matmul(gmat, cols, o)
     else
-      if sink then o.out = sink:view(G, O / G, K / G) end
-      gw = T.matmul(Gm:view(G, O / G, nb * L), cols:view(G, K / G, nb * L), o)
+      local og, kg = O / groups, K / groups
+      if sink then o.out = sink:view(groups, og, kg) end
+      gw = T.matmul(gmat:view(groups, og, nb * L), cols:view(groups, kg, nb * L), o)
     end
     if not sink then tp:acc(w, gw:view(w:shape())) end
   end
@@ -117,29 +121,28 @@ rule('conv2d', function(n, g, tp)
       gx = T.matmul(Wt:view(1, O, K), gc:view(nb, O, L), { transpose_a = true })
     else
       local gcols
-      if G == 1 then
-        gcols = T.matmul(Wt:view(O, K), Gm, { transpose_a = true })
+      if groups == 1 then
+        gcols = T.matmul(Wt:view(O, K), gmat, { transpose_a = true })
       else
-        gcols = T.matmul(Wt:view(G, O / G, K / G), Gm:view(G, O / G, nb * L), { transpose_a = true })
+        local og, kg = O / groups, K / groups
+        gcols = T.matmul(Wt:view(groups, og, kg), gmat:view(groups, og, nb * L), { transpose_a = true })
       end
       gx = W.col2im(fn, gcols:view(K, nb * L), W.alloc(fn, st.x4:shape(), gc), st.win)
       gcols:free()                          -- (made here: nothing else holds it)
     end
     tp:acc(x, gx:view(x:shape()))
   end
-  Gm:free()                                 -- the dead temporaries' memory back at once
+  gmat:free()                               -- the dead temporaries' memory back at once
   if st.cols and not tp.keep then st.cols:free(); st.cols = nil end
 end, { forward = keeping('conv2d') })
 
 -- pooling: the window kernels' backward (max: each gradient to its window's argmax).
-rule('max_pool2d', function(n, g, tp)
+local function pool_backward(n, g, tp)
   local x = n.args[1]
-  tp:acc(x, P.max_pool2d_backward('nn.functional.max_pool2d', g, n.state):view(x:shape()))
-end, { forward = keeping('max_pool2d', true) })
-rule('avg_pool2d', function(n, g, tp)
-  local x = n.args[1]
-  tp:acc(x, P.avg_pool2d_backward('nn.functional.avg_pool2d', g, n.state):view(x:shape()))
-end, { forward = keeping('avg_pool2d') })
+  tp:acc(x, P.pool2d_backward('nn.functional.' .. n.name, g, n.state):view(x:shape()))
+end
+rule('max_pool2d', pool_backward, { forward = keeping('max_pool2d', true) })
+rule('avg_pool2d', pool_backward, { forward = keeping('avg_pool2d') })
 
 -- dropout: g times the kept (scaled) mask.
 rule('dropout', function(n, g, tp)
@@ -153,6 +156,7 @@ rule('cross_entropy', function(n, g, tp)
   local fn = 'nn.functional.cross_entropy'
   local x, t = n.args[1], n.args[2]
   no_grad_for(tp, fn, 'weight', opt_field(n.args[3], 'weight'))
+  if not tp:need(x) then return end
   local st = n.state
   if st.mod then tp:acc(x, P.module_backward(fn, st, g, x, t))
   else tp:acc(x, P.cross_entropy_backward(fn, st, g, x, tp.keep)) end
@@ -162,7 +166,7 @@ rule('nll_loss', function(n, g, tp)
   local fn = 'nn.functional.nll_loss'
   local x, t = n.args[1], n.args[2]
   no_grad_for(tp, fn, 'weight', opt_field(n.args[3], 'weight'))
-  tp:acc(x, P.module_backward(fn, n.state, g, x, t))
+  if tp:need(x) then tp:acc(x, P.module_backward(fn, n.state, g, x, t)) end
 end, { forward = keeping('nll_loss') })
 
 rule('mse_loss', function(n, g, tp)

@@ -8,6 +8,8 @@
 -- the norm is 0, std's where the std is 0.
 local A = require 'moonstep.autograd.tape'
 local T = require 'moonstep.tensor'
+local C = require('moonstep.core').C
+local B = require 'moonstep.tensor_base'
 local rule = A.rule
 local type, huge = type, math.huge
 
@@ -15,28 +17,38 @@ local type, huge = type, math.huge
 local function pos_dim(dim, nd) return dim < 0 and nd + 1 + dim or dim end
 A.pos_dim = pos_dim
 
--- A reduction's gradient g (dims removed unless keepdim) back to the input's shape.
-local function expand_back(g, x, dim, keepdim)
-  if dim == nil then return g:expand(x:shape()) end     -- (g is 0-d)
-  if not keepdim then g = g:unsqueeze(pos_dim(dim, x:dim())) end
-  return g:expand(x:shape())
-end
-A.expand_back = expand_back
-
--- g with the reduced dim put back as size 1 (g:unsqueeze unless keepdim); over all
--- elements g is 0-d and broadcasts as it is.
-local function keep(g, x, dim, keepdim)
+-- g (a reduction's result or its gradient) with the reduced dim put back as size 1
+-- (g:unsqueeze unless keepdim); over all elements g is 0-d and broadcasts as it is.
+local function unsqueeze_reduced(g, x, dim, keepdim)
   if dim == nil or keepdim then return g end
   return g:unsqueeze(pos_dim(dim, x:dim()))
 end
 
--- Over all elements: raw over the flattened tensor's one dim gives a 0-d tensor (any
--- keepdim dropped: over all elements there is no dim to keep).
-local function whole(raw, t, dim, ...)
-  if dim == nil then return raw(t:reshape(-1), 1) end
-  return raw(t, dim, ...)
+-- A reduction's gradient g back to the input's shape.
+local function expand_back(g, x, dim, keepdim)
+  return unsqueeze_reduced(g, x, dim, keepdim):expand(x:shape())
 end
-A.whole_reduction = whole
+
+-- The recording forward of a reduction whose dim is its argument `dim_at` after the
+-- tensor (norm(p, dim, keepdim): 2; sum, mean, max, min, var, std: 1) and keepdim the
+-- last of nargs. Over all elements (dim nil) raw runs over the flattened tensor's one
+-- dim and gives a 0-d tensor, never a Lua number: the arguments before keepdim kept
+-- (norm's p, var's unbiased), keepdim dropped (there is no dim to keep), one result
+-- (max/min over a dim also give indices).
+local function reduction_forward(dim_at, nargs)
+  return function(raw, t, a1, a2, a3)
+    if dim_at == 1 then
+      if a1 ~= nil then return raw(t, a1, a2, a3) end
+      a1 = 1
+    else
+      if a2 ~= nil then return raw(t, a1, a2, a3) end
+      a2 = 1
+    end
+    if nargs == 2 then return (raw(t:reshape(-1), a1)) end
+    return (raw(t:reshape(-1), a1, a2))
+  end
+end
+local by_dim = reduction_forward(1, 2)        -- sum, mean, max, min (dim, keepdim)
 
 -- The number of elements a reduction over dim (nil: all) combines.
 local function count(x, dim)
@@ -50,12 +62,12 @@ end
 rule('sum', function(n, g, tp)
   local x = n.args[1]
   tp:acc(x, expand_back(g, x, n.args[2], n.args[3]))
-end, { forward = whole })
+end, { forward = by_dim })
 
 rule('mean', function(n, g, tp)
   local x, dim = n.args[1], n.args[2]
   tp:acc(x, expand_back(g:div(count(x, dim)), x, dim, n.args[3]))
-end, { forward = whole })
+end, { forward = by_dim })
 
 ---------------------------------------------------------------------------------------
 -- max, min
@@ -67,13 +79,6 @@ local function index_mask(x, d, idx)
   for k = 1, x:dim() do shape[k] = k == d and size or 1 end
   local pos = T.arange(1, size + 1, { dtype = x.dtype, device = x.device }):view(shape)
   return pos:eq(idx:to(x.dtype))
-end
-
--- max() / min() over all elements: only the value (a 0-d tensor; the raw op over one
--- dim would also give an index); with dim: values and indices.
-local function extreme_forward(raw, t, dim, keepdim)
-  if dim == nil then return (raw(t:reshape(-1), 1)) end
-  return raw(t, dim, keepdim)
 end
 
 local function extreme_backward(n, g, tp)
@@ -91,20 +96,14 @@ local function extreme_backward(n, g, tp)
   if x:dim() == 0 then tp:acc(x, g); return end
   local d = pos_dim(dim, x:dim())
   local idx = keepdim and n.out2 or n.out2:unsqueeze(d)
-  tp:acc(x, index_mask(x, d, idx):mul(keep(g, x, dim, keepdim)))
+  tp:acc(x, index_mask(x, d, idx):mul(unsqueeze_reduced(g, x, dim, keepdim)))
 end
-rule('max', extreme_backward, { forward = extreme_forward })
-rule('min', extreme_backward, { forward = extreme_forward })
+rule('max', extreme_backward, { forward = by_dim })   -- over all elements: the value only
+rule('min', extreme_backward, { forward = by_dim })
 
 ---------------------------------------------------------------------------------------
 -- norm, var, std
 ---------------------------------------------------------------------------------------
--- norm(p, dim, keepdim): dim is the third argument.
-local function norm_forward(raw, t, p, dim, keepdim)
-  if dim == nil then return raw(t:reshape(-1), p, 1) end
-  return raw(t, p, dim, keepdim)
-end
-
 -- torch's norm_backward, case by case (the gradient is 0 where the norm is 0).
 rule('norm', function(n, g, tp)
   local x, p, dim, keepdim = n.args[1], n.args[2], n.args[3], n.args[4]
@@ -112,14 +111,14 @@ rule('norm', function(n, g, tp)
   p = p == nil and 2 or p
   if p == 0 then return end                                -- piecewise constant
   local nrm
-  g, nrm = keep(g, x, dim, keepdim), keep(n.out, x, dim, keepdim)
+  g, nrm = unsqueeze_reduced(g, x, dim, keepdim), unsqueeze_reduced(n.out, x, dim, keepdim)
   local nz = nrm:ne(0)                                     -- 1 where the norm is not 0
   local dx
   if p == 1 then
     dx = x:sign():mul(g)
   elseif p == 2 then
-    -- x * g / norm, 0 where norm == 0 (norm + (1 - nz) avoids 0/0)
-    dx = x:mul(g:mul(nz):div(nrm:add(nz:neg():add(1))))
+    -- x * g / norm, 0 where norm == 0 (norm + (norm == 0) avoids 0/0)
+    dx = x:mul(g:mul(nz):div(nrm:add(nrm:eq(0))))
   elseif p == huge then
     -- sign(x) g / (#ties) at the elements whose |x| is the norm (or NaN)
     local ax = x:abs()
@@ -131,21 +130,17 @@ rule('norm', function(n, g, tp)
     -- sign(x) |x|^(p-1) (0 at x == 0) g norm^(1-p)
     local ax = x:abs()
     local xnz = ax:ne(0)
-    local s = x:sign():mul(ax:add(xnz:neg():add(1)):pow(p - 1)):mul(xnz)
+    local s = x:sign():mul(ax:add(ax:eq(0)):pow(p - 1)):mul(xnz)
     dx = s:mul(g:mul(nrm:pow(1 - p)))
   else
     -- x |x|^(p-2) g / norm^(p-1), 0 where norm == 0
     local s = p < 2 and x:sign():mul(x:abs():pow(p - 1)) or x:mul(x:abs():pow(p - 2))
-    dx = s:mul(g:mul(nz):div(nrm:add(nz:neg():add(1)):pow(p - 1)))
+    dx = s:mul(g:mul(nz):div(nrm:add(nrm:eq(0)):pow(p - 1)))
   end
   tp:acc(x, dx)
-end, { forward = norm_forward })
+end, { forward = reduction_forward(2, 3) })      -- norm(p, dim, keepdim)
 
--- var(dim, unbiased, keepdim) / std(...): over all elements, raw over one dim.
-local function var_forward(raw, t, dim, unbiased, keepdim)
-  if dim == nil then return raw(t:reshape(-1), 1, unbiased) end
-  return raw(t, dim, unbiased, keepdim)
-end
+local var_forward = reduction_forward(1, 3)       -- var / std(dim, unbiased, keepdim)
 
 -- d var = 2 g (x - mean) / (N - correction)
 local function var_grad(x, g, dim, unbiased)
@@ -157,16 +152,15 @@ end
 rule('var', function(n, g, tp)
   local x, dim, unbiased, keepdim = n.args[1], n.args[2], n.args[3], n.args[4]
   if not tp:need(x) then return end
-  tp:acc(x, var_grad(x, keep(g, x, dim, keepdim), dim, unbiased))
+  tp:acc(x, var_grad(x, unsqueeze_reduced(g, x, dim, keepdim), dim, unbiased))
 end, { forward = var_forward })
 
 -- d std = d var / (2 std), 0 where std == 0 (as torch's std_backward)
 rule('std', function(n, g, tp)
   local x, dim, unbiased, keepdim = n.args[1], n.args[2], n.args[3], n.args[4]
   if not tp:need(x) then return end
-  local s = keep(n.out, x, dim, keepdim)
-  local nz = s:ne(0)
-  local gv = keep(g, x, dim, keepdim):mul(nz):div(s:add(nz:neg():add(1)):mul(2))
+  local s = unsqueeze_reduced(n.out, x, dim, keepdim)
+  local gv = unsqueeze_reduced(g, x, dim, keepdim):mul(s:ne(0)):div(s:add(s:eq(0)):mul(2))
   tp:acc(x, var_grad(x, gv, dim, unbiased))
 end, { forward = var_forward })
 
@@ -202,10 +196,21 @@ end)
 ---------------------------------------------------------------------------------------
 -- sort, topk: the values' gradient scattered back through the indices
 ---------------------------------------------------------------------------------------
+-- out += src at index along 0-based dim d0, repeats summed (ms_index_add: out, index
+-- and src contiguous, src of out's shape with d0 of index's length; index - base the
+-- 0-based positions); name: the op, for errors. Nothing to add when src is empty.
+local function index_add(out, d0, index, src, base, name)
+  if src:numel() > 0 and C.ms_index_add(out, d0, index, src, base) ~= 0 then
+    B.fail(name .. ' (ms.autograd backward)')
+  end
+  return out
+end
+A.index_add = index_add
+
 -- zeros of x's shape with src added at idx along d (idx 1-based int64, src of idx's
--- shape; repeated indices sum; name: the op, for errors): index_add over the flattened tensor with each element's
--- linear offset (computed in float: exact below 2^53 elements in float64, 2^24 in
--- float32; larger CUDA tensors compute it on the CPU).
+-- shape; repeated indices sum; name: the op, for errors): index_add over the flattened
+-- tensor with each element's linear offset (computed in float: exact below 2^53
+-- elements in float64, 2^24 in float32; larger CUDA tensors compute it on the CPU).
 local function scatter_add(x, d, idx, src, name)
   local shape, nd = x:shape(), x:dim()
   local strides, s = {}, 1
@@ -226,12 +231,7 @@ local function scatter_add(x, d, idx, src, name)
   lin = lin:to('int64'):reshape(-1):contiguous()
   if lin.device ~= dev then lin = lin:to(dev) end
   local out = T.zeros({ x:numel() }, { dtype = src.dtype, device = dev })
-  if src:numel() > 0 then
-    local flat = src:contiguous():reshape(-1)
-    if require('moonstep.core').C.ms_index_add(out, 0, lin, flat, strides[d]) ~= 0 then
-      require('moonstep.tensor_base').fail(name .. ' (ms.autograd backward)')
-    end
-  end
+  index_add(out, 0, lin, src:contiguous():reshape(-1), strides[d], name)
   return out:view(shape)
 end
 A.scatter_add = scatter_add

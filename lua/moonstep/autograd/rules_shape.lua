@@ -4,9 +4,8 @@
 -- layout, made with out-of-place ops (or written into a fresh zero tensor). Slicing
 -- t[{...}] of a tracked tensor goes through select/narrow (autograd/install.lua).
 local A = require 'moonstep.autograd.tape'
-require 'moonstep.autograd.rules_reduce'      -- A.pos_dim, A.scatter_add
+require 'moonstep.autograd.rules_reduce'      -- A.pos_dim, A.index_add, A.scatter_add
 local T = require 'moonstep.tensor'
-local check = require 'moonstep.check'
 local rule, pos_dim = A.rule, A.pos_dim
 local type, is_tensor = type, T.is_tensor
 
@@ -100,13 +99,7 @@ rule('index_select', function(n, g, tp)
   local x, dim = n.args[1], n.args[2]
   if not tp:need(x) then return end
   local idx = index_tensor(n.args[3], x.device):contiguous()
-  local gx = T.zeros_like(x)
-  if g:numel() > 0 then
-    if require('moonstep.core').C.ms_index_add(gx, pos_dim(dim, x:dim()) - 1, idx, g:contiguous(), 1) ~= 0 then
-      require('moonstep.tensor_base').fail('index_select (ms.autograd backward)')
-    end
-  end
-  tp:acc(x, gx)
+  tp:acc(x, A.index_add(T.zeros_like(x), pos_dim(dim, x:dim()) - 1, idx, g:contiguous(), 1, 'index_select'))
 end)
 
 -- gather(dim, index): g scatter-added back at the indices (repeats summed).
@@ -156,9 +149,9 @@ local function matmul_backward(n, g, tp)
   local nd = a2:dim()
   -- g in the unsqueezed product's shape [batch,] m, n
   local m = ta and a2:size(nd) or a2:size(nd - 1)
-  local nn = tb and b2:size(nd - 1) or b2:size(nd)
+  local ncols = tb and b2:size(nd - 1) or b2:size(nd)
   if g:dim() ~= nd then
-    local shape = nd == 3 and { math.max(a2:size(1), b2:size(1)), m, nn } or { m, nn }
+    local shape = nd == 3 and { math.max(a2:size(1), b2:size(1)), m, ncols } or { m, ncols }
     g = g:reshape(shape)
   end
   if need_a then
@@ -173,7 +166,7 @@ local function matmul_backward(n, g, tp)
     if nd == 3 and b:dim() <= 2 and not ta and a2:size(1) == g:size(1) and a2:is_contiguous() then
       -- b broadcast over a's batch: one GEMM over the flattened batch rows
       local k = a2:size(3)
-      local a_rows, g_rows = a2:reshape(-1, k), g:reshape(-1, nn)
+      local a_rows, g_rows = a2:reshape(-1, k), g:reshape(-1, ncols)
       if tb then gb = mm(g_rows, a_rows, true, false, alpha)
       else gb = mm(a_rows, g_rows, true, false, alpha) end
     elseif tb then gb = mm(g, a2, true, ta, alpha)          -- (alpha G^T op(a))
@@ -182,20 +175,9 @@ local function matmul_backward(n, g, tp)
     tp:acc(b, gb)
   end
 end
-
--- beta scales opts.out, which the tape refuses: without out it would scale uninitialised
--- memory, so it is refused too.
-local function matmul_forward(name)
-  return function(raw, a, b, opts)
-    if type(opts) == 'table' and opts.beta ~= nil and opts.beta ~= 0 then
-      check.fail('%s: beta is %s without out (beta scales out; out= is not supported on the ' ..
-                 'ms.autograd tape)', name, check.describe(opts.beta))
-    end
-    return raw(a, b, opts)
-  end
-end
-rule('matmul', matmul_backward, { forward = matmul_forward('matmul') })
-rule('bmm', matmul_backward, { forward = matmul_forward('bmm') })
+-- (beta scales opts.out, which the tape refuses; matmul refuses a beta without out.)
+rule('matmul', matmul_backward)
+rule('bmm', matmul_backward)
 
 A.mark_nondiff('zeros_like', 'ones_like', 'empty_like', 'argmax', 'argmin')
 

@@ -56,23 +56,7 @@ function Conv2d:__init(cin, cout, kernel, ...)
   check.boolean(fn, 'bias', bias)
   self.padding_mode = check.oneof(fn, 'padding_mode', a.padding_mode == nil and 'zeros' or a.padding_mode, MODES)
   local padding = a.padding == nil and 0 or a.padding
-  if padding == 'same' then
-    if g.sh ~= 1 or g.sw ~= 1 then
-      check.fail("%s: padding='same' is not supported for strided convolutions (stride %dx%d), " ..
-                 'expected stride 1 as in PyTorch', fn, g.sh, g.sw)
-    end
-    -- PyTorch: total d*(k-1), the left half rounded down, the rest on the right
-    local th, tw = g.dh * (g.kh - 1), g.dw * (g.kw - 1)
-    g.pt, g.pl = math.floor(th / 2), math.floor(tw / 2)
-    g.pb, g.pr = th - g.pt, tw - g.pl
-  elseif padding == 'valid' then
-    g.pt, g.pb, g.pl, g.pr = 0, 0, 0, 0
-  elseif type(padding) == 'string' then
-    check.fail("%s: padding is %s, expected an integer, {h, w}, 'same' or 'valid'", fn, check.describe(padding))
-  else
-    g.pt, g.pl = pair(fn, 'padding', padding, 0)
-    g.pb, g.pr = g.pt, g.pl
-  end
+  W.conv_padding(fn, g, padding)
   self.padding = padding
   self.in_channels, self.out_channels, self.groups = cin, cout, groups
   self._geom = g
@@ -90,7 +74,7 @@ function Conv2d:__init(cin, cout, kernel, ...)
   end
 end
 
-local function hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
+local hw = W.hw
 
 function Conv2d:extra_repr()
   local g = self._geom

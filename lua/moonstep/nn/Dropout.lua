@@ -7,6 +7,7 @@
 local ms = require 'moonstep'
 local Module = require 'moonstep.nn.Module'
 local check = require 'moonstep.check'
+local random = require 'moonstep.random'
 
 local Dropout = Module:extend('Dropout')
 
@@ -37,11 +38,7 @@ function Dropout:forward(x)
     self.mask = ms.zeros_like(x)
     self.output = ms.zeros_like(x)
   else
-    if not (self.replay and self.gen) then
-      local s = ms.rng_state()
-      self.gen = { seed = s.seed, stream = s.stream }
-      ms.set_rng_state { seed = s.seed, stream = s.stream + 1 }
-    end
+    if not (self.replay and self.gen) then self.gen = random.take_stream() end
     self.mask = ms.empty_like(x):bernoulli_(1 - self.p, self.gen):mul_(1 / (1 - self.p))
     self.output = x * self.mask
   end

@@ -106,21 +106,10 @@ function Module:check_input(x)
   check.tensor(self.__name .. '.backward', 'input', x)
 end
 
-local FLOAT = { float32 = true, float64 = true }
-
 -- fn's argument `name` must be a live float tensor; with `like`, of like's dtype and
 -- device too (a layer's parameters or its output).
 function Module._check_float(fn, name, x, like)
-  check.tensor(fn, name, x)
-  local dt = x.dtype
-  if not FLOAT[dt] then
-    check.fail('%s: %s is %s, expected a float32 or float64 tensor', fn, name, check.describe(x))
-  end
-  if check.is_tensor(like) and not check.is_freed(like) and (dt ~= like.dtype or x.device ~= like.device) then
-    check.fail('%s: %s is %s on %s, expected %s on %s (the layer\'s); convert with :to()',
-               fn, name, check.describe(x), x.device, like.dtype, like.device)
-  end
-  return x
+  return check.float_tensor(fn, name, x, like, "(the layer's); convert with :to()")
 end
 
 -- The module's own parameters and buffers must be live for fn.

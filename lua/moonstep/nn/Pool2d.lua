@@ -16,25 +16,7 @@ local Module = require 'moonstep.nn.Module'
 local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
 
-local function hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
-
--- The window table of a pool from its parsed arguments; PyTorch's padding rule.
-local function pool_geom(fn, kernel, a)
-  local g = {}
-  g.kh, g.kw = W.pair(fn, 'kernel_size', kernel, 1)
-  if a.stride == nil then g.sh, g.sw = g.kh, g.kw else g.sh, g.sw = W.pair(fn, 'stride', a.stride, 1) end
-  g.dh, g.dw = W.pair(fn, 'dilation', a.dilation == nil and 1 or a.dilation, 1)
-  g.pt, g.pl = W.pair(fn, 'padding', a.padding == nil and 0 or a.padding, 0)
-  g.pb, g.pr = g.pt, g.pl
-  if g.pt > math.floor(g.kh / 2) or g.pl > math.floor(g.kw / 2) then
-    check.fail('%s: padding %s is more than half the kernel size %s, expected padding <= ' ..
-               'kernel_size / 2 (as PyTorch)', fn, hw(g.pt, g.pl), hw(g.kh, g.kw))
-  end
-  local ceil = a.ceil_mode
-  if ceil == nil then ceil = false end
-  g.ceil = check.boolean(fn, 'ceil_mode', ceil)
-  return g
-end
+local hw, pool_geom = W.hw, W.pool_geom
 
 local function make(name, names, usage, init, run, back, repr)
   local Pool = Module:extend(name)
@@ -80,9 +62,8 @@ local function make(name, names, usage, init, run, back, repr)
   function Pool:backward(x, g)
     local fn = name .. '.backward'
     self:_begin_backward(x, g)
-    local gc = g:contiguous()
     local x4shape = x:dim() == 3 and { 1, x:size(1), x:size(2), x:size(3) } or x:shape()
-    gc = gc:view(x4shape[1], x4shape[2], gc:size(gc:dim() - 1), gc:size(gc:dim()))
+    local gc = W.pool_grad(g, x4shape)
     local gin = back(self, fn, gc, self._win, W.buffer(self, '_gin', x4shape, gc, fn))
     self.gradInput = gin:view(x:shape())
     return self.gradInput

@@ -22,23 +22,31 @@ local type, select = type, select
 local P = {}                -- the taped forwards (for rules_nn.lua)
 F._tape = P
 
-local function given(v) return type(v) ~= 'nil' end   -- (a NULL cdata compares equal to nil)
+-- float_arg(fn, name, v [, like]): v a live float tensor, of like's dtype and device when
+-- like is given; given(v): an optional argument is there (not nil; a NULL pointer is).
+local float_arg, given = check.float_tensor, check.given
+local shape_of = T.shape_of
 
--- v: a live float tensor, of like's dtype and device when like is given.
-local function float_arg(fn, name, v, like)
-  T.live(fn, v, name)
-  if v.dtype_id >= 2 then
-    check.fail('%s: %s is %s, expected a float32 or float64 tensor', fn, name, check.describe(v))
+-- An optional bias (nil when not given): a float tensor [n] like x; weight for messages.
+local function bias_arg(fn, bias, n, weight, x)
+  if not given(bias) then return nil end
+  float_arg(fn, 'bias', bias, x)
+  if bias:dim() ~= 1 or bias:size(1) ~= n then
+    check.fail('%s: bias has shape %s, expected [%d] (weight is %s)', fn, shape_of(bias), n, shape_of(weight))
   end
-  if like and (v.dtype_id ~= like.dtype_id or v.device ~= like.device) then
-    check.fail('%s: %s is %s on %s, expected %s on %s (as the input)', fn, name, check.describe(v),
-               v.device, like.dtype, like.device)
-  end
-  return v
+  return bias
 end
 
-P.float_arg = float_arg
-local shape_of = T.shape_of
+-- The plain form of a taped forward f (returning y and a state): y, with the state's
+-- `key` tensor (kept only for the recorded backward) freed at once.
+function P.untaped(f, key)
+  return function(...)
+    local y, st = f(...)
+    local t = st[key]
+    if t then t:free() end
+    return y
+  end
+end
 
 ---------------------------------------------------------------------------------------
 -- linear(x, weight [, bias]): x [..., in], weight [out, in], bias [out] -> [..., out]
@@ -55,15 +63,10 @@ local function linear(x, weight, bias)
   if d < 1 or x:size(d) ~= nin then
     check.fail('%s: input has shape %s, expected [..., %d] (weight is %s)', fn, shape_of(x), nin, shape_of(weight))
   end
-  if given(bias) then
-    float_arg(fn, 'bias', bias, x)
-    if bias:dim() ~= 1 or bias:size(1) ~= nout then
-      check.fail('%s: bias has shape %s, expected [%d] (weight is %s)', fn, shape_of(bias), nout, shape_of(weight))
-    end
-  end
+  bias = bias_arg(fn, bias, nout, weight, x)
   local x2 = d == 2 and x or x:reshape(-1, nin)
   local y = W.new_tensor(fn, { x2:size(1), nout }, x.dtype, x.device)
-  if given(bias) then                        -- y = b (broadcast rows), y += x W^T (beta = 1)
+  if bias then                               -- y = b (broadcast rows), y += x W^T (beta = 1)
     y:copy_(bias)
     T.matmul(x2, weight, { transpose_b = true, out = y, beta = 1 })
   else
@@ -91,24 +94,7 @@ local function conv_geom(fn, weight, a)
   if a.padding_mode ~= nil and a.padding_mode ~= 'zeros' then
     check.fail("%s: padding_mode is %s, expected 'zeros' (other modes: nn.Conv2d)", fn, check.describe(a.padding_mode))
   end
-  local padding = a.padding == nil and 0 or a.padding
-  if padding == 'same' then
-    if g.sh ~= 1 or g.sw ~= 1 then
-      check.fail("%s: padding='same' is not supported for strided convolutions (stride %dx%d), " ..
-                 'expected stride 1 as in PyTorch', fn, g.sh, g.sw)
-    end
-    local th, tw = g.dh * (g.kh - 1), g.dw * (g.kw - 1)    -- PyTorch: the extra on the right
-    g.pt, g.pl = math.floor(th / 2), math.floor(tw / 2)
-    g.pb, g.pr = th - g.pt, tw - g.pl
-  elseif padding == 'valid' then
-    g.pt, g.pb, g.pl, g.pr = 0, 0, 0, 0
-  elseif type(padding) == 'string' then
-    check.fail("%s: padding is %s, expected an integer, {h, w}, 'same' or 'valid'", fn, check.describe(padding))
-  else
-    g.pt, g.pl = W.pair(fn, 'padding', padding, 0)
-    g.pb, g.pr = g.pt, g.pl
-  end
-  return g
+  return W.conv_padding(fn, g, a.padding == nil and 0 or a.padding)
 end
 
 -- Returns y and the state of the backward: the batch x4, the window, the cols (unless
@@ -126,21 +112,14 @@ function P.conv2d(x, weight, bias, ...)
   if weight:dim() ~= 4 then
     check.fail('%s: weight has shape %s, expected [out_channels, in_channels/groups, kh, kw]', fn, shape_of(weight))
   end
-  local G = check.integer(fn, 'groups', a.groups == nil and 1 or a.groups, 1)
+  local groups = check.integer(fn, 'groups', a.groups == nil and 1 or a.groups, 1)
   local O = weight:size(1)
-  if O % G ~= 0 then
-    check.fail('%s: weight has %d output channels, not divisible by groups %d', fn, O, G)
+  if O % groups ~= 0 then
+    check.fail('%s: weight has %d output channels, not divisible by groups %d', fn, O, groups)
   end
-  if given(bias) then
-    float_arg(fn, 'bias', bias, x)
-    if bias:dim() ~= 1 or bias:size(1) ~= O then
-      check.fail('%s: bias has shape %s, expected [%d] (weight is %s)', fn, shape_of(bias), O, shape_of(weight))
-    end
-  else
-    bias = nil
-  end
+  bias = bias_arg(fn, bias, O, weight, x)
   local g = conv_geom(fn, weight, a)
-  local cin = weight:size(2) * G
+  local cin = weight:size(2) * groups
   local x4 = W.as_batch(fn, x, cin)
   local n = x4:size(1)
   local win, oh, ow = W.window(fn, g, x4:size(3), x4:size(4))
@@ -148,7 +127,7 @@ function P.conv2d(x, weight, bias, ...)
   if K * n * L > 2 ^ 53 or O * n * L > 2 ^ 53 then
     check.fail('%s: input %s gives an output of %dx%d: too many elements', fn, shape_of(x), oh, ow)
   end
-  local st = { x4 = x4, win = win, n = n, L = L, K = K, O = O, G = G, bias = bias }
+  local st = { x4 = x4, win = win, n = n, L = L, K = K, O = O, groups = groups, bias = bias }
   if n == 0 then
     st.empty = true
     return W.new_tensor(fn, { 0, O, oh, ow }, x.dtype, x.device), st
@@ -157,7 +136,7 @@ function P.conv2d(x, weight, bias, ...)
   st.Wt = Wt
   local y
   if g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.pt == 0 and g.pb == 0 and g.pl == 0 and
-     g.pr == 0 and G == 1 and x4.device == 'cpu' then             -- 1x1: each image its own cols
+     g.pr == 0 and groups == 1 and x4.device == 'cpu' then             -- 1x1: each image its own cols
     st.direct = true
     y = T.matmul(Wt:view(1, O, K), x4:view(n, K, L))
     if bias then y:add_(bias:reshape(1, O, 1)) end
@@ -165,10 +144,11 @@ function P.conv2d(x, weight, bias, ...)
     local cols = W.im2col(fn, x4, win, W.alloc(fn, { K, n * L }, x4))
     st.cols = cols
     local Y
-    if G == 1 then
+    if groups == 1 then
       Y = T.matmul(Wt:view(O, K), cols)
     else
-      Y = T.matmul(Wt:view(G, O / G, K / G), cols:view(G, K / G, n * L)):view(O, n * L)
+      local og, kg = O / groups, K / groups
+      Y = T.matmul(Wt:view(groups, og, kg), cols:view(groups, kg, n * L)):view(O, n * L)
     end
     y = W.conv_output(fn, W.alloc(fn, { n, O, L }, x4), Y, bias)
     Y:free()                                 -- dead: its memory back at once (not at the next GC)
@@ -176,39 +156,15 @@ function P.conv2d(x, weight, bias, ...)
   if x:dim() == 3 then return y:view(O, oh, ow), st end
   return y:view(n, O, oh, ow), st
 end
-function F.conv2d(...)
-  local y, st = P.conv2d(...)
-  if st.cols then st.cols:free() end        -- only the recorded form keeps the cols
-  return y
-end
+F.conv2d = P.untaped(P.conv2d, 'cols')     -- only the recorded form keeps the cols
 
 ---------------------------------------------------------------------------------------
 -- max_pool2d / avg_pool2d(x, kernel_size [, ...] [, opts])
 ---------------------------------------------------------------------------------------
-local function hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
-
-local function pool_geom(fn, kernel, a)              -- as nn.MaxPool2d / nn.AvgPool2d
-  if kernel == nil then check.fail('%s: kernel_size is missing', fn) end
-  local g = {}
-  g.kh, g.kw = W.pair(fn, 'kernel_size', kernel, 1)
-  if a.stride == nil then g.sh, g.sw = g.kh, g.kw else g.sh, g.sw = W.pair(fn, 'stride', a.stride, 1) end
-  g.dh, g.dw = W.pair(fn, 'dilation', a.dilation == nil and 1 or a.dilation, 1)
-  g.pt, g.pl = W.pair(fn, 'padding', a.padding == nil and 0 or a.padding, 0)
-  g.pb, g.pr = g.pt, g.pl
-  if g.pt > math.floor(g.kh / 2) or g.pl > math.floor(g.kw / 2) then
-    check.fail('%s: padding %s is more than half the kernel size %s, expected padding <= ' ..
-               'kernel_size / 2 (as PyTorch)', fn, hw(g.pt, g.pl), hw(g.kh, g.kw))
-  end
-  local ceil = a.ceil_mode
-  if ceil == nil then ceil = false end
-  g.ceil = check.boolean(fn, 'ceil_mode', ceil)
-  return g
-end
-
 -- x -> the batch x4 [N, C, H, W], the window, a fresh output [N, C, OH, OW].
 local function pool_setup(fn, x, kernel, a)
   float_arg(fn, 'input', x)
-  local g = pool_geom(fn, kernel, a)
+  local g = W.pool_geom(fn, kernel, a)   -- as nn.MaxPool2d / nn.AvgPool2d
   local x4 = W.as_batch(fn, x, nil)
   local win, oh, ow = W.window(fn, g, x4:size(3), x4:size(4))
   return x4, win, W.alloc(fn, { x4:size(1), x4:size(2), oh, ow }, x4)
@@ -258,18 +214,14 @@ function P.avg_pool2d(x, kernel, ...)
 end
 function F.avg_pool2d(...) return (P.avg_pool2d(...)) end
 
--- The window ops' backward passes (rules_nn.lua): gin of the batch's shape.
-function P.max_pool2d_backward(fn, g, st)
+-- The window ops' backward pass (rules_nn.lua), max (st.argmax) or average: gin of the
+-- batch's shape.
+function P.pool2d_backward(fn, g, st)
   local s = st.x4shape
-  local gc = g:contiguous()
-  gc = gc:view(s[1], s[2], gc:size(gc:dim() - 1), gc:size(gc:dim()))
-  return W.maxpool2d_backward(fn, gc, st.argmax, W.alloc(fn, s, gc))
-end
-function P.avg_pool2d_backward(fn, g, st)
-  local s = st.x4shape
-  local gc = g:contiguous()
-  gc = gc:view(s[1], s[2], gc:size(gc:dim() - 1), gc:size(gc:dim()))
-  return W.avgpool2d_backward(fn, gc, st.win, st.cip, st.divisor, W.alloc(fn, s, gc))
+  local gc = W.pool_grad(g, s)
+  local gin = W.alloc(fn, s, gc)
+  if st.argmax then return W.maxpool2d_backward(fn, gc, st.argmax, gin) end
+  return W.avgpool2d_backward(fn, gc, st.win, st.cip, st.divisor, gin)
 end
 
 ---------------------------------------------------------------------------------------
@@ -299,18 +251,16 @@ local function dim_arg(fn, x, dim)
     check.fail('%s: dim %d is out of range for input of shape %s (1-based; -1 is the last)', fn, dim, shape_of(x))
   end
 end
-function F.softmax(x, dim)
-  local fn = 'nn.functional.softmax'
-  float_arg(fn, 'input', x)
-  dim_arg(fn, x, dim)
-  return x:softmax(dim)
+-- softmax(x [, dim]) / log_softmax: the tensor method `name` over dim (default the last).
+local function softmax_form(name)
+  local fn = 'nn.functional.' .. name
+  return function(x, dim)
+    float_arg(fn, 'input', x)
+    dim_arg(fn, x, dim)
+    return x[name](x, dim)
+  end
 end
-function F.log_softmax(x, dim)
-  local fn = 'nn.functional.log_softmax'
-  float_arg(fn, 'input', x)
-  dim_arg(fn, x, dim)
-  return x:log_softmax(dim)
-end
+F.softmax, F.log_softmax = softmax_form('softmax'), softmax_form('log_softmax')
 
 ---------------------------------------------------------------------------------------
 -- dropout(x [, p = 0.5, training = true]): as nn.Dropout (a Philox Bernoulli mask from
@@ -328,10 +278,8 @@ function P.dropout(x, p, training)
   if p == 1 then
     mask = T.zeros_like(x)
   else
-    local R = require 'moonstep.random'
-    local s = R.rng_state()
-    R.set_rng_state { seed = s.seed, stream = s.stream + 1 }
-    mask = T.empty_like(x):bernoulli_(1 - p, { seed = s.seed, stream = s.stream }):mul_(1 / (1 - p))
+    local gen = require('moonstep.random').take_stream()
+    mask = T.empty_like(x):bernoulli_(1 - p, gen):mul_(1 / (1 - p))
   end
   return x:mul(mask), mask
 end

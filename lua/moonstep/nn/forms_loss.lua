@@ -16,13 +16,14 @@ local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
 local F = require 'moonstep.nn.functional'
 local W = require 'moonstep.nn.window'
+local Rows = require 'moonstep.nn.class_rows'
 local C, ffi = core.C, core.ffi
 local type = type
 
 local P = F._tape
 local shape_of, same_shape = T.shape_of, T.same_shape
 
-local float_arg = P.float_arg
+local float_arg = check.float_tensor
 
 local function scalar(v, like) return T.full({}, v, { dtype = like.dtype, device = like.device }) end
 
@@ -56,51 +57,9 @@ end
 ---------------------------------------------------------------------------------------
 -- cross_entropy(input, target [, opts]) / nll_loss
 ---------------------------------------------------------------------------------------
--- Checks x against the int64 targets t (nn.CrossEntropyLoss's shapes) and lays both
--- out as rows: x2 [M, C], t1 [M], C.
-local function class_rows(fn, x, t)
-  T.live(fn, t, 'target')
-  if t.device ~= x.device then
-    check.fail('%s: target is on %s but input on %s, expected one device', fn, t.device, x.device)
-  end
-  if t.dtype ~= 'int64' then
-    if same_shape(x, t) then
-      check.fail('%s: target is %s: class-probability targets are not supported, expected int64 ' ..
-                 'class indices (1-based)', fn, check.describe(t))
-    end
-    check.fail('%s: target is %s, expected int64 class indices (1-based)', fn, check.describe(t))
-  end
-  local n = x:dim()
-  if n == 0 then check.fail('%s: input is %s, expected [N, C], [N, C, d1, ...] or [C] scores', fn, check.describe(x)) end
-  local want = x:shape()
-  local c = n == 1 and want[1] or want[2]
-  table.remove(want, n == 1 and 1 or 2)
-  local ok = t:dim() == #want
-  for d = 1, #want do ok = ok and t:size(d) == want[d] end
-  if not ok then
-    check.fail('%s: target has shape %s, expected int64 class indices of shape [%s] (1-based) for input %s',
-               fn, shape_of(t), table.concat(want, ','), shape_of(x))
-  end
-  if c < 1 then check.fail('%s: input %s has no classes in its class dim', fn, shape_of(x)) end
-  local m = t:numel()
-  if n <= 2 then return x:reshape(m, c), t:reshape(m), c end
-  local order = { 1 }                                      -- [N, C, d...] -> [N, d..., C]
-  for d = 3, n do order[#order + 1] = d end
-  order[#order + 1] = 2
-  return x:permute(order):reshape(m, c), t:reshape(m), c
-end
-
--- A [M, C] gradient back to the layout of x.
-function P.rows_back(g2, x)
-  local n = x:dim()
-  if n <= 2 then return g2:view(x:shape()) end
-  local s = { x:size(1) }
-  for d = 3, n do s[#s + 1] = x:size(d) end
-  s[#s + 1] = x:size(2)
-  local back = { 1, n }                                    -- [N, d..., C] -> [N, C, d...]
-  for d = 2, n - 1 do back[#back + 1] = d end
-  return g2:view(s):permute(back):contiguous()
-end
+-- x against the int64 targets t (nn.CrossEntropyLoss's shapes) as rows x2 [M, C], t1
+-- [M], C; a [M, C] gradient back to x's layout (nn/class_rows.lua, shared with losses.lua).
+local class_rows, rows_back = Rows.rows, Rows.back
 
 local CE_OPTS = { 'reduction', 'weight', 'ignore_index', 'label_smoothing' }
 local ce_out = ffi.new('double[1]')
@@ -129,11 +88,7 @@ function P.cross_entropy(x, t, opts)
   end
   return by_module(fn, 'CrossEntropyLoss', x, t, o)
 end
-function F.cross_entropy(...)
-  local l, st = P.cross_entropy(...)
-  if st.prob then st.prob:free() end         -- only the recorded form keeps the softmax
-  return l
-end
+F.cross_entropy = P.untaped(P.cross_entropy, 'prob')   -- only the recorded form keeps the softmax
 
 -- The plain case's gradient: into the kept softmax, which nothing else reads, unless the
 -- node may run again (fresh: nn.Function's repeatable backward).
@@ -147,7 +102,7 @@ function P.cross_entropy_backward(fn, st, g, x, fresh)
   end
   local out = fresh and T.empty_like(st.prob) or st.prob
   if C.ms_cross_entropy_backward(out, st.prob, st.target, 1, st.e, scale, rows) ~= 0 then core.fail(fn) end
-  return P.rows_back(out, x)
+  return rows_back(out, x)
 end
 
 local NLL_OPTS = { 'reduction', 'weight', 'ignore_index' }

@@ -26,6 +26,7 @@ local F = require 'moonstep.nn.functional'
 local W = require 'moonstep.nn.window'
 local check = require 'moonstep.check'
 local A = require 'moonstep.autograd.tape'
+local Rows = require 'moonstep.nn.class_rows'
 local C = core.C
 
 local M = {}
@@ -193,53 +194,9 @@ function BCE:backward(x, y, go)
 end
 
 -- Class losses: CrossEntropy, NLL ------------------------------------------------------
--- Checks x against the int64 targets t and lays both out as rows: x2 [M, C], t1 [M].
--- Returns x2, t1, C and the layout needed to map a [M, C] gradient back to x's shape.
-local function class_rows(name, x, t)
-  local fn = name .. '.forward'
-  if t.dtype ~= 'int64' then
-    if same_shape(x, t) then
-      check.fail('%s: target is %s: class-probability targets are not supported, expected int64 ' ..
-                 'class indices (1-based)', fn, check.describe(t))
-    end
-    check.fail('%s: target is %s, expected int64 class indices (1-based)', fn, check.describe(t))
-  end
-  local n = x:dim()
-  if n == 0 then check.fail('%s: input is %s, expected [N, C], [N, C, d1, ...] or [C] scores', fn, check.describe(x)) end
-  local want = x:shape()
-  local c = n == 1 and want[1] or want[2]
-  table.remove(want, n == 1 and 1 or 2)
-  local ok = t:dim() == #want
-  for d = 1, #want do ok = ok and t:size(d) == want[d] end
-  if not ok then
-    check.fail('%s: target has shape %s, expected int64 class indices of shape [%s] (1-based) for input %s',
-               fn, shape_of(t), table.concat(want, ','), shape_of(x))
-  end
-  if c < 1 then check.fail('%s: input %s has no classes in its class dim', fn, shape_of(x)) end
-  local m = t:numel()
-  local x2
-  if n <= 2 then
-    x2 = x:reshape(m, c)
-  else
-    local order = { 1 }                                    -- [N, C, d...] -> [N, d..., C]
-    for d = 3, n do order[#order + 1] = d end
-    order[#order + 1] = 2
-    x2 = x:permute(order):reshape(m, c)
-  end
-  return x2, t:reshape(m), c
-end
-
--- A [M, C] gradient back to the layout of x.
-local function rows_back(g2, x)
-  local n = x:dim()
-  if n <= 2 then return g2:view(x:shape()) end
-  local s = { x:size(1) }
-  for d = 3, n do s[#s + 1] = x:size(d) end
-  s[#s + 1] = x:size(2)
-  local back = { 1, n }                                    -- [N, d..., C] -> [N, C, d...]
-  for d = 2, n - 1 do back[#back + 1] = d end
-  return g2:view(s):permute(back):contiguous()
-end
+-- x against the int64 targets t as rows x2 [M, C], t1 [M], and a [M, C] gradient back
+-- to x's layout (nn/class_rows.lua, shared with the functional forms).
+local class_rows, rows_back = Rows.rows, Rows.back
 
 -- The targets of the rows, checked: mask [M] (1 where not ignored), safe int64 targets
 -- [M] (ignored ones replaced by 1) and the per-row weights w[t_i] * mask.
@@ -327,7 +284,7 @@ end
 
 local function class_forward(self, name, x, t, log_probs)
   self:_begin_loss(x, t)
-  local x2, t1, c = class_rows(name, x, t)
+  local x2, t1, c = class_rows(name .. '.forward', x, t)
   local ig = self.ignore_index
   if not log_probs and not self.weight and (ig < 1 or ig > c) and t1:numel() > 0 then
     local r = ce_plain_forward(self, x, t, x2, t1, c)

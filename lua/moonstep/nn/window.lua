@@ -1,6 +1,7 @@
--- moonstep.nn.window — what Conv2d and the pooling layers share (private to them): the
--- argument parsing of their constructors (sizes as a number or {h, w}, positional
--- arguments and/or a trailing options table) and the wrappers of the C window kernels
+-- moonstep.nn.window — what Conv2d, the pooling layers and their functional forms
+-- (nn/forms.lua) share (private to them): the argument parsing of their constructors
+-- (sizes as a number or {h, w}, positional arguments and/or a trailing options table,
+-- the pooling window, a convolution's padding) and the wrappers of the C window kernels
 -- (runtime/conv.c, runtime/pool.c), whose messages are re-issued under the public name
 -- of the layer method ('im2col: ...' -> 'Conv2d.forward: ...').
 --
@@ -32,6 +33,54 @@ function W.pair(fn, name, v, lo)
   end
   local n = check.integer(fn, name, v, lo, W.MAX)
   return n, n
+end
+
+-- A size pair for messages and reprs: '3' when both are 3, '3x5' otherwise.
+function W.hw(a, b) return a == b and tostring(a) or (a .. 'x' .. b) end
+local hw = W.hw
+
+-- The window of nn.MaxPool2d / nn.AvgPool2d / their functional forms from the kernel
+-- size and the parsed arguments a (stride = kernel_size, padding 0, dilation 1 unless
+-- given; ceil_mode): PyTorch's rule padding <= kernel_size / 2 (rounded down).
+function W.pool_geom(fn, kernel, a)
+  if kernel == nil then check.fail('%s: kernel_size is missing', fn) end
+  local g = {}
+  g.kh, g.kw = W.pair(fn, 'kernel_size', kernel, 1)
+  if a.stride == nil then g.sh, g.sw = g.kh, g.kw else g.sh, g.sw = W.pair(fn, 'stride', a.stride, 1) end
+  g.dh, g.dw = W.pair(fn, 'dilation', a.dilation == nil and 1 or a.dilation, 1)
+  g.pt, g.pl = W.pair(fn, 'padding', a.padding == nil and 0 or a.padding, 0)
+  g.pb, g.pr = g.pt, g.pl
+  if g.pt > math.floor(g.kh / 2) or g.pl > math.floor(g.kw / 2) then
+    check.fail('%s: padding %s is more than half the kernel size %s, expected padding <= ' ..
+               'kernel_size / 2 (as PyTorch)', fn, hw(g.pt, g.pl), hw(g.kh, g.kw))
+  end
+  local ceil = a.ceil_mode
+  if ceil == nil then ceil = false end
+  g.ceil = check.boolean(fn, 'ceil_mode', ceil)
+  return g
+end
+
+-- A convolution's padding (an integer, {h, w}, 'valid' or 'same') into window g, whose
+-- kernel, stride and dilation are set. 'same' (stride 1 only, as PyTorch): the total
+-- d*(k-1), the top/left half rounded down, the rest on the bottom/right.
+function W.conv_padding(fn, g, padding)
+  if padding == 'same' then
+    if g.sh ~= 1 or g.sw ~= 1 then
+      check.fail("%s: padding='same' is not supported for strided convolutions (stride %dx%d), " ..
+                 'expected stride 1 as in PyTorch', fn, g.sh, g.sw)
+    end
+    local th, tw = g.dh * (g.kh - 1), g.dw * (g.kw - 1)
+    g.pt, g.pl = math.floor(th / 2), math.floor(tw / 2)
+    g.pb, g.pr = th - g.pt, tw - g.pl
+  elseif padding == 'valid' then
+    g.pt, g.pb, g.pl, g.pr = 0, 0, 0, 0
+  elseif type(padding) == 'string' then
+    check.fail("%s: padding is %s, expected an integer, {h, w}, 'same' or 'valid'", fn, check.describe(padding))
+  else
+    g.pt, g.pl = W.pair(fn, 'padding', padding, 0)
+    g.pb, g.pr = g.pt, g.pl
+  end
+  return g
 end
 
 -- The arguments after the required ones, positional (in the order of `names`) and/or
@@ -163,6 +212,13 @@ function W.conv_grad_output(fn, G, gbias, g)
   G:view(O, n, L):copy_(g:transpose(1, 2))                       -- [N, O, L] -> [O, N, L]
   if gbias then gbias:add_(G:sum(2)) end
   return G
+end
+
+-- A pooling gradient g ([C, OH, OW] or [N, C, OH, OW]) as the contiguous batch
+-- [N, C, OH, OW] of the input batch shape s ([N, C, H, W]).
+function W.pool_grad(g, s)
+  local gc = g:contiguous()
+  return gc:view(s[1], s[2], gc:size(gc:dim() - 1), gc:size(gc:dim()))
 end
 
 -- Max pooling: x -> out, argmax [N, C, OH, OW] (argmax: 0-based plane positions).

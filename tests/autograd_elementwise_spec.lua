@@ -361,59 +361,30 @@ local function all_ops()
   return OPS
 end
 
--- The gradients of sum(f(p) * r) with p converted to (dtype, device); the float64 CPU
--- values of p are the same in every run.
-local function grads_as(case, r, dtype, device)
-  local p = {}
-  for i = 1, 4 do
-    local t = case[3][i]
-    if t then p[i] = t:to(device, dtype) end
+-- Every op's gradients of sum(f(p) * r), r random in the output's shape, across dtypes or
+-- devices (AG.agree_across: across = 'float32' or 'cuda'); the float64 CPU values of p
+-- are the same on both sides (p[4], where's condition, and r are converted alike but not
+-- differentiated).
+local function every_op_agrees(tol, across)
+  for _, case in ipairs(all_ops()) do
+    local out = ag.no_grad(case[2], case[3])
+    local r = ms.randn(out:shape(), f64)
+    local leaves = {}
+    for i = 1, 3 do if case[3][i] then leaves[#leaves + 1] = case[3][i] end end
+    AG.agree_across(function(q, c) return (case[2]({ q[1], q[2], q[3], c[2] }) * c[1]):sum() end, leaves, tol,
+                    { across = across, const = { r, case[3][4] }, what = case[1] })
   end
-  local rr = r:to(device, dtype)
-  local leaves = {}
-  for i = 1, 3 do if p[i] then leaves[#leaves + 1] = p[i] end end
-  local g = ag.grad(function(q)
-    local full = { q[1], q[2], q[3], p[4] }
-    return (case[2](full) * rr):sum()
-  end)(leaves)
-  return g
-end
-
-local function close_to(a, b, tol, what)
-  local x, y = a:to('cpu', 'float64'), b:to('cpu', 'float64')
-  local scale = math.max(1, y:abs():max())
-  local d = x:sub(y):abs():max()
-  assert(d <= tol * scale, ('%s: max difference %g (scale %g)'):format(what, d, scale))
 end
 
 describe('ms.autograd elementwise rules: float32 and devices', function()
   before_each(function() ms.manual_seed(26) end)
 
   it('float32 gradients are close to float64 ones for every op', function()
-    for _, case in ipairs(all_ops()) do
-      local out = ag.no_grad(case[2], case[3])
-      local r = ms.randn(out:shape(), f64)
-      local g64 = grads_as(case, r, 'float64', 'cpu')
-      local g32 = grads_as(case, r, 'float32', 'cpu')
-      for i = 1, #g64 do
-        assert.are.equal('float32', g32[i].dtype)
-        close_to(g32[i], g64[i], 2e-5, case[1] .. ' argument ' .. i)
-      end
-    end
+    every_op_agrees(2e-5)
   end)
 
-  local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())
-  git('every op\'s gradient on CUDA equals the CPU one (float32)', function()
-    for _, case in ipairs(all_ops()) do
-      local out = ag.no_grad(case[2], case[3])
-      local r = ms.randn(out:shape(), f64)
-      local gc = grads_as(case, r, 'float32', 'cpu')
-      local gg = grads_as(case, r, 'float32', 'cuda')
-      for i = 1, #gc do
-        assert.are.equal('cuda', gg[i].device)
-        close_to(gg[i], gc[i], 1e-5, case[1] .. ' argument ' .. i)
-      end
-    end
+  AG.cuda_it(it, pending)('every op\'s gradient on CUDA equals the CPU one (float32)', function()
+    every_op_agrees(1e-5, 'cuda')
   end)
 end)
 

@@ -10,13 +10,10 @@ local AG = require 'autograd_helper'
 local ag = ms.autograd
 
 local f64 = { dtype = 'float64' }
-local function randn(...) return ms.randn({ ... }, f64) end
+local randn, transposed, narrowed = AG.randn, AG.transposed, AG.narrowed   -- (float64)
 local function idx(v) return ms.tensor(v, { dtype = 'int64' }) end
 local check = AG.check_op
 local function same(got, want, tol) H.assert_close(got, want, tol or 1e-12) end
-
-local function transposed(a, b) return randn(b, a):t() end
-local function narrowed(a, b) return randn(a, b + 3):narrow(2, 2, b) end
 
 describe('ms.autograd views', function()
   before_each(function() ms.manual_seed(31) end)
@@ -216,20 +213,12 @@ describe('ms.autograd shapes: dtypes and devices', function()
   end
 
   it('float32 gradients agree with float64 ones', function()
-    local x64 = randn(3, 4)
-    local g64 = ag.grad(loss)(x64)
-    local g32 = ag.grad(loss)(x64:float())
-    assert.are.equal('float32', g32.dtype)
-    H.assert_close(g32, g64, 1e-5)
+    AG.agree_across(loss, randn(3, 4), 1e-5)
   end)
 
-  local git = H.gate(it, pending, ms.cuda.is_available(), ms.cuda.why())
-  git('CUDA gradients agree with the CPU ones (and to(\'cuda\') sends the gradient back)', function()
+  AG.cuda_it(it, pending)('CUDA gradients agree with the CPU ones (and to(\'cuda\') sends the gradient back)', function()
     local x = ms.randn(3, 4)
-    local gc = ag.grad(loss)(x)
-    local gg = ag.grad(loss)(x:cuda())
-    assert.are.equal('cuda', gg.device)
-    H.assert_close(gg:cpu(), gc, 1e-4)
+    AG.agree_across(loss, x, 1e-4, { across = 'cuda' })
     local gx = ag.grad(function(p) return (p:cuda() * 2):sum() + ms.bmm(p:view(1, 3, 4):cuda(), p:view(1, 4, 3):cuda()):sum() end)(x)
     assert.are.equal('cpu', gx.device)
     local want = ag.grad(function(p) return (p * 2):sum() + ms.bmm(p:view(1, 3, 4), p:view(1, 4, 3)):sum() end)(x)

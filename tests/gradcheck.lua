@@ -1,34 +1,21 @@
 -- tests/gradcheck.lua — central finite differences in float64 against a module's
 -- backward. The objective is f = sum(forward(x) * r) for a fixed random r, so the
 -- gradient backward receives is r; inputs and parameters are checked at sampled
--- coordinates (all of them when small).
+-- coordinates (all of them when small; tests/helper.lua's H.sample).
 local ms = require 'moonstep'
 local H = require 'helper'
 
 local G = {}
 
-local function sample(n, k, seed)
-  if n <= k then local all = {}; for i = 1, n do all[i] = i end; return all end
-  local r, picked, seen = H.lcg(seed), {}, {}
-  while #picked < k do
-    local i = math.floor((r() + 1) / 2 * n) + 1
-    if i >= 1 and i <= n and not seen[i] then seen[i] = true; picked[#picked + 1] = i end
+-- grads (a flat view) against the difference quotients of f at k sampled positions of
+-- values (a flat view); the relative error has an absolute floor of 1e-2 for tiny
+-- derivatives (the difference quotient itself carries ~1e-9 of rounding noise).
+local function check_flat(what, f, values, grads, k, seed, tol, h)
+  for _, i in ipairs(H.sample(values:numel(), k, seed)) do
+    local num = H.central_difference(f, function() return values:get(i) end,
+                                     function(v) values:set(i, v) end, h)
+    H.assert_derivative(grads:get(i), num, tol, 1e-2, 'backward', ('%s: coordinate %d'):format(what, i))
   end
-  return picked
-end
-
--- Compare analytic and numeric derivatives; returns the worst relative error.
-local function compare(what, analytic, numeric, tol)
-  local worst = 0
-  for i = 1, #analytic do
-    local a, n = analytic[i], numeric[i]
-    -- relative error, with an absolute floor of tol * 1e-2 for tiny derivatives (the
-    -- difference quotient itself carries ~1e-9 of rounding noise)
-    local err = math.abs(a - n) / math.max(1e-2, math.abs(a) + math.abs(n))
-    worst = math.max(worst, err)
-    assert(err < tol, ('%s: coordinate %d: backward gives %.10g, finite differences %.10g'):format(what, i, a, n))
-  end
-  return worst
 end
 
 -- m: a module in float64; x: float64 input (or an int64 index tensor for Embedding,
@@ -42,23 +29,11 @@ function G.check_module(m, x, opts)
   m:zero_grad()
   m:forward(x)
   local gx = m:backward(x, r)
-  -- values/grads: flat views; compares at sampled coordinates
-  local function check_flat(what, values, grads, seed)
-    local an, nu = {}, {}
-    for j, i in ipairs(sample(values:numel(), k, seed)) do
-      local v = values:get(i)
-      values:set(i, v + h); local fp = f()
-      values:set(i, v - h); local fm = f()
-      values:set(i, v)
-      an[j], nu[j] = grads:get(i), (fp - fm) / (2 * h)
-    end
-    compare(what, an, nu, tol)
-  end
   if opts.check_input ~= false then
-    check_flat('gradInput', x:view(-1), gx:contiguous():view(-1), 1)
+    check_flat('gradInput', f, x:view(-1), gx:contiguous():view(-1), k, 1, tol, h)
   end
   if #m:parameters() > 0 then
-    check_flat('parameter gradient', m:flat_parameters(), m:flat_gradients(), 2)
+    check_flat('parameter gradient', f, m:flat_parameters(), m:flat_gradients(), k, 2, tol, h)
   end
 end
 
@@ -68,16 +43,8 @@ function G.check_loss(crit, x, target, opts)
   local tol, h = opts.tol or 1e-6, opts.h or 1e-5
   crit:forward(x, target)
   local gx = crit:backward(x, target):contiguous():view(-1)
-  local flat = x:view(-1)
-  local an, nu = {}, {}
-  for j, i in ipairs(sample(x:numel(), opts.samples or 40, 3)) do
-    local v = flat:get(i)
-    flat:set(i, v + h); local fp = crit:forward(x, target)
-    flat:set(i, v - h); local fm = crit:forward(x, target)
-    flat:set(i, v)
-    an[j], nu[j] = gx:get(i), (fp - fm) / (2 * h)
-  end
-  compare('loss gradient', an, nu, tol)
+  check_flat('loss gradient', function() return crit:forward(x, target) end, x:view(-1), gx,
+             opts.samples or 40, 3, tol, h)
 end
 
 return G

@@ -56,6 +56,37 @@ function H.lcg(seed)
   end
 end
 
+-- k distinct positions of 1..n drawn with H.lcg(seed); all of them, in order, when n <= k.
+-- (The coordinates a finite-difference check visits: tests/gradcheck.lua, tests/autograd_helper.lua.)
+function H.sample(n, k, seed)
+  if n <= k then local all = {}; for i = 1, n do all[i] = i end; return all end
+  local r, picked, seen = H.lcg(seed), {}, {}
+  while #picked < k do
+    local i = math.floor((r() + 1) / 2 * n) + 1
+    if i >= 1 and i <= n and not seen[i] then seen[i] = true; picked[#picked + 1] = i end
+  end
+  return picked
+end
+
+-- The central difference quotient of f() in one coordinate: get() reads it, set(v) writes
+-- it; the coordinate is moved by +-h and restored.
+function H.central_difference(f, get, set, h)
+  local v = get()
+  set(v + h); local fp = f()
+  set(v - h); local fm = f()
+  set(v)
+  return (fp - fm) / (2 * h)
+end
+
+-- Asserts that the analytic derivative a (what `who` gives) matches the difference quotient
+-- num: their relative error, with an absolute floor for tiny derivatives (the quotient
+-- carries rounding noise), is below tol; `where` names the coordinate. Returns the error.
+function H.assert_derivative(a, num, tol, floor, who, where)
+  local err = math.abs(a - num) / math.max(floor, math.abs(a) + math.abs(num))
+  assert(err < tol, ('%s: %s gives %.12g, finite differences %.12g'):format(where, who, a, num))
+  return err
+end
+
 -- A float32 tensor of the given shape with independent pseudo-random values, and
 -- the same values as a flat Lua list.
 function H.random_tensor(shape, seed, opts)

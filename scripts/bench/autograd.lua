@@ -37,95 +37,22 @@ local install = require 'moonstep.autograd.install'
 local nn, optim = ms.nn, ms.optim
 local home = require('moonstep.core').home
 local stats = dofile(home .. '/scripts/bench/stats.lua')
+local harness = dofile(home .. '/scripts/bench/harness.lua')
 local median, clock = stats.median, ms.clock
 
 ---------------------------------------------------------------------------------------
 -- options
-local opts = { threads = 1, cases = { 'tape', 'rosen', 'mlp' }, rounds = 3, block = 4, torch = true }
-do
-  local i = 1
-  while arg[i] do
-    local a, v = arg[i], arg[i + 1]
-    if a == '--quick' then opts.quick = true
-    elseif a == '--no-torch' then opts.torch = false
-    elseif (a == '--threads' or a == '--rounds' or a == '--block') and tonumber(v) then
-      opts[a:sub(3)] = tonumber(v); i = i + 1
-    elseif a == '--cases' and v then
-      opts.cases = {}
-      for c in v:gmatch('[^,]+') do opts.cases[#opts.cases + 1] = c end
-      i = i + 1
-    else
-      io.stderr:write(('autograd.lua: unknown argument %s\n'):format(a))
-      os.exit(2)
-    end
-    i = i + 1
-  end
-  for _, c in ipairs(opts.cases) do
-    if c ~= 'tape' and c ~= 'rosen' and c ~= 'mlp' then
-      io.stderr:write(('autograd.lua: unknown case %s (tape, rosen, mlp)\n'):format(c))
-      os.exit(2)
-    end
-  end
-  if opts.quick then opts.rounds = 1 end
-end
+local opts = harness.options('autograd.lua', arg,
+  { threads = 1, cases = { 'tape', 'rosen', 'mlp' }, rounds = 3, block = 4, torch = true })
+if opts.quick then opts.rounds = 1 end
 ms.set_num_threads(opts.threads)
-local have_torch = opts.torch and os.execute('/usr/bin/python3 -c "import torch" >/dev/null 2>&1') == 0
+local have_torch = harness.have_torch(opts.torch)
 
 ---------------------------------------------------------------------------------------
 -- shared helpers
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- A "result k=v ..." line as a table (numbers converted).
-local function parse(line)
-  local r = {}
-  for k, v in line:gmatch('([%w_]+)=(%S+)') do r[k] = tonumber(v) or v end
-  return r
-end
-
--- PyTorch's step server (autograd_torch.py CASE ARGS...): its stdin a pipe from here, its
--- stdout a FIFO read here, so that its step blocks alternate with moonstep's. Returns
--- { run = function(k) -> k step times (s), finish = function() -> result table }, or nil
--- and the tail of its output when it does not start.
+-- PyTorch's step server for CASE ARGS... (scripts/bench/autograd_torch.py; harness.lua).
 local function torch_server(...)
-  local args = { ... }
-  for i, v in ipairs(args) do args[i] = q(tostring(v)) end
-  local fifo = os.tmpname()
-  os.remove(fifo)
-  if os.execute('mkfifo ' .. q(fifo)) ~= 0 then return nil, 'mkfifo failed' end
-  local w = io.popen(('/usr/bin/python3 %s %s > %s 2>&1'):format(q(home .. '/scripts/bench/autograd_torch.py'),
-                                                                  table.concat(args, ' '), q(fifo)), 'w')
-  local r = io.open(fifo, 'r')                    -- (blocks until the server's end is open)
-  os.remove(fifo)
-  local first = r:read('*l')
-  if first ~= 'ready' then
-    local out = { first }
-    for line in r:lines() do out[#out + 1] = line end
-    w:close(); r:close()
-    return nil, table.concat(out, '\n', math.max(1, #out - 5))
-  end
-  local S = {}
-  local function ask(cmd, pattern)
-    w:write(cmd .. '\n')
-    w:flush()
-    local line = r:read('*l')
-    if not (line and line:match(pattern)) then
-      local out = { tostring(line) }
-      for l in r:lines() do out[#out + 1] = l end
-      error('PyTorch: ' .. table.concat(out, '\n', math.max(1, #out - 5)), 0)
-    end
-    return line
-  end
-  function S.run(k)
-    local ts = {}
-    for v in ask(('run %d'):format(k), '^times '):sub(7):gmatch('%S+') do ts[#ts + 1] = tonumber(v) end
-    return ts
-  end
-  function S.finish()
-    local res = parse(ask('end', '^result '))
-    w:close(); r:close()
-    return res
-  end
-  return S
+  return harness.step_server(home .. '/scripts/bench/autograd_torch.py', ...)
 end
 
 -- Runs fn() under pcall; on an error prints why the autograd side is skipped.
@@ -394,14 +321,7 @@ local function bench_mlp()
     return train.x:index_select(1, idx), train.y:index_select(1, idx)
   end
   local function step_a(x, y) opt_a:step(function() return (vg(set, x, y)) end) end
-  local function step_b(x, y)
-    opt_b:step(function()
-      local out = model:forward(x)
-      local loss = crit:forward(out, y)
-      model:backward(x, crit:backward(out, y))
-      return loss
-    end)
-  end
+  local function step_b(x, y) harness.module_step(model, opt_b, crit, x, y) end
   local have_a = available('(a) ms.autograd', function()
     if not (F.linear and F.cross_entropy) then error('ms.nn.functional.linear / cross_entropy do not exist yet', 0) end
     local x, y = batch(1)

@@ -21,7 +21,6 @@ Cases (THREADS: torch.set_num_threads):
       zero_grad, the loss, loss.backward(), step.
       end: result case=rosen steps=S x=.. y=.. f=.. (f at the final point)
 """
-import gzip
 import sys
 import time
 
@@ -29,23 +28,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-ROOT = "/usr/share/datasets/fashion-mnist/"
-
-
-def idx(name):
-    with gzip.open(ROOT + name) as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from torch_data import fashion_mnist
 
 
 def mlp(batch, d):
     """Returns (run(k) -> per-step seconds, finish() -> result line)."""
-    xtr = torch.tensor(idx("train-images-idx3-ubyte.gz").reshape(-1, 784), dtype=torch.float32).div_(255)
-    ytr = torch.tensor(idx("train-labels-idx1-ubyte.gz"), dtype=torch.int64)
-    xte = torch.tensor(idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784), dtype=torch.float32).div_(255)
-    yte = torch.tensor(idx("t10k-labels-idx1-ubyte.gz"), dtype=torch.int64)
+    xtr, ytr, xte, yte = fashion_mnist((-1, 784))
     with open(d + "/ntest.txt") as f:
         ntest = int(f.read())
     w = torch.from_numpy(np.fromfile(d + "/init.bin", dtype=np.float32).copy())

@@ -8,34 +8,20 @@ evaluation does not set the peak). Prints one line:
   result case=C steps=S step_ms=MEDIAN epoch_s=TOTAL acc=A peak_kb=VmHWM
 Usage: python3 torch_train.py THREADS BATCH CASE STEPS   (CASE: mlp1 | mlp2 | cnn)
 """
-import gzip
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from torch_data import fashion_mnist
+
 threads, batch, case, steps = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 torch.set_num_threads(threads)
-root = "/usr/share/datasets/fashion-mnist/"
-
-
-def idx(name):
-    with gzip.open(root + name) as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
 
 shape = (-1, 1, 28, 28) if case == "cnn" else (-1, 784)
-# scaled in place: no second copy of the images sets the peak
-xtr = torch.tensor(idx("train-images-idx3-ubyte.gz").reshape(shape), dtype=torch.float32).div_(255)
-ytr = torch.tensor(idx("train-labels-idx1-ubyte.gz"), dtype=torch.int64)
-xte = torch.tensor(idx("t10k-images-idx3-ubyte.gz").reshape(shape), dtype=torch.float32).div_(255)
-yte = torch.tensor(idx("t10k-labels-idx1-ubyte.gz"), dtype=torch.int64)
+xtr, ytr, xte, yte = fashion_mnist(shape)
 
 
 def mlp(hidden):

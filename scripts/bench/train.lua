@@ -35,6 +35,8 @@ local ms = require 'moonstep'
 local nn, optim = ms.nn, ms.optim
 local home = require('moonstep.core').home
 local stats = dofile(home .. '/scripts/bench/stats.lua')
+local harness = dofile(home .. '/scripts/bench/harness.lua')
+local q = harness.quote
 local median, clock = stats.median, ms.clock
 
 local BATCH = 128
@@ -43,40 +45,16 @@ local GOAL_FLOOR = { mlp1 = 1.2, mlp2 = 1.2, cnn = 1.35 }
 
 ---------------------------------------------------------------------------------------
 -- options
-local opts = { threads = { 1, 2 }, cases = { 'mlp1', 'mlp2', 'cnn' }, cnn_steps = 60,
-               rounds = 7, block = 4, torch = true }
 local worker
-do
-  local i = 1
-  local function list(s, f)
-    local t = {}
-    for v in s:gmatch('[^,]+') do t[#t + 1] = f(v) end
-    return t
-  end
-  while arg[i] do
-    local a, v = arg[i], arg[i + 1]
-    if a == '--quick' then opts.quick = true
-    elseif a == '--no-torch' then opts.torch = false
-    elseif a == '--threads' and v then opts.threads = list(v, tonumber); i = i + 1
-    elseif a == '--cases' and v then opts.cases = list(v, tostring); i = i + 1
-    elseif a == '--cnn-steps' and v then opts.cnn_steps = tonumber(v); i = i + 1
-    elseif a == '--rounds' and v then opts.rounds = tonumber(v); i = i + 1
-    elseif a == '--block' and v then opts.block = tonumber(v); i = i + 1
-    elseif a == '--worker' then
-      worker = { case = arg[i + 1], threads = tonumber(arg[i + 2]), steps = tonumber(arg[i + 3]),
-                 rounds = tonumber(arg[i + 4]), block = tonumber(arg[i + 5]) }
-      i = i + 5
-    else
-      io.stderr:write(('train.lua: unknown argument %s\n'):format(a))
-      os.exit(2)
-    end
-    i = i + 1
-  end
-  for _, c in ipairs(opts.cases) do
-    if not NAMES[c] then io.stderr:write(('train.lua: unknown case %s (mlp1, mlp2, cnn)\n'):format(c)); os.exit(2) end
-  end
-  if opts.quick then opts.rounds, opts.block = 2, 2 end
-end
+local opts = harness.options('train.lua', arg,
+  { threads = { 1, 2 }, cases = { 'mlp1', 'mlp2', 'cnn' }, cnn_steps = 60, rounds = 7, block = 4, torch = true },
+  { ['--cnn-steps'] = 'number',
+    ['--worker'] = function(argv, i)   -- (the driver's own call: CASE THREADS STEPS ROUNDS BLOCK)
+      worker = { case = argv[i + 1], threads = tonumber(argv[i + 2]), steps = tonumber(argv[i + 3]),
+                 rounds = tonumber(argv[i + 4]), block = tonumber(argv[i + 5]) }
+      return 5
+    end })
+if opts.quick then opts.rounds, opts.block = 2, 2 end
 
 -- The step count of a case: the MLPs one epoch, the CNN its first cnn_steps (quick: few).
 local function steps_of(case)
@@ -87,14 +65,7 @@ end
 ---------------------------------------------------------------------------------------
 -- the models
 -- One training step as a user writes it: forward, loss, backward inside Adam's closure.
-local function train_step(model, opt, crit, x, y)
-  opt:step(function()
-    local out = model:forward(x)
-    local loss = crit:forward(out, y)
-    model:backward(x, crit:backward(out, y))
-    return loss
-  end)
-end
+local train_step = harness.module_step
 
 local function build(case)
   if case == 'cnn' then
@@ -260,27 +231,8 @@ end
 
 ---------------------------------------------------------------------------------------
 -- the driver
-local function parse(line)
-  if not line:match('^result ') then return nil end
-  local r = {}
-  for k, v in line:gmatch('([%w_]+)=(%S+)') do r[k] = tonumber(v) or v end
-  return r
-end
-
--- Runs cmd, returns the parsed result line, or nil and the output's tail.
-local function subprocess(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
-  local out, res = {}, nil
-  for line in p:lines() do
-    out[#out + 1] = line
-    res = res or parse(line)
-  end
-  p:close()
-  if res then return res end
-  return nil, table.concat(out, '\n', math.max(1, #out - 5))
-end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+-- cmd run: its "result ..." line parsed, or nil and its output's tail (harness.lua)
+local subprocess = harness.run_for_result
 
 local function moonstep_case(case, th)
   return subprocess(('%s %s --worker %s %d %d %d %d'):format(q(home .. '/bin/moonstep'),
@@ -304,7 +256,7 @@ local function torch_case(case, th)
 end
 
 local function run_driver()
-  local have_torch = opts.torch and os.execute('/usr/bin/python3 -c "import torch" >/dev/null 2>&1') == 0
+  local have_torch = harness.have_torch(opts.torch)
   local t_run = clock()
   print(('moonstep training benchmark: Adam, batch %d, Fashion-MNIST; MLPs %d steps%s, CNN %d steps%s'):format(
     BATCH, steps_of('mlp1'), opts.quick and '' or ' (one epoch)', steps_of('cnn'), opts.quick and ' (--quick)' or ''))

@@ -350,6 +350,19 @@ function M.float_tensor(fn, name, v, like, whose)
   return v
 end
 
+-- The keys of table v in a fixed order: numbers, then strings, each sorted (other kinds
+-- after, by type name).
+local function key_order(a, b)
+  if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
+  return type(a) < type(b)
+end
+function M.sorted_keys(v)
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, key_order)
+  return keys
+end
+
 -- Whether an optional argument is given: anything but nil. A NULL pointer counts as
 -- given (its own check then refuses it), where `v ~= nil` would drop it silently (a NULL
 -- cdata compares equal to nil).

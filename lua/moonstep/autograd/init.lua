@@ -41,17 +41,7 @@ end
 
 local function is_set(v) return type(v) == 'table' and rawget(v, 'gflat') ~= nil and rawget(v, 'grads') ~= nil end
 
--- A table's keys in a fixed order (numbers, then strings, each sorted).
-local function key_order(a, b)
-  if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then return a < b end
-  return type(a) < type(b)
-end
-local function sorted_keys(v)
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, key_order)
-  return keys
-end
+local sorted_keys = check.sorted_keys   -- (numbers, then strings: a fixed order)
 
 -- The tensors of a (nested) plain table, appended to list in key order.
 local function walk(fn, v, path, list, seen)

@@ -31,20 +31,15 @@ function Function:__init(f, params, ...)
     if type(params) ~= 'table' or T.is_tensor(params) or getmetatable(params) ~= nil then
       check.fail('Function: params is %s, expected a table of tensors (%s)', check.describe(params), USAGE)
     end
-    local names = {}
-    for k, v in pairs(params) do
+    local names = check.sorted_keys(params)
+    for _, k in ipairs(names) do
       if type(k) ~= 'string' and type(k) ~= 'number' then
         check.fail('Function: params has a key %s, expected names or positions', check.describe(k))
       end
-      if not T.is_tensor(v) then
-        check.fail('Function: params[%s] is %s, expected a tensor', check.describe(k), check.describe(v))
+      if not T.is_tensor(params[k]) then
+        check.fail('Function: params[%s] is %s, expected a tensor', check.describe(k), check.describe(params[k]))
       end
-      names[#names + 1] = k
     end
-    table.sort(names, function(a, b)
-      if type(a) == type(b) then return a < b end
-      return type(a) == 'number'
-    end)
     for _, k in ipairs(names) do self:register_parameter(tostring(k), params[k]) end
   end
   self.params = params or {}

@@ -289,6 +289,8 @@ local NN = {
   Softmax = { { '2' }, 'ms.rand(2, 3)' }, LogSoftmax = { { '2' }, 'ms.rand(2, 3)' },
   LeakyReLU = { { '0.1' }, 'ms.rand(2, 3)' }, GELU = { {}, 'ms.rand(2, 3)', 'gelu' },
   Sequential = { { 'ms.nn.Linear(4, 3)', 'ms.nn.ReLU()' }, 'ms.rand(2, 4)' },
+  Function = { { 'function(x, p) return ms.nn.functional.linear(x, p.w, p.b):tanh() end',
+                 '{ w = ms.rand(3, 4), b = ms.zeros(3) }' }, 'ms.rand(2, 4)' },
   MSELoss = { {}, 'ms.rand(2, 3)', 'loss', 'ms.rand(2, 3)' },
   CrossEntropyLoss = { {}, 'ms.rand(2, 3)', 'loss', "ms.tensor({1, 3}, 'int64')" },
   NLLLoss = { {}, 'ms.rand(2, 3):log_softmax()', 'loss', "ms.tensor({1, 3}, 'int64')" },

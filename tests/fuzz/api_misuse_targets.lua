@@ -257,6 +257,8 @@ local function nn_method_call(api, cls)
     accept[#accept + 1] = cls .. '.backward'; accept[#accept + 1] = cls .. '.forward'
   end
   for child in G.nn_ctor(cls):gmatch('ms%.nn%.(%w+)%(') do accept[#accept + 1] = child .. '.' .. method end
+  -- nn.Function runs the user's f: an error inside f names the op that raised it, at f's line
+  for form in G.nn_ctor(cls):gmatch('ms%.nn%.functional%.(%w+)%(') do accept[#accept + 1] = 'nn.functional.' .. form end
   return { name = cls .. ':' .. method, accept = accept, area = area_of('ms.nn', cls),
            setup = concat(setup, ' '), call = call }
 end
@@ -323,7 +325,7 @@ end
 local VIEW_METHODS = { 'narrow', 'transpose', 'expand', 'select', 'view', 'reshape', 'permute', 'unsqueeze',
                        'squeeze', 't', 'contiguous', 'clone', 'to', 'flatten' }
 local HAS_PARAMS = { Linear = true, Conv2d = true, BatchNorm1d = true, BatchNorm2d = true, LayerNorm = true,
-                     Embedding = true, Sequential = true }
+                     Embedding = true, Sequential = true, Function = true }
 local function chain_call(api, ms)
   local classes = {}
   for _, c in ipairs(api.nnclass) do if G.NN[c] and G.NN[c][3] ~= 'loss' then classes[#classes + 1] = c end end

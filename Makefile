@@ -66,8 +66,14 @@ endif
 # (which call into it) have run.
 LIB := $(BUILD)/libmoonstep.so
 
+# The MPI plugin libmoonstep_mpi.so (ms.dist's collectives, runtime/mpi/dist_mpi.c),
+# built with mpicc when Open MPI is installed; loaded only by a process an MPI launcher
+# started (a plain run never maps MPI).
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+MPI_PLUGIN := $(if $(MPICC),$(BUILD)/libmoonstep_mpi.so,)
+
 .PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean install uninstall
-all: $(LIB) $(PLUGIN)
+all: $(LIB) $(PLUGIN) $(MPI_PLUGIN)
 
 $(LIB): $(OBJS)
 	$(CC) -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
@@ -95,6 +101,9 @@ $(BUILD)/cuda_args.h: runtime/cuda_entries.h runtime/cuda_args.awk | $(BUILD)
 $(BUILD)/cuda_loader.o: runtime/cuda_loader.c $(BUILD)/cuda_args.h $(HEADERS) | $(BUILD)
 	$(CC) $(MS_CFLAGS) -I$(BUILD) -c $< -o $@
 endif
+
+$(BUILD)/libmoonstep_mpi.so: runtime/mpi/dist_mpi.c runtime/include/moonstep_dist.h | $(BUILD)
+	$(MPICC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include $(CFLAGS) -shared $(LDFLAGS) -o $@ $<
 
 $(BUILD):
 	mkdir -p $@
@@ -232,6 +241,9 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 	@# a CUDA build's plugin goes beside the library (where the library looks for it)
 	if grep -qF libmoonstep_cuda.so "$$MS_LIB"; then \
 	  install -m 755 "$${MS_LIB%/*}/libmoonstep_cuda.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so"; fi
+	@# the MPI plugin likewise, when it was built
+	if [ -f "$${MS_LIB%/*}/libmoonstep_mpi.so" ]; then \
+	  install -m 755 "$${MS_LIB%/*}/libmoonstep_mpi.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_mpi.so"; fi
 	cd runtime/include && install -m 644 $(INSTALL_HEADERS) "$$MS_DEST$$MS_INCDIR/"
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | sort | \
 	  while read -r f; do install -D -m 644 "$$f" "$$MS_DEST$$MS_LUADIR/$$f" || exit 1; done
@@ -246,7 +258,7 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 uninstall:
 	$(MS_CHECK_DIRS)
 	rm -f "$$MS_DEST$$MS_BINDIR/moonstep" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so" \
-	  "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
+	  "$$MS_DEST$$MS_LIBDIR/libmoonstep_mpi.so" "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
 	cd "$$MS_DEST$$MS_INCDIR" 2>/dev/null && rm -f $(INSTALL_HEADERS) || true
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | \
 	  while read -r f; do rm -f "$$MS_DEST$$MS_LUADIR/$$f"; done

@@ -16,6 +16,8 @@ packages=(
   tmux                # drives the REPL in its tests
   gnuplot-nox         # schedule:plot (PNG/SVG without X)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist/*.gz (IDX)
+  openmpi-bin         # mpirun: ms.dist's ranks (data parallelism), and its tests
+  libopenmpi-dev      # mpicc, mpi.h: the MPI plugin libmoonstep_mpi.so
 )
 # Optional extras, set MOONSTEP_EXTRAS=1: PyTorch as an independent reference.
 if [[ "${MOONSTEP_EXTRAS:-0}" == 1 ]]; then packages+=(python3-torch); fi

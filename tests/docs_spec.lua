@@ -42,7 +42,7 @@ local H = require 'helper'
 local root = os.getenv('MOONSTEP_HOME') or '.'
 local docs_dir = root .. '/docs'
 
-local SUBMODULES = { 'nn', 'autograd', 'optim', 'data', 'metrics', 'cuda', 'linalg', 'schedule',
+local SUBMODULES = { 'nn', 'autograd', 'dist', 'optim', 'data', 'metrics', 'cuda', 'linalg', 'schedule',
                      'experiment', 'plot', 'landscape', 'objectives', 'progress' }
 -- base classes: path in ms, the class name and instance name the docs use
 local BASES = {
@@ -52,7 +52,7 @@ local BASES = {
   { path = { 'data', 'Dataset' }, name = 'Dataset', var = 'ds' },
   { path = { 'schedule', 'Schedule' }, name = 'Schedule', var = 's' },
 }
-local PAGES = { 'README', 'tensor', 'autograd', 'nn', 'optim', 'schedule', 'data', 'linalg', 'cuda', 'repl',
+local PAGES = { 'README', 'tensor', 'autograd', 'dist', 'nn', 'optim', 'schedule', 'data', 'linalg', 'cuda', 'repl',
                 'experiment', 'plot', 'c_api' }
 
 local read = H.try_read

@@ -144,7 +144,8 @@ if C.ms_abi_version() ~= C.MS_ABI_VERSION then
 end
 
 local M = { C = C, ffi = ffi, home = home, include = include, libpath = libpath,
-            installed = installed or false, elementwise = elementwise }
+            installed = installed or false, elementwise = elementwise,
+            read_header = read_header }   -- (the plugins' headers: moonstep_dist.h)
 
 -- The first of several names of a system library that ffi.load accepts, or nil and the
 -- last loader error (zlib for data, readline for the REPL).

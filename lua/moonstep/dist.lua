@@ -1,0 +1,158 @@
+-- ms.dist — data parallelism over Open MPI: one process per rank, started by mpirun.
+--
+--   mpirun -np 4 bin/moonstep train.lua
+--   ms.dist.init([{timeout = seconds}])  -> rank, world_size (also done by any call below)
+--   ms.dist.rank(), ms.dist.world_size()     0-based rank (MPI's: rank 0 is the root)
+--   ms.dist.is_distributed()                 more than one rank
+--   ms.dist.barrier()
+--   ms.dist.all_reduce(t [, op])             in place, op 'sum' (default), 'mean', 'max', 'min'
+--   ms.dist.broadcast(t [, root = 0])        in place: every rank gets root's values
+--   ms.dist.all_gather(t)                    a new tensor [world_size, ...t's shape]
+--
+-- A process no MPI launcher started is a world of one rank: every call is then a no-op
+-- (all_reduce 'mean' included), so scripts run unchanged, and MPI is never loaded. The
+-- collectives run in the plugin libmoonstep_mpi.so (runtime/mpi/dist_mpi.c, built when
+-- Open MPI is installed) on CPU tensors; a CUDA tensor goes through a host copy. Every
+-- collective first checks that all ranks passed the same number of elements (a clear
+-- error on every rank, not garbage), and waits at most `timeout` seconds (default 300, or
+-- MOONSTEP_DIST_TIMEOUT): a rank that died or stopped calling is an error on the others.
+local core = require 'moonstep.core'
+local T = require 'moonstep.tensor'
+local check = require 'moonstep.check'
+local ffi = core.ffi
+
+local M = {}
+
+local st = { ready = false, rank = 0, size = 1, lib = nil }
+
+-- Was this process started by an MPI launcher (Open MPI's, or a PMI/PMIx one)?
+local function launched()
+  return os.getenv('OMPI_COMM_WORLD_SIZE') ~= nil or os.getenv('PMIX_RANK') ~= nil or
+         os.getenv('PMI_SIZE') ~= nil
+end
+
+local function plugin(fn)
+  if st.lib then return st.lib end
+  ffi.cdef(core.read_header('moonstep_dist.h'))
+  local path = core.libpath:gsub('[^/]*$', '') .. 'libmoonstep_mpi.so'
+  local ok, lib = pcall(ffi.load, path, true)   -- global: Open MPI's components need libmpi's symbols
+  if not ok then
+    check.fail('%s: this process was started by an MPI launcher but %s cannot be loaded (%s); ' ..
+               'install Open MPI (openmpi-bin, libopenmpi-dev) and rebuild with `make`', fn, path, tostring(lib))
+  end
+  if lib.ms_dist_abi_version() ~= lib.MS_DIST_ABI_VERSION then
+    check.fail('%s: %s is stale (ABI %d, expected %d); rebuild with `make`', fn, path,
+               lib.ms_dist_abi_version(), lib.MS_DIST_ABI_VERSION)
+  end
+  st.lib = lib
+  return lib
+end
+
+local function lib_fail(fn)
+  check.fail('%s', ffi.string(st.lib.ms_dist_error()):gsub('^[%w_]+:', 'dist.' .. fn .. ':', 1))
+end
+
+function M.init(opts)
+  opts = check.options('dist.init', opts, { 'timeout' })
+  local timeout = opts.timeout or tonumber(os.getenv('MOONSTEP_DIST_TIMEOUT') or '') or 300
+  check.number('dist.init', 'timeout', timeout, 1e-3)
+  if not launched() then
+    st.ready, st.rank, st.size = true, 0, 1
+    return 0, 1
+  end
+  local lib = plugin('dist.init')
+  local r, n = ffi.new('int[1]'), ffi.new('int[1]')
+  if lib.ms_dist_init(timeout, r, n) ~= 0 then lib_fail('init') end
+  st.ready, st.rank, st.size = true, r[0], n[0]
+  return st.rank, st.size
+end
+
+local function ready() if not st.ready then M.init() end end
+
+function M.rank() ready(); return st.rank end
+function M.world_size() ready(); return st.size end
+function M.is_distributed() ready(); return st.size > 1 end
+
+function M.barrier()
+  ready()
+  if st.size > 1 and st.lib.ms_dist_barrier() ~= 0 then lib_fail('barrier') end
+end
+
+local DTYPE = { float32 = 0, float64 = 1, int64 = 2 }
+local OPS = { sum = 0, mean = 0, max = 1, min = 2 }
+
+-- All ranks must pass the same element count (and dtype): checked with one small
+-- all_reduce (max and min of the pair), so every rank sees a mismatch and names it.
+local shape_buf = ffi.new('int64_t[4]')
+local function same_everywhere(fn, count, code)
+  shape_buf[0], shape_buf[1], shape_buf[2], shape_buf[3] = count, -count, code, -code
+  if st.lib.ms_dist_all_reduce(shape_buf, 4, 2, 1) ~= 0 then lib_fail(fn) end
+  if shape_buf[0] ~= count or -shape_buf[1] ~= count or shape_buf[2] ~= code or -shape_buf[3] ~= code then
+    check.fail('dist.%s: the ranks passed different tensors: this rank (%d) %d elements of dtype code %d, ' ..
+               'others between %d and %d elements (dtype codes %d to %d); every rank must pass the same shape and dtype',
+               fn, st.rank, tonumber(count), tonumber(code), tonumber(-shape_buf[1]), tonumber(shape_buf[0]),
+               tonumber(-shape_buf[3]), tonumber(shape_buf[2]))
+  end
+end
+
+-- t on the host, contiguous: itself, or a copy to write back (CUDA or strided tensors).
+local function host(fn, t)
+  T.live('dist.' .. fn, t)
+  if t.device == 'cpu' and t:is_contiguous() then return t, false end
+  return t:to('cpu'):contiguous(), true
+end
+
+function M.all_reduce(t, op)
+  op = op == nil and 'sum' or check.oneof('dist.all_reduce', 'op', op, { 'sum', 'mean', 'max', 'min' })
+  T.live('dist.all_reduce', t)
+  if DTYPE[t.dtype] == nil then
+    check.fail('dist.all_reduce: tensor is %s, expected float32, float64 or int64', check.describe(t))
+  end
+  ready()
+  if st.size == 1 then return t end
+  local h, copied = host('all_reduce', t)
+  same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype])
+  if st.lib.ms_dist_all_reduce(T.address(h, 'dist.all_reduce'), h:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
+    lib_fail('all_reduce')
+  end
+  if op == 'mean' then
+    if t.dtype == 'int64' then check.fail("dist.all_reduce: op 'mean' needs a float tensor") end
+    h:mul_(1 / st.size)
+  end
+  if copied then t:copy_(h) end
+  return t
+end
+
+function M.broadcast(t, root)
+  root = root == nil and 0 or check.integer('dist.broadcast', 'root', root, 0)
+  T.live('dist.broadcast', t)
+  ready()
+  if root >= st.size then
+    check.fail('dist.broadcast: root is %d, expected a rank in 0..%d', root, st.size - 1)
+  end
+  if st.size == 1 then return t end
+  local h, copied = host('broadcast', t)
+  local nbytes = h:numel() * core.C.ms_dtype_size(h.dtype_id)
+  same_everywhere('broadcast', h:numel(), h.dtype_id + 8)
+  if st.lib.ms_dist_broadcast(T.address(h, 'dist.broadcast'), nbytes, root) ~= 0 then lib_fail('broadcast') end
+  if copied then t:copy_(h) end
+  return t
+end
+
+function M.all_gather(t)
+  T.live('dist.all_gather', t)
+  ready()
+  local shape = t:shape()
+  table.insert(shape, 1, st.size)
+  if st.size == 1 then return t:reshape(shape):clone() end
+  local h = host('all_gather', t)
+  local out = T.empty(shape, { dtype = t.dtype })
+  same_everywhere('all_gather', h:numel(), h.dtype_id + 8)
+  local nbytes = h:numel() * core.C.ms_dtype_size(h.dtype_id)
+  if st.lib.ms_dist_all_gather(T.address(h, 'dist.all_gather'), T.address(out, 'dist.all_gather'), nbytes) ~= 0 then
+    lib_fail('all_gather')
+  end
+  return t.device == 'cpu' and out or out:to(t.device)
+end
+
+return check.strict(M, 'ms.dist')

@@ -1,0 +1,26 @@
+-- tests/dist_helper.lua — run a Lua script on N ranks under Open MPI's mpirun (loopback,
+-- oversubscribed: the machine may have fewer cores than ranks; as root when the tests
+-- run as root, with the variables Open MPI asks for). D.run(np, script, args, opts) ->
+-- rc, output (stdout and stderr of every rank, mpirun's own messages included).
+-- opts.timeout: seconds before the whole job is killed (default 120). D.available: mpirun
+-- and the MPI plugin exist (specs gate on it with H.gate).
+local H = require 'helper'
+
+local D = {}
+
+local lib = os.getenv('MOONSTEP_LIB') or 'build/libmoonstep.so'
+local plugin = lib:gsub('[^/]*$', '') .. 'libmoonstep_mpi.so'
+D.available = H.sh_rc('command -v mpirun >/dev/null 2>&1'):match('rc=0') ~= nil and H.exists(plugin)
+D.why = D.available and '' or ('needs mpirun and ' .. plugin .. ' (apt-get install openmpi-bin libopenmpi-dev; make)')
+
+function D.run(np, script, args, opts)
+  opts = opts or {}
+  local cmd = ('OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 ' ..
+               'timeout -k 5 %d mpirun -np %d --oversubscribe bin/moonstep %s %s')
+              :format(opts.timeout or 120, np, script, args or '')
+  local out = H.sh_rc(cmd)
+  local rc = tonumber(out:match('rc=(%d+)%s*$'))
+  return rc, (out:gsub('rc=%d+%s*$', ''))
+end
+
+return D

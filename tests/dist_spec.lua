@@ -32,4 +32,28 @@ describe('ms.dist on 2 ranks (mpirun)', function()
       assert.truthy(out:find(('rank %d of 2: sum 3,3,3 mean 1.5,1.5 max 1,0 gather 0,0,1,1 bcast 17,17 strided 3,9,6,12'):format(r), 1, true), out)
     end
   end)
+
+  dit('names a mismatched tensor on every rank', function()
+    local rc, out = D.run(2, 'tests/dist/failures.lua', 'mismatch')
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find('rank 0: dist.all_reduce: the ranks passed different tensors: this rank (0) 4 elements', 1, true), out)
+    assert.truthy(out:find('rank 1: dist.all_reduce: the ranks passed different tensors: this rank (1) 5 elements', 1, true), out)
+  end)
+
+  dit('gives an error, not a hang, when a rank stops answering', function()
+    local t0 = ms.clock()
+    local rc, out = D.run(2, 'tests/dist/failures.lua', 'stuck', { timeout = 60 })
+    assert.truthy(out:find('rank 0: after 3.%d s: dist.all_reduce: no answer from the other ranks after 3 s'), out)
+    assert.is_true(ms.clock() - t0 < 40, out)
+    local _ = rc
+  end)
+
+  dit('ends the job with a message naming a rank that died, not a hang', function()
+    local t0 = ms.clock()
+    local rc, out = D.run(2, 'tests/dist/failures.lua', 'killed', { timeout = 60 })
+    assert.are_not.equal(0, rc, out)
+    assert.are_not.equal(124, rc, out)                               -- not the harness's timeout
+    assert.truthy(out:find('rank 1') and out:find('signal 9'), out)
+    assert.is_true(ms.clock() - t0 < 30, out)
+  end)
 end)

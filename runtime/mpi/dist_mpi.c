@@ -17,6 +17,7 @@
 static char err_buf[512];
 static double timeout_s = 300;
 static int started = 0;
+static int broken = 0;   /* a collective failed or timed out: MPI's state is unusable */
 
 const char *ms_dist_error(void) { return err_buf; }
 int ms_dist_abi_version(void) { return MS_DIST_ABI_VERSION; }
@@ -42,10 +43,12 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* At exit. After a failed collective MPI_Finalize would wait for the missing rank
+ * forever: the process leaves without it (mpirun reports that, and ends the job). */
 static void finalize_at_exit(void) {
   int done = 0;
   MPI_Finalized(&done);
-  if (!done) MPI_Finalize();
+  if (!done && !broken) MPI_Finalize();
 }
 
 int ms_dist_init(double timeout, int *rank, int *size) {
@@ -72,12 +75,14 @@ static int wait_for(MPI_Request *r, const char *what) {
   for (long spins = 0;; spins++) {
     int done = 0;
     int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) return mpi_fail(what, rc);
+    if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail(what, rc); }
     if (done) return 0;
     if ((spins & 1023) == 1023) {
-      if (now() - t0 > timeout_s)
+      if (now() - t0 > timeout_s) {
+        broken = 1;
         return fail("%s: no answer from the other ranks after %g s (a rank died, or stopped calling "
                     "the same collectives in the same order)", what, timeout_s);
+      }
       sched_yield();
     }
   }

@@ -1,0 +1,30 @@
+-- Run by tests/dist_spec.lua under mpirun: arg[1] picks the failure.
+--   mismatch: rank 1 passes a tensor of another size; every rank must report it.
+--   stuck:    rank 1 stops calling collectives (sleeps); rank 0 must time out with an error.
+--   killed:   rank 1 dies (SIGKILL) before the collective; rank 0 must not hang.
+local ms = require 'moonstep'
+local ffi = require 'ffi'
+local case = arg[1]
+local r = ms.dist.init { timeout = 3 }
+if case == 'mismatch' then
+  local ok, err = pcall(ms.dist.all_reduce, ms.zeros(r == 1 and 5 or 4, 'float64'))
+  print(('rank %d: %s'):format(r, ok and 'no error' or err))
+elseif case == 'stuck' then
+  if r == 1 then
+    ffi.cdef 'unsigned int sleep(unsigned int s);'
+    ffi.C.sleep(8)
+    print('rank 1: woke up')
+  else
+    local t0 = ms.clock()
+    local ok, err = pcall(ms.dist.all_reduce, ms.zeros(4, 'float64'))
+    print(('rank 0: after %.1f s: %s'):format(ms.clock() - t0, ok and 'no error' or err))
+  end
+elseif case == 'killed' then
+  if r == 1 then
+    ffi.cdef 'int raise(int sig);'
+    ffi.C.raise(9)
+  end
+  local ok, err = pcall(ms.dist.all_reduce, ms.zeros(4, 'float64'))
+  print(('rank %d: %s'):format(r, ok and 'no error' or err))
+  os.exit(ok and 0 or 1)
+end

@@ -8,6 +8,9 @@
 --   ms.dist.all_reduce(t [, op])             in place, op 'sum' (default), 'mean', 'max', 'min'
 --   ms.dist.broadcast(t [, root = 0])        in place: every rank gets root's values
 --   ms.dist.all_gather(t)                    a new tensor [world_size, ...t's shape]
+--   ms.dist.alone(fn, ...)                   fn(...) as a world of one rank (rank 0 of 1,
+--                                            every collective a no-op): work that is this
+--                                            rank's own (one run of a spread grid)
 --
 -- A process no MPI launcher started is a world of one rank: every call is then a no-op
 -- (all_reduce 'mean' included), so scripts run unchanged, and MPI is never loaded. The
@@ -23,7 +26,7 @@ local ffi = core.ffi
 
 local M = {}
 
-local st = { ready = false, rank = 0, size = 1, lib = nil }
+local st = { ready = false, rank = 0, size = 1, lib = nil, alone = false }
 
 -- Was this process started by an MPI launcher (Open MPI's, or a PMI/PMIx one)?
 local function launched()
@@ -69,13 +72,27 @@ end
 
 local function ready() if not st.ready then M.init() end end
 
-function M.rank() ready(); return st.rank end
-function M.world_size() ready(); return st.size end
-function M.is_distributed() ready(); return st.size > 1 end
+-- The world this code sees: the job's, or one rank inside M.alone.
+local function size() ready(); return st.alone and 1 or st.size end
+
+function M.rank() ready(); return st.alone and 0 or st.rank end
+function M.world_size() return size() end
+function M.is_distributed() return size() > 1 end
+
+local function pack(...) return { n = select('#', ...), ... } end
+
+function M.alone(fn, ...)
+  if not check.is_callable(fn) then check.fail('dist.alone: fn is %s, expected a function', check.describe(fn)) end
+  local prev = st.alone
+  st.alone = true
+  local res = pack(pcall(fn, ...))
+  st.alone = prev
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
 
 function M.barrier()
-  ready()
-  if st.size > 1 and st.lib.ms_dist_barrier() ~= 0 then lib_fail('barrier') end
+  if size() > 1 and st.lib.ms_dist_barrier() ~= 0 then lib_fail('barrier') end
 end
 
 local DTYPE = { float32 = 0, float64 = 1, int64 = 2 }
@@ -108,8 +125,7 @@ function M.all_reduce(t, op)
   if DTYPE[t.dtype] == nil then
     check.fail('dist.all_reduce: tensor is %s, expected float32, float64 or int64', check.describe(t))
   end
-  ready()
-  if st.size == 1 then return t end
+  if size() == 1 then return t end
   local h, copied = host('all_reduce', t)
   same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype])
   if st.lib.ms_dist_all_reduce(T.address(h, 'dist.all_reduce'), h:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
@@ -126,11 +142,10 @@ end
 function M.broadcast(t, root)
   root = root == nil and 0 or check.integer('dist.broadcast', 'root', root, 0)
   T.live('dist.broadcast', t)
-  ready()
-  if root >= st.size then
-    check.fail('dist.broadcast: root is %d, expected a rank in 0..%d', root, st.size - 1)
+  if root >= size() then
+    check.fail('dist.broadcast: root is %d, expected a rank in 0..%d', root, size() - 1)
   end
-  if st.size == 1 then return t end
+  if size() == 1 then return t end
   local h, copied = host('broadcast', t)
   local nbytes = h:numel() * core.C.ms_dtype_size(h.dtype_id)
   same_everywhere('broadcast', h:numel(), h.dtype_id + 8)
@@ -141,10 +156,9 @@ end
 
 function M.all_gather(t)
   T.live('dist.all_gather', t)
-  ready()
   local shape = t:shape()
-  table.insert(shape, 1, st.size)
-  if st.size == 1 then return t:reshape(shape):clone() end
+  table.insert(shape, 1, size())
+  if size() == 1 then return t:reshape(shape):clone() end
   local h = host('all_gather', t)
   local out = T.empty(shape, { dtype = t.dtype })
   same_everywhere('all_gather', h:numel(), h.dtype_id + 8)

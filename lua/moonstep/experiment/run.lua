@@ -12,6 +12,10 @@
 --     process reaching the same run is an error (a lock whose process died is taken over).
 --     on_step: a function(row) called after each logged step row (train.STEP_COLUMNS order).
 --     Every experiment of the list is checked before the first run starts.
+--     On several ranks (mpirun, ms.dist) run_all spreads the runs: rank r runs the runs
+--     r+1, r+1+n, ... of the list (n ranks), into out (required), then every rank waits
+--     for the others and returns the whole ResultSet, read back from out; a run that
+--     failed on one rank is an error on every rank. spread = false: every rank runs all.
 --   run.run_dir(who, cfg, dir, opts)   one run into exactly dir (replay uses it)
 -- Ctrl-C: the runtime's interrupt flag is installed (ms_sigint_install) and checked after
 -- every step; the run in progress stops, its directory is left unfinished, and the call
@@ -26,7 +30,7 @@ local train = require 'moonstep.experiment.train'
 local result = require 'moonstep.experiment.result'
 
 local M = {}
-local OPTIONS = { 'out', 'quiet', 'resume', 'on_step' }
+local OPTIONS = { 'out', 'quiet', 'resume', 'on_step', 'spread' }
 local C = ms.C
 
 local function is_interrupt(e)
@@ -42,6 +46,7 @@ local function options(who, opts)
   end
   if opts.quiet ~= nil then check.boolean(who, 'quiet', opts.quiet) end
   if opts.resume ~= nil then check.boolean(who, 'resume', opts.resume) end
+  if opts.spread ~= nil then check.boolean(who, 'spread', opts.spread) end
   if opts.on_step ~= nil and type(opts.on_step) ~= 'function' then
     check.fail('%s: on_step is %s, expected a function(row)', who, check.describe(opts.on_step))
   end
@@ -93,12 +98,13 @@ local function failure(who, err, id, dir)
   return ('%s: run %s: %s'):format(who, id, check.reason(err))
 end
 
--- Run each (cfg, id) in turn; returns the Results.
-local function run_list(who, cfgs, opts)
+-- Run each (cfg, id) in turn (mine(i) false: not this rank's, skipped); returns the Results.
+local function run_list(who, cfgs, opts, mine)
   C.ms_sigint_install()
   local results = {}
   local n = #cfgs
   for i, cfg in ipairs(cfgs) do
+    if mine and not mine(i) then goto next end
     if C.ms_interrupt_pending() ~= 0 then
       C.ms_interrupt_clear()
       check.fail('%s: interrupted (Ctrl-C) before run %s; run again to resume', who, record.id(cfg))
@@ -125,6 +131,35 @@ local function run_list(who, cfgs, opts)
       end
       results[i] = res
     end
+    ::next::
+  end
+  return results
+end
+
+-- run_list over the ranks of an ms.dist job: this rank's share, then everyone's results
+-- from out once every rank is done (a failure anywhere is an error everywhere).
+local function run_spread(who, cfgs, opts)
+  local rank, size = ms.dist.rank(), ms.dist.world_size()
+  if not opts.out then
+    check.fail('%s: on %d ranks each runs its share of the runs and reads the others\' results from ' ..
+               'out, expected an out directory (or spread = false)', who, size)
+  end
+  local quiet = opts.quiet
+  if rank > 0 then quiet = true end                  -- one progress bar: rank 0's
+  local ok, err = pcall(ms.dist.alone, run_list, who, cfgs,          -- each run is this rank's alone
+                        { out = opts.out, resume = opts.resume, quiet = quiet, on_step = opts.on_step },
+                        function(i) return (i - 1) % size == rank end)
+  local failed = ms.tensor({ ok and 0 or 1 }, 'int64')
+  ms.dist.all_reduce(failed, 'sum')
+  if not ok then error(err, 0) end
+  if failed:get(1) > 0 then
+    check.fail('%s: %d rank(s) failed a run (their messages say which); this rank\'s runs finished',
+               who, failed:get(1))
+  end
+  local results = {}
+  for i, cfg in ipairs(cfgs) do
+    results[i] = result.load_run(who, opts.out .. '/' .. record.id(cfg))
+    results[i].resumed = (i - 1) % size ~= rank or nil
   end
   return results
 end
@@ -150,6 +185,9 @@ function M.run_all(list, opts)
   if #cfgs == 0 or #cfgs ~= count then
     check.fail('%s: experiments is %s, expected a non-empty list 1..n of experiment tables', who,
                #cfgs == 0 and 'an empty table' or 'a table with keys outside 1..n')
+  end
+  if opts.spread ~= false and ms.dist.is_distributed() then
+    return result.ResultSet.new(run_spread(who, cfgs, opts))
   end
   return result.ResultSet.new(run_list(who, cfgs, opts))
 end

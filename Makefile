@@ -71,6 +71,12 @@ LIB := $(BUILD)/libmoonstep.so
 # started (a plain run never maps MPI).
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 MPI_PLUGIN := $(if $(MPICC),$(BUILD)/libmoonstep_mpi.so,)
+# With CUDA=1 and NCCL installed, the NCCL plugin libmoonstep_nccl.so (ms.dist's
+# collectives on CUDA tensors, runtime/mpi/dist_nccl.c); without it CUDA tensors go
+# through host copies.
+ifeq ($(CUDA),1)
+  MPI_PLUGIN += $(if $(wildcard $(CUDA_HOME)/include/nccl.h),$(BUILD)/libmoonstep_nccl.so,)
+endif
 
 .PHONY: all deps test test-asan asan demo bench gpu-check emu-zo-check fuzz fuzz-api fuzz-api-asan clean install uninstall
 all: $(LIB) $(PLUGIN) $(MPI_PLUGIN)
@@ -104,6 +110,10 @@ endif
 
 $(BUILD)/libmoonstep_mpi.so: runtime/mpi/dist_mpi.c runtime/include/moonstep_dist.h | $(BUILD)
 	$(MPICC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include $(CFLAGS) -shared $(LDFLAGS) -o $@ $<
+
+$(BUILD)/libmoonstep_nccl.so: runtime/mpi/dist_nccl.c runtime/include/moonstep_nccl.h | $(BUILD)
+	$(CC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include -I$(CUDA_HOME)/include $(CFLAGS) -shared \
+	  $(LDFLAGS) -o $@ $< -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart
 
 $(BUILD):
 	mkdir -p $@
@@ -171,6 +181,7 @@ bench: deps
 	@bin/moonstep scripts/bench/autograd.lua
 	@bin/moonstep scripts/bench/twopass.lua
 	@bin/moonstep scripts/bench/zo.lua --quick
+	@bin/moonstep scripts/bench/dist.lua
 
 # Fuzz the checkpoint loader with libFuzzer (clang); FUZZ_SECONDS of fuzzing, new
 # interesting inputs are added to tests/fuzz/corpus (which the test suite replays).
@@ -241,9 +252,9 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 	@# a CUDA build's plugin goes beside the library (where the library looks for it)
 	if grep -qF libmoonstep_cuda.so "$$MS_LIB"; then \
 	  install -m 755 "$${MS_LIB%/*}/libmoonstep_cuda.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so"; fi
-	@# the MPI plugin likewise, when it was built
-	if [ -f "$${MS_LIB%/*}/libmoonstep_mpi.so" ]; then \
-	  install -m 755 "$${MS_LIB%/*}/libmoonstep_mpi.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_mpi.so"; fi
+	@# the MPI and NCCL plugins likewise, when they were built
+	for p in libmoonstep_mpi.so libmoonstep_nccl.so; do \
+	  if [ -f "$${MS_LIB%/*}/$$p" ]; then install -m 755 "$${MS_LIB%/*}/$$p" "$$MS_DEST$$MS_LIBDIR/$$p" || exit 1; fi; done
 	cd runtime/include && install -m 644 $(INSTALL_HEADERS) "$$MS_DEST$$MS_INCDIR/"
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | sort | \
 	  while read -r f; do install -D -m 644 "$$f" "$$MS_DEST$$MS_LUADIR/$$f" || exit 1; done
@@ -258,7 +269,8 @@ install: $(if $(wildcard $(LIB)),,$(LIB))
 uninstall:
 	$(MS_CHECK_DIRS)
 	rm -f "$$MS_DEST$$MS_BINDIR/moonstep" "$$MS_DEST$$MS_LIBDIR/libmoonstep.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_cuda.so" \
-	  "$$MS_DEST$$MS_LIBDIR/libmoonstep_mpi.so" "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
+	  "$$MS_DEST$$MS_LIBDIR/libmoonstep_mpi.so" "$$MS_DEST$$MS_LIBDIR/libmoonstep_nccl.so" \
+	  "$$MS_DEST$$MS_LUADIR/moonstep/config.lua"
 	cd "$$MS_DEST$$MS_INCDIR" 2>/dev/null && rm -f $(INSTALL_HEADERS) || true
 	cd lua && find moonstep -type f -name '*.lua' ! -path moonstep/config.lua | \
 	  while read -r f; do rm -f "$$MS_DEST$$MS_LUADIR/$$f"; done

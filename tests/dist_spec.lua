@@ -24,6 +24,16 @@ describe('ms.dist without a launcher', function()
   end)
 end)
 
+describe('ms.dist on 2 ranks with GPUs (mpirun)', function()
+  local gpus = D.available and ms.cuda.is_available() and ms.cuda.device_count() >= 2
+  local git = H.gate(it, pending, gpus, D.available and (ms.cuda.why() or 'needs 2 GPUs') or D.why)
+  git('all_reduce and broadcast of CUDA tensors give the CPU values (NCCL when built)', function()
+    local rc, out = D.run(2, 'tests/dist/gpu_collectives.lua')
+    assert.are.equal(0, rc, out)
+    for r = 0, 1 do assert.truthy(out:find(('rank %d: gpu==cpu true bcast 4'):format(r), 1, true), out) end
+  end)
+end)
+
 describe('ms.dist on 2 ranks (mpirun)', function()
   dit('all_reduce (sum, mean, max), all_gather, broadcast and barrier agree on every rank', function()
     local rc, out = D.run(2, 'tests/dist/collectives.lua')

@@ -15,7 +15,11 @@
 -- A process no MPI launcher started is a world of one rank: every call is then a no-op
 -- (all_reduce 'mean' included), so scripts run unchanged, and MPI is never loaded. The
 -- collectives run in the plugin libmoonstep_mpi.so (runtime/mpi/dist_mpi.c, built when
--- Open MPI is installed) on CPU tensors; a CUDA tensor goes through a host copy. Every
+-- Open MPI is installed) on CPU tensors; all_reduce and broadcast of a contiguous CUDA
+-- tensor go through NCCL when libmoonstep_nccl.so was built (CUDA=1 with NCCL; its unique
+-- id sent over MPI; MOONSTEP_DIST_NCCL=0 turns it off), otherwise through a host copy.
+-- One GPU per rank: init gives local rank i the GPU i (CUDA_VISIBLE_DEVICES, unless set),
+-- so call it before any GPU use. Every
 -- collective first checks that all ranks passed the same number of elements (a clear
 -- error on every rank, not garbage), and waits at most `timeout` seconds (default 300, or
 -- MOONSTEP_DIST_TIMEOUT): a rank that died or stopped calling is an error on the others.
@@ -26,7 +30,7 @@ local ffi = core.ffi
 
 local M = {}
 
-local st = { ready = false, rank = 0, size = 1, lib = nil, alone = false }
+local st = { ready = false, rank = 0, size = 1, lib = nil, alone = false, nccl = nil, timeout = 300 }
 
 -- Was this process started by an MPI launcher (Open MPI's, or a PMI/PMIx one)?
 local function launched()
@@ -51,6 +55,36 @@ local function plugin(fn)
   return lib
 end
 
+-- The NCCL plugin, loaded and its communicator made on the first CUDA collective (every
+-- rank reaches it together: they all pass a CUDA tensor, checked before); nil when it was
+-- not built or is turned off.
+local function nccl(fn)
+  if st.nccl ~= nil then return st.nccl or nil end
+  st.nccl = false
+  local path = core.libpath:gsub('[^/]*$', '') .. 'libmoonstep_nccl.so'
+  local f = io.open(path, 'rb')
+  if os.getenv('MOONSTEP_DIST_NCCL') == '0' or not f then return nil end
+  f:close()
+  ffi.cdef(core.read_header('moonstep_nccl.h'))
+  local lib = ffi.load(path)
+  if lib.ms_nccl_abi_version() ~= lib.MS_NCCL_ABI_VERSION then
+    check.fail('dist.%s: %s is stale (ABI %d, expected %d); rebuild with `make CUDA=1`', fn, path,
+               lib.ms_nccl_abi_version(), lib.MS_NCCL_ABI_VERSION)
+  end
+  local id = ffi.new('uint8_t[?]', lib.MS_NCCL_ID_BYTES)
+  if st.rank == 0 and lib.ms_nccl_unique_id(id) ~= 0 then
+    check.fail('dist.%s: %s', fn, ffi.string(lib.ms_nccl_error()))
+  end
+  if st.lib.ms_dist_broadcast(id, lib.MS_NCCL_ID_BYTES, 0) ~= 0 then
+    check.fail('dist.%s: %s', fn, ffi.string(st.lib.ms_dist_error()))
+  end
+  if lib.ms_nccl_init(id, st.rank, st.size, st.timeout) ~= 0 then
+    check.fail('dist.%s: %s', fn, ffi.string(lib.ms_nccl_error()))
+  end
+  st.nccl = lib
+  return lib
+end
+
 local function lib_fail(fn)
   check.fail('%s', ffi.string(st.lib.ms_dist_error()):gsub('^[%w_]+:', 'dist.' .. fn .. ':', 1))
 end
@@ -62,6 +96,11 @@ function M.init(opts)
   if not launched() then
     st.ready, st.rank, st.size = true, 0, 1
     return 0, 1
+  end
+  st.timeout = timeout
+  local local_rank = os.getenv('OMPI_COMM_WORLD_LOCAL_RANK')
+  if local_rank and os.getenv('CUDA_VISIBLE_DEVICES') == nil then   -- one GPU per rank
+    ffi.C.setenv('CUDA_VISIBLE_DEVICES', local_rank, 1)
   end
   local lib = plugin('dist.init')
   local r, n = ffi.new('int[1]'), ffi.new('int[1]')
@@ -126,8 +165,17 @@ function M.all_reduce(t, op)
     check.fail('dist.all_reduce: tensor is %s, expected float32, float64 or int64', check.describe(t))
   end
   if size() == 1 then return t end
+  local gpu = t.device ~= 'cpu' and t:is_contiguous() and nccl('all_reduce')
+  if gpu then
+    same_everywhere('all_reduce', t:numel(), DTYPE[t.dtype] + 16)
+    if gpu.ms_nccl_all_reduce(T.address(t, 'dist.all_reduce'), t:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
+      check.fail('dist.all_reduce: %s', ffi.string(gpu.ms_nccl_error()))
+    end
+    if op == 'mean' then t:mul_(1 / st.size) end
+    return t
+  end
   local h, copied = host('all_reduce', t)
-  same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype])
+  same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype] + (t.device ~= 'cpu' and 16 or 0))
   if st.lib.ms_dist_all_reduce(T.address(h, 'dist.all_reduce'), h:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
     lib_fail('all_reduce')
   end
@@ -146,9 +194,17 @@ function M.broadcast(t, root)
     check.fail('dist.broadcast: root is %d, expected a rank in 0..%d', root, size() - 1)
   end
   if size() == 1 then return t end
+  local nbytes = t:numel() * core.C.ms_dtype_size(t.dtype_id)
+  local gpu = t.device ~= 'cpu' and t:is_contiguous() and nccl('broadcast')
+  if gpu then
+    same_everywhere('broadcast', t:numel(), t.dtype_id + 24)
+    if gpu.ms_nccl_broadcast(T.address(t, 'dist.broadcast'), nbytes, root) ~= 0 then
+      check.fail('dist.broadcast: %s', ffi.string(gpu.ms_nccl_error()))
+    end
+    return t
+  end
   local h, copied = host('broadcast', t)
-  local nbytes = h:numel() * core.C.ms_dtype_size(h.dtype_id)
-  same_everywhere('broadcast', h:numel(), h.dtype_id + 8)
+  same_everywhere('broadcast', h:numel(), h.dtype_id + 8 + (t.device ~= 'cpu' and 16 or 0))
   if st.lib.ms_dist_broadcast(T.address(h, 'dist.broadcast'), nbytes, root) ~= 0 then lib_fail('broadcast') end
   if copied then t:copy_(h) end
   return t

@@ -49,6 +49,10 @@
 -- v = mean(g0^2) per tensor, 1 without adam); extra: per group the adapted lr, step and
 -- code counts. Scratch (not saved): w0 (acme or asam), g0 (acme with asam or nesterov).
 --
+-- Data parallelism (ms.dist, optim/dist_sync.lua): every pass's gradient arena and loss are
+-- all-reduced (mean) right after the closure, so L0, L1, the inner products, the line model
+-- and the moments are the same on every rank (two ranks with half the batch each step as
+-- one process with all of it); the inner products need no reduction of their own.
 -- Files: this one (the class, its options, its fused passes), optim/acme_step.lua (one
 -- step and its stages), optim/acme_scalars.lua (the line model, limiter, cosine),
 -- optim/acme_state.lua (compat, the saved group states, step_size, code_counts).

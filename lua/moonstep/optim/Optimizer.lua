@@ -34,6 +34,10 @@
 --   check_finite = false    no scan of the gradients for nan/inf (one read-only pass over
 --                           the gradient arena per step, 11-23% of an Adam step on this
 --                           machine); the loss is still checked
+--   distributed = false     under mpirun (ms.dist), exchange nothing: by default the
+--                           parameters are broadcast from rank 0 at bind and each closure's
+--                           gradient arena and loss are all-reduced (mean) before the
+--                           update (optim/dist_sync.lua); opt:no_sync(fn) runs fn unsynced
 -- Clipping rewrites the gradient arena in place (as torch.nn.utils.clip_grad_norm_).
 --
 -- A rule class (SGD.lua is the short example; the C side is runtime/optim/sgd.h):
@@ -57,6 +61,7 @@ local reduce = require 'moonstep.optim.reduce'
 local policy = require 'moonstep.optim.policy'
 local state_io = require 'moonstep.optim.state'
 local common = require 'moonstep.optim.config'
+local dist_sync = require 'moonstep.optim.dist_sync'
 local fail = require('moonstep.core').fail
 
 local Optimizer = {}
@@ -199,6 +204,7 @@ function Optimizer:_bind(target, who)
   self.ngroups = #self.groups + 1
   self.hs = self.hyper_ctype and ffi.new(self.hyper_ctype .. '[?]', self.ngroups)
   self.args = ffi.new('ms_optim_args[1]')
+  dist_sync.bind(self)                  -- every rank starts from rank 0's parameters
   if self._init then self:_init() end
   self._required = {}                   -- the buffers _init made: a state must bring them
   for k in pairs(rawget(self, 'buffers') or {}) do self._required[k] = true end
@@ -259,6 +265,7 @@ end
 -- self:_trade_back(who, k)).
 require('moonstep.optim.workspace')(Optimizer)
 require('moonstep.optim.describe')(Optimizer)   -- tostring(opt), tostring(optim.X)
+dist_sync.install(Optimizer)                    -- opt:no_sync(fn)
 
 -- The step counts are plain fields a user may overwrite: integers a double and an int64
 -- share (the runtime takes the step as int64).
@@ -370,6 +377,7 @@ function Optimizer:_evaluate(who, closure, pass, own_scan)
   end
   self:_check_live(who)                 -- the closure is user code
   self:_check_count(who)
+  loss = dist_sync.evaluated(self, loss)   -- gradients and loss averaged over the ranks
   local bad
   if not finite(loss) then
     bad = ('the loss is %s'):format(check.describe(loss))
@@ -411,6 +419,7 @@ function Optimizer:_apply(who, fresh)
   self:_bound(who)
   self:_check_count(who)
   self:_check_live(who)
+  dist_sync.before_apply(self)          -- gradients no evaluate synced (the caller's backward)
   local bad = self._bad
   if not (fresh and self._checked) then
     self._gnorm_sq = nil

@@ -13,10 +13,12 @@
 --   decouple = false   the base steps with g1 + alpha_w (g2 - g1)
 --   gamma = 0.9        in [0, 1): 0.5 is SAM, 0 the base alone
 -- Plus every option of optim/sharpness.lua (gradient accumulation needs decouple = false:
--- the decoupled update is two directions). Scratch: two copies of the parameters (w, g1).
+-- the decoupled update is two directions; with sync = 'final' both are averaged over the
+-- ranks, after max_norm's clipping of the local g1 and g2). Scratch: two copies of the parameters (w, g1).
 local check = require 'moonstep.check'
 local sharpness = require 'moonstep.optim.sharpness'
 local reduce = require 'moonstep.optim.reduce'
+local dist_sync = require 'moonstep.optim.dist_sync'
 
 local function gamma_rule(who, name, v)
   if type(v) ~= 'number' or not (v >= 0 and v < 1) then
@@ -68,6 +70,12 @@ function WSAM:_descent(who, t, info, second, vs)
   else
     reduce.axpby(who, g, a, g1, 1 - a)
   end
+end
+
+-- sync = 'final' with decouple: the update is two directions, g1 (the gradient arena,
+-- averaged by the engine) and the sharpness s: s is averaged too.
+function WSAM:_sync_direction(who, v)
+  if v.decouple then dist_sync.mean(self:_scratch('w')) end
 end
 
 function WSAM:_apply_direction(who, t, vs)

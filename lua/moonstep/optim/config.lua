@@ -1,6 +1,6 @@
 -- optim.config — what every optimizer's configuration shares: the rules a hyper-parameter
 -- value must keep, what counts as a schedule (anything callable), and the options every
--- optimizer takes besides its hyper-parameters (groups, clipping, non-finite handling;
+-- optimizer takes besides its hyper-parameters (groups, clipping, non-finite handling, distributed;
 -- documented in Optimizer.lua). Used by Optimizer.define.
 --   config.rules.<name>(who, key, v)     raises unless v is acceptable
 --   config.callable(v)                   a function or an object with __call
@@ -41,7 +41,7 @@ local callable = check.is_callable
 M.callable = callable
 
 M.COMMON = { 'groups', 'clip_norm', 'clip_tensor_norm', 'clip_value', 'skip_nonfinite', 'on_nonfinite',
-                 'check_finite' }
+                 'check_finite', 'distributed' }
 
 -- The common options: checked and stored on self.
 function M.common_options(self, who, config)
@@ -66,6 +66,11 @@ function M.common_options(self, who, config)
     if not self.check_finite and self.skip_nonfinite then
       check.fail('%s: skip_nonfinite = true needs check_finite (the gradient scan that finds them)', who)
     end
+  end
+  -- distributed = false: this optimizer exchanges nothing between ranks (optim/dist_sync.lua);
+  -- kept only when off (the default, true, leaves no field)
+  if config.distributed ~= nil and not check.boolean(who, 'distributed', config.distributed) then
+    self.distributed = false
   end
   for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
     if config[k] ~= nil then

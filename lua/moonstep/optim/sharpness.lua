@@ -38,6 +38,14 @@
 --                           weights after each update (never of perturbed weights; the first
 --                           update starts it at w); every F updates the weights become it
 --   bn = 'first', replay_rng = true, skip_nonfinite = true: optim/passes.lua
+--   sync = 'final'          data parallelism (ms.dist, optim/dist_sync.lua; spec §2.6):
+--                           'final' (m-sharpness): each rank perturbs with its local
+--                           gradient, neither pass is synced, the final direction (after
+--                           accumulation, before clipping) is all-reduced (mean) once; the
+--                           losses returned are this rank's. 'both': every pass's gradient
+--                           and loss are all-reduced (the perturbation is global: two ranks
+--                           with half the batch each step as one process with all of it).
+--                           Refused with distributed = false (nothing is synced)
 -- Extra memory: one scratch copy of the parameters (w + e), plus the accumulator (A > 1),
 -- the average (use_ema) and the variant's own (listed in its header).
 --
@@ -57,6 +65,7 @@ local check = require 'moonstep.check'
 local Optimizer = require 'moonstep.optim.Optimizer'
 local passes = require 'moonstep.optim.passes'
 local reduce = require 'moonstep.optim.reduce'
+local dist_sync = require 'moonstep.optim.dist_sync'
 
 local M = {}
 local huge = math.huge
@@ -126,7 +135,9 @@ function M.define(name, defaults, rules)
   for k, v in pairs(defaults) do d[k] = v end
   for k, v in pairs(rules) do r[k] = v end
   passes.merge(d, r)
-  local cls = Optimizer.define(name, d, r, { wraps = true })
+  local cls = Optimizer.define(name, d, r, { wraps = true, options = { 'sync' } })
+  cls._configure = M.configure
+  cls._sync_passes = M.sync_passes
   cls.skip_default, cls.multipass = true, true
   cls._check_values = check_values
   cls.step = M.step
@@ -141,6 +152,19 @@ function M.define(name, defaults, rules)
   cls.passes_doc = 'twice a step'
   return cls
 end
+
+-- The sync option: stored only when given (the default, 'final', leaves no field).
+function M.configure(self, who, config)
+  if config.sync == nil then return end
+  self.sync = check.oneof(who, 'sync', config.sync, { 'final', 'both' })
+  if config.distributed == false then
+    check.fail('%s: sync = %s but distributed = false (nothing is synchronised); drop one of them',
+               who, check.describe(config.sync))
+  end
+end
+
+-- Are the passes synced (sync = 'both')? (dist_sync asks before it all-reduces a pass.)
+function M.sync_passes(self) return rawget(self, 'sync') == 'both' end
 
 -- A lazily made state buffer (saved with the state): the accumulator, the average and
 -- the variant's own.
@@ -339,11 +363,23 @@ function M.step_body(self, who, closure)
       return info.loss, info
     end
     self.micro, self.accumulated = 0, 0
-    if n == 0 then return info.loss, info end
-    reduce.axpby(who, g, 0, self.buffers.acc, 1 / n)
-  elseif not ok then
-    return info.loss, info
+    ok = n > 0
+    if ok then reduce.axpby(who, g, 0, self.buffers.acc, 1 / n) end
   end
+  if not M.sync_passes(self) and dist_sync.on(self) then
+    -- sync = 'final': the ranks agree that each has a direction, then average it
+    local all = dist_sync.agree(self, ok)
+    if ok and not all then
+      self.skipped = self.skipped + 1
+      info.skipped = true
+    end
+    ok = all
+    if ok then
+      dist_sync.mean(g)
+      if self._sync_direction then self:_sync_direction(who, v) end
+    end
+  end
+  if not ok then return info.loss, info end
   clip(self, who, v)
   self._gnorm_sq = nil
   self:_clip(who)          -- the engine's clip_norm / clip_tensor_norm / clip_value, on d too

@@ -1,0 +1,119 @@
+-- optim.dist_sync — what an optimizer exchanges between ranks in data-parallel training
+-- (ms.dist over Open MPI; docs/optim.md "Data parallelism"). Every rank runs the same
+-- script on its share of the data; the optimizer keeps the ranks on one trajectory:
+--
+--   at bind        the parameters are broadcast from rank 0 (once per parameter arena),
+--                  so every rank starts from the same point (not for loss_only classes:
+--                  SPSA broadcasts them with its seed, optim/spsa_dist.lua)
+--   every closure  the gradient arena is all-reduced (mean) as ONE flat tensor, and the
+--   evaluation     loss with it, right after the closure and before the non-finite scan,
+--                  clipping and the update: every rank then sees the same gradient and
+--                  loss, and takes the same decisions (skip, clip, line model). This is
+--                  the rule of first-order optimizers (one evaluation a step), ACME,
+--                  LBFGS and BSAM (every pass), and of the SAM family with sync = 'both'
+--   opt:apply() /  gradients the caller computed (no evaluate since the last update) are
+--   opt:step()     all-reduced there, once
+--   SAM family,    sync = 'final' (m-sharpness, the default): the passes are not synced,
+--   'final'        each rank perturbs with its local gradient; the final direction (after
+--                  accumulation, before clipping) is all-reduced once, after the ranks
+--                  agreed (one 1-element all-reduce) that every one of them has a
+--                  direction: a rank whose pass was non-finite makes every rank skip
+-- Off with one rank (ms.dist is then a world of one: nothing is called, results are
+-- bit-identical to a single process), with the option distributed = false (this
+-- optimizer exchanges nothing: the ranks train apart), inside opt:no_sync(fn), and for
+-- optimizers that read only losses (cls.loss_only: SPSA has its own scheme).
+--   dist_sync.on(opt)                 is synchronisation on for opt now?
+--   dist_sync.bind(opt)               the broadcast from rank 0 (Optimizer:_bind)
+--   loss = dist_sync.evaluated(opt, loss)   after a closure (Optimizer:_evaluate)
+--   dist_sync.before_apply(opt)       gradients not synced yet (Optimizer:_apply)
+--   ok = dist_sync.agree(opt, ok)     true when every rank's ok is true
+--   dist_sync.mean(t)                 t all-reduced (mean), in place
+--   dist_sync.install(Optimizer)      opt:no_sync(fn, ...)
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+
+local M = {}
+
+local function dist() return ms.dist end
+
+-- Synchronisation on: more than one rank, distributed not false, not inside no_sync.
+function M.on(opt)
+  if rawget(opt, 'distributed') == false or rawget(opt, '_no_sync') then return false end
+  return dist().is_distributed()
+end
+
+-- The arenas already broadcast (a wrapper and its base bind the same one).
+local broadcast_done = setmetatable({}, { __mode = 'k' })
+
+function M.bind(opt)
+  if rawget(opt, 'distributed') == false or rawget(opt, '_wrapped') or rawget(getmetatable(opt), 'loss_only')
+     or not dist().is_distributed() then
+    return
+  end
+  local arena = opt.arena
+  if broadcast_done[arena] then return end
+  dist().broadcast(arena.flat, 0)
+  broadcast_done[arena] = true
+end
+
+function M.mean(t) return dist().all_reduce(t, 'mean') end
+
+-- Does this closure evaluation sync (the class may say no: loss_only, or a SAM-family
+-- optimizer with sync = 'final')?
+local function passes_sync(opt)
+  if not M.on(opt) then return false end
+  local cls = getmetatable(opt)
+  if rawget(cls, 'loss_only') then return false end
+  local f = rawget(cls, '_sync_passes')
+  return f == nil or f(opt)
+end
+
+-- After the closure: the gradient arena and the loss, averaged over the ranks.
+function M.evaluated(opt, loss)
+  opt._synced = nil
+  if not passes_sync(opt) then return loss end
+  M.mean(opt.arena.gflat)
+  local l = ms.tensor({ loss }, 'float64')
+  M.mean(l)
+  opt._synced = true
+  return l:item()
+end
+
+-- Before an update from gradients that no evaluate synced (opt:step() / opt:apply() after
+-- the caller's own backward, or evaluations under no_sync): they are all-reduced now. Not
+-- for a wrapper's base (the wrapper decides) nor a multi-pass optimizer (its passes did).
+function M.before_apply(opt)
+  local synced = rawget(opt, '_synced')
+  opt._synced = nil
+  if synced or rawget(opt, '_wrapped') or not M.on(opt) then return end
+  local cls = getmetatable(opt)
+  if rawget(cls, 'loss_only') or rawget(cls, 'multipass') then return end
+  M.mean(opt.arena.gflat)
+end
+
+-- true when ok is true on every rank (one 1-element all-reduce).
+function M.agree(opt, ok)
+  local flag = ms.tensor({ ok and 0 or 1 }, 'float64')
+  dist().all_reduce(flag, 'max')
+  return flag:item() == 0
+end
+
+function M.install(Optimizer)
+  -- opt:no_sync(fn, ...): fn(...) runs with this optimizer's synchronisation off (gradient
+  -- accumulation steps, PyTorch's no_sync); returns fn's results. Gradients left
+  -- unsynced are all-reduced by the next evaluate or apply outside it.
+  function Optimizer:no_sync(fn, ...)
+    if type(fn) ~= 'function' then
+      check.fail('%s.no_sync: fn is %s, expected a function (run with synchronisation off)', self.__name,
+                 check.describe(fn))
+    end
+    local prev = rawget(self, '_no_sync')
+    self._no_sync = true
+    local res = { pcall(fn, ...) }
+    self._no_sync = prev
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, table.maxn(res))
+  end
+end
+
+return M

@@ -36,6 +36,8 @@
 -- State: the base's, the average, and extra {seed, calibrated, fx, allowed, blocked,
 -- averaged, hessian = {count, mean}}; the directions need nothing more (regenerated from
 -- the seed).
+-- Several ranks (ms.dist; dist_split = 'directions' | 'batch', distributed = false): spsa_dist.lua;
+-- opt.dist_bytes: the bytes this rank sent in the last step's exchange (0 on one rank).
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local Optimizer = require 'moonstep.optim.Optimizer'
@@ -44,6 +46,7 @@ local reduce = require 'moonstep.optim.reduce'
 local cfg = require 'moonstep.optim.spsa_config'
 local points = require 'moonstep.optim.spsa_points'
 local S = require 'moonstep.optim.spsa_sample'
+local SD = require 'moonstep.optim.spsa_dist'
 local zo = require 'moonstep.optim.zo_ops'
 local check = require 'moonstep.check'
 
@@ -56,6 +59,28 @@ SPSA.preset = cfg.preset
 SPSA.PRESETS = cfg.PRESETS
 
 local GROUP_KEYS = { match = true, weight_decay = true, lr_scale = true }
+
+-- distributed = 'directions' | 'batch' is SPSA's shorthand for dist_split (the common
+-- option distributed is otherwise true | false, optim/config.lua): taken off the config
+-- before the engine checks it.
+local engine_new = SPSA.new
+function SPSA.new(target, config)
+  local c = config
+  if c == nil and type(target) == 'table' and getmetatable(target) == nil and target[1] == nil then c = target end
+  if type(c) ~= 'table' or type(c.distributed) ~= 'string' then return engine_new(target, config) end
+  local split = c.distributed
+  if split ~= 'directions' and split ~= 'batch' then
+    check.fail('SPSA: distributed is %s, expected true, false, "directions" or "batch"', check.describe(split))
+  end
+  if c.dist_split ~= nil and c.dist_split ~= split then
+    check.fail('SPSA: distributed = %q and dist_split = %s disagree (give one)', split, check.describe(c.dist_split))
+  end
+  local copy = {}
+  for k, v in pairs(c) do copy[k] = v end
+  copy.distributed, copy.dist_split = nil, split
+  if c == config then return engine_new(target, copy) end
+  return engine_new(copy)
+end
 
 local function build_base(self, who, o, config)
   if o.update == 'base' then
@@ -254,9 +279,13 @@ local function body(self, who, closure)
   local info = { passes = 0, skipped = false, updated = false, blocked = false, losses = {} }
   take_lr(self)
   check.integer(who, 'opt.seed', rawget(self, 'seed'), 0, 2 ^ 53 - 1)
+  local mode = SD.mode(self)   -- several ranks: spsa_dist.lua (nil: one process)
+  if mode then SD.setup(self, who); SD.begin(self, info, mode) else self.dist_bytes = 0 end
   local t = self.t + 1
   if o.calibrate and not self.calibrated then
-    if not S.calibrate(self, who, closure, info) then return skip(self, info) end
+    local ok
+    if mode then ok = SD.calibrate(self, who, closure, info, mode) else ok = S.calibrate(self, who, closure, info) end
+    if not ok then return skip(self, info) end
   end
   local v = self:_values(who, t, 1)
   self.gains = { a = v.a, A = v.A, alpha = v.alpha, c = v.c, gamma = v.gamma }
@@ -272,25 +301,39 @@ local function body(self, who, closure)
   end
   S.fill_directions(self, who, dirs, step)
   if v.blocking and self._fx == nil then
-    self._fx = S.eval(self, who, closure, nil, info)
-    if self._bad then
-      local bad = self._fx
-      self._fx = nil
-      return skip(self, info, bad)
+    if mode then
+      local ys = SD.at_w(self, who, closure, info, 1, mode)
+      if not ys then return skip(self, info) end
+      self._fx = ys[1]
+    else
+      self._fx = S.eval(self, who, closure, nil, info)
+      if self._bad then
+        local bad = self._fx
+        self._fx = nil
+        return skip(self, info, bad)
+      end
     end
     if v.allowed_increase == false and self._allowed == nil then
       local ys, sum = {}, 0
-      for j = 1, 25 do
-        ys[j] = S.eval(self, who, closure, nil, info)
-        if self._bad then self._fx = nil; return skip(self, info, ys[j]) end
-        sum = sum + ys[j]
+      if mode then
+        ys = SD.at_w(self, who, closure, info, 25, mode)
+        if not ys then self._fx = nil; return skip(self, info) end
+        for j = 1, 25 do sum = sum + ys[j] end
+      else
+        for j = 1, 25 do
+          ys[j] = S.eval(self, who, closure, nil, info)
+          if self._bad then self._fx = nil; return skip(self, info, ys[j]) end
+          sum = sum + ys[j]
+        end
       end
       local mean, var = sum / 25, 0
       for j = 1, 25 do var = var + (ys[j] - mean) ^ 2 end
       self._allowed = 2 * math.sqrt(var / 25)
     end
   end
-  local s, L0 = S.sample(self, who, closure, info, h, dirs)
+  local s, L0
+  if mode then s, L0 = SD.sample(self, who, closure, info, h, dirs, mode)
+  else s, L0 = S.sample(self, who, closure, info, h, dirs) end
   -- (seeded MeZO takes the last perturbation off inside its update's pass)
   if not (s and o.update == 'mezo' and o.memory == 'seeded' and not v.blocking) then points.home(self, who) end
   info.s = s
@@ -310,8 +353,15 @@ local function body(self, who, closure)
   info.updated = true
   if v.blocking then
     local allowed = v.allowed_increase == false and self._allowed or v.allowed_increase
-    local y = S.eval(self, who, closure, nil, info)
-    if self._bad or y >= self._fx + allowed then
+    local y, bad
+    if mode then
+      local ys = SD.at_w(self, who, closure, info, 1, mode)
+      y, bad = ys and ys[1], not ys
+    else
+      y = S.eval(self, who, closure, nil, info)
+      bad = self._bad
+    end
+    if bad or y >= self._fx + allowed then
       w:copy_(self:_scratch('block'))
       self.blocked = self.blocked + 1
       info.blocked = true

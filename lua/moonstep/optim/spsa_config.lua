@@ -18,6 +18,8 @@
 --   memory = 'seeded' | 'materialized' | 'virtual'; restore = 'exact' | 'subtract' (seeded)
 --   seed, directions, gain_unit, steps_per_epoch, gc_reset, calibrate, average_from,
 --   second_order, criterion, batched, per_example, lr (= a)
+--   dist_split = 'directions' (default) | 'batch': how several ranks share a step (spsa_dist.lua;
+--   the common option distributed = false turns the exchange off)
 -- Presets: M.preset(name [, overrides]) -> a config table (M.PRESETS says what each is).
 local check = require 'moonstep.check'
 local passes = require 'moonstep.optim.passes'
@@ -46,7 +48,8 @@ M.DEFAULTS, M.RULES = passes.merge({
 
 M.OPTIONS = { 'dist', 'diff', 'n', 'divide', 'update', 'base', 'memory', 'restore', 'seed',
               'directions', 'gain_unit', 'steps_per_epoch', 'gc_reset', 'calibrate',
-              'average_from', 'second_order', 'criterion', 'batched', 'per_example', 'lr' }
+              'average_from', 'second_order', 'criterion', 'batched', 'per_example', 'lr',
+              'dist_split' }
 
 M.DISTS = { 'rademacher', 'gaussian', 'segmented_uniform' }
 M.UPDATES = { 'sgd', 'spsa_gc', 'adam', 'sign', 'mezo' }
@@ -193,6 +196,7 @@ function M.configure(self, who, config)
   if o.update == 'mezo' and o.memory ~= 'seeded' and o.directions then
     check.fail("%s: update = 'mezo' regenerates moonstep's directions; it cannot use directions of your own (use update = 'sgd')", who)
   end
+  o.dist_split = check.oneof(who, 'dist_split', config.dist_split or 'directions', { 'directions', 'batch' })
   self._zo = o
   return o
 end

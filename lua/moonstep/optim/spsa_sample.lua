@@ -2,6 +2,7 @@
 --   S.dir(opt, step, index, scale [, dist])   a direction table (optim/zo_ops.lua)
 --   S.eval(opt, who, closure, terms, info)    one loss evaluation at w + sum of terms
 --   S.calibrate(opt, who, closure, info)      Qiskit's gain calibration (first step)
+--   S.calibrated(opt, total, info)            its gains from the sum of |(y+ - y-) / (2 c)|
 --   S.fill_directions(opt, who, dirs, k)      the stored directions (batched, your own)
 --   s, L0 = S.sample(opt, who, closure, info, h, dirs)   the projected gradients s_i (nil
 --                                             when a loss was non-finite); the model is left
@@ -52,6 +53,12 @@ function M.calibrate(self, who, closure, info)
     total = total + math.abs((yp - ym) / (2 * c.c))
   end
   points.home(self, who)
+  return M.calibrated(self, total, info)
+end
+
+-- The gains from the calibration's total of |(y+ - y-) / (2 c)| (also spsa_dist's).
+function M.calibrated(self, total, info)
+  local c = self._zo.calibrate
   local avg = total / c.steps
   local a = c.target / avg
   if not (a >= 1e-10) or a == math.huge then a = c.target end   -- Qiskit's fallback

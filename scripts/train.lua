@@ -8,6 +8,25 @@
 -- one line on stderr (exit status 130) and, with --save, first writes a checkpoint of
 -- the last finished step: --resume continues from it with the same losses as a run
 -- that was never stopped.
+--
+-- Data parallelism: mpirun -np N bin/moonstep scripts/train.lua --distributed
+--   (as root: mpirun --allow-run-as-root ...). Each rank trains on its strided share of
+--   every epoch's order (ds:shard: one permutation from the shared seed, then shared out)
+--   and the gradients are averaged over the ranks every step. --batch is the GLOBAL batch:
+--   each rank takes batch / N examples per step, so a run follows the same trajectory on
+--   any number of ranks (up to float rounding), and a checkpoint resumes on another N.
+--   The optimizers synchronise (optim/dist_sync.lua: parameters broadcast from rank 0 at
+--   bind, gradient arena and loss averaged per closure; the SAM family perturbs locally,
+--   sync = 'final'; SPSA exchanges only losses, dist_split = 'batch'); the script checks
+--   after every epoch that the ranks' parameters agree. Rank 0 alone prints and writes
+--   checkpoints (every rank reads --resume: a shared file system); the epoch loss and the
+--   test accuracy are reduced over every rank (each rank evaluates its share of the test
+--   set: the counts are summed). Without mpirun, --distributed is a world of one and
+--   changes nothing. --threads defaults to this host's cores shared out among its ranks.
+--   Ctrl-C goes to mpirun, which ends the ranks (Open MPI does not pass SIGINT on): the
+--   run continues with --resume from the last epoch's checkpoint, on any number of ranks.
+--   (Should a rank itself get SIGINT, rank 0 saves the stopped step's state as above; its
+--   partial loss is rank 0's share.)
 local ms = require 'moonstep'
 local nn, optim, C = ms.nn, ms.optim, ms.C
 
@@ -29,6 +48,8 @@ local FLAGS = {
   { 'limit', 'integer', nil, 'train on the first N training images only', min = 1 },
   { 'save', 'string', nil, 'write a checkpoint to PATH after every epoch and on Ctrl-C' },
   { 'resume', 'string', nil, 'continue from the checkpoint at PATH' },
+  { 'distributed', 'flag', false, 'data-parallel over the ranks of mpirun (--batch is then the global batch; ' ..
+    'the threads default to the cores shared out among the ranks on this host)' },
 }
 
 local flags = require 'moonstep.flags'
@@ -74,11 +95,36 @@ local function build_model(kind)
                        nn.Linear(128, 10)), 'image'
 end
 
--- run: everything the training loop and the Ctrl-C handler share.
-local run = { epoch = 1, done = 0, sum = 0, seen = 0 }
+-- run: everything the training loop and the Ctrl-C handler share. rank, world: ms.dist's
+-- (0 and 1 without --distributed); only rank 0 prints and saves.
+local run = { epoch = 1, done = 0, sum = 0, seen = 0, rank = 0, world = 1 }
+local function say(...) if run.rank == 0 then print(...) end end
+
+---------------------------------------------------------------------------------------
+-- Data parallelism (--distributed)
+---------------------------------------------------------------------------------------
+-- Joins the job; --threads defaults to this host's cores shared out among its ranks.
+local function join()
+  if not args.distributed then return end
+  run.rank, run.world = ms.dist.init()
+  local here = tonumber(os.getenv('OMPI_COMM_WORLD_LOCAL_SIZE') or '')
+  if not args.threads and here and here > 1 then
+    ms.set_num_threads(math.max(1, math.floor(ms.num_threads() / here)))
+  end
+  if args.batch % run.world ~= 0 then
+    error(('--batch %d is the global batch: it must be a multiple of the %d ranks'):format(args.batch, run.world), 0)
+  end
+end
+
+-- The sum over the ranks of a list of numbers (itself in a world of one).
+local function sum_over_ranks(values)
+  if run.world == 1 then return values end
+  return ms.dist.all_reduce(ms.tensor(values, 'float64')):totable()
+end
 
 local function setup()
   if args.threads then ms.set_num_threads(args.threads) end
+  join()
   ms.manual_seed(args.seed)
   local model, shape = build_model(args.model)
   model.input_grad = false   -- no gradient w.r.t. the images
@@ -93,6 +139,13 @@ local function setup()
   if args.device ~= 'cpu' then
     model:to(args.device)
     train, test = train:to(args.device), test:to(args.device)
+  end
+  run.train_size = train:size()          -- the whole training set (a shard's size is its share)
+  if args.distributed then
+    -- training: equal shares (padded), so every rank takes the same number of steps;
+    -- evaluation: every test image exactly once (no collective runs per batch there)
+    train = train:shard(run.rank, run.world)
+    test = test:shard(run.rank, run.world, { remainder = 'none' })
   end
   -- each optimizer with its usual default learning rate (--lr overrides it)
   local OPTIMIZERS = {
@@ -115,10 +168,13 @@ local function setup()
   OPTIMIZERS.gsam, OPTIMIZERS.wsam = sam(optim.GSAM, {}), sam(optim.WSAM, {})
   OPTIMIZERS.looksam, OPTIMIZERS.fsam = sam(optim.LookSAM, {}), sam(optim.FriendlySAM, {})
   OPTIMIZERS.acme = function(lr) return optim.ACME(model, { lr = lr or 1e-3 }) end
-  OPTIMIZERS.bsam = function(lr) return optim.BSAM(model, { lr = lr or 0.5, num_data = train:size() }) end
+  OPTIMIZERS.bsam = function(lr) return optim.BSAM(model, { lr = lr or 0.5, num_data = run.train_size }) end
   OPTIMIZERS.spsa = function(lr)
+    -- data-parallel: every rank evaluates every direction on its share of the batch and the
+    -- losses are averaged (dist_split = 'batch': one process's trajectory, as --batch says)
     return optim.SPSA(model, optim.SPSA.preset('zeroth_learn', { lr = lr or 1e-3, seed = args.seed,
-                                                                  criterion = nn.CrossEntropyLoss() }))
+                                                                  criterion = nn.CrossEntropyLoss(),
+                                                                  dist_split = args.distributed and 'batch' or nil }))
   end
   local opt = OPTIMIZERS[args.optim](args.lr)
   run.model, run.train, run.test, run.opt = model, train, test, opt
@@ -134,7 +190,9 @@ local function setup()
     run.epoch = ck.epoch + 1
     local p = ck.partial   -- stopped inside epoch ck.epoch + 1 after p.done steps
     if p then run.done, run.sum, run.seen = p.done, p.sum, p.seen end
-    print(('resumed from %s after epoch %d%s'):format(args.resume, ck.epoch,
+    -- p.sum, p.seen are rank 0's share of the stopped epoch's loss (rank 0 saved it)
+    if p and run.rank ~= 0 then run.sum, run.seen = 0, 0 end
+    say(('resumed from %s after epoch %d%s'):format(args.resume, ck.epoch,
       p and (' and %d steps of epoch %d'):format(p.done, run.epoch) or ''))
   end
 end
@@ -142,6 +200,7 @@ end
 -- The checkpoint of the state after run.done steps of epoch run.epoch (complete: the
 -- epoch's end). data_epoch is the dataset's epoch counter before that epoch's batches.
 local function save_checkpoint(complete)
+  if run.rank ~= 0 then return end
   local partial = not complete and { done = run.done, sum = run.sum, seen = run.seen } or nil
   ms.save(args.save, { model_kind = args.model, model = run.model:state_dict(),
                        optimizer = run.opt:state(), rng = ms.rng_state(),
@@ -161,19 +220,46 @@ end
 ---------------------------------------------------------------------------------------
 -- Training
 ---------------------------------------------------------------------------------------
+-- The ranks must hold the same parameters after every epoch (the optimizers keep them
+-- together: optim/dist_sync.lua, SPSA's spsa_dist.lua); a drift is an error, not a
+-- silently wrong run. One all_gather of one number per epoch.
+local function check_ranks_agree()
+  if run.world == 1 then return end
+  local sum = ms.tensor({ run.model:flat_parameters():to('float64'):sum() }, 'float64')
+  local all = ms.dist.all_gather(sum):view(-1):totable()
+  for r = 2, #all do
+    if all[r] ~= all[1] then
+      error(('after epoch %d the ranks hold different parameters (sums %.17g on rank 0, %.17g on rank %d): ' ..
+             'the optimizer did not synchronise them'):format(run.epoch, all[1], all[r], r - 1), 0)
+    end
+  end
+end
+
+-- The test accuracy: with --distributed each rank scores its share of the test set and
+-- the counts of correct answers are summed (the same figure as one process's).
+local function test_accuracy()
+  local acc = ms.metrics.accuracy(run.model, run.test)
+  if not args.distributed then return acc end
+  local n = run.test:size()
+  local c = sum_over_ranks({ math.floor(acc * n + 0.5), n })
+  return c[1] / c[2]
+end
+
 local function train_all()
   local model, train, opt = run.model, run.train, run.opt
   local crit = nn.CrossEntropyLoss()
-  print(('model %s (%d parameters), %s, %d training images, batch %d, %s, %d threads'):format(
-    args.model, model:flat_parameters():numel(), opt.__name, train:size(), args.batch, args.device,
-    ms.num_threads()))
+  local batch = args.batch / run.world       -- this rank's share of a step
+  say(('model %s (%d parameters), %s, %d training images, batch %d, %s, %d threads%s'):format(
+    args.model, model:flat_parameters():numel(), opt.__name, run.train_size, args.batch, args.device,
+    ms.num_threads(), run.world > 1 and (', %d ranks (batch %d each)'):format(run.world, batch) or ''))
+  local epoch_samples = train:size() * run.world   -- with the padding of the shards
   while run.epoch <= args.epochs do
     model:train()
     local t0 = ms.clock()
     local skip, seen0 = run.done, run.seen       -- steps already taken (a resumed epoch)
     run.data_epoch = train.epoch
-    bar = ms.progress(train:size(), { unit = 'samples' })
-    for x, y, b in train:batches(args.batch, { shuffle = true, seed = args.seed }) do
+    bar = ms.progress(epoch_samples, { unit = 'samples', quiet = run.rank ~= 0 or nil })
+    for x, y, b in train:batches(batch, { shuffle = true, seed = args.seed }) do
       if b > skip then
         local loss
         if opt.loss_only then   -- zeroth-order (SPSA): it evaluates the model itself
@@ -183,21 +269,24 @@ local function train_all()
             local out = model:forward(x)
             local l = crit:forward(out, y)
             model:backward(x, crit:backward(out, y))
-            return l
+            return l   -- the optimizer averages the gradients and the loss over the ranks
           end)
         end
         run.done, run.sum, run.seen = b, run.sum + loss * x:size(1), run.seen + x:size(1)
-        bar:update(math.min(b * args.batch, train:size()), ('loss %.4f'):format(run.sum / run.seen))
+        bar:update(math.min(b * args.batch, epoch_samples), ('loss %.4f'):format(run.sum / run.seen))
       end
       check_interrupt()
     end
     clear_line()
     if args.device ~= 'cpu' then ms.cuda.synchronize() end
     local secs = ms.clock() - t0
-    local acc = ms.metrics.accuracy(model, run.test)
+    check_ranks_agree()
+    local acc = test_accuracy()
     check_interrupt()
-    print(('epoch %d  loss %.10f  test_accuracy %.4f  seconds %.2f  samples_per_s %.0f'):format(
-      run.epoch, run.sum / run.seen, acc, secs, (run.seen - seen0) / secs))
+    -- the epoch's loss and samples over every rank (this rank's share without --distributed)
+    local tot = sum_over_ranks({ run.sum, run.seen, run.seen - seen0 })
+    say(('epoch %d  loss %.10f  test_accuracy %.4f  seconds %.2f  samples_per_s %.0f'):format(
+      run.epoch, tot[1] / tot[2], acc, secs, tot[3] / secs))
     if args.save then save_checkpoint(true) end
     run.epoch, run.done, run.sum, run.seen = run.epoch + 1, 0, 0, 0
   end
@@ -208,14 +297,18 @@ if ok then ok, err = guarded(train_all) end
 clear_line()
 if ok then os.exit(0) end
 if err ~= INTERRUPTED then
+  if run.world > 1 then   -- every rank says what stopped it, in one write (mpirun interleaves the ranks)
+    io.stderr:write(('train.lua: rank %d of %d: %s\n'):format(run.rank, run.world, tostring(err)))
+    os.exit(1)
+  end
   die(1, '%s', err)
 end
 
--- Ctrl-C: one line; with --save (and a model to save) a checkpoint first.
+-- Ctrl-C: one line; with --save (and a model to save) a checkpoint first (by rank 0).
 C.ms_interrupt_clear()
 local where = run.opt and (' in epoch %d after %d steps'):format(run.epoch, run.done) or ' before training'
 local saved = ''
-if args.save and run.opt then
+if args.save and run.opt and run.rank == 0 then
   local sok, serr = guarded(save_checkpoint, false)
   if sok then
     saved = ('; saved %s (continue with --resume %s)'):format(args.save, args.save)

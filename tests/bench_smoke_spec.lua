@@ -41,6 +41,27 @@ describe('benchmarks (smoke)', function()
     assert.truthy(out:find('allocations per step: autograd %d+ tensors'), out)
   end)
 
+  it('dist.lua --quick counts the bytes of 1 and 2 ranks (the 2-rank rows skip without mpirun)', function()
+    local D = require 'dist_helper'
+    local out = H.sh_rc('bin/moonstep scripts/bench/dist.lua --quick --cases first,spsa 2>&1')
+    assert.truthy(out:find('rc=0', 1, true), out)
+    assert.truthy(out:find('\n +1 +1 %- +[%d.]+ +0%.000 +0 +0 +1%.00x +yes'), out)
+    if not D.available then
+      assert.truthy(out:find('skipped (no mpirun)', 1, true), out)
+      return
+    end
+    -- first-order: the float32 arena of 784-256-10 (203530), the loss, two size checks,
+    -- exactly once per step (a second sync would double it)
+    assert.truthy(out:find('\n +2 +1 gradients +[%d.]+ +[%d.]+ +814192 +814192 +[%d.]+x +yes'), out)
+    -- SPSA: only scalars (<= 16 T bytes per rank and step), when its data-parallel mode runs
+    for mode in out:gmatch('\n +2 +1 (%a+) +[%d.]+ +[%d.]+ +%d+ +%d+ +[%d.]+x +yes') do
+      if mode ~= 'gradients' then
+        local bytes = tonumber(out:match('\n +2 +1 ' .. mode .. ' +[%d.]+ +[%d.]+ +(%d+)'))
+        assert.truthy(bytes <= 800, out)
+      end
+    end
+  end)
+
   it('kernels.lua --quick checks every competitor against moonstep', function()
     local out = H.sh_rc('bin/moonstep scripts/bench/kernels.lua --quick --threads 1 2>&1')
     assert.truthy(out:find('rc=0', 1, true), out)

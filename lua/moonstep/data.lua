@@ -20,6 +20,8 @@
 --       the calls to batches), else from the global generator (so ms.manual_seed fixes it).
 --   ds:size(), ds:subset(first [, count]) or ds:subset(indices), ds:split(fraction [, seed]),
 --   ds:to(device), ds:normalize(mean, std), ds:mean_std()
+--   ds:shard(rank, world [, {remainder = 'pad' | 'drop' | 'none'}])   a rank's strided
+--       share of each epoch's order, for data parallelism (moonstep.dataset explains)
 local ffi = require 'ffi'
 local ms = require 'moonstep'
 local core = require 'moonstep.core'

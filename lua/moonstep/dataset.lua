@@ -2,11 +2,13 @@
 -- moonstep.data for the API summary): two tensors with one first dimension, iterated in
 -- (optionally shuffled) batches through reused buffers. Every method checks that x and
 -- y are still live and consistent (they are plain fields a user may free or replace).
+-- ds:shard(rank, world) is one rank's share for data parallelism (ms.dist): see below.
 local ms = require 'moonstep'
 local core = require 'moonstep.core'
 local T = require 'moonstep.tensor'
 local check = require 'moonstep.check'
 local random = require 'moonstep.random'
+local ffi = require 'ffi'
 local C = core.C
 
 local M = {}
@@ -57,17 +59,113 @@ function Dataset.new(x, y)
   return setmetatable({ x = x:contiguous(), y = y:contiguous(), epoch = 0 }, Dataset)
 end
 
-function Dataset:size() check_self(self, 'size'); return self.x:size(1) end
+---------------------------------------------------------------------------------------
+-- Shards (data parallelism): ds:shard(rank, world [, {remainder = 'pad'}])
+--
+-- A shard is a view of the whole dataset (ds.x, ds.y are the same tensors, not copies)
+-- that iterates only rank's share of each epoch's order. The share is strided: rank r
+-- takes positions r, r + world, r + 2 world, ... (0-based) of the epoch's order, as
+-- PyTorch's DistributedSampler. So with a per-rank batch b, the union of the ranks' k-th
+-- batches is exactly the k-th batch of size world * b of one process over the whole
+-- order: W ranks averaging their gradients follow one process's trajectory (contiguous
+-- blocks would give rank 0 the first half of every epoch instead).
+--
+-- Shuffling: every rank draws the SAME permutation of all n examples for an epoch, from
+-- the shared {seed, epoch}, and then takes its share of it (shuffle, then shard). Not
+-- shard-then-shuffle-locally: that keeps each rank on the same examples forever, changes
+-- the data order whenever the rank count changes (a resume on other ranks), and is not
+-- one process's order. Nothing is communicated: each rank regenerates the permutation.
+-- A shard of world > 1 therefore refuses to shuffle without an explicit seed (the global
+-- generator may have drifted apart on the ranks).
+--
+-- The remainder when world does not divide n:
+--   'pad'  (default) every rank takes ceil(n / world) examples: the order is wrapped
+--          around (its first examples repeat), DistributedSampler's default;
+--   'drop' every rank takes floor(n / world): the order's last n % world are skipped;
+--   'none' rank r takes exactly positions r, r + world, ... < n: every example once,
+--          ranks may differ by one example (evaluation, where no collective runs per batch).
+-- With 'pad' and 'drop' every rank has the same number of examples, hence the same
+-- number of batches and batch sizes: ranks that took different numbers of steps would
+-- wait on each other's collectives. With 'none' the batch counts may differ by one.
+---------------------------------------------------------------------------------------
+local REMAINDERS = { 'pad', 'drop', 'none' }
+
+-- How many examples rank takes of n.
+local function share_count(n, rank, world, remainder)
+  if remainder == 'pad' then return math.ceil(n / world)
+  elseif remainder == 'drop' then return math.floor(n / world) end
+  return n > rank and math.floor((n - rank - 1) / world) + 1 or 0
+end
+
+-- The shard's positions in an epoch's order, 1-based (an int64 tensor, on the device).
+local function share_positions(sh, device)
+  local pos = ms.empty({ sh.count }, 'int64')
+  local p = ffi.cast('int64_t*', T.data(pos, 'Dataset.shard'))
+  for j = 0, sh.count - 1 do p[j] = (sh.rank + j * sh.world) % sh.n + 1 end
+  return pos:to(device)
+end
+
+function Dataset:shard(rank, world, opts)
+  check_self(self, 'shard')
+  local who = 'Dataset.shard'
+  if rawget(self, '_shard') then
+    local sh = self._shard
+    check.fail('%s: ds is already the shard of rank %d of %d; shard the whole dataset', who, sh.rank, sh.world)
+  end
+  check.integer(who, 'world', world, 1)
+  check.integer(who, 'rank', rank, 0, world - 1)
+  opts = check.options(who, opts, { 'remainder' })
+  local remainder = opts.remainder == nil and 'pad' or check.oneof(who, 'remainder', opts.remainder, REMAINDERS)
+  local n = self:size()
+  local count = share_count(n, rank, world, remainder)
+  if count == 0 then
+    check.fail('%s: %d example%s over %d ranks leave%s rank %d none (remainder %q)', who, n, n == 1 and '' or 's',
+               world, n == 1 and 's' or '', rank, remainder)
+  end
+  local ds = setmetatable({ x = self.x, y = self.y, epoch = 0 }, Dataset)
+  ds._shard = { rank = rank, world = world, remainder = remainder, n = n, count = count }
+  ds._shard.positions = share_positions(ds._shard, self.x.device)
+  return ds
+end
+
+-- For the methods a shard refuses (they would act on, or build from, the whole data).
+local function not_on_shard(self, method)
+  local sh = rawget(self, '_shard')
+  if sh then
+    check.fail('Dataset.%s: ds is the shard of rank %d of %d (a view of the whole dataset); call %s on the ' ..
+               'whole dataset, before ds:shard', method, sh.rank, sh.world, method)
+  end
+end
+
+-- A shard whose ds.x was replaced by one of another length no longer matches its plan.
+local function check_shard(self, method)
+  local sh = rawget(self, '_shard')
+  if sh and self.x:size(1) ~= sh.n then
+    check.fail('Dataset.%s: ds is a shard of %d examples but ds.x now has %d; shard the new dataset instead',
+               method, sh.n, self.x:size(1))
+  end
+  return sh
+end
+
+function Dataset:size()
+  check_self(self, 'size')
+  local sh = check_shard(self, 'size')
+  return sh and sh.count or self.x:size(1)
+end
 
 function Dataset:to(device)
   check_self(self, 'to')
   check.oneof('Dataset.to', 'device', device, { 'cpu', 'cuda' })
-  return Dataset.new(self.x:to(device), self.y:to(device))
+  local sh = check_shard(self, 'to')
+  local ds = Dataset.new(self.x:to(device), self.y:to(device))
+  if sh then ds = ds:shard(sh.rank, sh.world, { remainder = sh.remainder }) end
+  return ds
 end
 
 -- subset(first [, count]) or subset(indices): a table or int64 tensor of 1-based indices
 function Dataset:subset(a, b)
   check_self(self, 'subset')
+  not_on_shard(self, 'subset')
   local n = self:size()
   if type(a) == 'number' then
     check.integer('Dataset.subset', 'first', a, 1, n + 1)
@@ -112,6 +210,7 @@ M.permutation = function(n, gen) return permutation(n, gen, 'data.permutation') 
 -- split(fraction [, seed]): a random split into two datasets of fraction and the rest.
 function Dataset:split(fraction, seed)
   check_self(self, 'split')
+  not_on_shard(self, 'split')
   if type(fraction) ~= 'number' or not (fraction > 0 and fraction < 1) then
     check.fail('Dataset.split: fraction is %s, expected a number strictly between 0 and 1', check.describe(fraction))
   end
@@ -128,6 +227,7 @@ end
 -- Per-feature mean and std over the dataset (as tensors shaped like one example).
 function Dataset:mean_std()
   check_self(self, 'mean_std')
+  not_on_shard(self, 'mean_std')
   if self:size() == 0 then check.fail('Dataset.mean_std: the dataset is empty') end
   local flat = self.x:view(self:size(), -1)
   local mean = flat:mean(1)
@@ -140,6 +240,7 @@ end
 -- In place: x <- (x - mean) / std; mean and std are numbers or broadcastable tensors.
 function Dataset:normalize(mean, std)
   check_self(self, 'normalize')
+  not_on_shard(self, 'normalize')
   local who = 'Dataset.normalize'
   local x = self.x
   for _, a in ipairs { { 'mean', mean }, { 'std', std } } do
@@ -185,13 +286,21 @@ function Dataset:batches(size, opts)
     check.integer('Dataset.batches', 'seed', opts.seed, 0)
     if not opts.shuffle then check.fail('Dataset.batches: a seed was given without shuffle = true') end
   end
-  local n = self:size()
+  local sh = check_shard(self, 'batches')
+  if sh and sh.world > 1 and opts.shuffle and opts.seed == nil then
+    check.fail('Dataset.batches: ds is the shard of rank %d of %d: shuffling needs a seed (the same on every ' ..
+               'rank), so that every rank draws the same permutation before taking its share', sh.rank, sh.world)
+  end
   self.epoch = self.epoch + 1
-  local order
+  local order   -- the epoch's order: 1-based example indices (nil: 1..n)
   if opts.shuffle then
     local gen = opts.seed and { seed = opts.seed, stream = self.epoch } or nil
-    order = permutation(n, gen, 'Dataset.batches'):to(self.x.device)
+    order = permutation(sh and sh.n or self:size(), gen, 'Dataset.batches'):to(self.x.device)
   end
+  if sh then   -- the rank's share of the order
+    order = order and order:index_select(1, sh.positions) or sh.positions
+  end
+  local n = self:size()
   local xshape, yshape = self.x:shape(), self.y:shape()
   xshape[1], yshape[1] = math.min(size, n), math.min(size, n)
   local xb = ms.empty(xshape, { dtype = self.x.dtype, device = self.x.device })
@@ -262,6 +371,11 @@ function Dataset.__tostring(self)
   local n = x:dim() > 0 and x:size(1) or 0
   local lines = { ('Dataset: %d example%s on %s%s'):format(n, n == 1 and '' or 's', x.device,
                   x.device ~= y.device and (' (y on ' .. y.device .. ')') or '') }
+  local sh = rawget(self, '_shard')
+  if type(sh) == 'table' then
+    lines[1] = ('Dataset: the shard of rank %d of %d, %d of %d examples (strided, remainder %q), on %s'):format(
+      sh.rank, sh.world, sh.count, n, sh.remainder, x.device)
+  end
   lines[2] = '  x  ' .. describe_x(x)
   lines[3] = '  y  ' .. describe_y(y)
   return table.concat(lines, '\n')

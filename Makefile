@@ -108,10 +108,10 @@ $(BUILD)/cuda_loader.o: runtime/cuda_loader.c $(BUILD)/cuda_args.h $(HEADERS) | 
 	$(CC) $(MS_CFLAGS) -I$(BUILD) -c $< -o $@
 endif
 
-$(BUILD)/libmoonstep_mpi.so: runtime/mpi/dist_mpi.c runtime/include/moonstep_dist.h | $(BUILD)
+$(BUILD)/libmoonstep_mpi.so: runtime/mpi/dist_mpi.c runtime/mpi/plugin_error.h runtime/include/moonstep_dist.h | $(BUILD)
 	$(MPICC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include $(CFLAGS) -shared $(LDFLAGS) -o $@ $<
 
-$(BUILD)/libmoonstep_nccl.so: runtime/mpi/dist_nccl.c runtime/include/moonstep_nccl.h | $(BUILD)
+$(BUILD)/libmoonstep_nccl.so: runtime/mpi/dist_nccl.c runtime/mpi/plugin_error.h runtime/include/moonstep_nccl.h | $(BUILD)
 	$(CC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include -I$(CUDA_HOME)/include $(CFLAGS) -shared \
 	  $(LDFLAGS) -o $@ $< -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart
 

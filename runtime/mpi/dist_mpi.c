@@ -7,11 +7,9 @@
  * (MPI_ERRORS_RETURN), not fatal. MPI is finalized at process exit (atexit). */
 #include <mpi.h>
 #include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "plugin_error.h"
 #include "moonstep_dist.h"
 
 static char err_buf[512];
@@ -25,9 +23,9 @@ int ms_dist_abi_version(void) { return MS_DIST_ABI_VERSION; }
 static int fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+  int rc = plugin_fail(err_buf, sizeof err_buf, fmt, ap);
   va_end(ap);
-  return 1;
+  return rc;
 }
 
 static int mpi_fail(const char *what, int rc) {
@@ -35,12 +33,6 @@ static int mpi_fail(const char *what, int rc) {
   int len = 0;
   if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", rc);
   return fail("%s: %s", what, msg);
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* At exit. After a failed collective MPI_Finalize would wait for the missing rank
@@ -71,14 +63,14 @@ int ms_dist_init(double timeout, int *rank, int *size) {
 
 /* Wait for request r (collective `what`) until the timeout. */
 static int wait_for(MPI_Request *r, const char *what) {
-  double t0 = now();
+  double t0 = plugin_now();
   for (long spins = 0;; spins++) {
     int done = 0;
     int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail(what, rc); }
     if (done) return 0;
     if ((spins & 15) == 15) {          /* let a rank that shares this core run */
-      if (now() - t0 > timeout_s) {
+      if (plugin_now() - t0 > timeout_s) {
         broken = 1;
         return fail("%s: no answer from the other ranks after %g s (a rank died, or stopped calling "
                     "the same collectives in the same order)", what, timeout_s);

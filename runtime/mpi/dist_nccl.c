@@ -8,10 +8,8 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include "plugin_error.h"
 #include "moonstep_nccl.h"
 
 static char err_buf[512];
@@ -25,15 +23,9 @@ int ms_nccl_abi_version(void) { return MS_NCCL_ABI_VERSION; }
 static int fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+  int rc = plugin_fail(err_buf, sizeof err_buf, fmt, ap);
   va_end(ap);
-  return 1;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  return rc;
 }
 
 int ms_nccl_unique_id(void *id) {
@@ -58,7 +50,7 @@ int ms_nccl_init(const void *id, int rank, int size, double timeout) {
 
 /* Wait for the stream's NCCL work until the timeout (then the communicator is aborted). */
 static int wait_done(const char *what) {
-  double t0 = now();
+  double t0 = plugin_now();
   for (;;) {
     cudaError_t ce = cudaStreamQuery(stream);
     if (ce == cudaSuccess) return 0;
@@ -66,7 +58,7 @@ static int wait_done(const char *what) {
     ncclResult_t async = ncclSuccess;
     ncclCommGetAsyncError(comm, &async);
     if (async != ncclSuccess) return fail("%s: %s", what, ncclGetErrorString(async));
-    if (now() - t0 > timeout_s) {
+    if (plugin_now() - t0 > timeout_s) {
       ncclCommAbort(comm);
       comm = NULL;
       return fail("%s: no answer from the other ranks after %g s (a rank died, or stopped calling "

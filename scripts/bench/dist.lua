@@ -87,14 +87,7 @@ local function worker(case, threads, steps, mode, global)
     local mine = mode == 'pair' and batch / 2 or batch / world
     local x = ms.rand(mine, 784):add_(rank)
     local y = ms.randint(1, 11, { mine })
-    step = function()
-      opt:step(function()          -- the optimizer syncs the gradients and the loss
-        local out = model:forward(x)
-        local l = crit:forward(out, y)
-        model:backward(x, crit:backward(out, y))
-        return l
-      end)
-    end
+    step = function() harness.module_step(model, opt, crit, x, y) end   -- (the optimizer syncs)
   else
     batch = 50
     local mine = mode == 'batch' and batch / world or mode == 'pair' and batch / 2 or batch   -- 'directions': 50 per rank

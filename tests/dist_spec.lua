@@ -66,4 +66,20 @@ describe('ms.dist on 2 ranks (mpirun)', function()
     assert.truthy(out:find('rank 1') and out:find('signal 9'), out)
     assert.is_true(ms.clock() - t0 < 30, out)
   end)
+
+  dit('ends the whole job at once when a rank raises a Lua error', function()
+    local t0 = ms.clock()
+    local rc, out = D.run(2, 'tests/dist/failures.lua', 'luaerror', { timeout = 60 })
+    assert.are_not.equal(0, rc, out)
+    assert.truthy(out:find('boom on rank 1', 1, true), out)
+    assert.is_true(ms.clock() - t0 < 15, out)                        -- not the 30 s timeout
+  end)
+
+  dit('refuses different collectives, roots or ops on the ranks', function()
+    local rc, out = D.run(2, 'tests/dist/failures.lua', 'kinds')
+    assert.are.equal(0, rc, out)
+    for r = 0, 1 do
+      assert.truthy(out:find(('rank %d refused: kinds true roots true ops true'):format(r), 1, true), out)
+    end
+  end)
 end)

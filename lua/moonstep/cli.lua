@@ -101,11 +101,16 @@ local function run_or_exit(f, ...)
   local ok, err = xpcall(f, on_error, ...)
   if ok then return end
   io.stdout:flush()
+  local dist = package.loaded['moonstep.dist']   -- several ranks: end the whole job now
   if err == INTERRUPTED then
     io.stderr:write('moonstep: ', interrupt_note or 'interrupted (Ctrl-C)', '\n')
+    io.stderr:flush()
+    if dist then dist._abort(130) end
     os.exit(130)
   end
   io.stderr:write('moonstep: ', text_of(err), '\n')
+  io.stderr:flush()
+  if dist then dist._abort(1) end
   os.exit(1)
 end
 
@@ -159,6 +164,11 @@ local function replay(args)
 end
 
 if argv[1] == 'replay' then replay({ select(2, unpack(argv)) }) end
+
+-- Under an MPI launcher every rank joins the job now (ms.dist), whatever the script does.
+if os.getenv('OMPI_COMM_WORLD_SIZE') or os.getenv('PMIX_RANK') or os.getenv('PMI_SIZE') then
+  run_or_exit(function() ms.dist._join_if_launched() end)
+end
 
 local interactive, ran, i = false, false, 1
 while i <= #argv do

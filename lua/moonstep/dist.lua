@@ -55,16 +55,26 @@ local function plugin(fn)
   return lib
 end
 
+-- The NCCL plugin's path when it was built and is not turned off (MOONSTEP_DIST_NCCL=0).
+local nccl_path
+local function nccl_built()
+  if nccl_path == nil then
+    local path = core.libpath:gsub('[^/]*$', '') .. 'libmoonstep_nccl.so'
+    local f = io.open(path, 'rb')
+    if f then f:close() end
+    nccl_path = (f and os.getenv('MOONSTEP_DIST_NCCL') ~= '0') and path or false
+  end
+  return nccl_path
+end
+
 -- The NCCL plugin, loaded and its communicator made on the first CUDA collective (every
--- rank reaches it together: they all pass a CUDA tensor, checked before); nil when it was
--- not built or is turned off.
+-- rank reaches it together: the agreement check, with a code of its own for the NCCL
+-- path, runs first); nil when it was not built or is turned off.
 local function nccl(fn)
   if st.nccl ~= nil then return st.nccl or nil end
   st.nccl = false
-  local path = core.libpath:gsub('[^/]*$', '') .. 'libmoonstep_nccl.so'
-  local f = io.open(path, 'rb')
-  if os.getenv('MOONSTEP_DIST_NCCL') == '0' or not f then return nil end
-  f:close()
+  local path = nccl_built()
+  if not path then return nil end
   ffi.cdef(core.read_header('moonstep_nccl.h'))
   local lib = ffi.load(path)
   if lib.ms_nccl_abi_version() ~= lib.MS_NCCL_ABI_VERSION then
@@ -91,7 +101,14 @@ end
 
 function M.init(opts)
   opts = check.options('dist.init', opts, { 'timeout' })
-  local timeout = opts.timeout or tonumber(os.getenv('MOONSTEP_DIST_TIMEOUT') or '') or 300
+  local timeout = opts.timeout
+  if timeout == nil then
+    local env = os.getenv('MOONSTEP_DIST_TIMEOUT')
+    timeout = env == nil and 300 or tonumber(env)
+    if timeout == nil or not (timeout >= 1e-3 and timeout < math.huge) then
+      check.fail('dist.init: MOONSTEP_DIST_TIMEOUT is %s, expected seconds >= 0.001', check.describe(env))
+    end
+  end
   check.number('dist.init', 'timeout', timeout, 1e-3)
   if not launched() then
     st.ready, st.rank, st.size = true, 0, 1
@@ -139,10 +156,17 @@ local OPS = { sum = 0, mean = 0, max = 1, min = 2 }
 
 -- All ranks must pass the same element count (and dtype): checked with one small
 -- all_reduce (max and min of the pair), so every rank sees a mismatch and names it.
-local shape_buf = ffi.new('int64_t[4]')
-local function same_everywhere(fn, count, code)
+local shape_buf = ffi.new('int64_t[6]')
+local KIND = { all_reduce = 0, broadcast = 1, all_gather = 2 }
+local function same_everywhere(fn, count, code, arg)
+  local what = KIND[fn] * 64 + (arg or 0)       -- the collective and its root / op
   shape_buf[0], shape_buf[1], shape_buf[2], shape_buf[3] = count, -count, code, -code
-  if st.lib.ms_dist_all_reduce(shape_buf, 4, 2, 1) ~= 0 then lib_fail(fn) end
+  shape_buf[4], shape_buf[5] = what, -what
+  if st.lib.ms_dist_all_reduce(shape_buf, 6, 2, 1) ~= 0 then lib_fail(fn) end
+  if shape_buf[4] ~= what or -shape_buf[5] ~= what then
+    check.fail('dist.%s: the ranks called different collectives, or with a different root or op ' ..
+               '(this rank %d: %s); every rank must make the same calls in the same order', fn, st.rank, fn)
+  end
   if shape_buf[0] ~= count or -shape_buf[1] ~= count or shape_buf[2] ~= code or -shape_buf[3] ~= code then
     check.fail('dist.%s: the ranks passed different tensors: this rank (%d) %d elements of dtype code %d, ' ..
                'others between %d and %d elements (dtype codes %d to %d); every rank must pass the same shape and dtype',
@@ -161,13 +185,19 @@ end
 function M.all_reduce(t, op)
   op = op == nil and 'sum' or check.oneof('dist.all_reduce', 'op', op, { 'sum', 'mean', 'max', 'min' })
   T.live('dist.all_reduce', t)
+  if op == 'mean' and t.dtype == 'int64' then
+    check.fail("dist.all_reduce: op is 'mean' but tensor is %s: 'mean' needs a float tensor", check.describe(t))
+  end
   if DTYPE[t.dtype] == nil then
     check.fail('dist.all_reduce: tensor is %s, expected float32, float64 or int64', check.describe(t))
   end
   if size() == 1 then return t end
+  local opcode = ({ sum = 0, mean = 1, max = 2, min = 3 })[op]
+  if t.device ~= 'cpu' and t:is_contiguous() and nccl_built() then   -- every rank agrees first
+    same_everywhere('all_reduce', t:numel(), DTYPE[t.dtype] + 32, opcode)
+  end
   local gpu = t.device ~= 'cpu' and t:is_contiguous() and nccl('all_reduce')
   if gpu then
-    same_everywhere('all_reduce', t:numel(), DTYPE[t.dtype] + 16)
     if gpu.ms_nccl_all_reduce(T.address(t, 'dist.all_reduce'), t:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
       check.fail('dist.all_reduce: %s', ffi.string(gpu.ms_nccl_error()))
     end
@@ -175,7 +205,7 @@ function M.all_reduce(t, op)
     return t
   end
   local h, copied = host('all_reduce', t)
-  same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype] + (t.device ~= 'cpu' and 16 or 0))
+  same_everywhere('all_reduce', h:numel(), DTYPE[t.dtype] + (t.device ~= 'cpu' and 16 or 0), opcode)
   if st.lib.ms_dist_all_reduce(T.address(h, 'dist.all_reduce'), h:numel(), DTYPE[t.dtype], OPS[op]) ~= 0 then
     lib_fail('all_reduce')
   end
@@ -195,16 +225,18 @@ function M.broadcast(t, root)
   end
   if size() == 1 then return t end
   local nbytes = t:numel() * core.C.ms_dtype_size(t.dtype_id)
+  if t.device ~= 'cpu' and t:is_contiguous() and nccl_built() then   -- every rank agrees first
+    same_everywhere('broadcast', t:numel(), t.dtype_id + 40, root)
+  end
   local gpu = t.device ~= 'cpu' and t:is_contiguous() and nccl('broadcast')
   if gpu then
-    same_everywhere('broadcast', t:numel(), t.dtype_id + 24)
     if gpu.ms_nccl_broadcast(T.address(t, 'dist.broadcast'), nbytes, root) ~= 0 then
       check.fail('dist.broadcast: %s', ffi.string(gpu.ms_nccl_error()))
     end
     return t
   end
   local h, copied = host('broadcast', t)
-  same_everywhere('broadcast', h:numel(), h.dtype_id + 8 + (t.device ~= 'cpu' and 16 or 0))
+  same_everywhere('broadcast', h:numel(), h.dtype_id + 8 + (t.device ~= 'cpu' and 16 or 0), root)
   if st.lib.ms_dist_broadcast(T.address(h, 'dist.broadcast'), nbytes, root) ~= 0 then lib_fail('broadcast') end
   if copied then t:copy_(h) end
   return t
@@ -216,13 +248,26 @@ function M.all_gather(t)
   table.insert(shape, 1, size())
   if size() == 1 then return t:reshape(shape):clone() end
   local h = host('all_gather', t)
-  local out = T.empty(shape, { dtype = t.dtype })
   same_everywhere('all_gather', h:numel(), h.dtype_id + 8)
+  local out = T.empty(shape, { dtype = t.dtype })
   local nbytes = h:numel() * core.C.ms_dtype_size(h.dtype_id)
   if st.lib.ms_dist_all_gather(T.address(h, 'dist.all_gather'), T.address(out, 'dist.all_gather'), nbytes) ~= 0 then
     lib_fail('all_gather')
   end
   return t.device == 'cpu' and out or out:to(t.device)
+end
+
+-- bin/moonstep joins the job before the script runs when an MPI launcher started it, so
+-- that every rank is in MPI even if the script uses ms.dist on some ranks only (a rank
+-- outside MPI would leave the others waiting in MPI_Init, beyond any timeout).
+function M._join_if_launched()
+  if launched() and not st.ready then M.init() end
+end
+
+-- After an uncaught error (bin/moonstep): MPI_Abort ends every rank at once, instead of
+-- this rank waiting in MPI_Finalize until the others time out.
+function M._abort(code)
+  if st.lib and st.size > 1 then st.lib.ms_dist_abort(code) end
 end
 
 return check.strict(M, 'ms.dist')

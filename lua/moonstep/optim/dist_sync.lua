@@ -34,6 +34,8 @@ local check = require 'moonstep.check'
 
 local M = {}
 
+local function pack(...) return { n = select('#', ...), ... } end
+
 local function dist() return ms.dist end
 
 -- Synchronisation on: more than one rank, distributed not false, not inside no_sync.
@@ -100,19 +102,20 @@ end
 
 function M.install(Optimizer)
   -- opt:no_sync(fn, ...): fn(...) runs with this optimizer's synchronisation off (gradient
-  -- accumulation steps, PyTorch's no_sync); returns fn's results. Gradients left
-  -- unsynced are all-reduced by the next evaluate or apply outside it.
+  -- accumulation steps, PyTorch's no_sync); returns all of fn's results (trailing nils
+  -- too). fn: a function or a callable table (as ms.dist.alone). Gradients left unsynced
+  -- are all-reduced by the next evaluate or apply outside it.
   function Optimizer:no_sync(fn, ...)
-    if type(fn) ~= 'function' then
+    if not check.is_callable(fn) then
       check.fail('%s.no_sync: fn is %s, expected a function (run with synchronisation off)', self.__name,
                  check.describe(fn))
     end
     local prev = rawget(self, '_no_sync')
     self._no_sync = true
-    local res = { pcall(fn, ...) }
+    local res = pack(pcall(fn, ...))
     self._no_sync = prev
     if not res[1] then error(res[2], 0) end
-    return unpack(res, 2, table.maxn(res))
+    return unpack(res, 2, res.n)
   end
 end
 

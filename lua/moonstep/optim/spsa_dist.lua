@@ -7,10 +7,11 @@
 -- same order and applies the same update: the parameters stay bit-identical on every rank.
 --
 --   dist_split = 'directions' (the default)  the n directions in contiguous blocks of
---       ceil(n / world), block w on rank w: each direction's points (+-h, 2-SPSA's extras)
---       on its rank, on that rank's data; the at-w evaluations (forward differences' L0:
---       every rank with a direction; blocking's checks: the same blocks, rank 0 first). With the same data on every rank the
---       trajectory is bit for bit the one process's.
+--       ceil(n / world), block w on rank w (ranks past the last block evaluate nothing:
+--       n = 4 on 3 ranks is 2, 2, 0): each direction's points (+-h, 2-SPSA's extras) on
+--       its rank, on that rank's data; the at-w evaluations (forward differences' L0:
+--       every rank with a direction; blocking's checks: the same blocks, rank 0 first).
+--       With the same data on every rank the trajectory is bit for bit the one process's.
 --   dist_split = 'batch'  every rank evaluates every point on its shard of the batch and
 --       each loss is the mean over the ranks (summed in rank order, identical everywhere):
 --       two ranks with half the batch each follow one process with the whole batch within
@@ -82,7 +83,8 @@ local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge en
 -- batched pass, optional)}. Group j (1..J) has P1 points evaluated in one sweep over the
 -- groups, then P2 more in a second sweep (2-SPSA's); at_w: one more evaluation at w before
 -- them (forward differences' L0). 'directions': the groups in contiguous blocks of
--- ceil(J / world), block w on rank w (the at-w one on every rank that owns a group); 'batch': everything on every rank, averaged.
+-- ceil(J / world), block w on rank w (the at-w one on every rank that owns a group);
+-- 'batch': everything on every rank, averaged.
 -- walk: the ranks move the weights through the points they do not evaluate (seeded
 -- subtract: the drift stays the one process's). The losses go into info.losses in the
 -- one process's order; at the first non-finite one, opt._bad is set (or the error raised,

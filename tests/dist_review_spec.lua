@@ -60,3 +60,11 @@ describe('SPSA on 3 ranks (mpirun)', function()
     end)
   end
 end)
+
+describe('SPSA options on several ranks', function()
+  it('refuses dist_split together with distributed = false', function()
+    local p = ms.tensor({ 1, 2 }, 'float64')
+    H.assert_error(function() ms.optim.SPSA(ms.params { p }, { distributed = false, dist_split = 'batch' }) end,
+                   'SPSA: dist_split is "batch" but distributed = false')
+  end)
+end)

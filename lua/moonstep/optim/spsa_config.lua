@@ -197,6 +197,10 @@ function M.configure(self, who, config)
     check.fail("%s: update = 'mezo' regenerates moonstep's directions; it cannot use directions of your own (use update = 'sgd')", who)
   end
   o.dist_split = check.oneof(who, 'dist_split', config.dist_split or 'directions', { 'directions', 'batch' })
+  if config.dist_split ~= nil and config.distributed == false then
+    check.fail('%s: dist_split is %s but distributed = false (this optimizer exchanges nothing); drop one of them',
+               who, check.describe(config.dist_split))
+  end
   self._zo = o
   return o
 end

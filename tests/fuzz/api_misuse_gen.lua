@@ -227,6 +227,8 @@ local SIG = {
   -- ms.autograd (grad(f) returns a function: the fuzzer checks the argument checks)
   grad = 'fn', value_and_grad = 'fn', hvp = 'fn', jvp = 'fn', no_grad = 'fn any', detach = '',
   is_tracked = 't', Function = 'fn value',
+  -- ms.dist (a world of one under the fuzzer: no launcher)
+  all_reduce = 't str', broadcast = 't int', all_gather = 't', alone = 'fn any', shard = 'int int',
   -- nn.functional (public through ms.nn.functional)
   relu_backward = 't t', leaky_relu_backward = 't t num', tanh_backward = 't t', sigmoid_backward = 't t',
   gelu_backward = 't t', unary_into = 't t op num', binary_into = 't t t op num', one_hot = 't pint t',

@@ -20,7 +20,7 @@ local T = {}
 -- Not public, or fuzzed another way (Tensor methods through instances, base classes
 -- through their subclasses' instances, raw C through everything).
 local DENY = { ['ms.C'] = true, ['ms.Tensor'] = true, ['ms.nn.Module'] = true, ['ms.optim.Optimizer'] = true }
-local SUBPACKAGES = { 'nn', 'autograd', 'optim', 'data', 'metrics', 'cuda', 'linalg' }
+local SUBPACKAGES = { 'nn', 'autograd', 'dist', 'optim', 'data', 'metrics', 'cuda', 'linalg' }
 for _, n in ipairs(L.SUBPACKAGES) do SUBPACKAGES[#SUBPACKAGES + 1] = n end   -- the lab (api_misuse_lab.lua)
 local INTERNAL = { core = true, cli = true, repl = true, tensor_print = true, check = true,
                    checkpoint = true, random = true, init = true }

@@ -67,7 +67,10 @@ local engine_new = SPSA.new
 function SPSA.new(target, config)
   local c = config
   if c == nil and type(target) == 'table' and getmetatable(target) == nil and target[1] == nil then c = target end
-  if type(c) ~= 'table' or type(c.distributed) ~= 'string' then return engine_new(target, config) end
+  -- (raw reads: config may be anything, the strict ms table included; the engine checks it)
+  if type(c) ~= 'table' or getmetatable(c) ~= nil or type(rawget(c, 'distributed')) ~= 'string' then
+    return engine_new(target, config)
+  end
   local split = c.distributed
   if split ~= 'directions' and split ~= 'batch' then
     check.fail('SPSA: distributed is %s, expected true, false, "directions" or "batch"', check.describe(split))

@@ -138,7 +138,7 @@ function M.is_distributed() return size() > 1 end
 local function pack(...) return { n = select('#', ...), ... } end
 
 function M.alone(fn, ...)
-  if not check.is_callable(fn) then check.fail('dist.alone: fn is %s, expected a function', check.describe(fn)) end
+  if type(fn) ~= 'function' then check.fail('dist.alone: fn is %s, expected a function', check.describe(fn)) end
   local prev = st.alone
   st.alone = true
   local res = pack(pcall(fn, ...))

@@ -342,6 +342,8 @@ local function chain_call(api, ms)
   end
   local steps, accept = {}, { cls, cls .. '.forward', cls .. '.backward', 'Linear.forward', 'Linear.backward',
                                'ReLU.forward', 'ReLU.backward', 'save', 'load', 'ms.save', 'ms.load' }
+  -- nn.Function runs the user's f: an error inside f names the op that raised it
+  for form in G.nn_ctor(cls):gmatch('ms%.nn%.functional%.(%w+)%(') do accept[#accept + 1] = 'nn.functional.' .. form end
   local function args(k, n)
     local list = G.args_for(G.SIG[k], 0.92)   -- mostly valid: the chain should get far
     for i = 1, #list do   -- now and then the other tensor of the chain as an argument

@@ -205,7 +205,11 @@ local function nn_ctor_call(api, cls)
     end
     stmt = true
   end
-  return { name = 'nn.' .. cls, accept = { cls, 'nn.' .. cls, cls .. '.forward', cls .. '.backward' },
+  local accept = { cls, 'nn.' .. cls, cls .. '.forward', cls .. '.backward' }
+  for form in (G.NN[cls] and G.nn_ctor(cls) or ''):gmatch('ms%.nn%.functional%.(%w+)%(') do   -- nn.Function's f
+    accept[#accept + 1] = 'nn.functional.' .. form
+  end
+  return { name = 'nn.' .. cls, accept = accept,
            area = area_of('ms.nn', cls), setup = concat(setup, ' '), call = call, stmt = stmt }
 end
 

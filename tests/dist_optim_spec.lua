@@ -141,3 +141,14 @@ describe('optimizer data-parallel options with one process', function()
     H.assert_error(function() optim.Adam(p, { lr = 0.1 }):no_sync(3) end, 'Adam.no_sync: fn is 3, expected a function')
   end)
 end)
+
+describe('BatchNorm buffers on 2 ranks', function()
+  local H2 = require 'helper'
+  local D2 = require 'dist_helper'
+  local bit = H2.gate(it, pending, D2.available, D2.why)
+  bit('are rank 0\'s on every rank after each step (as DistributedDataParallel)', function()
+    local rc, out = D2.run(2, 'tests/dist/optim_buffers.lua')
+    assert.are.equal(0, rc, out)
+    for r = 0, 1 do assert.truthy(out:find(('rank %d buffers same true moved true'):format(r), 1, true), out) end
+  end)
+end)

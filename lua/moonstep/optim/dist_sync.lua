@@ -5,6 +5,10 @@
 --   at bind        the parameters are broadcast from rank 0 (once per parameter arena),
 --                  so every rank starts from the same point (not for loss_only classes:
 --                  SPSA broadcasts them with its seed, optim/spsa_dist.lua)
+--   buffers        a bound model's buffers (BatchNorm's running statistics) are broadcast
+--                  from rank 0 at bind and after every synced evaluation, as PyTorch's
+--                  DistributedDataParallel does (broadcast_buffers): every rank evaluates
+--                  and saves rank 0's statistics
 --   every closure  the gradient arena is all-reduced (mean) as ONE flat tensor, and the
 --   evaluation     loss with it, right after the closure and before the non-finite scan,
 --                  clipping and the update: every rank then sees the same gradient and
@@ -47,6 +51,17 @@ end
 -- The arenas already broadcast (a wrapper and its base bind the same one).
 local broadcast_done = setmetatable({}, { __mode = 'k' })
 
+-- The model's buffers from rank 0 (each a broadcast; a model without buffers costs nothing).
+local function broadcast_buffers(opt)
+  local model = rawget(opt, 'model')
+  if type(model) ~= 'table' or type(model.apply) ~= 'function' then return end
+  model:apply(function(m)
+    for _, b in ipairs(rawget(m, '_buffers') or {}) do
+      if check.is_tensor(b.tensor) and not check.is_freed(b.tensor) then dist().broadcast(b.tensor, 0) end
+    end
+  end)
+end
+
 function M.bind(opt)
   if rawget(opt, 'distributed') == false or rawget(opt, '_wrapped') or rawget(getmetatable(opt), 'loss_only')
      or not dist().is_distributed() then
@@ -55,6 +70,7 @@ function M.bind(opt)
   local arena = opt.arena
   if broadcast_done[arena] then return end
   dist().broadcast(arena.flat, 0)
+  broadcast_buffers(opt)
   broadcast_done[arena] = true
 end
 
@@ -77,6 +93,7 @@ function M.evaluated(opt, loss)
   M.mean(opt.arena.gflat)
   local l = ms.tensor({ loss }, 'float64')
   M.mean(l)
+  broadcast_buffers(opt)
   opt._synced = true
   return l:item()
 end

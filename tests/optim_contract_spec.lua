@@ -167,6 +167,23 @@ describe('the optimizer contract', function()
         end
       end)
 
+      it('on one process, distributed = false and no_sync change no bit; a bad distributed is refused', function()
+        local s1, c1 = problem()
+        local s2, c2 = problem()
+        local s3, c3 = problem()
+        local a = cls(s1, config_for(name))
+        local b = cls(s2, config_for(name, { distributed = false }))
+        local c = cls(s3, config_for(name))
+        for _ = 1, 5 do
+          a:step(c1)
+          b:step(c2)
+          assert.are.equal(7, select(2, c:no_sync(function(x) c:step(c3); return 6, x end, 7)))
+        end
+        assert_same_bits(s1:flat_parameters(), s2:flat_parameters(), name .. ' distributed = false')
+        assert_same_bits(s1:flat_parameters(), s3:flat_parameters(), name .. ' no_sync')
+        H.assert_error(function() cls(problem(), config_for(name, { distributed = 'yes' })) end, name, 'distributed')
+      end)
+
       it('refuses an unknown option and bad hyper-parameters, naming them', function()
         local set = problem()
         H.assert_error(function() cls(set, { no_such_option = 1 }) end, name, 'unknown option "no_such_option"')

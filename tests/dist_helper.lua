@@ -23,4 +23,15 @@ function D.run(np, script, args, opts)
   return rc, (out:gsub('rc=%d+%s*$', ''))
 end
 
+-- The lines "[rank] loss ..." / "[rank] param ..." one rank of a run printed, in order (the
+-- trajectory tests/dist/spsa_run.lua and its specs compare).
+function D.trajectory(out, rank)
+  local t = {}
+  for line in out:gmatch('[^\n]+') do
+    local r, rest = line:match('^%[(%d+)%] (.*)$')
+    if r and tonumber(r) == rank and (rest:match('^loss ') or rest:match('^param ')) then t[#t + 1] = rest end
+  end
+  return t
+end
+
 return D

@@ -31,15 +31,7 @@ describe('opt:no_sync (one process)', function()
   end)
 end)
 
--- one rank's (or the lone process's) trajectory lines from tests/dist/spsa_run.lua
-local function trajectory(out, rank)
-  local t = {}
-  for line in out:gmatch('[^\n]+') do
-    local r, rest = line:match('^%[(%d+)%] (.*)$')
-    if r and tonumber(r) == rank and (rest:match('^loss ') or rest:match('^param ')) then t[#t + 1] = rest end
-  end
-  return t
-end
+local trajectory = D.trajectory
 
 describe('SPSA on 3 ranks (mpirun)', function()
   for _, case in ipairs {

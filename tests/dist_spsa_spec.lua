@@ -21,15 +21,7 @@ local function two(args)
   return out
 end
 
--- the trajectory lines (losses and parameter bits) of one rank, in order
-local function trajectory(out, rank)
-  local t = {}
-  for line in out:gmatch('[^\n]+') do
-    local r, rest = line:match('^%[(%d+)%] (.*)$')
-    if r and tonumber(r) == rank and (rest:match('^loss ') or rest:match('^param ')) then t[#t + 1] = rest end
-  end
-  return t
-end
+local trajectory = D.trajectory
 
 local function field(out, rank, key)
   return out:match(('%%[%d%%] %s ([^\n]*)'):format(rank, key))

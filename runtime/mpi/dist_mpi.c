@@ -20,13 +20,7 @@ static int broken = 0;   /* a collective failed or timed out: MPI's state is unu
 const char *ms_dist_error(void) { return err_buf; }
 int ms_dist_abi_version(void) { return MS_DIST_ABI_VERSION; }
 
-static int fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int rc = plugin_fail(err_buf, sizeof err_buf, fmt, ap);
-  va_end(ap);
-  return rc;
-}
+#define fail(...) plugin_fail(err_buf, sizeof err_buf, __VA_ARGS__)
 
 static int mpi_fail(const char *what, int rc) {
   char msg[MPI_MAX_ERROR_STRING];

@@ -20,13 +20,7 @@ static double timeout_s = 300;
 const char *ms_nccl_error(void) { return err_buf; }
 int ms_nccl_abi_version(void) { return MS_NCCL_ABI_VERSION; }
 
-static int fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int rc = plugin_fail(err_buf, sizeof err_buf, fmt, ap);
-  va_end(ap);
-  return rc;
-}
+#define fail(...) plugin_fail(err_buf, sizeof err_buf, __VA_ARGS__)
 
 int ms_nccl_unique_id(void *id) {
   ncclUniqueId u;

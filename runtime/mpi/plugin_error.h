@@ -13,9 +13,13 @@ static inline double plugin_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The message into buf (n bytes); returns 1, the plugins' failure status. */
-static inline int plugin_fail(char *buf, size_t n, const char *fmt, va_list ap) {
+/* The message into buf (n bytes); returns 1, the plugins' failure status. Each plugin
+ * defines fail(...) as plugin_fail(its buffer, its size, ...). */
+static inline int plugin_fail(char *buf, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   vsnprintf(buf, n, fmt, ap);
+  va_end(ap);
   return 1;
 }
 #endif

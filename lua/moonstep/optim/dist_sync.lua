@@ -51,15 +51,18 @@ end
 -- The arenas already broadcast (a wrapper and its base bind the same one).
 local broadcast_done = setmetatable({}, { __mode = 'k' })
 
--- The model's buffers from rank 0 (each a broadcast; a model without buffers costs nothing).
+-- The buffers of module m and its children from rank 0, one broadcast each (a walk of the
+-- tree, no allocation: a model without buffers costs next to nothing per step).
+local function broadcast_tree(m)
+  for _, b in ipairs(rawget(m, '_buffers') or {}) do
+    if check.is_tensor(b.tensor) and not check.is_freed(b.tensor) then dist().broadcast(b.tensor, 0) end
+  end
+  for _, child in ipairs(rawget(m, 'modules') or {}) do broadcast_tree(child) end
+end
+
 local function broadcast_buffers(opt)
   local model = rawget(opt, 'model')
-  if type(model) ~= 'table' or type(model.apply) ~= 'function' then return end
-  model:apply(function(m)
-    for _, b in ipairs(rawget(m, '_buffers') or {}) do
-      if check.is_tensor(b.tensor) and not check.is_freed(b.tensor) then dist().broadcast(b.tensor, 0) end
-    end
-  end)
+  if type(model) == 'table' then broadcast_tree(model) end
 end
 
 function M.bind(opt)

@@ -107,6 +107,46 @@ int ms_dist_all_reduce(void *buf, int64_t count, int dtype, int op) {
   return 0;
 }
 
+/* Started all-reduces: a slot is taken from its start until its ms_dist_wait (its request
+ * may complete earlier, in ms_dist_progress: MPI then sets it to MPI_REQUEST_NULL). */
+static MPI_Request pending[MS_DIST_MAX_PENDING];
+static unsigned char taken[MS_DIST_MAX_PENDING];
+
+int ms_dist_start_all_reduce(void *buf, int64_t count, int dtype, int op, int *handle) {
+  if (started_or_fail("all_reduce")) return 1;
+  if (dtype < 0 || dtype > 2 || op < 0 || op > 2) return fail("all_reduce: bad dtype %d or op %d", dtype, op);
+  if (count < 0 || count >= (1 << 30)) return fail("all_reduce: %lld elements in one started all-reduce, expected fewer than 2^30", (long long)count);
+  int slot = 0;
+  while (slot < MS_DIST_MAX_PENDING && taken[slot]) slot++;
+  if (slot == MS_DIST_MAX_PENDING) return fail("all_reduce: %d all-reduces already in flight", MS_DIST_MAX_PENDING);
+  MPI_Op mop = op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN;
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type_of(dtype), mop, MPI_COMM_WORLD, &pending[slot]);
+  if (rc != MPI_SUCCESS) return mpi_fail("all_reduce", rc);
+  taken[slot] = 1;
+  *handle = slot;
+  return 0;
+}
+
+int ms_dist_progress(void) {
+  if (started_or_fail("all_reduce")) return 1;
+  for (int i = 0; i < MS_DIST_MAX_PENDING; i++) {
+    if (!taken[i] || pending[i] == MPI_REQUEST_NULL) continue;
+    int done = 0;   /* a completed request becomes MPI_REQUEST_NULL; ms_dist_wait then returns at once */
+    int rc = MPI_Test(&pending[i], &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail("all_reduce", rc); }
+  }
+  return 0;
+}
+
+int ms_dist_wait(int handle) {
+  if (started_or_fail("all_reduce")) return 1;
+  if (handle < 0 || handle >= MS_DIST_MAX_PENDING || !taken[handle])
+    return fail("all_reduce: handle %d is not a started all-reduce", handle);
+  taken[handle] = 0;
+  if (pending[handle] == MPI_REQUEST_NULL) return 0;   /* completed in ms_dist_progress */
+  return wait_for(&pending[handle], "all_reduce");
+}
+
 int ms_dist_broadcast(void *buf, int64_t nbytes, int root) {
   if (started_or_fail("broadcast")) return 1;
   for (int64_t done = 0; done < nbytes;) {

@@ -51,6 +51,20 @@ function Sequential:forward(x)
   return x
 end
 
+-- The children's backward, last to first; after each, buckets:after(i) (when bucketed).
+local function backward_children(self, gy, buckets)
+  for i = #self.modules, 1, -1 do
+    local m = self.modules[i]
+    if i > 1 and m.input_grad == nil then m._fed = true end
+    gy = m:backward(self.inputs[i], gy)
+    if gy == nil and i > 1 then
+      check.fail('Sequential.backward: module %d (%s) returned no gradInput', i, self.modules[i].__name)
+    end
+    if buckets then buckets:after(i) end
+  end
+  return gy
+end
+
 function Sequential:backward(x, gy)
   self:check_input(x)
   check.tensor('Sequential.backward', 'gradOutput', gy)
@@ -60,13 +74,22 @@ function Sequential:backward(x, gy)
   if need == nil then need = self._fed == true end
   local first = self.modules[1]
   if first then first.input_grad, first._fed = need, nil end
-  for i = #self.modules, 1, -1 do
-    local m = self.modules[i]
-    if i > 1 and m.input_grad == nil then m._fed = true end
-    gy = m:backward(self.inputs[i], gy)
-    if gy == nil and i > 1 then
-      check.fail('Sequential.backward: module %d (%s) returned no gradInput', i, self.modules[i].__name)
+  -- data parallelism: the gradient all-reduce in buckets, each started once the children
+  -- that fill it are done (optim/dist_buckets.lua; nil when this backward is not bucketed).
+  -- A child that raises: the buckets in flight are waited for before the error goes on
+  -- (MPI writes into the arena until then).
+  local buckets = rawget(self, '_dist_buckets')
+  buckets = buckets and buckets:begin()
+  if buckets then
+    local ok, res = pcall(backward_children, self, gy, buckets)
+    if not ok then
+      buckets:abandon()
+      error(res, 0)
     end
+    gy = res
+    buckets:finish()
+  else
+    gy = backward_children(self, gy)
   end
   self.gradInput = gy
   return gy

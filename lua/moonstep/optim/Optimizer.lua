@@ -38,6 +38,9 @@
 --                           parameters are broadcast from rank 0 at bind and each closure's
 --                           gradient arena and loss are all-reduced (mean) before the
 --                           update (optim/dist_sync.lua); opt:no_sync(fn) runs fn unsynced
+--   bucket_mb = 1           megabytes per bucket of that all-reduce, started as a Sequential
+--                           model's backward finishes them (optim/dist_buckets.lua); false:
+--                           one all-reduce of the whole arena after the closure
 -- Clipping rewrites the gradient arena in place (as torch.nn.utils.clip_grad_norm_).
 --
 -- A rule class (SGD.lua is the short example; the C side is runtime/optim/sgd.h):

@@ -41,7 +41,7 @@ local callable = check.is_callable
 M.callable = callable
 
 M.COMMON = { 'groups', 'clip_norm', 'clip_tensor_norm', 'clip_value', 'skip_nonfinite', 'on_nonfinite',
-                 'check_finite', 'distributed' }
+                 'check_finite', 'distributed', 'bucket_mb' }
 
 -- The common options: checked and stored on self.
 function M.common_options(self, who, config)
@@ -71,6 +71,24 @@ function M.common_options(self, who, config)
   -- kept only when off (the default, true, leaves no field)
   if config.distributed ~= nil and not check.boolean(who, 'distributed', config.distributed) then
     self.distributed = false
+  end
+  -- bucket_mb = 1: megabytes per bucket of the gradient all-reduce that overlaps the
+  -- backward pass (optim/dist_buckets.lua); false: one all-reduce after the closure. Kept
+  -- only when given; refused where nothing is all-reduced
+  local mb = config.bucket_mb
+  if mb ~= nil then
+    if mb ~= false and (type(mb) ~= 'number' or not (mb > 0 and mb < huge)) then
+      check.fail('%s: bucket_mb is %s, expected megabytes > 0 (the gradient all-reduce in buckets) or false (one all-reduce after the closure)',
+                 who, check.describe(mb))
+    end
+    if self.distributed == false then
+      check.fail('%s: bucket_mb is %s but distributed = false (nothing is all-reduced); drop one of them', who, check.describe(mb))
+    end
+    if rawget(getmetatable(self), 'loss_only') then
+      check.fail('%s: bucket_mb is %s but %s exchanges losses, not gradients (no all-reduce to cut in buckets)',
+                 who, check.describe(mb), self.__name)
+    end
+    self.bucket_mb = mb
   end
   for _, k in ipairs { 'clip_norm', 'clip_tensor_norm', 'clip_value' } do
     if config[k] ~= nil then

@@ -9,8 +9,10 @@
 --                  from rank 0 at bind and after every synced evaluation, as PyTorch's
 --                  DistributedDataParallel does (broadcast_buffers): every rank evaluates
 --                  and saves rank 0's statistics
---   every closure  the gradient arena is all-reduced (mean) as ONE flat tensor, and the
---   evaluation     loss with it, right after the closure and before the non-finite scan,
+--   every closure  the gradient arena is all-reduced (mean), in buckets that overlap the
+--   evaluation     backward pass of a Sequential model (optim/dist_buckets.lua, bucket_mb)
+--                  or as ONE flat tensor after the closure, and the
+--                  loss with it, right after the closure and before the non-finite scan,
 --                  clipping and the update: every rank then sees the same gradient and
 --                  loss, and takes the same decisions (skip, clip, line model). This is
 --                  the rule of first-order optimizers (one evaluation a step), ACME,
@@ -27,6 +29,8 @@
 -- optimizer exchanges nothing: the ranks train apart), inside opt:no_sync(fn), and for
 -- optimizers that read only losses (cls.loss_only: SPSA has its own scheme).
 --   dist_sync.on(opt)                 is synchronisation on for opt now?
+--   dist_sync.passes_sync(opt)        ... for this closure evaluation of opt?
+--   dist_sync.syncs_at_apply(opt)     ... for gradients apply() takes (the caller's backward)?
 --   dist_sync.bind(opt)               the broadcast from rank 0 (Optimizer:_bind)
 --   loss = dist_sync.evaluated(opt, loss)   after a closure (Optimizer:_evaluate)
 --   dist_sync.before_apply(opt)       gradients not synced yet (Optimizer:_apply)
@@ -35,6 +39,7 @@
 --   dist_sync.install(Optimizer)      opt:no_sync(fn, ...)
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
+local buckets = require 'moonstep.optim.dist_buckets'
 
 local M = {}
 
@@ -70,6 +75,7 @@ function M.bind(opt)
      or not dist().is_distributed() then
     return
   end
+  buckets.attach(opt)
   local arena = opt.arena
   if broadcast_done[arena] then return end
   dist().broadcast(arena.flat, 0)
@@ -88,12 +94,22 @@ local function passes_sync(opt)
   local f = rawget(cls, '_sync_passes')
   return f == nil or f(opt)
 end
+M.passes_sync = passes_sync
+
+-- Are gradients the caller computed (no evaluate since the last update) synced by apply?
+-- Not for a wrapper's base (the wrapper decides) nor a multi-pass optimizer (its passes do).
+function M.syncs_at_apply(opt)
+  if rawget(opt, '_wrapped') or not M.on(opt) then return false end
+  local cls = getmetatable(opt)
+  return not (rawget(cls, 'loss_only') or rawget(cls, 'multipass'))
+end
 
 -- After the closure: the gradient arena and the loss, averaged over the ranks.
 function M.evaluated(opt, loss)
   opt._synced = nil
+  local averaged = buckets.consume(opt)   -- by the buckets, during the backward
   if not passes_sync(opt) then return loss end
-  M.mean(opt.arena.gflat)
+  if not averaged then M.mean(opt.arena.gflat) end
   local l = ms.tensor({ loss }, 'float64')
   M.mean(l)
   broadcast_buffers(opt)
@@ -102,14 +118,13 @@ function M.evaluated(opt, loss)
 end
 
 -- Before an update from gradients that no evaluate synced (opt:step() / opt:apply() after
--- the caller's own backward, or evaluations under no_sync): they are all-reduced now. Not
--- for a wrapper's base (the wrapper decides) nor a multi-pass optimizer (its passes did).
+-- the caller's own backward, or evaluations under no_sync): they are all-reduced now
+-- (unless the buckets did during that backward).
 function M.before_apply(opt)
   local synced = rawget(opt, '_synced')
   opt._synced = nil
-  if synced or rawget(opt, '_wrapped') or not M.on(opt) then return end
-  local cls = getmetatable(opt)
-  if rawget(cls, 'loss_only') or rawget(cls, 'multipass') then return end
+  local averaged = buckets.consume(opt)
+  if synced or averaged or not M.syncs_at_apply(opt) then return end
   M.mean(opt.arena.gflat)
 end
 

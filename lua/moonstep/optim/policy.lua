@@ -66,8 +66,9 @@ function M.run(opt, closure, p)
     for _, f in ipairs(frozen) do f.m.update_stats = false end
   end
   opt._taking = opt.t + 1
+  opt._in_closure = true                -- (optim/dist_buckets.lua: a backward in an evaluation)
   local res = { pcall(closure, p.pass) }
-  opt._taking = nil
+  opt._taking, opt._in_closure = nil, nil
   if frozen then
     for _, f in ipairs(frozen) do f.m.update_stats = f.on end
   end

@@ -1,0 +1,213 @@
+-- optim.dist_buckets — the gradient all-reduce in buckets that overlap the backward pass
+-- (data parallelism, optim/dist_sync.lua; docs/optim.md "Data parallelism").
+--
+-- The model's root is an nn.Sequential: its backward runs the children last to first, and
+-- the gradient arena holds their parameters first to last, so every child done adds to a
+-- finished tail of the arena. Once the tail not yet sent holds bucket_mb megabytes (option
+-- of the optimizer, default 1; false: one flat all-reduce after the closure, as before),
+-- its all-reduce (sum, nonblocking) starts, and the backward goes on with the next child
+-- while MPI moves it. At the end of the backward the head starts too, every bucket is
+-- waited for, and the arena is scaled by 1 / world: the mean the flat all-reduce gives.
+--
+-- The buckets cover the whole arena, so a bucketed backward leaves every rank with the
+-- mean of what each held: as the flat all-reduce at that moment. The evaluation or apply
+-- that takes the gradients (dist_sync.evaluated / before_apply: M.consume) then skips its
+-- flat all-reduce, unless a backward that was not bucketed (under no_sync, say) or one
+-- that raised came after: then the flat all-reduce runs, and is still the mean, since every
+-- rank holds the same averaged part c plus its own later gradients g_r, and
+-- mean(c + g_r) = c + mean(g_r). Several bucketed backwards in one closure (micro-batches
+-- without no_sync) are each averaged so, on top of the last.
+-- As with PyTorch's DistributedDataParallel, the gradients are averaged when the backward
+-- ends: what a closure adds to them after model:backward is averaged only when it is the
+-- same on every rank (weight decay, a scale); bucket_mb = false averages after the closure.
+--
+-- Bucketed: the CPU arena (float32/float64) of a root Sequential bound to one optimizer;
+-- anything else (a CUDA arena: NCCL through the flat path, autograd's tape, a model without
+-- children) takes the flat all-reduce.
+--   M.attach(opt)          at bind: the plan on opt.model (model._dist_buckets), or nothing
+--                          (a second optimizer bound to the model: false, flat for both)
+--   M.consume(opt)         -> true when the round's gradients are averaged already
+-- plan.nbuckets (per backward), plan.rounds (bucketed backwards so far), plan.early (buckets
+-- started while the backward still ran): what tests and benchmarks read.
+-- Sequential:backward calls plan:begin() (-> the plan, or nil: not bucketed), plan:after(i)
+-- after child i, plan:finish() at the end, plan:abandon() when a child raised.
+local ms = require 'moonstep'
+local check = require 'moonstep.check'
+
+local M = {}
+
+local MAX_PIECE = 2 ^ 30 - 1     -- elements in one started all-reduce (MPI's int count)
+
+local Plan = {}
+Plan.__index = Plan
+
+local function sequential() return require('moonstep.nn.Sequential') end
+
+-- Element ranges [lo, hi) of each child's parameters in the arena (nil: no parameters);
+-- nil when they are not in child order or overlap (the flat path then).
+local function child_ranges(model, flat)
+  local ranges, last = {}, 0
+  for i, m in ipairs(model.modules) do
+    local lo, hi
+    for _, p in ipairs(m:parameters()) do
+      local a = tonumber(p.offset) - tonumber(flat.offset)
+      lo, hi = math.min(lo or a, a), math.max(hi or a, a + p:numel())
+    end
+    if lo then
+      if lo < last then return nil end
+      ranges[i], last = { lo, hi }, hi
+    end
+  end
+  return ranges
+end
+
+-- The buckets, as started after each child: starts[i] = list of {lo, hi} pieces.
+local function plan_buckets(ranges, nchildren, total, bucket_elems)
+  local starts, open_hi = {}, total
+  local function start(i, lo)
+    local list = starts[i] or {}
+    for a = lo, open_hi - 1, MAX_PIECE do list[#list + 1] = { a, math.min(a + MAX_PIECE, open_hi) } end
+    starts[i], open_hi = list, lo
+  end
+  for i = nchildren, 1, -1 do
+    local r = ranges[i]
+    if i == 1 then
+      if open_hi > 0 then start(1, 0) end
+    elseif r and open_hi - r[1] >= bucket_elems then
+      start(i, r[1])
+    end
+  end
+  return starts
+end
+
+local function bucket_mb(opt)
+  local v = rawget(opt, 'bucket_mb')
+  if v == nil then return 1 end
+  return v
+end
+
+-- The plan for opt's model, or nil (the flat path). The ranks agree on the number of
+-- buckets once (a mismatch would pair different all-reduces).
+local function build(opt)
+  local model, arena = rawget(opt, 'model'), opt.arena
+  local mb = bucket_mb(opt)
+  if mb == false or type(model) ~= 'table' or getmetatable(model) ~= sequential()
+     or rawget(model, '_arena') ~= arena then
+    return nil
+  end
+  local flat = arena.gflat
+  if flat.device ~= 'cpu' or (flat.dtype ~= 'float32' and flat.dtype ~= 'float64') or #model.modules == 0 then
+    return nil
+  end
+  local ranges = child_ranges(model, flat)
+  if not ranges then return nil end
+  local esize = flat.dtype == 'float32' and 4 or 8
+  local elems = math.max(1, math.floor(mb * 2 ^ 20 / esize))
+  local starts = plan_buckets(ranges, #model.modules, flat:numel(), elems)
+  local n = 0
+  for _, list in pairs(starts) do n = n + #list end
+  local agree = ms.tensor({ n, -n }, 'int64')
+  ms.dist.all_reduce(agree, 'max')
+  local most, fewest = agree:get(1), -agree:get(2)
+  if most ~= n or fewest ~= n then
+    check.fail('%s: the ranks cut the gradient arena into different buckets (this rank %d, another %d): ' ..
+               'give every rank the same model and bucket_mb', opt.__name, n, most == n and fewest or most)
+  end
+  return setmetatable({ opt = opt, mb = mb, starts = starts, state = 'fresh', handles = {}, views = {}, nbuckets = n,
+                        rounds = 0, early = 0 }, Plan)
+end
+
+-- What attach decided for each optimizer: its bucket_mb then (a change is seen at the next
+-- sync point, where every rank makes it together) and its plan (nil: the flat path).
+local attached = setmetatable({}, { __mode = 'k' })
+
+function M.attach(opt)
+  local model = rawget(opt, 'model')
+  if type(model) ~= 'table' then return end
+  local plan = build(opt)
+  attached[opt] = { mb = bucket_mb(opt), plan = plan }
+  local other = rawget(model, '_dist_buckets')
+  if other ~= nil and not (other and other.opt == opt) then   -- a second optimizer on the model: flat for both
+    model._dist_buckets = false
+  else
+    model._dist_buckets = plan
+  end
+end
+
+-- Wait for every started bucket (after an error inside a backward too).
+function Plan:_drain()
+  local h = self.handles
+  for i = 1, #h do ms.dist._wait(h[i]); h[i] = nil end
+end
+
+-- Is this backward bucketed? When opt syncs it: inside its closure when its evaluations
+-- sync (dist_sync.passes_sync), outside when apply will. A bucketed backward leaves the
+-- whole arena averaged, whatever it held before; one that is not, after one that was,
+-- leaves the round to the flat all-reduce.
+function Plan:begin()
+  local opt = self.opt
+  local dist_sync = require 'moonstep.optim.dist_sync'
+  local on
+  if rawget(opt, '_in_closure') then on = dist_sync.passes_sync(opt)
+  else on = dist_sync.syncs_at_apply(opt) end
+  local flat = opt.arena.gflat
+  if not on or flat.device ~= 'cpu' or bucket_mb(opt) ~= self.mb then   -- (moved, or bucket_mb changed)
+    if self.state == 'complete' then self.state = 'dirty' end
+    return nil
+  end
+  if self.flat ~= flat then self.flat, self.views = flat, {} end   -- (re)bound arena: new views
+  self.state = 'running'
+  return self
+end
+
+-- Child i's backward is done: start its bucket, or let MPI move those in flight.
+function Plan:after(i)
+  local list = self.starts[i]
+  if not list then
+    if #self.handles > 0 then ms.dist._progress() end
+    return
+  end
+  local views = self.views[i]
+  if not views then
+    views = {}
+    for k, r in ipairs(list) do views[k] = self.flat:narrow(1, r[1] + 1, r[2] - r[1]) end
+    self.views[i] = views
+  end
+  for _, v in ipairs(views) do self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v) end
+  if i > 1 then self.early = self.early + #views end
+end
+
+-- A child raised: the buckets in flight are waited for (MPI writes into the arena until
+-- then); the round's gradients are partial, left to the flat path.
+function Plan:abandon()
+  self:_drain()
+  self.state = 'dirty'
+end
+
+function Plan:finish()
+  self:_drain()
+  self.flat:mul_(1 / ms.dist.world_size())
+  self.state, self.rounds = 'complete', self.rounds + 1
+end
+
+-- At the sync point (evaluated / before_apply of opt): true when the round is complete
+-- (the gradients are averaged); the next round starts fresh. bucket_mb changed since the
+-- plan was made: a new plan (every rank changes it at the same step).
+function M.consume(opt)
+  local a = attached[opt]
+  if not a then return false end
+  local plan, complete = a.plan, false
+  if plan then
+    plan:_drain()
+    complete = plan.state == 'complete'
+    plan.state = 'fresh'
+  end
+  if bucket_mb(opt) ~= a.mb then
+    local model = rawget(opt, 'model')
+    if rawget(model, '_dist_buckets') == plan then model._dist_buckets = nil end
+    M.attach(opt)
+  end
+  return complete
+end
+
+return M

@@ -13,8 +13,21 @@
 --   decouple = false   the base steps with g1 + alpha_w (g2 - g1)
 --   gamma = 0.9        in [0, 1): 0.5 is SAM, 0 the base alone
 -- Plus every option of optim/sharpness.lua (gradient accumulation needs decouple = false:
--- the decoupled update is two directions; with sync = 'final' both are averaged over the
--- ranks, after max_norm's clipping of the local g1 and g2). Scratch: two copies of the parameters (w, g1).
+-- the decoupled update is two directions). Scratch: two copies of the parameters (w, g1).
+--
+-- Data parallelism, sync = 'final' on several ranks (spec §2.6, §5 steps 1-8): e from
+-- this rank's LOCAL g1 (m-sharpness); g1 and g2 are averaged over the ranks, THEN clipped
+-- by max_norm, and the update is formed from the averaged, clipped g1 and g2, the same on
+-- every rank (the official dlrover order). With max_norm this class syncs its own passes
+-- (_own_sync): after both passes the ranks agree that each has finite passes (every rank
+-- makes the same collective calls whatever its values; one non-finite rank makes all
+-- skip, opt.skipped counts it on each), then g1 and g2 are all-reduced (two all-reduces
+-- of the arena per (micro-)batch) and the driver averages nothing more. Without max_norm
+-- the update is linear in g1 and g2, so the driver's one average of the final direction
+-- gives it (mean(g2) - mean(g1) = mean(g2 - g1)) with one all-reduce fewer when coupled:
+-- the direction is averaged, and decoupled's sharpness s = g2 - g1 too (_sync_direction).
+-- Gradient accumulation with max_norm: each micro-batch is one official step (its g1 and
+-- g2 averaged over the ranks, then clipped) and the micro-batches' directions are averaged.
 local check = require 'moonstep.check'
 local sharpness = require 'moonstep.optim.sharpness'
 local reduce = require 'moonstep.optim.reduce'
@@ -47,11 +60,16 @@ local function clip(who, g, max_norm)
   if coef < 1 then g:mul_(coef) end
 end
 
+-- With sync = 'final' on several ranks, max_norm acts on the ranks' averages (the
+-- official order): this class averages g1 and g2 itself, before clipping.
+function WSAM:_own_sync(v) return v.max_norm ~= false end
+
 function WSAM:_ascent(who, t, info, vs)
-  local g = self.arena.gflat
-  local norm = sharpness.perturb(self, who, g, vs)   -- e from the raw g1
+  local v, g = vs[1], self.arena.gflat
+  local norm = sharpness.perturb(self, who, g, vs)   -- e from the raw (local) g1
   if norm ~= norm or norm == math.huge then return nil end
-  if vs[1].max_norm then clip(who, g, vs[1].max_norm) end
+  -- (own sync: g1 is averaged, then clipped, in _descent, once every rank has its passes)
+  if v.max_norm and not sharpness.own_sync(self, v) then clip(who, g, v.max_norm) end
   self:_scratch('g1'):copy_(g)
   return true
 end
@@ -59,6 +77,11 @@ end
 function WSAM:_descent(who, t, info, second, vs)
   local v = vs[1]
   local g, g1 = self.arena.gflat, self:_scratch('g1')
+  if sharpness.own_sync(self, v) then   -- (the ranks agreed: each has finite g1 and g2)
+    dist_sync.mean(g1)
+    clip(who, g1, v.max_norm)
+    dist_sync.mean(g)
+  end
   if v.max_norm then clip(who, g, v.max_norm) end
   local a = v.gamma / (1 - v.gamma)
   if v.decouple then
@@ -72,8 +95,9 @@ function WSAM:_descent(who, t, info, second, vs)
   end
 end
 
--- sync = 'final' with decouple: the update is two directions, g1 (the gradient arena,
--- averaged by the engine) and the sharpness s: s is averaged too.
+-- sync = 'final' with decouple (and no max_norm: otherwise g1 and g2 were averaged in
+-- _descent): the update is two directions, g1 (the gradient arena, averaged by the
+-- driver) and the sharpness s: s is averaged too.
 function WSAM:_sync_direction(who, v)
   if v.decouple then dist_sync.mean(self:_scratch('w')) end
 end

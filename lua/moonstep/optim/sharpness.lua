@@ -45,7 +45,9 @@
 --                           losses returned are this rank's. 'both': every pass's gradient
 --                           and loss are all-reduced (the perturbation is global: two ranks
 --                           with half the batch each step as one process with all of it).
---                           Refused with distributed = false (nothing is synced)
+--                           Refused with distributed = false (nothing is synced). A variant
+--                           whose _own_sync says so averages its passes itself with
+--                           'final' (WSAM with max_norm: the official order, spec §5)
 -- Extra memory: one scratch copy of the parameters (w + e), plus the accumulator (A > 1),
 -- the average (use_ema) and the variant's own (listed in its header).
 --
@@ -59,6 +61,14 @@
 --                                      direction into the gradient arena (default: g2)
 --   function X:_apply_direction(who, t, vs)  default: the base applies the gradient arena
 --   X.state_buffers = {'m'}             the variant's lazily made state buffers
+--   X:_own_sync(v)                      optional: true when, with sync = 'final' on several
+--                                      ranks, the variant averages its passes itself. The
+--                                      ranks then agree (one 1-element all-reduce) right
+--                                      after the passes of every (micro-)batch, before
+--                                      _descent, which all-reduces what it needs
+--                                      (dist_sync.mean; sharpness.own_sync(self, v) says
+--                                      whether this step does); the driver's average of
+--                                      the final direction is left out
 --   X:_variant_check(who, v), X:_variant_save(), X:_variant_load(who, x)   optional
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
@@ -155,6 +165,11 @@ end
 
 -- The sync option: stored only when given (the default, 'final', leaves no field).
 function M.configure(self, who, config)
+  if config.bucket_mb ~= nil and config.sync ~= 'both' then   -- (only 'both' all-reduces a pass's gradients)
+    check.fail("%s: bucket_mb is %s but sync is %s: only sync = 'both' all-reduces the passes' gradients " ..
+               "(sync = 'final' averages the final direction once, after the passes); drop bucket_mb or set sync = 'both'",
+               who, check.describe(config.bucket_mb), check.describe(config.sync or 'final'))
+  end
   if config.sync == nil then return end
   self.sync = check.oneof(who, 'sync', config.sync, { 'final', 'both' })
   if config.distributed == false then
@@ -165,6 +180,13 @@ end
 
 -- Are the passes synced (sync = 'both')? (dist_sync asks before it all-reduces a pass.)
 function M.sync_passes(self) return rawget(self, 'sync') == 'both' end
+
+-- Does the variant average its own passes this step (sync = 'final', synchronisation on,
+-- and the class's _own_sync(v) says so)? The same answer on every rank.
+function M.own_sync(self, v)
+  local f = self._own_sync
+  return f ~= nil and not M.sync_passes(self) and dist_sync.on(self) and f(self, v) and true or false
+end
 
 -- A lazily made state buffer (saved with the state): the accumulator, the average and
 -- the variant's own.
@@ -310,9 +332,9 @@ local function pass(self, who, closure, k, v, info)
   return loss, true
 end
 
--- Both passes of one (micro-)batch and the variant's direction in the gradient arena.
--- Returns whether there is a direction (false: a pass was non-finite; w is as before).
-local function direction(self, who, closure, t, vs, info)
+-- Both passes of one (micro-)batch. Returns whether both were finite (false: w is as
+-- before) and the ascent's answer (second: was there a second pass).
+local function both_passes(self, who, closure, t, vs, info)
   local v = vs[1]
   local loss, ok = pass(self, who, closure, 1, v, info)
   info.loss = loss
@@ -328,6 +350,16 @@ local function direction(self, who, closure, t, vs, info)
     info.loss2, info.sharpness = loss2, loss2 - loss
     if not ok2 then return false end
   end
+  return true, second
+end
+
+-- Both passes and the variant's direction in the gradient arena. Returns whether there is
+-- a direction. own: the variant averages its passes (M.own_sync): every rank, whatever its
+-- passes gave, agrees here, and all skip together unless each has finite passes.
+local function direction(self, who, closure, t, vs, info, own)
+  local ok, second = both_passes(self, who, closure, t, vs, info)
+  if own then ok = dist_sync.agree(self, ok) end
+  if not ok then return false end
   self:_descent(who, t, info, second, vs)
   return true
 end
@@ -344,7 +376,8 @@ function M.step_body(self, who, closure)
   local vs = M.values(self, who, t)
   local v = vs[1]
   local info = { passes = 0, skipped = false, updated = false }
-  local ok = direction(self, who, closure, t, vs, info)
+  local own = M.own_sync(self, v)
+  local ok = direction(self, who, closure, t, vs, info, own)
   if not ok then
     self.skipped = self.skipped + 1
     info.skipped = true
@@ -366,8 +399,10 @@ function M.step_body(self, who, closure)
     ok = n > 0
     if ok then reduce.axpby(who, g, 0, self.buffers.acc, 1 / n) end
   end
-  if not M.sync_passes(self) and dist_sync.on(self) then
-    -- sync = 'final': the ranks agree that each has a direction, then average it
+  if not own and not M.sync_passes(self) and dist_sync.on(self) then
+    -- sync = 'final': the ranks agree that each has a direction, then average it (a
+    -- variant with its own sync agreed and averaged already: the direction is the same
+    -- on every rank)
     local all = dist_sync.agree(self, ok)
     if ok and not all then
       self.skipped = self.skipped + 1

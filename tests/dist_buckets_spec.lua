@@ -110,5 +110,14 @@ describe('bucket_mb with one process', function()
     H.assert_error(function() optim.SPSA(m, { lr = 0.1, c = 0.01, bucket_mb = 2 }) end,
                    'SPSA exchanges losses, not gradients')
     assert.are.equal(2, optim.SGD(m, { lr = 0.1, bucket_mb = 2 }).bucket_mb)
+    -- the SAM family: only sync = 'both' all-reduces its passes' gradients
+    H.assert_error(function() optim.SAM(m, { base = optim.SGD { lr = 0.1 }, bucket_mb = 2 }) end,
+                   "SAM: bucket_mb is 2 but sync is \"final\": only sync = 'both'")
+    assert.are.equal(2, optim.GSAM(m, { base = optim.SGD { lr = 0.1 }, bucket_mb = 2, sync = 'both' }).bucket_mb)
+    -- a wrapper's base: the wrapper decides what the ranks exchange
+    H.assert_error(function() optim.SAM(m, { base = optim.SGD { lr = 0.1, bucket_mb = 2 } }) end,
+                   'SAM: base optim.SGD has bucket_mb = 2; give it to SAM itself')
+    H.assert_error(function() optim.WSAM(m, { base = optim.Adam { lr = 0.1, distributed = false } }) end,
+                   'WSAM: base optim.Adam has distributed = false; give it to WSAM itself')
   end)
 end)

@@ -21,6 +21,11 @@ describe('ms.dist without a launcher', function()
     H.assert_error(function() ms.dist.broadcast(t, 1) end, 'dist.broadcast: root is 1, expected a rank in 0..0')
     H.assert_error(function() ms.dist.all_reduce(ms.tensor({ 1 }, 'uint8')) end, 'expected float32, float64 or int64')
     H.assert_error(function() ms.dist.init { timout = 3 } end, 'timout')
+    H.assert_error(function() ms.dist.init { check = 'no' } end, 'dist.init: check is "no", expected')
+    assert.are.same({ 0, 1 }, { ms.dist.init { check = false } })
+    ms.dist.init { check = true }
+    local out = H.sh_rc([[MOONSTEP_DIST_CHECK=2 bin/moonstep -e "require('moonstep').dist.init()"]])
+    assert.truthy(out:find('dist.init: MOONSTEP_DIST_CHECK is "2", expected 0 (no agreement check) or 1', 1, true), out)
   end)
 end)
 
@@ -36,10 +41,12 @@ end)
 
 describe('ms.dist on 2 ranks (mpirun)', function()
   dit('all_reduce (sum, mean, max), all_gather, broadcast and barrier agree on every rank', function()
-    local rc, out = D.run(2, 'tests/dist/collectives.lua')
-    assert.are.equal(0, rc, out)
-    for r = 0, 1 do
-      assert.truthy(out:find(('rank %d of 2: sum 3,3,3 mean 1.5,1.5 max 1,0 gather 0,0,1,1 bcast 17,17 strided 3,9,6,12'):format(r), 1, true), out)
+    for _, how in ipairs { '', 'nocheck' } do   -- with and without the agreement check
+      local rc, out = D.run(2, 'tests/dist/collectives.lua', how)
+      assert.are.equal(0, rc, out)
+      for r = 0, 1 do
+        assert.truthy(out:find(('rank %d of 2: sum 3,3,3 mean 1.5,1.5 max 1,0 gather 0,0,1,1 bcast 17,17 strided 3,9,6,12'):format(r), 1, true), out)
+      end
     end
   end)
 

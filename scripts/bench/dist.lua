@@ -5,6 +5,12 @@
 --     GLOBAL batch (--batch, default 128; each of W ranks takes 1 / W of it); the optimizer averages the
 --     gradient arena (one arena-sized all_reduce) and the loss over the ranks once per
 --     step (optim/dist_sync.lua), as in scripts/train.lua --distributed;
+--   deep: MLP 784-1024-1024-1024-10 (2.9 M parameters, 11.6 MB), the same step, on 2 ranks
+--     with the gradient all-reduce in 1 MB buckets started as the backward finishes them
+--     (optim/dist_buckets.lua, the default) against one flat all-reduce after the backward
+--     (bucket_mb = false);
+--   latency: an 8-byte all_reduce back to back, with ms.dist's agreement check (the
+--     default) and without (ms.dist.init{check = false});
 --   spsa: the zeroth_learn preset (784-128-10, T = 50 forward differences, Adam), in
 --     SPSA's two data-parallel modes (optim/spsa_dist.lua, its dist_split): 'batch' (a global batch of 50,
 --     25 per rank; every rank evaluates all T + 1 points on its half and the losses are
@@ -39,7 +45,7 @@ local stats = dofile(home .. '/scripts/bench/stats.lua')
 local harness = dofile(home .. '/scripts/bench/harness.lua')
 local median, clock, q = stats.median, ms.clock, harness.quote
 
-local CASES = { 'first', 'spsa' }
+local CASES = { 'first', 'deep', 'spsa', 'latency' }
 
 ---------------------------------------------------------------------------------------
 -- Does optim.SPSA run data-parallel (optim/spsa_dist.lua, its `distributed` option)?
@@ -52,7 +58,8 @@ end
 -- Worker: bin/moonstep dist.lua --worker CASE THREADS STEPS [MODE] (under mpirun or alone).
 ---------------------------------------------------------------------------------------
 local function worker(case, threads, steps, mode, global)
-  local rank, world = ms.dist.init { timeout = 120 }
+  local rank, world = ms.dist.init { timeout = 120, check = mode ~= 'nocheck' }
+  local CHECK = mode == 'nocheck' and 0 or 32
   ms.set_num_threads(threads)
   -- count what every collective hands to MPI, and the time spent inside them
   -- ring: what a ring algorithm sends out of each rank for that payload p: all_reduce
@@ -69,20 +76,48 @@ local function worker(case, threads, steps, mode, global)
       if world > 1 then
         local p = t:numel() * ESIZE[t.dtype]
         count.secs = count.secs + clock() - t0
-        count.bytes = count.bytes + p + 32
-        count.ring = count.ring + p * RING[name] + 32 * RING.all_reduce
+        count.bytes = count.bytes + p + CHECK
+        count.ring = count.ring + p * RING[name] + CHECK * RING.all_reduce
         count.calls = count.calls + 1
       end
       return r
     end
   end
+  -- the buckets' started all-reduces (no agreement check; their time is in the step's
+  -- waits, not counted as comm)
+  local start = ms.dist._start_all_reduce
+  ms.dist._start_all_reduce = function(t)
+    local p = t:numel() * ESIZE[t.dtype]
+    count.bytes, count.ring, count.calls = count.bytes + p, count.ring + p * RING.all_reduce, count.calls + 1
+    return start(t)
+  end
   ms.manual_seed(0)
   local model, step, batch
-  if case == 'first' then
+  if case == 'latency' then
+    local t, times = ms.zeros({ 1 }, 'float64'), {}
+    for i = 1, 200 + steps * 20 do
+      local t0 = clock()
+      ms.dist.all_reduce(t)
+      times[i] = clock() - t0
+    end
+    if rank == 0 then
+      print(('result case=latency ranks=%d threads=1 step_s=%.9f comm_s=0 bytes=%d ring=0 calls=1 params=1 agree=1 ' ..
+             'alone_s=0'):format(world, median({ unpack(times, 201) }), 8 + CHECK))
+    end
+    return
+  end
+  if case == 'first' or case == 'deep' then
     batch = global
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    if case == 'first' then
+      model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    else
+      model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                            nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+    end
     model.input_grad = false
-    local opt = optim.Adam(model, { lr = 1e-3 })
+    local bucket_mb                       -- nil: the default (1 MB buckets)
+    if mode == 'flat' then bucket_mb = false end
+    local opt = optim.Adam(model, { lr = 1e-3, bucket_mb = bucket_mb })
     local crit = nn.CrossEntropyLoss()
     local mine = mode == 'pair' and batch / 2 or batch / world
     local x = ms.rand(mine, 784):add_(rank)
@@ -111,7 +146,7 @@ local function worker(case, threads, steps, mode, global)
   -- the arena-sized all_reduce alone, back to back (no training between): the collective's
   -- own cost on this machine
   local alone = 0
-  if world > 1 and case == 'first' then
+  if world > 1 and (case == 'first' or case == 'deep') then
     local g, ts = model:flat_gradients(), {}
     for i = 1, steps do
       local t0 = clock()
@@ -187,6 +222,9 @@ local CONFIGS = {
   spsa = { { ranks = 1, threads = 1 }, { ranks = 1, threads = 2 }, { ranks = 1, threads = 1, mode = 'pair' },
            { ranks = 2, threads = 1, mode = 'batch' },
            { ranks = 2, threads = 1, mode = 'directions' } },
+  deep = { { ranks = 1, threads = 1 }, { ranks = 1, threads = 1, mode = 'pair' }, { ranks = 2, threads = 1, mode = 'flat' },
+           { ranks = 2, threads = 1, mode = 'buckets' } },
+  latency = { { ranks = 2, threads = 1, mode = 'checked' }, { ranks = 2, threads = 1, mode = 'nocheck' } },
 }
 local spsa_dist = spsa_is_distributed()
 
@@ -200,6 +238,9 @@ end
 local HEAD = {
   first = ('first-order: MLP 784-256-10, Adam, global batch %d (%d per rank on 2), gradient arena + loss ' ..
            'all-reduced (mean) by the optimizer once per step'):format(opts.batch, opts.batch / 2),
+  deep = ('deep: MLP 784-1024-1024-1024-10 (2.9 M parameters), Adam, global batch %d; 2 ranks: the gradient ' ..
+          'all-reduce in 1 MB buckets during the backward vs one flat all-reduce after it'):format(opts.batch),
+  latency = 'latency: an 8-byte all_reduce on 2 ranks, back to back, with and without the agreement check',
   spsa = "spsa: the zeroth_learn preset (MLP 784-128-10, T = 50 forward differences, Adam); 1 rank: batch 50; " ..
          "'batch': 25 per rank, 'directions': 50 per rank, 25 directions each",
 }
@@ -236,10 +277,14 @@ for _, case in ipairs(opts.cases) do
         print(('  %5d %8d %-11s %9.3f %9.3f %15.0f %13.0f %7.2fx %6s'):format(c.ranks, c.threads, mode, step * 1e3,
               med('comm_s') * 1e3, payload, med('ring'), base / step,
               agree == 1 and 'yes' or 'NO'))
-        if c.ranks > 1 and case == 'first' then
+        if case == 'latency' then
+          print(('  %36s %.1f us per all_reduce'):format('', step * 1e6))
+        elseif c.ranks > 1 and (case == 'first' or case == 'deep') then
           local p = s[1].params
-          print(('  %36s payload = 4 x %d (the float32 arena) + 8 (the loss, float64) + 2 x 32 (ms.dist\'s size ' ..
-                 'checks) = %d; calls/step %g'):format('', p, 4 * p + 72, med('calls')))
+          local flat = c.mode == 'flat'   -- (otherwise the arena goes in buckets: no size check for them)
+          print(('  %36s payload = 4 x %d (the float32 arena) + 8 (the loss, float64) + %s = %d; calls/step %g')
+                :format('', p, flat and "2 x 32 (ms.dist's size checks)" or "32 (the loss's size check)",
+                        4 * p + (flat and 72 or 40), med('calls')))
           local alone = med('alone_s')
           print(('  %36s the arena all_reduce alone, back to back: %.3f ms (%.0f MB/s of payload; ring bus ' ..
                  'bandwidth %.0f MB/s)'):format('', alone * 1e3, 4 * p / alone / 1e6,

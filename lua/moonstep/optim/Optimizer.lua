@@ -118,6 +118,13 @@ local function as_base(who, v)
       check.fail('%s: base is an optim.%s that another wrapper already uses (they would share its state); give each wrapper its own',
                  who, mt.__name)
     end
+    -- what is exchanged between ranks is the wrapper's to decide (optim/dist_sync.lua)
+    for _, k in ipairs { 'distributed', 'bucket_mb' } do
+      if rawget(v, k) ~= nil then
+        check.fail('%s: base optim.%s has %s = %s; give it to %s itself (the wrapper decides what the ranks exchange)',
+                   who, mt.__name, k, check.describe(rawget(v, k)), who)
+      end
+    end
     return v
   end
   check.fail('%s: base is %s, expected an optimizer such as optim.Adam{lr = 1e-3}', who, check.describe(v))

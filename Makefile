@@ -109,7 +109,7 @@ $(BUILD)/cuda_loader.o: runtime/cuda_loader.c $(BUILD)/cuda_args.h $(HEADERS) | 
 endif
 
 $(BUILD)/libmoonstep_mpi.so: runtime/mpi/dist_mpi.c runtime/mpi/plugin_error.h runtime/include/moonstep_dist.h | $(BUILD)
-	$(MPICC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include $(CFLAGS) -shared $(LDFLAGS) -o $@ $<
+	$(MPICC) -std=c11 -D_GNU_SOURCE -pthread -fPIC -Wall -Wextra -Iruntime/include $(CFLAGS) -shared $(LDFLAGS) -o $@ $<
 
 $(BUILD)/libmoonstep_nccl.so: runtime/mpi/dist_nccl.c runtime/mpi/plugin_error.h runtime/include/moonstep_nccl.h | $(BUILD)
 	$(CC) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra -Iruntime/include -I$(CUDA_HOME)/include $(CFLAGS) -shared \

@@ -2,7 +2,8 @@
 -- oversubscribed: the machine may have fewer cores than ranks; as root when the tests
 -- run as root, with the variables Open MPI asks for). D.run(np, script, args, opts) ->
 -- rc, output (stdout and stderr of every rank, mpirun's own messages included).
--- opts.timeout: seconds before the whole job is killed (default 120). D.available: mpirun
+-- opts.timeout: seconds before the whole job is killed (default 120); opts.env: variable
+-- assignments for every rank ('NAME=value ...'). D.available: mpirun
 -- and the MPI plugin exist (specs gate on it with H.gate).
 local H = require 'helper'
 
@@ -15,9 +16,9 @@ D.why = D.available and '' or ('needs mpirun and ' .. plugin .. ' (apt-get insta
 
 function D.run(np, script, args, opts)
   opts = opts or {}
-  local cmd = ('OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 ' ..
+  local cmd = ('%sOMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 ' ..
                'timeout -k 5 %d mpirun -np %d --oversubscribe bin/moonstep %s %s')
-              :format(opts.timeout or 120, np, script, args or '')
+              :format(opts.env and opts.env .. ' ' or '', opts.timeout or 120, np, script, args or '')
   local out = H.sh_rc(cmd)
   local rc = tonumber(out:match('rc=(%d+)%s*$'))
   return rc, (out:gsub('rc=%d+%s*$', ''))

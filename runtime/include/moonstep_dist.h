@@ -5,9 +5,11 @@
  * dtype: 0 float32, 1 float64, 2 int64. op: 0 sum, 1 max, 2 min.
  * The started all-reduce (bucketed gradients, optim/dist_buckets.lua): ms_dist_start_all_reduce
  * returns at once with a handle in *handle (at most MS_DIST_MAX_PENDING at a time, count
- * below 2^30); ms_dist_progress lets MPI advance those in flight (Open MPI moves a
- * nonblocking collective only inside MPI calls); ms_dist_wait(handle) completes one (the
- * timeout applies). buf must stay untouched until then. */
+ * below 2^30); a progress thread moves them while the caller computes when MPI gives
+ * MPI_THREAD_MULTIPLE (unless MOONSTEP_DIST_PROGRESS_THREAD=0), otherwise
+ * ms_dist_progress does (Open MPI moves a nonblocking collective only inside MPI calls);
+ * ms_dist_wait(handle) completes one (the timeout applies). buf must stay untouched until
+ * then. */
 #ifndef MOONSTEP_DIST_H
 #define MOONSTEP_DIST_H
 #include <stdint.h>

@@ -4,8 +4,11 @@
  * followed by MPI_Test polling until it completes or the timeout passes: a rank that
  * died or stopped calling gives an error on the others, never a hang. Errors return
  * nonzero with the message in ms_dist_error(); MPI's own errors are returned too
- * (MPI_ERRORS_RETURN), not fatal. MPI is finalized at process exit (atexit). */
+ * (MPI_ERRORS_RETURN), not fatal. MPI is finalized at process exit (atexit). MPI is asked
+ * for MPI_THREAD_MULTIPLE so that the started all-reduces (below) can have a progress
+ * thread; every other call comes from the caller's thread. */
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 static char err_buf[512];
 static double timeout_s = 300;
 static int started = 0;
+static int threaded = 0;  /* MPI gave MPI_THREAD_MULTIPLE: a progress thread may run */
 static int broken = 0;   /* a collective failed or timed out: MPI's state is unusable */
 
 const char *ms_dist_error(void) { return err_buf; }
@@ -29,11 +33,14 @@ static int mpi_fail(const char *what, int rc) {
   return fail("%s: %s", what, msg);
 }
 
+static void stop_progress(void);
+
 /* At exit. After a failed collective MPI_Finalize would wait for the missing rank
  * forever: the process leaves without it (mpirun reports that, and ends the job). */
 static void finalize_at_exit(void) {
   int done = 0;
   MPI_Finalized(&done);
+  stop_progress();
   if (!done && !broken) MPI_Finalize();
 }
 
@@ -43,8 +50,9 @@ int ms_dist_init(double timeout, int *rank, int *size) {
     int inited = 0, provided = 0;
     MPI_Initialized(&inited);
     if (!inited) {
-      int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+      int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
       if (rc != MPI_SUCCESS) return fail("MPI_Init_thread failed (code %d)", rc);
+      threaded = provided == MPI_THREAD_MULTIPLE;   /* (the progress thread of the started all-reduces) */
       atexit(finalize_at_exit);
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -107,44 +115,126 @@ int ms_dist_all_reduce(void *buf, int64_t count, int dtype, int op) {
   return 0;
 }
 
-/* Started all-reduces: a slot is taken from its start until its ms_dist_wait (its request
- * may complete earlier, in ms_dist_progress: MPI then sets it to MPI_REQUEST_NULL). */
+/* Started all-reduces (the gradient buckets). A slot is taken from its start until its
+ * ms_dist_wait. Open MPI moves a nonblocking collective only inside MPI calls, so when MPI
+ * gives MPI_THREAD_MULTIPLE a progress thread calls MPI_Test on the slots in flight while
+ * the caller computes (and sleeps on a condition variable when none is); otherwise
+ * ms_dist_progress does it at the caller's pace. mu guards the slots and every MPI call on
+ * their requests. */
 static MPI_Request pending[MS_DIST_MAX_PENDING];
 static unsigned char taken[MS_DIST_MAX_PENDING];
+static unsigned char done_slot[MS_DIST_MAX_PENDING];
+static int rc_slot[MS_DIST_MAX_PENDING];
+static int in_flight = 0;                /* taken and not done */
+static int progress_on = 0, progress_quit = 0;
+static pthread_t progress_tid;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;    /* work started / a slot done */
+
+/* Test every slot in flight once (mu held). */
+static void test_slots(void) {
+  for (int i = 0; i < MS_DIST_MAX_PENDING && in_flight > 0; i++) {
+    if (!taken[i] || done_slot[i]) continue;
+    int done = 0;
+    int rc = MPI_Test(&pending[i], &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) { rc_slot[i] = rc; done = 1; }
+    if (done) { done_slot[i] = 1; in_flight--; pthread_cond_broadcast(&cv); }
+  }
+}
+
+static void *progress_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&mu);
+  while (!progress_quit) {
+    if (in_flight == 0) { pthread_cond_wait(&cv, &mu); continue; }
+    test_slots();
+    pthread_mutex_unlock(&mu);
+    nanosleep(&(struct timespec){ 0, 20 * 1000 }, NULL);   /* 20 us: the caller's compute first */
+    pthread_mutex_lock(&mu);
+  }
+  pthread_mutex_unlock(&mu);
+  return NULL;
+}
+
+static void stop_progress(void) {
+  if (!progress_on) return;
+  pthread_mutex_lock(&mu);
+  progress_quit = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  pthread_join(progress_tid, NULL);
+  progress_on = 0;
+}
 
 int ms_dist_start_all_reduce(void *buf, int64_t count, int dtype, int op, int *handle) {
   if (started_or_fail("all_reduce")) return 1;
   if (dtype < 0 || dtype > 2 || op < 0 || op > 2) return fail("all_reduce: bad dtype %d or op %d", dtype, op);
   if (count < 0 || count >= (1 << 30)) return fail("all_reduce: %lld elements in one started all-reduce, expected fewer than 2^30", (long long)count);
+  if (threaded && !progress_on) {
+    const char *env = getenv("MOONSTEP_DIST_PROGRESS_THREAD");
+    if (!(env && strcmp(env, "0") == 0) && pthread_create(&progress_tid, NULL, progress_main, NULL) == 0) progress_on = 1;
+    else threaded = 0;                   /* turned off, or no thread: progress at the caller's pace */
+  }
+  pthread_mutex_lock(&mu);
   int slot = 0;
   while (slot < MS_DIST_MAX_PENDING && taken[slot]) slot++;
+  int rc = MPI_SUCCESS;
+  if (slot < MS_DIST_MAX_PENDING) {
+    MPI_Op mop = op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN;
+    rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type_of(dtype), mop, MPI_COMM_WORLD, &pending[slot]);
+    if (rc == MPI_SUCCESS) {
+      taken[slot] = 1, done_slot[slot] = 0, rc_slot[slot] = MPI_SUCCESS, in_flight++;
+      pthread_cond_broadcast(&cv);
+    }
+  }
+  pthread_mutex_unlock(&mu);
   if (slot == MS_DIST_MAX_PENDING) return fail("all_reduce: %d all-reduces already in flight", MS_DIST_MAX_PENDING);
-  MPI_Op mop = op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN;
-  int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type_of(dtype), mop, MPI_COMM_WORLD, &pending[slot]);
   if (rc != MPI_SUCCESS) return mpi_fail("all_reduce", rc);
-  taken[slot] = 1;
   *handle = slot;
   return 0;
 }
 
 int ms_dist_progress(void) {
   if (started_or_fail("all_reduce")) return 1;
-  for (int i = 0; i < MS_DIST_MAX_PENDING; i++) {
-    if (!taken[i] || pending[i] == MPI_REQUEST_NULL) continue;
-    int done = 0;   /* a completed request becomes MPI_REQUEST_NULL; ms_dist_wait then returns at once */
-    int rc = MPI_Test(&pending[i], &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail("all_reduce", rc); }
-  }
-  return 0;
+  if (progress_on) return 0;             /* the thread does it */
+  pthread_mutex_lock(&mu);
+  test_slots();
+  pthread_mutex_unlock(&mu);
+  return 0;                              /* (an MPI error is the slot's, reported by its wait) */
 }
 
 int ms_dist_wait(int handle) {
   if (started_or_fail("all_reduce")) return 1;
-  if (handle < 0 || handle >= MS_DIST_MAX_PENDING || !taken[handle])
+  pthread_mutex_lock(&mu);
+  if (handle < 0 || handle >= MS_DIST_MAX_PENDING || !taken[handle]) {
+    pthread_mutex_unlock(&mu);
     return fail("all_reduce: handle %d is not a started all-reduce", handle);
-  taken[handle] = 0;
-  if (pending[handle] == MPI_REQUEST_NULL) return 0;   /* completed in ms_dist_progress */
-  return wait_for(&pending[handle], "all_reduce");
+  }
+  double t0 = plugin_now();
+  int timed_out = 0;
+  for (long spins = 0; !done_slot[handle]; spins++) {
+    if (progress_on) {                   /* the thread tests; sleep until it signals */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 10 * 1000 * 1000;
+      if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+      pthread_cond_timedwait(&cv, &mu, &ts);
+    } else {
+      test_slots();
+      if ((spins & 15) == 15) { pthread_mutex_unlock(&mu); sched_yield(); pthread_mutex_lock(&mu); }
+    }
+    if (!done_slot[handle] && plugin_now() - t0 > timeout_s) { timed_out = 1; break; }
+  }
+  int rc = rc_slot[handle];
+  if (!timed_out) taken[handle] = 0;     /* (a timed-out request stays: MPI still owns its buffer) */
+  pthread_mutex_unlock(&mu);
+  if (timed_out) {
+    broken = 1;
+    return fail("all_reduce: no answer from the other ranks after %g s (a rank died, or stopped calling "
+                "the same collectives in the same order)", timeout_s);
+  }
+  if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail("all_reduce", rc); }
+  return 0;
 }
 
 int ms_dist_broadcast(void *buf, int64_t nbytes, int root) {

@@ -83,13 +83,21 @@ local function worker(case, threads, steps, mode, global)
       return r
     end
   end
-  -- the buckets' started all-reduces (no agreement check; their time is in the step's
-  -- waits, not counted as comm)
-  local start = ms.dist._start_all_reduce
+  -- the buckets' started all-reduces (no agreement check); comm counts the time in their
+  -- starts and waits: what the backward did not hide
+  local start, wait = ms.dist._start_all_reduce, ms.dist._wait
   ms.dist._start_all_reduce = function(t)
+    local t0 = clock()
     local p = t:numel() * ESIZE[t.dtype]
     count.bytes, count.ring, count.calls = count.bytes + p, count.ring + p * RING.all_reduce, count.calls + 1
-    return start(t)
+    local h = start(t)
+    count.secs = count.secs + clock() - t0
+    return h
+  end
+  ms.dist._wait = function(h)
+    local t0 = clock()
+    wait(h)
+    count.secs = count.secs + clock() - t0
   end
   ms.manual_seed(0)
   local model, step, batch
@@ -306,7 +314,8 @@ print(('vs 1x1: the step rate against 1 rank x 1 thread (2 ranks: 2x would be pe
        '1-rank processes at once, half the batch each, no MPI: the most 2 processes get here. This machine ' ..
        'has %s cores, which the 2 ranks share with each other and with anything else running: a 2-rank row ' ..
        'says what two processes and their exchange cost here, not how a cluster scales. comm: the time inside ' ..
-       'the collectives, waiting for the slower rank included. The payload is what each rank hands to MPI ' ..
+       'the collectives, waiting for the slower rank included (buckets: in starting them and waiting for them ' ..
+       'after the backward, the part the backward did not hide). The payload is what each rank hands to MPI ' ..
        '(with ms.dist\'s 32-byte size check per collective); "ring" what a ring algorithm sends out of each ' ..
        'rank for it (all_reduce 2(n-1)/n, all_gather n-1, broadcast 1 x the payload).')
       :format(io.popen('nproc'):read('*l') or '?'))

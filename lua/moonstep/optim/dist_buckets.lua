@@ -6,8 +6,10 @@
 -- finished tail of the arena. Once the tail not yet sent holds bucket_mb megabytes (option
 -- of the optimizer, default 1; false: one flat all-reduce after the closure, as before),
 -- its all-reduce (sum, nonblocking) starts, and the backward goes on with the next child
--- while MPI moves it. At the end of the backward the head starts too, every bucket is
--- waited for, and the arena is scaled by 1 / world: the mean the flat all-reduce gives.
+-- while MPI moves it (Open MPI moves it only inside MPI calls: the plugin's progress thread
+-- makes them, runtime/mpi/dist_mpi.c; without one, each child's end does). At the end of
+-- the backward the head starts too, every bucket is waited for, and the arena is scaled by
+-- 1 / world: the mean the flat all-reduce gives.
 --
 -- The buckets cover the whole arena, so a bucketed backward leaves every rank with the
 -- mean of what each held: as the flat all-reduce at that moment. The evaluation or apply

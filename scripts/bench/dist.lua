@@ -226,7 +226,7 @@ end
 -- what this machine gives two processes, the ceiling of a 2-rank row here
 local CONFIGS = {
   first = { { ranks = 1, threads = 1 }, { ranks = 1, threads = 2 }, { ranks = 1, threads = 1, mode = 'pair' },
-            { ranks = 2, threads = 1 } },
+            { ranks = 2, threads = 1 }, { ranks = 2, threads = 1, mode = 'flat' } },
   spsa = { { ranks = 1, threads = 1 }, { ranks = 1, threads = 2 }, { ranks = 1, threads = 1, mode = 'pair' },
            { ranks = 2, threads = 1, mode = 'batch' },
            { ranks = 2, threads = 1, mode = 'directions' } },

@@ -277,6 +277,7 @@ end
 
 local function body(self, who, closure)
   self:_check_count(who)
+  self:_check_live(who)        -- (calibration, first, reads the parameters too)
   local o = self._zo
   self._base_who = self._base_who or (self.base and ('%s (its update, optim.%s)'):format(who, self.base.__name))
   local info = { passes = 0, skipped = false, updated = false, blocked = false, losses = {} }

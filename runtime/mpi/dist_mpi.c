@@ -83,7 +83,9 @@ static int wait_for(MPI_Request *r, const char *what) {
 }
 
 static int started_or_fail(const char *what) {
-  return started ? 0 : fail("%s: ms.dist is not initialised", what);
+  if (!started) return fail("%s: ms.dist is not initialised", what);
+  if (broken) return fail("%s: an earlier collective failed or timed out; MPI cannot be used again in this process", what);
+  return 0;
 }
 
 static MPI_Datatype type_of(int dtype) {
@@ -172,6 +174,8 @@ int ms_dist_start_all_reduce(void *buf, int64_t count, int dtype, int op, int *h
   if (count < 0 || count >= (1 << 30)) return fail("all_reduce: %lld elements in one started all-reduce, expected fewer than 2^30", (long long)count);
   if (threaded && !progress_on) {
     const char *env = getenv("MOONSTEP_DIST_PROGRESS_THREAD");
+    if (env && strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
+      return fail("all_reduce: MOONSTEP_DIST_PROGRESS_THREAD is \"%s\", expected 0 (no progress thread) or 1", env);
     if (!(env && strcmp(env, "0") == 0) && pthread_create(&progress_tid, NULL, progress_main, NULL) == 0) progress_on = 1;
     else threaded = 0;                   /* turned off, or no thread: progress at the caller's pace */
   }

@@ -228,6 +228,21 @@ function Module:add(m)
     check.fail('%s: module is %s, which is already part of this model; ' ..
                'a module can appear once (its input is kept for backward)', fn, check.describe(m))
   end
+  -- The parameters gathered so far (nn.Sequential() builds its arena at once) no longer
+  -- cover the tree: gathered again on next use, the values kept. Not under an optimizer
+  -- that holds them (it would never train the new ones), nor inside a gathered model.
+  if self._arena then
+    local holder = rawget(self._arena, '_bound_by')
+    holder = holder and holder[1]
+    if holder then
+      check.fail('%s: the model\'s parameters are bound to an optimizer (optim.%s); add every module before building the optimizer (it would not train the new ones)',
+                 fn, holder.__name)
+    end
+    self:apply(function(x) x._arena, x._in_arena = nil, nil end)
+  elseif self._in_arena then
+    check.fail('%s: this module is part of a larger model whose parameters are gathered; add modules to it before adding it to the model',
+               fn)
+  end
   self.modules[#self.modules + 1] = m
   return self
 end

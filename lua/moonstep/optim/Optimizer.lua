@@ -209,6 +209,8 @@ function Optimizer:_bind(target, who)
   -- the base first: if it refuses (its groups...), the wrapper stays unbound
   if base and not base.arena then base:_bind(model or arena, ('%s (its base, optim.%s)'):format(who, base.__name)) end
   self.arena, self.model = arena, model
+  -- (weakly: Module:add refuses a model whose parameters a live optimizer holds)
+  rawset(arena, '_bound_by', setmetatable({ self }, { __mode = 'v' }))
   self._base_bound = base ~= nil or nil
   self.table = slices.table(arena, group_of, #self.groups + 1)
   self.ngroups = #self.groups + 1

@@ -36,6 +36,14 @@ function M.rules.betas(who, name, v)
   end
 end
 
+-- bucket_mb: megabytes > 0, or false (optim/dist_buckets.lua reads it at each sync too).
+function M.rules.bucket_mb(who, name, v)
+  if v ~= false and (type(v) ~= 'number' or not (v > 0 and v < huge)) then
+    check.fail('%s: %s is %s, expected megabytes > 0 (the gradient all-reduce in buckets) or false (one all-reduce after the closure)',
+               who, name, check.describe(v))
+  end
+end
+
 -- Callable: a function or an object with __call (a schedule).
 local callable = check.is_callable
 M.callable = callable
@@ -77,10 +85,7 @@ function M.common_options(self, who, config)
   -- only when given; refused where nothing is all-reduced
   local mb = config.bucket_mb
   if mb ~= nil then
-    if mb ~= false and (type(mb) ~= 'number' or not (mb > 0 and mb < huge)) then
-      check.fail('%s: bucket_mb is %s, expected megabytes > 0 (the gradient all-reduce in buckets) or false (one all-reduce after the closure)',
-                 who, check.describe(mb))
-    end
+    M.rules.bucket_mb(who, 'bucket_mb', mb)
     if self.distributed == false then
       check.fail('%s: bucket_mb is %s but distributed = false (nothing is all-reduced); drop one of them', who, check.describe(mb))
     end

@@ -39,6 +39,7 @@ local check = require 'moonstep.check'
 local M = {}
 
 local MAX_PIECE = 2 ^ 30 - 1     -- elements in one started all-reduce (MPI's int count)
+local MAX_PENDING = 256          -- started all-reduces in flight at once (MS_DIST_MAX_PENDING)
 
 local Plan = {}
 Plan.__index = Plan
@@ -82,9 +83,11 @@ local function plan_buckets(ranges, nchildren, total, bucket_elems)
   return starts
 end
 
+-- opt.bucket_mb now (a plain field: checked here as at construction, optim/config.lua).
 local function bucket_mb(opt)
   local v = rawget(opt, 'bucket_mb')
   if v == nil then return 1 end
+  require('moonstep.optim.config').rules.bucket_mb(opt.__name, 'bucket_mb', v)
   return v
 end
 
@@ -105,9 +108,12 @@ local function build(opt)
   if not ranges then return nil end
   local esize = flat.dtype == 'float32' and 4 or 8
   local elems = math.max(1, math.floor(mb * 2 ^ 20 / esize))
-  local starts = plan_buckets(ranges, #model.modules, flat:numel(), elems)
-  local n = 0
-  for _, list in pairs(starts) do n = n + #list end
+  local starts, n
+  repeat   -- at most MAX_PENDING started at once (the plugin's slots): bigger buckets if need be
+    starts, n = plan_buckets(ranges, #model.modules, flat:numel(), elems), 0
+    for _, list in pairs(starts) do n = n + #list end
+    elems = elems * 2
+  until n <= MAX_PENDING
   local agree = ms.tensor({ n, -n }, 'int64')
   ms.dist.all_reduce(agree, 'max')
   local most, fewest = agree:get(1), -agree:get(2)
@@ -115,7 +121,7 @@ local function build(opt)
     check.fail('%s: the ranks cut the gradient arena into different buckets (this rank %d, another %d): ' ..
                'give every rank the same model and bucket_mb', opt.__name, n, most == n and fewest or most)
   end
-  return setmetatable({ opt = opt, mb = mb, starts = starts, state = 'fresh', handles = {}, views = {}, nbuckets = n,
+  return setmetatable({ opt = opt, mb = mb, starts = starts, state = 'fresh', handles = {}, sent = {}, views = {}, nbuckets = n,
                         rounds = 0, early = 0 }, Plan)
 end
 
@@ -128,6 +134,7 @@ function M.attach(opt)
   if type(model) ~= 'table' then return end
   local plan = build(opt)
   attached[opt] = { mb = bucket_mb(opt), plan = plan }
+  if plan then opt.arena._dist_plan = plan end
   local other = rawget(model, '_dist_buckets')
   if other ~= nil and not (other and other.opt == opt) then   -- a second optimizer on the model: flat for both
     model._dist_buckets = false
@@ -150,7 +157,8 @@ function Plan:begin()
   local opt = self.opt
   local dist_sync = require 'moonstep.optim.dist_sync'
   local on
-  if rawget(opt, '_in_closure') then on = dist_sync.passes_sync(opt)
+  if M.closure_of ~= nil and M.closure_of ~= opt then on = false    -- another optimizer's closure
+  elseif rawget(opt, '_in_closure') then on = dist_sync.passes_sync(opt)
   else on = dist_sync.syncs_at_apply(opt) end
   local flat = opt.arena.gflat
   if not on or flat.device ~= 'cpu' or bucket_mb(opt) ~= self.mb then   -- (moved, or bucket_mb changed)
@@ -175,7 +183,10 @@ function Plan:after(i)
     for k, r in ipairs(list) do views[k] = self.flat:narrow(1, r[1] + 1, r[2] - r[1]) end
     self.views[i] = views
   end
-  for _, v in ipairs(views) do self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v) end
+  for _, v in ipairs(views) do
+    self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v)
+    self.sent[#self.sent + 1] = v
+  end
   if i > 1 then self.early = self.early + #views end
 end
 
@@ -183,11 +194,14 @@ end
 -- then); the round's gradients are partial, left to the flat path.
 function Plan:abandon()
   self:_drain()
+  local s, sent = 1 / ms.dist.world_size(), self.sent
+  for k = #sent, 1, -1 do sent[k]:mul_(s); sent[k] = nil end   -- their sum -> the mean (as finish)
   self.state = 'dirty'
 end
 
 function Plan:finish()
   self:_drain()
+  for k = #self.sent, 1, -1 do self.sent[k] = nil end
   self.flat:mul_(1 / ms.dist.world_size())
   self.state, self.rounds = 'complete', self.rounds + 1
 end
@@ -210,6 +224,24 @@ function M.consume(opt)
     M.attach(opt)
   end
   return complete
+end
+
+-- A closure of opt starts (policy.run): a round completed before it (a backward outside
+-- any step) no longer speaks for the gradients this closure makes.
+function M.closure_begins(opt)
+  local a = attached[opt]
+  if a and a.plan and a.plan.state == 'complete' then a.plan.state = 'fresh' end
+end
+
+-- The arena was zeroed (ParamSet:_zero_grad): nothing of an earlier round is left in it.
+function Plan:zeroed()
+  if self.state ~= 'running' then self.state = 'fresh' end
+end
+
+-- Gradients were added into the arena outside a backward (ms.autograd's, ParamSet:
+-- _grads_added): a complete round no longer stands for them.
+function Plan:touched()
+  if self.state == 'complete' then self.state = 'dirty' end
 end
 
 return M

@@ -67,7 +67,12 @@ function M.run(opt, closure, p)
   end
   opt._taking = opt.t + 1
   opt._in_closure = true                -- (optim/dist_buckets.lua: a backward in an evaluation)
+  local B = require 'moonstep.optim.dist_buckets'
+  B.closure_begins(opt)
+  local prev = B.closure_of
+  B.closure_of = opt
   local res = { pcall(closure, p.pass) }
+  B.closure_of = prev
   opt._taking, opt._in_closure = nil, nil
   if frozen then
     for _, f in ipairs(frozen) do f.m.update_stats = f.on end

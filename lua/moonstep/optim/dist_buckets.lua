@@ -14,8 +14,9 @@
 -- The buckets cover the whole arena, so a bucketed backward leaves every rank with the
 -- mean of what each held: as the flat all-reduce at that moment. The evaluation or apply
 -- that takes the gradients (dist_sync.evaluated / before_apply: M.consume) then skips its
--- flat all-reduce, unless a backward that was not bucketed (under no_sync, say) or one
--- that raised came after: then the flat all-reduce runs, and is still the mean, since every
+-- flat all-reduce, unless something else added to the gradients after it (a backward not
+-- bucketed, under no_sync say; ms.autograd's gradients; a backward that raised, its
+-- finished buckets scaled to the mean first): then the flat all-reduce runs, still the mean, since every
 -- rank holds the same averaged part c plus its own later gradients g_r, and
 -- mean(c + g_r) = c + mean(g_r). Several bucketed backwards in one closure (micro-batches
 -- without no_sync) are each averaged so, on top of the last.
@@ -29,6 +30,8 @@
 --   M.attach(opt)          at bind: the plan on opt.model (model._dist_buckets), or nothing
 --                          (a second optimizer bound to the model: false, flat for both)
 --   M.consume(opt)         -> true when the round's gradients are averaged already
+--   M.closure_begins(opt) -> outer, M.closure_ends(outer)   around a closure (policy.run)
+--   plan:zeroed(), plan:touched()   the arena zeroed / given gradients (params.lua)
 -- plan.nbuckets (per backward), plan.rounds (bucketed backwards so far), plan.early (buckets
 -- started while the backward still ran): what tests and benchmarks read.
 -- Sequential:backward calls plan:begin() (-> the plan, or nil: not bucketed), plan:after(i)
@@ -157,8 +160,9 @@ function Plan:begin()
   local opt = self.opt
   local dist_sync = require 'moonstep.optim.dist_sync'
   local on
-  if M.closure_of ~= nil and M.closure_of ~= opt then on = false    -- another optimizer's closure
-  elseif rawget(opt, '_in_closure') then on = dist_sync.passes_sync(opt)
+  local running = M.closure_of
+  if running == opt then on = dist_sync.passes_sync(opt)
+  elseif running ~= nil then on = false   -- another optimizer's closure
   else on = dist_sync.syncs_at_apply(opt) end
   local flat = opt.arena.gflat
   if not on or flat.device ~= 'cpu' or bucket_mb(opt) ~= self.mb then   -- (moved, or bucket_mb changed)
@@ -226,12 +230,17 @@ function M.consume(opt)
   return complete
 end
 
--- A closure of opt starts (policy.run): a round completed before it (a backward outside
--- any step) no longer speaks for the gradients this closure makes.
+-- A closure of opt starts / ends (policy.run; M.closure_of: the optimizer whose closure
+-- runs, for Plan:begin). A round completed before it (a backward outside any step) no
+-- longer speaks for the gradients this closure makes.
 function M.closure_begins(opt)
   local a = attached[opt]
   if a and a.plan and a.plan.state == 'complete' then a.plan.state = 'fresh' end
+  local outer = M.closure_of
+  M.closure_of = opt
+  return outer
 end
+function M.closure_ends(outer) M.closure_of = outer end
 
 -- The arena was zeroed (ParamSet:_zero_grad): nothing of an earlier round is left in it.
 function Plan:zeroed()

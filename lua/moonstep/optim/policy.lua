@@ -12,6 +12,7 @@
 -- The BatchNorm flags are restored afterwards, also when the closure raises.
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
+local buckets = require 'moonstep.optim.dist_buckets'
 
 local M = {}
 
@@ -66,14 +67,10 @@ function M.run(opt, closure, p)
     for _, f in ipairs(frozen) do f.m.update_stats = false end
   end
   opt._taking = opt.t + 1
-  opt._in_closure = true                -- (optim/dist_buckets.lua: a backward in an evaluation)
-  local B = require 'moonstep.optim.dist_buckets'
-  B.closure_begins(opt)
-  local prev = B.closure_of
-  B.closure_of = opt
+  local outer = buckets.closure_begins(opt)   -- (data parallelism: whose closure runs)
   local res = { pcall(closure, p.pass) }
-  B.closure_of = prev
-  opt._taking, opt._in_closure = nil, nil
+  buckets.closure_ends(outer)
+  opt._taking = nil
   if frozen then
     for _, f in ipairs(frozen) do f.m.update_stats = f.on end
   end

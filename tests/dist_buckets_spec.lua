@@ -15,14 +15,7 @@ local STEPS = 5
 local MODES = { 'sgd', 'adam', 'sgd_flat', 'sgd_default', 'sgd_manual', 'sgd_twice', 'sgd_nosync', 'sgd_late_nosync',
                 'sgd_switch', 'sgd_error', 'lbfgs' }
 
-local function agree(got, want, tol, what)
-  assert.are.equal(#want, #got, what .. ': lengths')
-  for i = 1, #want do
-    if not (math.abs(got[i] - want[i]) <= tol * math.max(1, math.abs(want[i]))) then
-      error(('%s: element %d is %.17g, expected %.17g (tolerance %g)'):format(what, i, got[i], want[i], tol), 2)
-    end
-  end
-end
+local agree = D.agree
 
 -- env: the ranks' environment (MOONSTEP_DIST_PROGRESS_THREAD=0: the started all-reduces
 -- move only when the backward calls MPI, no progress thread)

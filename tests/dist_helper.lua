@@ -35,4 +35,16 @@ function D.trajectory(out, rank)
   return t
 end
 
+-- got and want (lists of numbers) equal to tol relative (absolute below 1); what names
+-- them in the error.
+function D.agree(got, want, tol, what)
+  if #got ~= #want then error(('%s: %d numbers, expected %d'):format(what, #got, #want), 2) end
+  for i = 1, #want do
+    local g, w = got[i], want[i]
+    if not (math.abs(g - w) <= tol * math.max(1, math.abs(w))) then
+      error(('%s: element %d is %.17g, expected %.17g (tolerance %g)'):format(what, i, g, w, tol), 2)
+    end
+  end
+end
+
 return D

@@ -14,15 +14,7 @@ local P = dofile('tests/dist/optim_common.lua')
 local dit = H.gate(it, pending, D.available, D.why)
 local STEPS = 4
 
-local function agree(got, want, tol, what)
-  assert.are.equal(#want, #got, what .. ': lengths')
-  for i = 1, #want do
-    local g, w = got[i], want[i]
-    if not (math.abs(g - w) <= tol * math.max(1, math.abs(w))) then
-      error(('%s: element %d is %.17g, expected %.17g (tolerance %g)'):format(what, i, g, w, tol), 2)
-    end
-  end
-end
+local agree = D.agree
 
 -- rank -> which -> {losses =, params =} out of the scripts' lines.
 local function parse(out)

@@ -174,17 +174,8 @@ function M.reference(name, world, steps, skip)
   return w, biggest
 end
 
-function M.format(list)
-  local t = {}
-  for i, v in ipairs(list) do t[i] = ('%.17g'):format(v) end
-  return table.concat(t, ',')
-end
-
-function M.parse(s)
-  local t = {}
-  for v in s:gmatch('[^,]+') do t[#t + 1] = tonumber(v) end
-  return t
-end
+local numbers = dofile('tests/dist/numbers.lua')   -- (lines of numbers, exactly)
+M.format, M.parse = numbers.format, numbers.parse
 
 -- As a script (bin/moonstep tests/dist/wsam_traj.lua STEPS OUT).
 if type(arg) == 'table' and type(arg[0]) == 'string' and arg[0]:match('wsam_traj%.lua$') then

@@ -283,6 +283,12 @@ function M._start_all_reduce(t)
   return handle_buf[0]
 end
 function M._progress() if st.lib.ms_dist_progress() ~= 0 then lib_fail('all_reduce') end end
+-- ... and the blocking one, for the last bucket (nothing left to overlap it with).
+function M._all_reduce_now(t)
+  if st.lib.ms_dist_all_reduce(T.address(t, 'dist.all_reduce'), t:numel(), DTYPE[t.dtype], 0) ~= 0 then
+    lib_fail('all_reduce')
+  end
+end
 function M._wait(handle) if st.lib.ms_dist_wait(handle) ~= 0 then lib_fail('all_reduce') end end
 
 -- bin/moonstep joins the job before the script runs when an MPI launcher started it, so

@@ -83,7 +83,7 @@ function Sequential:backward(x, gy)
   if buckets then
     local ok, res = pcall(backward_children, self, gy, buckets)
     if not ok then
-      buckets:abandon()
+      pcall(buckets.abandon, buckets)   -- (its own failure, after a timeout, would hide this one)
       error(res, 0)
     end
     gy = res

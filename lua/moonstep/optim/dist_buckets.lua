@@ -174,7 +174,9 @@ function Plan:begin()
   return self
 end
 
--- Child i's backward is done: start its bucket, or let MPI move those in flight.
+-- Child i's backward is done: start its bucket, or let MPI move those in flight. The
+-- head (after child 1) is all-reduced at once: nothing is left to overlap it with (a
+-- model in one bucket is then the flat all-reduce, less its agreement check).
 function Plan:after(i)
   local list = self.starts[i]
   if not list then
@@ -188,7 +190,8 @@ function Plan:after(i)
     self.views[i] = views
   end
   for _, v in ipairs(views) do
-    self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v)
+    if i == 1 then ms.dist._all_reduce_now(v)
+    else self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v) end
     self.sent[#self.sent + 1] = v
   end
   if i > 1 then self.early = self.early + #views end

@@ -22,6 +22,8 @@ describe('ms.dist without a launcher', function()
     H.assert_error(function() ms.dist.all_reduce(ms.tensor({ 1 }, 'uint8')) end, 'expected float32, float64 or int64')
     H.assert_error(function() ms.dist.init { timout = 3 } end, 'timout')
     H.assert_error(function() ms.dist.init { check = 'no' } end, 'dist.init: check is "no", expected')
+    H.assert_error(function() ms.dist.all_gather(ms.ones(1, 1, 1, 1, 1, 1, 1, 1)) end,
+                   'dist.all_gather: tensor is')
     assert.are.same({ 0, 1 }, { ms.dist.init { check = false } })
     ms.dist.init { check = true }
     local out = H.sh_rc([[MOONSTEP_DIST_CHECK=2 bin/moonstep -e "require('moonstep').dist.init()"]])

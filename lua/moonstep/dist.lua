@@ -258,6 +258,10 @@ end
 
 function M.all_gather(t)
   T.live('dist.all_gather', t)
+  if t.ndim >= 8 then
+    check.fail('dist.all_gather: tensor is %s; the result adds a dimension and tensors have at most 8 (give it at most 7)',
+               check.describe(t))
+  end
   local shape = t:shape()
   table.insert(shape, 1, size())
   if size() == 1 then return t:reshape(shape):clone() end

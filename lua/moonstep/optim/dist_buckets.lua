@@ -136,14 +136,15 @@ function M.attach(opt)
   local model = rawget(opt, 'model')
   if type(model) ~= 'table' then return end
   local plan = build(opt)
-  attached[opt] = { mb = bucket_mb(opt), plan = plan }
-  if plan then opt.arena._dist_plan = plan end
   local other = rawget(model, '_dist_buckets')
   if other ~= nil and not (other and other.opt == opt) then   -- a second optimizer on the model: flat for both
+    plan = nil
     model._dist_buckets = false
   else
     model._dist_buckets = plan
   end
+  attached[opt] = { mb = bucket_mb(opt), plan = plan }
+  rawset(opt.arena, '_dist_plan', plan)   -- (told when the arena is zeroed or given gradients)
 end
 
 -- Wait for every started bucket (after an error inside a backward too).

@@ -52,6 +52,12 @@ describe('ms.dist on 2 ranks (mpirun)', function()
     end
   end)
 
+  dit('refuses a MOONSTEP_DIST_PROGRESS_THREAD that is not 0 or 1, by name', function()
+    local rc, out = D.run(2, 'tests/dist/collectives.lua', '', { env = 'MOONSTEP_DIST_PROGRESS_THREAD=yes' })
+    assert.are_not.equal(0, rc, out)
+    assert.truthy(out:find('dist.init: MOONSTEP_DIST_PROGRESS_THREAD is "yes", expected 0 (no progress thread) or 1', 1, true), out)
+  end)
+
   dit('names a mismatched tensor on every rank', function()
     local rc, out = D.run(2, 'tests/dist/failures.lua', 'mismatch')
     assert.are.equal(0, rc, out)

@@ -39,11 +39,11 @@ describe('Module:add', function()
     local m = nn.Sequential(nn.Linear(2, 2))
     local opt = optim.Adam(m, { lr = 0.1 })
     H.assert_error(function() m:add(nn.Tanh()) end,
-                   'Sequential.add: the model\'s parameters are bound to an optimizer (optim.Adam); add every module before building the optimizer')
+                   'Sequential.add: the model\'s arena is held by an optimizer (optim.Adam); add every module before')
     local _ = opt
     local inner = nn.Sequential(nn.Linear(2, 2))
     local _outer = nn.Sequential(inner, nn.Linear(2, 2))
     H.assert_error(function() inner:add(nn.Tanh()) end,
-                   'Sequential.add: this module is part of a larger model whose parameters are gathered')
+                   'Sequential.add: this module is inside a model whose arena is built')
   end)
 end)

@@ -2,7 +2,7 @@
 --
 --   mpirun -np 4 bin/moonstep train.lua
 --   ms.dist.init([{timeout = seconds, check = true}])  -> rank, world_size (also done by
---                                            any call below; call it again to change them)
+--                                            any call below; call it again to set the options again)
 --   ms.dist.rank(), ms.dist.world_size()     0-based rank (MPI's: rank 0 is the root)
 --   ms.dist.is_distributed()                 more than one rank
 --   ms.dist.barrier()
@@ -105,15 +105,15 @@ end
 
 function M.init(opts)
   opts = check.options('dist.init', opts, { 'timeout', 'check' })
-  if opts.check ~= nil then
-    st.check = check.boolean('dist.init', 'check', opts.check)
-  elseif os.getenv('MOONSTEP_DIST_CHECK') ~= nil then
+  local agree = opts.check            -- (omitted: the environment's, else true; as timeout)
+  if agree == nil then
     local env = os.getenv('MOONSTEP_DIST_CHECK')
-    if env ~= '0' and env ~= '1' then
+    if env ~= nil and env ~= '0' and env ~= '1' then
       check.fail('dist.init: MOONSTEP_DIST_CHECK is %s, expected 0 (no agreement check) or 1', check.describe(env))
     end
-    st.check = env == '1'
+    agree = env ~= '0'
   end
+  st.check = check.boolean('dist.init', 'check', agree)
   local timeout = opts.timeout
   if timeout == nil then
     local env = os.getenv('MOONSTEP_DIST_TIMEOUT')
@@ -259,8 +259,8 @@ end
 function M.all_gather(t)
   T.live('dist.all_gather', t)
   if t.ndim >= 8 then
-    check.fail('dist.all_gather: tensor is %s; the result adds a dimension and tensors have at most 8 (give it at most 7)',
-               check.describe(t))
+    check.fail('dist.all_gather: tensor is %s; the result adds a dimension and tensors have at most 8 ' ..
+               '(give it at most 7)', check.describe(t))
   end
   local shape = t:shape()
   table.insert(shape, 1, size())
@@ -281,14 +281,13 @@ end
 -- left untouched until M._wait(handle). M._progress() lets MPI move those in flight.
 local handle_buf = ffi.new('int[1]')
 function M._start_all_reduce(t)
-  if st.lib.ms_dist_start_all_reduce(T.address(t, 'dist.all_reduce'), t:numel(), DTYPE[t.dtype], 0, handle_buf) ~= 0 then
-    lib_fail('all_reduce')
-  end
+  local p = T.address(t, 'dist.all_reduce')
+  if st.lib.ms_dist_start_all_reduce(p, t:numel(), DTYPE[t.dtype], 0, handle_buf) ~= 0 then lib_fail('all_reduce') end
   return handle_buf[0]
 end
 function M._progress() if st.lib.ms_dist_progress() ~= 0 then lib_fail('all_reduce') end end
--- ... and the blocking one, for the last bucket (nothing left to overlap it with).
-function M._all_reduce_now(t)
+-- ... and the blocking one (sum, no agreement check), for the last bucket.
+function M._all_reduce_unchecked(t)
   if st.lib.ms_dist_all_reduce(T.address(t, 'dist.all_reduce'), t:numel(), DTYPE[t.dtype], 0) ~= 0 then
     lib_fail('all_reduce')
   end

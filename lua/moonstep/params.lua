@@ -79,14 +79,14 @@ function ParamSet:flat_gradients() return self.gflat end
 -- _zero_grad(fn): fn is the public function to name in an error (a module's zero_grad).
 function ParamSet:_zero_grad(fn)
   check.tensor(fn, 'the gradient arena (flat_gradients())', self.gflat):zero_()
-  local plan = rawget(self, '_dist_plan')   -- (optim/dist_buckets.lua: a data-parallel round)
-  if plan then plan:zeroed() end
+  self:_grads_added()
   return self
 end
--- Gradients were added into the arena other than by a bucketed backward (ms.autograd).
+-- The gradients changed other than by a bucketed backward (zeroed; ms.autograd's): a
+-- data-parallel round (optim/dist_buckets.lua) no longer stands for them.
 function ParamSet:_grads_added()
   local plan = rawget(self, '_dist_plan')
-  if plan then plan:touched() end
+  if plan then plan:stale() end
 end
 function ParamSet:zero_grad() return self:_zero_grad('params.zero_grad') end
 function ParamSet:numel() return self.flat:numel() end

@@ -14,7 +14,7 @@
 #define MOONSTEP_DIST_H
 #include <stdint.h>
 /* MS_CDEF_BEGIN */
-enum { MS_DIST_ABI_VERSION = 2, MS_DIST_MAX_PENDING = 256 };
+enum { MS_DIST_ABI_VERSION = 2, MS_DIST_MAX_PENDING = 256, MS_DIST_MAX_COUNT = 1073741824 };
 int ms_dist_abi_version(void);
 int ms_dist_init(double timeout_s, int *rank, int *size);
 int ms_dist_barrier(void);

@@ -18,7 +18,7 @@
 static char err_buf[512];
 static double timeout_s = 300;
 static int started = 0;
-static int threaded = 0;  /* MPI gave MPI_THREAD_MULTIPLE: a progress thread may run */
+static int progress_wanted = 0;   /* MPI gave MPI_THREAD_MULTIPLE: start the progress thread */
 static int broken = 0;   /* a collective failed or timed out: MPI's state is unusable */
 
 const char *ms_dist_error(void) { return err_buf; }
@@ -50,9 +50,15 @@ int ms_dist_init(double timeout, int *rank, int *size) {
     int inited = 0, provided = 0;
     MPI_Initialized(&inited);
     if (!inited) {
-      int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+      /* the started all-reduces' progress thread needs MPI_THREAD_MULTIPLE (and costs Open
+       * MPI some locking): asked for unless MOONSTEP_DIST_PROGRESS_THREAD=0 */
+      const char *env = getenv("MOONSTEP_DIST_PROGRESS_THREAD");
+      if (env && strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
+        return fail("init: MOONSTEP_DIST_PROGRESS_THREAD is \"%s\", expected 0 (no progress thread) or 1", env);
+      int want = env && strcmp(env, "0") == 0 ? MPI_THREAD_FUNNELED : MPI_THREAD_MULTIPLE;
+      int rc = MPI_Init_thread(NULL, NULL, want, &provided);
       if (rc != MPI_SUCCESS) return fail("MPI_Init_thread failed (code %d)", rc);
-      threaded = provided == MPI_THREAD_MULTIPLE;   /* (the progress thread of the started all-reduces) */
+      progress_wanted = provided == MPI_THREAD_MULTIPLE;
       atexit(finalize_at_exit);
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -61,6 +67,13 @@ int ms_dist_init(double timeout, int *rank, int *size) {
   MPI_Comm_rank(MPI_COMM_WORLD, rank);
   MPI_Comm_size(MPI_COMM_WORLD, size);
   return 0;
+}
+
+/* A collective that got no answer in time: MPI's state is unusable from here on. */
+static int timed_out(const char *what) {
+  broken = 1;
+  return fail("%s: no answer from the other ranks after %g s (a rank died, or stopped calling "
+              "the same collectives in the same order)", what, timeout_s);
 }
 
 /* Wait for request r (collective `what`) until the timeout. */
@@ -72,11 +85,7 @@ static int wait_for(MPI_Request *r, const char *what) {
     if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail(what, rc); }
     if (done) return 0;
     if ((spins & 15) == 15) {          /* let a rank that shares this core run */
-      if (plugin_now() - t0 > timeout_s) {
-        broken = 1;
-        return fail("%s: no answer from the other ranks after %g s (a rank died, or stopped calling "
-                    "the same collectives in the same order)", what, timeout_s);
-      }
+      if (plugin_now() - t0 > timeout_s) return timed_out(what);
       sched_yield();
     }
   }
@@ -91,6 +100,10 @@ static int started_or_fail(const char *what) {
 static MPI_Datatype type_of(int dtype) {
   return dtype == 0 ? MPI_FLOAT : dtype == 1 ? MPI_DOUBLE : MPI_INT64_T;
 }
+static MPI_Op op_of(int op) { return op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN; }
+static int bad_reduce_args(int dtype, int op) {
+  return (dtype < 0 || dtype > 2 || op < 0 || op > 2) ? fail("all_reduce: bad dtype %d or op %d", dtype, op) : 0;
+}
 
 int ms_dist_barrier(void) {
   if (started_or_fail("barrier")) return 1;
@@ -102,14 +115,12 @@ int ms_dist_barrier(void) {
 
 /* In place. count fits MPI's int per call: larger buffers go in pieces of 2^30. */
 int ms_dist_all_reduce(void *buf, int64_t count, int dtype, int op) {
-  if (started_or_fail("all_reduce")) return 1;
-  if (dtype < 0 || dtype > 2 || op < 0 || op > 2) return fail("all_reduce: bad dtype %d or op %d", dtype, op);
+  if (started_or_fail("all_reduce") || bad_reduce_args(dtype, op)) return 1;
   size_t esize = dtype == 0 ? 4 : 8;
-  MPI_Op mop = op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN;
   for (int64_t done = 0; done < count;) {
-    int n = (int)(count - done < (1 << 30) ? count - done : (1 << 30));
+    int n = (int)(count - done < MS_DIST_MAX_COUNT ? count - done : MS_DIST_MAX_COUNT);
     MPI_Request r;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + done * esize, n, type_of(dtype), mop, MPI_COMM_WORLD, &r);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + done * esize, n, type_of(dtype), op_of(op), MPI_COMM_WORLD, &r);
     if (rc != MPI_SUCCESS) return mpi_fail("all_reduce", rc);
     if (wait_for(&r, "all_reduce")) return 1;
     done += n;
@@ -121,77 +132,75 @@ int ms_dist_all_reduce(void *buf, int64_t count, int dtype, int op) {
  * ms_dist_wait. Open MPI moves a nonblocking collective only inside MPI calls, so when MPI
  * gives MPI_THREAD_MULTIPLE a progress thread calls MPI_Test on the slots in flight while
  * the caller computes (and sleeps on a condition variable when none is); otherwise
- * ms_dist_progress does it at the caller's pace. mu guards the slots and every MPI call on
- * their requests. */
-static MPI_Request pending[MS_DIST_MAX_PENDING];
-static unsigned char taken[MS_DIST_MAX_PENDING];
-static unsigned char done_slot[MS_DIST_MAX_PENDING];
-static int rc_slot[MS_DIST_MAX_PENDING];
+ * ms_dist_progress does it at the caller's pace. slots_mu guards the slots and every MPI
+ * call on their requests. */
+static struct slot {
+  MPI_Request req;
+  unsigned char taken, done;
+  int rc;                                /* MPI_Test's error, if it failed */
+} slots[MS_DIST_MAX_PENDING];
 static int in_flight = 0;                /* taken and not done */
 static int progress_on = 0, progress_quit = 0;
 static pthread_t progress_tid;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;    /* work started / a slot done */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;   /* work started / a slot done */
 
-/* Test every slot in flight once (mu held). */
+/* Test every slot in flight once (slots_mu held). */
 static void test_slots(void) {
   for (int i = 0; i < MS_DIST_MAX_PENDING && in_flight > 0; i++) {
-    if (!taken[i] || done_slot[i]) continue;
+    struct slot *sl = &slots[i];
+    if (!sl->taken || sl->done) continue;
     int done = 0;
-    int rc = MPI_Test(&pending[i], &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) { rc_slot[i] = rc; done = 1; }
-    if (done) { done_slot[i] = 1; in_flight--; pthread_cond_broadcast(&cv); }
+    int rc = MPI_Test(&sl->req, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) { sl->rc = rc; done = 1; }
+    if (done) { sl->done = 1; in_flight--; pthread_cond_broadcast(&slots_cv); }
   }
 }
 
 static void *progress_main(void *arg) {
   (void)arg;
-  pthread_mutex_lock(&mu);
+  pthread_mutex_lock(&slots_mu);
   while (!progress_quit) {
-    if (in_flight == 0) { pthread_cond_wait(&cv, &mu); continue; }
+    if (in_flight == 0) { pthread_cond_wait(&slots_cv, &slots_mu); continue; }
     test_slots();
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&slots_mu);
     nanosleep(&(struct timespec){ 0, 20 * 1000 }, NULL);   /* 20 us: the caller's compute first */
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&slots_mu);
   }
-  pthread_mutex_unlock(&mu);
+  pthread_mutex_unlock(&slots_mu);
   return NULL;
 }
 
 static void stop_progress(void) {
   if (!progress_on) return;
-  pthread_mutex_lock(&mu);
+  pthread_mutex_lock(&slots_mu);
   progress_quit = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  pthread_cond_broadcast(&slots_cv);
+  pthread_mutex_unlock(&slots_mu);
   pthread_join(progress_tid, NULL);
   progress_on = 0;
 }
 
 int ms_dist_start_all_reduce(void *buf, int64_t count, int dtype, int op, int *handle) {
-  if (started_or_fail("all_reduce")) return 1;
-  if (dtype < 0 || dtype > 2 || op < 0 || op > 2) return fail("all_reduce: bad dtype %d or op %d", dtype, op);
-  if (count < 0 || count >= (1 << 30)) return fail("all_reduce: %lld elements in one started all-reduce, expected fewer than 2^30", (long long)count);
-  if (threaded && !progress_on) {
-    const char *env = getenv("MOONSTEP_DIST_PROGRESS_THREAD");
-    if (env && strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
-      return fail("all_reduce: MOONSTEP_DIST_PROGRESS_THREAD is \"%s\", expected 0 (no progress thread) or 1", env);
-    if (!(env && strcmp(env, "0") == 0) && pthread_create(&progress_tid, NULL, progress_main, NULL) == 0) progress_on = 1;
-    else threaded = 0;                   /* turned off, or no thread: progress at the caller's pace */
-  }
-  pthread_mutex_lock(&mu);
+  if (started_or_fail("all_reduce") || bad_reduce_args(dtype, op)) return 1;
+  if (count < 0 || count >= MS_DIST_MAX_COUNT)
+    return fail("all_reduce: %lld elements in one started all-reduce, expected fewer than %d", (long long)count,
+                MS_DIST_MAX_COUNT);
+  if (progress_wanted && !progress_on && pthread_create(&progress_tid, NULL, progress_main, NULL) == 0) progress_on = 1;
+  progress_wanted = 0;                   /* (tried once: without a thread, the caller's pace) */
+  pthread_mutex_lock(&slots_mu);
   int slot = 0;
-  while (slot < MS_DIST_MAX_PENDING && taken[slot]) slot++;
+  while (slot < MS_DIST_MAX_PENDING && slots[slot].taken) slot++;
   int rc = MPI_SUCCESS;
   if (slot < MS_DIST_MAX_PENDING) {
-    MPI_Op mop = op == 0 ? MPI_SUM : op == 1 ? MPI_MAX : MPI_MIN;
-    rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type_of(dtype), mop, MPI_COMM_WORLD, &pending[slot]);
+    struct slot *sl = &slots[slot];
+    rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, type_of(dtype), op_of(op), MPI_COMM_WORLD, &sl->req);
     if (rc == MPI_SUCCESS) {
-      taken[slot] = 1, done_slot[slot] = 0, rc_slot[slot] = MPI_SUCCESS, in_flight++;
-      pthread_cond_broadcast(&cv);
+      sl->taken = 1, sl->done = 0, sl->rc = MPI_SUCCESS, in_flight++;
+      pthread_cond_broadcast(&slots_cv);
     }
   }
-  pthread_mutex_unlock(&mu);
+  pthread_mutex_unlock(&slots_mu);
   if (slot == MS_DIST_MAX_PENDING) return fail("all_reduce: %d all-reduces already in flight", MS_DIST_MAX_PENDING);
   if (rc != MPI_SUCCESS) return mpi_fail("all_reduce", rc);
   *handle = slot;
@@ -201,38 +210,35 @@ int ms_dist_start_all_reduce(void *buf, int64_t count, int dtype, int op, int *h
 int ms_dist_progress(void) {
   if (started_or_fail("all_reduce")) return 1;
   if (progress_on) return 0;             /* the thread does it */
-  pthread_mutex_lock(&mu);
+  pthread_mutex_lock(&slots_mu);
   test_slots();
-  pthread_mutex_unlock(&mu);
+  pthread_mutex_unlock(&slots_mu);
   return 0;                              /* (an MPI error is the slot's, reported by its wait) */
 }
 
 int ms_dist_wait(int handle) {
   if (started_or_fail("all_reduce")) return 1;
-  pthread_mutex_lock(&mu);
-  if (handle < 0 || handle >= MS_DIST_MAX_PENDING || !taken[handle]) {
-    pthread_mutex_unlock(&mu);
+  pthread_mutex_lock(&slots_mu);
+  if (handle < 0 || handle >= MS_DIST_MAX_PENDING || !slots[handle].taken) {
+    pthread_mutex_unlock(&slots_mu);
     return fail("all_reduce: handle %d is not a started all-reduce", handle);
   }
+  struct slot *sl = &slots[handle];
   double t0 = plugin_now();
-  int timed_out = 0;
-  for (long spins = 0; !done_slot[handle]; spins++) {
+  int late = 0;
+  for (long spins = 0; !sl->done; spins++) {
     test_slots();                        /* the caller has nothing else to do: it drives MPI */
     if ((spins & 15) == 15) {            /* (and lets the progress thread, a rank on this core run) */
-      pthread_mutex_unlock(&mu);
+      pthread_mutex_unlock(&slots_mu);
       sched_yield();
-      pthread_mutex_lock(&mu);
-      if (!done_slot[handle] && plugin_now() - t0 > timeout_s) { timed_out = 1; break; }
+      pthread_mutex_lock(&slots_mu);
+      if (!sl->done && plugin_now() - t0 > timeout_s) { late = 1; break; }
     }
   }
-  int rc = rc_slot[handle];
-  if (!timed_out) taken[handle] = 0;     /* (a timed-out request stays: MPI still owns its buffer) */
-  pthread_mutex_unlock(&mu);
-  if (timed_out) {
-    broken = 1;
-    return fail("all_reduce: no answer from the other ranks after %g s (a rank died, or stopped calling "
-                "the same collectives in the same order)", timeout_s);
-  }
+  int rc = sl->rc;
+  if (!late) sl->taken = 0;              /* (a timed-out request stays: MPI still owns its buffer) */
+  pthread_mutex_unlock(&slots_mu);
+  if (late) return timed_out("all_reduce");
   if (rc != MPI_SUCCESS) { broken = 1; return mpi_fail("all_reduce", rc); }
   return 0;
 }
@@ -240,7 +246,7 @@ int ms_dist_wait(int handle) {
 int ms_dist_broadcast(void *buf, int64_t nbytes, int root) {
   if (started_or_fail("broadcast")) return 1;
   for (int64_t done = 0; done < nbytes;) {
-    int n = (int)(nbytes - done < (1 << 30) ? nbytes - done : (1 << 30));
+    int n = (int)(nbytes - done < MS_DIST_MAX_COUNT ? nbytes - done : MS_DIST_MAX_COUNT);
     MPI_Request r;
     int rc = MPI_Ibcast((char *)buf + done, n, MPI_BYTE, root, MPI_COMM_WORLD, &r);
     if (rc != MPI_SUCCESS) return mpi_fail("broadcast", rc);
@@ -253,7 +259,7 @@ int ms_dist_broadcast(void *buf, int64_t nbytes, int root) {
 /* recv: world_size * nbytes, rank i's block at i * nbytes. */
 int ms_dist_all_gather(const void *send, void *recv, int64_t nbytes) {
   if (started_or_fail("all_gather")) return 1;
-  if (nbytes > (1 << 30)) return fail("all_gather: %lld bytes per rank, expected at most 2^30", (long long)nbytes);
+  if (nbytes > MS_DIST_MAX_COUNT) return fail("all_gather: %lld bytes per rank, expected at most 2^30", (long long)nbytes);
   MPI_Request r;
   int rc = MPI_Iallgather(send, (int)nbytes, MPI_BYTE, recv, (int)nbytes, MPI_BYTE, MPI_COMM_WORLD, &r);
   if (rc != MPI_SUCCESS) return mpi_fail("all_gather", rc);

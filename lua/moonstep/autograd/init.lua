@@ -160,7 +160,7 @@ local function differentiate(fn, tp, f, params, ...)
   end
   local sinks = {}                  -- the rules may add straight into the arena's views
   for i, t in ipairs(leaves) do sinks[t] = set.grads[i] end
-  if set._grads_added then set:_grads_added() end
+  if set._grads_added then set:_grads_added() end   -- (data parallelism: optim/dist_buckets.lua)
   tp.sinks = sinks
   tp:backward(loss)
   for i, t in ipairs(leaves) do     -- what they handed to tp:acc instead

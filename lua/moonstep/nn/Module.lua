@@ -228,20 +228,20 @@ function Module:add(m)
     check.fail('%s: module is %s, which is already part of this model; ' ..
                'a module can appear once (its input is kept for backward)', fn, check.describe(m))
   end
-  -- The parameters gathered so far (nn.Sequential() builds its arena at once) no longer
-  -- cover the tree: gathered again on next use, the values kept. Not under an optimizer
-  -- that holds them (it would never train the new ones), nor inside a gathered model.
+  -- An arena built already (nn.Sequential(...) builds it at once) no longer covers the
+  -- tree: rebuilt on next use, the values kept. Not under an optimizer that holds it (it
+  -- would never train the new ones), nor inside a model whose arena is built.
   if self._arena then
     local holder = rawget(self._arena, '_bound_by')
     holder = holder and holder[1]
     if holder then
-      check.fail('%s: the model\'s parameters are bound to an optimizer (optim.%s); add every module before building the optimizer (it would not train the new ones)',
-                 fn, holder.__name)
+      check.fail('%s: the model\'s arena is held by an optimizer (optim.%s); add every module before ' ..
+                 'building the optimizer (it would not train the new ones)', fn, holder.__name)
     end
-    self:apply(function(x) x._arena, x._in_arena = nil, nil end)
+    self:_forget_arena()
   elseif self._in_arena then
-    check.fail('%s: this module is part of a larger model whose parameters are gathered; add modules to it before adding it to the model',
-               fn)
+    check.fail('%s: this module is inside a model whose arena is built; add modules to it before adding it ' ..
+               'to the model', fn)
   end
   self.modules[#self.modules + 1] = m
   return self
@@ -283,6 +283,9 @@ end
 
 -- The arena of a root module (built on first use); a module inside a larger model
 -- refers to the model's.
+-- The tree's arena dropped: rebuilt on next use (the parameters keep their values).
+function Module:_forget_arena() self:apply(function(x) x._arena, x._in_arena = nil, nil end) end
+
 local function get_arena(self, fn)
   if self._arena then return self._arena end
   if self._in_arena then

@@ -10,6 +10,9 @@
 --       on the widest layer of an MLP) and backward returns nil. Set m.input_grad = true to
 --       get it (a gradient-based attack, a saliency map); a Sequential inside another
 --       container computes it whenever that container needs it.
+--   Under mpirun, with a distributed optimizer bound to this model, backward is a
+--       collective: the gradient all-reduce runs in buckets as children finish
+--       (optim/dist_buckets.lua); run it on every rank, or inside opt:no_sync / ms.dist.alone.
 local Module = require 'moonstep.nn.Module'
 local check = require 'moonstep.check'
 
@@ -18,6 +21,7 @@ local Sequential = Module:extend('Sequential')
 local is_module = Module.is_module
 
 Sequential._joins_tape = true   -- on an ms.autograd tape its layers check the tape themselves
+Sequential._backward_in_buckets = true   -- its backward tells the bucket plan (optim/dist_buckets.lua)
 
 function Sequential:__init(...)
   Module.init(self)
@@ -51,8 +55,8 @@ function Sequential:forward(x)
   return x
 end
 
--- The children's backward, last to first; after each, buckets:after(i) (when bucketed).
-local function backward_children(self, gy, buckets)
+-- The children's backward, last to first; after each, plan:child_done(i) (when bucketed).
+local function backward_children(self, gy, plan)
   for i = #self.modules, 1, -1 do
     local m = self.modules[i]
     if i > 1 and m.input_grad == nil then m._fed = true end
@@ -60,7 +64,7 @@ local function backward_children(self, gy, buckets)
     if gy == nil and i > 1 then
       check.fail('Sequential.backward: module %d (%s) returned no gradInput', i, self.modules[i].__name)
     end
-    if buckets then buckets:after(i) end
+    if plan then plan:child_done(i) end
   end
   return gy
 end
@@ -78,16 +82,16 @@ function Sequential:backward(x, gy)
   -- that fill it are done (optim/dist_buckets.lua; nil when this backward is not bucketed).
   -- A child that raises: the buckets in flight are waited for before the error goes on
   -- (MPI writes into the arena until then).
-  local buckets = rawget(self, '_dist_buckets')
-  buckets = buckets and buckets:begin()
-  if buckets then
-    local ok, res = pcall(backward_children, self, gy, buckets)
+  local plan = rawget(self, '_dist_buckets')
+  plan = plan and plan:begin()
+  if plan then
+    local ok, res = pcall(backward_children, self, gy, plan)
     if not ok then
-      pcall(buckets.abandon, buckets)   -- (its own failure, after a timeout, would hide this one)
+      pcall(plan.abandon, plan)   -- (its own failure, after a timeout, would hide this one)
       error(res, 0)
     end
     gy = res
-    buckets:finish()
+    plan:finish()
   else
     gy = backward_children(self, gy)
   end

@@ -15,19 +15,11 @@
 -- Plus every option of optim/sharpness.lua (gradient accumulation needs decouple = false:
 -- the decoupled update is two directions). Scratch: two copies of the parameters (w, g1).
 --
--- Data parallelism, sync = 'final' on several ranks (spec §2.6, §5 steps 1-8): e from
--- this rank's LOCAL g1 (m-sharpness); g1 and g2 are averaged over the ranks, THEN clipped
--- by max_norm, and the update is formed from the averaged, clipped g1 and g2, the same on
--- every rank (the official dlrover order). With max_norm this class syncs its own passes
--- (_own_sync): after both passes the ranks agree that each has finite passes (every rank
--- makes the same collective calls whatever its values; one non-finite rank makes all
--- skip, opt.skipped counts it on each), then g1 and g2 are all-reduced (two all-reduces
--- of the arena per (micro-)batch) and the driver averages nothing more. Without max_norm
--- the update is linear in g1 and g2, so the driver's one average of the final direction
--- gives it (mean(g2) - mean(g1) = mean(g2 - g1)) with one all-reduce fewer when coupled:
--- the direction is averaged, and decoupled's sharpness s = g2 - g1 too (_sync_direction).
--- Gradient accumulation with max_norm: each micro-batch is one official step (its g1 and
--- g2 averaged over the ranks, then clipped) and the micro-batches' directions are averaged.
+-- Data parallelism (sync = 'final', several ranks): e from this rank's local g1; g1 and
+-- g2 averaged over the ranks, then clipped by max_norm (the official dlrover order: with
+-- max_norm this class averages its passes itself, _own_sync; without, the update is linear
+-- in g1 and g2 and the driver's one average of the direction gives it). docs/optim.md
+-- "Data parallelism".
 local check = require 'moonstep.check'
 local sharpness = require 'moonstep.optim.sharpness'
 local reduce = require 'moonstep.optim.reduce'

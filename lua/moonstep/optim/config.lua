@@ -1,6 +1,6 @@
 -- optim.config — what every optimizer's configuration shares: the rules a hyper-parameter
 -- value must keep, what counts as a schedule (anything callable), and the options every
--- optimizer takes besides its hyper-parameters (groups, clipping, non-finite handling, distributed;
+-- optimizer takes besides its hyper-parameters (groups, clipping, non-finite handling, distributed, bucket_mb;
 -- documented in Optimizer.lua). Used by Optimizer.define.
 --   config.rules.<name>(who, key, v)     raises unless v is acceptable
 --   config.callable(v)                   a function or an object with __call

@@ -7,17 +7,19 @@
 -- of the optimizer, default 1; false: one flat all-reduce after the closure, as before),
 -- its all-reduce (sum, nonblocking) starts, and the backward goes on with the next child
 -- while MPI moves it (Open MPI moves it only inside MPI calls: the plugin's progress thread
--- makes them, runtime/mpi/dist_mpi.c; without one, each child's end does). At the end of
--- the backward the head starts too, every bucket is waited for, and the arena is scaled by
--- 1 / world: the mean the flat all-reduce gives.
+-- makes them, runtime/mpi/dist_mpi.c; without one, each child's end does). After child 1
+-- the head (what is left) is all-reduced at once, blocking: nothing is left to overlap it
+-- with. Then every started bucket is waited for, and the arena is scaled by 1 / world:
+-- the mean the flat all-reduce gives.
 --
 -- The buckets cover the whole arena, so a bucketed backward leaves every rank with the
 -- mean of what each held: as the flat all-reduce at that moment. The evaluation or apply
 -- that takes the gradients (dist_sync.evaluated / before_apply: M.consume) then skips its
--- flat all-reduce, unless something else added to the gradients after it (a backward not
+-- flat all-reduce, unless something else changed the gradients after it (a backward not
 -- bucketed, under no_sync say; ms.autograd's gradients; a backward that raised, its
--- finished buckets scaled to the mean first): then the flat all-reduce runs, still the mean, since every
--- rank holds the same averaged part c plus its own later gradients g_r, and
+-- finished buckets scaled to the mean first; a closure starting; zero_grad): then the
+-- flat all-reduce runs, still the mean, since every rank holds the same averaged part c
+-- plus its own later gradients g_r, and
 -- mean(c + g_r) = c + mean(g_r). Several bucketed backwards in one closure (micro-batches
 -- without no_sync) are each averaged so, on top of the last.
 -- As with PyTorch's DistributedDataParallel, the gradients are averaged when the backward
@@ -27,17 +29,21 @@
 -- Bucketed: the CPU arena (float32/float64) of a root Sequential bound to one optimizer;
 -- anything else (a CUDA arena: NCCL through the flat path, autograd's tape, a model without
 -- children) takes the flat all-reduce.
---   M.attach(opt)          at bind: the plan on opt.model (model._dist_buckets), or nothing
---                          (a second optimizer bound to the model: false, flat for both)
+--   M.attach(opt)          at bind: the plan on opt.model (model._dist_buckets) and on its
+--                          arena (arena._dist_plan), or nothing (a second optimizer bound
+--                          to the model: false, flat for both)
 --   M.consume(opt)         -> true when the round's gradients are averaged already
 --   M.closure_begins(opt) -> outer, M.closure_ends(outer)   around a closure (policy.run)
---   plan:zeroed(), plan:touched()   the arena zeroed / given gradients (params.lua)
+--   plan:stale()           the arena changed outside a bucketed backward (params.lua)
 -- plan.nbuckets (per backward), plan.rounds (bucketed backwards so far), plan.early (buckets
 -- started while the backward still ran): what tests and benchmarks read.
--- Sequential:backward calls plan:begin() (-> the plan, or nil: not bucketed), plan:after(i)
--- after child i, plan:finish() at the end, plan:abandon() when a child raised.
+-- Sequential:backward calls plan:begin() (-> the plan, or nil: not bucketed),
+-- plan:child_done(i) after child i, plan:finish() at the end, plan:abandon() when a child
+-- raised. A round's state: 'fresh' (the flat all-reduce will run), 'running' (a bucketed
+-- backward), 'complete' (the arena is averaged).
 local ms = require 'moonstep'
 local check = require 'moonstep.check'
+local config = require 'moonstep.optim.config'
 
 local M = {}
 
@@ -46,8 +52,6 @@ local MAX_PENDING = 256          -- started all-reduces in flight at once (MS_DI
 
 local Plan = {}
 Plan.__index = Plan
-
-local function sequential() return require('moonstep.nn.Sequential') end
 
 -- Element ranges [lo, hi) of each child's parameters in the arena (nil: no parameters);
 -- nil when they are not in child order or overlap (the flat path then).
@@ -86,11 +90,12 @@ local function plan_buckets(ranges, nchildren, total, bucket_elems)
   return starts
 end
 
--- opt.bucket_mb now (a plain field: checked here as at construction, optim/config.lua).
+-- opt.bucket_mb now (a plain field: its value checked here as at construction; where it
+-- is refused, only at construction).
 local function bucket_mb(opt)
   local v = rawget(opt, 'bucket_mb')
   if v == nil then return 1 end
-  require('moonstep.optim.config').rules.bucket_mb(opt.__name, 'bucket_mb', v)
+  config.rules.bucket_mb(opt.__name .. '.bucket_mb', 'bucket_mb', v)
   return v
 end
 
@@ -99,7 +104,7 @@ end
 local function build(opt)
   local model, arena = rawget(opt, 'model'), opt.arena
   local mb = bucket_mb(opt)
-  if mb == false or type(model) ~= 'table' or getmetatable(model) ~= sequential()
+  if mb == false or type(model) ~= 'table' or not rawget(getmetatable(model) or {}, '_backward_in_buckets')
      or rawget(model, '_arena') ~= arena then
     return nil
   end
@@ -124,8 +129,8 @@ local function build(opt)
     check.fail('%s: the ranks cut the gradient arena into different buckets (this rank %d, another %d): ' ..
                'give every rank the same model and bucket_mb', opt.__name, n, most == n and fewest or most)
   end
-  return setmetatable({ opt = opt, mb = mb, starts = starts, state = 'fresh', handles = {}, sent = {}, views = {}, nbuckets = n,
-                        rounds = 0, early = 0 }, Plan)
+  return setmetatable({ opt = opt, mb = mb, starts = starts, state = 'fresh', handles = {}, reduced = {}, views = {},
+                        nbuckets = n, rounds = 0, early = 0 }, Plan)
 end
 
 -- What attach decided for each optimizer: its bucket_mb then (a change is seen at the next
@@ -149,8 +154,9 @@ end
 
 -- Wait for every started bucket (after an error inside a backward too).
 function Plan:_drain()
-  local h = self.handles
-  for i = 1, #h do ms.dist._wait(h[i]); h[i] = nil end
+  local handles = self.handles
+  self.handles = {}
+  for _, h in ipairs(handles) do ms.dist._wait(h) end
 end
 
 -- Is this backward bucketed? When opt syncs it: inside its closure when its evaluations
@@ -159,15 +165,15 @@ end
 -- leaves the round to the flat all-reduce.
 function Plan:begin()
   local opt = self.opt
-  local dist_sync = require 'moonstep.optim.dist_sync'
+  local dist_sync = require 'moonstep.optim.dist_sync'   -- (it requires this module)
   local on
-  local running = M.closure_of
-  if running == opt then on = dist_sync.passes_sync(opt)
-  elseif running ~= nil then on = false   -- another optimizer's closure
+  local owner = M.closure_owner
+  if owner == opt then on = dist_sync.passes_sync(opt)
+  elseif owner ~= nil then on = false     -- another optimizer's closure
   else on = dist_sync.syncs_at_apply(opt) end
   local flat = opt.arena.gflat
   if not on or flat.device ~= 'cpu' or bucket_mb(opt) ~= self.mb then   -- (moved, or bucket_mb changed)
-    if self.state == 'complete' then self.state = 'dirty' end
+    self:stale()
     return nil
   end
   if self.flat ~= flat then self.flat, self.views = flat, {} end   -- (re)bound arena: new views
@@ -178,7 +184,7 @@ end
 -- Child i's backward is done: start its bucket, or let MPI move those in flight. The
 -- head (after child 1) is all-reduced at once: nothing is left to overlap it with (a
 -- model in one bucket is then the flat all-reduce, less its agreement check).
-function Plan:after(i)
+function Plan:child_done(i)
   local list = self.starts[i]
   if not list then
     if #self.handles > 0 then ms.dist._progress() end
@@ -191,9 +197,9 @@ function Plan:after(i)
     self.views[i] = views
   end
   for _, v in ipairs(views) do
-    if i == 1 then ms.dist._all_reduce_now(v)
+    if i == 1 then ms.dist._all_reduce_unchecked(v)
     else self.handles[#self.handles + 1] = ms.dist._start_all_reduce(v) end
-    self.sent[#self.sent + 1] = v
+    self.reduced[#self.reduced + 1] = v
   end
   if i > 1 then self.early = self.early + #views end
 end
@@ -202,14 +208,13 @@ end
 -- then); the round's gradients are partial, left to the flat path.
 function Plan:abandon()
   self:_drain()
-  local s, sent = 1 / ms.dist.world_size(), self.sent
-  for k = #sent, 1, -1 do sent[k]:mul_(s); sent[k] = nil end   -- their sum -> the mean (as finish)
-  self.state = 'dirty'
+  for _, v in ipairs(self.reduced) do v:mul_(1 / ms.dist.world_size()) end   -- their sums -> means (as finish)
+  self.reduced, self.state = {}, 'fresh'
 end
 
 function Plan:finish()
   self:_drain()
-  for k = #self.sent, 1, -1 do self.sent[k] = nil end
+  self.reduced = {}
   self.flat:mul_(1 / ms.dist.world_size())
   self.state, self.rounds = 'complete', self.rounds + 1
 end
@@ -226,35 +231,27 @@ function M.consume(opt)
     complete = plan.state == 'complete'
     plan.state = 'fresh'
   end
-  if bucket_mb(opt) ~= a.mb then
-    local model = rawget(opt, 'model')
-    if rawget(model, '_dist_buckets') == plan then model._dist_buckets = nil end
-    M.attach(opt)
-  end
+  if bucket_mb(opt) ~= a.mb then M.attach(opt) end
   return complete
 end
 
--- A closure of opt starts / ends (policy.run; M.closure_of: the optimizer whose closure
--- runs, for Plan:begin). A round completed before it (a backward outside any step) no
--- longer speaks for the gradients this closure makes.
+-- A closure of opt starts / ends (policy.run; M.closure_owner: the optimizer whose
+-- closure runs, for Plan:begin). A round completed before it (a backward outside any
+-- step) no longer speaks for the gradients this closure makes.
 function M.closure_begins(opt)
   local a = attached[opt]
-  if a and a.plan and a.plan.state == 'complete' then a.plan.state = 'fresh' end
-  local outer = M.closure_of
-  M.closure_of = opt
+  if a and a.plan then a.plan:stale() end
+  local outer = M.closure_owner
+  M.closure_owner = opt
   return outer
 end
-function M.closure_ends(outer) M.closure_of = outer end
+function M.closure_ends(outer) M.closure_owner = outer end
 
--- The arena was zeroed (ParamSet:_zero_grad): nothing of an earlier round is left in it.
-function Plan:zeroed()
-  if self.state ~= 'running' then self.state = 'fresh' end
-end
-
--- Gradients were added into the arena outside a backward (ms.autograd's, ParamSet:
--- _grads_added): a complete round no longer stands for them.
-function Plan:touched()
-  if self.state == 'complete' then self.state = 'dirty' end
+-- The arena changed outside a bucketed backward (zeroed, given ms.autograd's gradients:
+-- params.lua; a backward not bucketed; a closure starting): a complete round no longer
+-- stands for it.
+function Plan:stale()
+  if self.state == 'complete' then self.state = 'fresh' end
 end
 
 return M

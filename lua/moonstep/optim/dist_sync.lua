@@ -9,19 +9,20 @@
 --                  from rank 0 at bind and after every synced evaluation, as PyTorch's
 --                  DistributedDataParallel does (broadcast_buffers): every rank evaluates
 --                  and saves rank 0's statistics
---   every closure  the gradient arena is all-reduced (mean), in buckets that overlap the
---   evaluation     backward pass of a Sequential model (optim/dist_buckets.lua, bucket_mb)
---                  or as ONE flat tensor after the closure, and the
---                  loss with it, right after the closure and before the non-finite scan,
---                  clipping and the update: every rank then sees the same gradient and
---                  loss, and takes the same decisions (skip, clip, line model). This is
+--   every closure  the gradient arena is all-reduced (mean) and the loss with it, before
+--   evaluation     the non-finite scan, clipping and the update: during a Sequential
+--                  model's backward, in buckets (optim/dist_buckets.lua, bucket_mb), else
+--                  as ONE flat tensor right after the closure. Every rank then sees the
+--                  same gradient and loss, and takes the same decisions (skip, clip, line
+--                  model). This is
 --                  the rule of first-order optimizers (one evaluation a step), ACME,
 --                  LBFGS and BSAM (every pass), and of the SAM family with sync = 'both'
 --   opt:apply() /  gradients the caller computed (no evaluate since the last update) are
---   opt:step()     all-reduced there, once
+--   opt:step()     all-reduced there, once (or in buckets during that backward)
 --   SAM family,    sync = 'final' (m-sharpness, the default): the passes are not synced,
 --   'final'        each rank perturbs with its local gradient; the final direction (after
---                  accumulation, before clipping) is all-reduced once, after the ranks
+--                  accumulation, before clipping) is all-reduced once (WSAM with max_norm
+--                  averages its own passes instead: sharpness.own_sync), after the ranks
 --                  agreed (one 1-element all-reduce) that every one of them has a
 --                  direction: a rank whose pass was non-finite makes every rank skip
 -- Off with one rank (ms.dist is then a world of one: nothing is called, results are

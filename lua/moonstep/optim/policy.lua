@@ -58,7 +58,8 @@ function M.prepare(opt, who, p)
   end
 end
 
--- Runs the closure; during it opt._taking is the step being taken (opt:get reads it).
+-- Runs the closure; during it opt._taking is the step being taken (opt:get reads it), and
+-- optim/dist_buckets.lua knows whose closure runs (closure_begins / closure_ends).
 -- The BatchNorm flags and opt._taking are restored afterwards, also when it raises.
 function M.run(opt, closure, p)
   local frozen

@@ -165,13 +165,14 @@ end
 
 -- The sync option: stored only when given (the default, 'final', leaves no field).
 function M.configure(self, who, config)
-  if config.bucket_mb ~= nil and config.sync ~= 'both' then   -- (only 'both' all-reduces a pass's gradients)
+  local sync = config.sync == nil and 'final' or check.oneof(who, 'sync', config.sync, { 'final', 'both' })
+  if config.bucket_mb ~= nil and sync ~= 'both' then   -- (only 'both' all-reduces a pass's gradients)
     check.fail("%s: bucket_mb is %s but sync is %s: only sync = 'both' all-reduces the passes' gradients " ..
                "(sync = 'final' averages the final direction once, after the passes); drop bucket_mb or set sync = 'both'",
-               who, check.describe(config.bucket_mb), check.describe(config.sync or 'final'))
+               who, check.describe(config.bucket_mb), check.describe(sync))
   end
   if config.sync == nil then return end
-  self.sync = check.oneof(who, 'sync', config.sync, { 'final', 'both' })
+  self.sync = sync
   if config.distributed == false then
     check.fail('%s: sync = %s but distributed = false (nothing is synchronised); drop one of them',
                who, check.describe(config.sync))

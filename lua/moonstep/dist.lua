@@ -24,7 +24,7 @@
 -- collective first checks that all ranks passed the same number of elements (a clear
 -- error on every rank, not garbage), and waits at most `timeout` seconds (default 300, or
 -- MOONSTEP_DIST_TIMEOUT): a rank that died or stopped calling is an error on the others.
--- That check is one more small all-reduce per collective (a round trip: ~10 us on one
+-- That check is one more small all-reduce per collective (a round trip: ~1 us on one
 -- host, more across hosts): check = false (or MOONSTEP_DIST_CHECK=0) leaves it out, and
 -- mismatched calls are then MPI's undefined behaviour (garbage, or the timeout).
 local core = require 'moonstep.core'

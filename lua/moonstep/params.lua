@@ -79,12 +79,12 @@ function ParamSet:flat_gradients() return self.gflat end
 -- _zero_grad(fn): fn is the public function to name in an error (a module's zero_grad).
 function ParamSet:_zero_grad(fn)
   check.tensor(fn, 'the gradient arena (flat_gradients())', self.gflat):zero_()
-  self:_grads_added()
+  self:_grads_changed()
   return self
 end
 -- The gradients changed other than by a bucketed backward (zeroed; ms.autograd's): a
 -- data-parallel round (optim/dist_buckets.lua) no longer stands for them.
-function ParamSet:_grads_added()
+function ParamSet:_grads_changed()
   local plan = rawget(self, '_dist_plan')
   if plan then plan:stale() end
 end

@@ -85,7 +85,7 @@ end
 local function build(kind, params, set, gs)
   if kind == 'tensor' then return gs[1] end
   if kind == 'arena' then
-    if set._grads_added then set:_grads_added() end   -- (data parallelism: optim/dist_buckets.lua)
+    if set._grads_changed then set:_grads_changed() end   -- (data parallelism: optim/dist_buckets.lua)
     for i, g in ipairs(gs) do set.grads[i]:add_(g) end
     return set.grads
   end
@@ -160,7 +160,7 @@ local function differentiate(fn, tp, f, params, ...)
   end
   local sinks = {}                  -- the rules may add straight into the arena's views
   for i, t in ipairs(leaves) do sinks[t] = set.grads[i] end
-  if set._grads_added then set:_grads_added() end   -- (data parallelism: optim/dist_buckets.lua)
+  if set._grads_changed then set:_grads_changed() end   -- (data parallelism: optim/dist_buckets.lua)
   tp.sinks = sinks
   tp:backward(loss)
   for i, t in ipairs(leaves) do     -- what they handed to tp:acc instead

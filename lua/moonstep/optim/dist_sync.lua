@@ -14,9 +14,9 @@
 --                  model's backward, in buckets (optim/dist_buckets.lua, bucket_mb), else
 --                  as ONE flat tensor right after the closure. Every rank then sees the
 --                  same gradient and loss, and takes the same decisions (skip, clip, line
---                  model). This is
---                  the rule of first-order optimizers (one evaluation a step), ACME,
---                  LBFGS and BSAM (every pass), and of the SAM family with sync = 'both'
+--                  model). This is the rule of first-order optimizers (one evaluation a
+--                  step), ACME, LBFGS and BSAM (every pass), and of the SAM family with
+--                  sync = 'both'
 --   opt:apply() /  gradients the caller computed (no evaluate since the last update) are
 --   opt:step()     all-reduced there, once (or in buckets during that backward)
 --   SAM family,    sync = 'final' (m-sharpness, the default): the passes are not synced,

@@ -184,6 +184,23 @@ describe('the optimizer contract', function()
         H.assert_error(function() cls(problem(), config_for(name, { distributed = 'yes' })) end, name, 'distributed')
       end)
 
+      it('on one process, bucket_mb changes no bit where it is taken, and is refused by name elsewhere', function()
+        local s1, c1 = problem()
+        local s2, c2 = problem()
+        local a = cls(s1, config_for(name))
+        local ok, b = pcall(cls, s2, config_for(name, { bucket_mb = 0.5 }))
+        -- refused by SPSA (no gradient all-reduce) and the SAM family (sync = 'final' by default)
+        local refuses = rawget(cls, 'loss_only') or rawget(cls, '_sync_passes')
+        assert.are.equal(not refuses, ok, name .. ': ' .. tostring(b))
+        if not ok then
+          assert.matches(name .. ': bucket_mb is 0.5 but', tostring(b), 1, true)
+        else
+          for _ = 1, 5 do a:step(c1); b:step(c2) end
+          assert_same_bits(s1:flat_parameters(), s2:flat_parameters(), name .. ' bucket_mb')
+        end
+        H.assert_error(function() cls(problem(), config_for(name, { bucket_mb = -1 })) end, name, 'bucket_mb is -1')
+      end)
+
       it('refuses an unknown option and bad hyper-parameters, naming them', function()
         local set = problem()
         H.assert_error(function() cls(set, { no_such_option = 1 }) end, name, 'unknown option "no_such_option"')

@@ -9,11 +9,17 @@ local nn, optim = ms.nn, ms.optim
 
 local N = 8
 
+-- The problem, shared with tests/dist/wsam_traj.lua: the batch, and the model from a seed.
 local function data()
   ms.manual_seed(7)
   local x = ms.randn({ N, 4 }, { dtype = 'float64' })
   local y = ms.randn({ N, 2 }, { dtype = 'float64' })
   return x, y
+end
+local function new_model(seed)
+  ms.manual_seed(seed)
+  local model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+  return model:to('float64')
 end
 
 -- The optimizers under test, by name.
@@ -33,15 +39,14 @@ local MAKE = {
 }
 
 local M = {}
+M.N, M.data, M.new_model = N, data, new_model
 
 function M.run(which, rank, world, steps, opts)
   opts = opts or {}
   local x, y = data()
   local n = N / world
   local xs, ys = x:narrow(1, rank * n + 1, n), y:narrow(1, rank * n + 1, n)
-  ms.manual_seed(opts.init_seed or 1)
-  local model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
-  model:to('float64')
+  local model = new_model(opts.init_seed or 1)
   local crit = nn.MSELoss()
   local function closure_on(a, b)
     return function()

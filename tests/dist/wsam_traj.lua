@@ -34,19 +34,10 @@ M.RUNS = {
 M.ORDER = { 'dec', 'cpl', 'dec_clip', 'cpl_clip', 'acc_clip', 'acc', 'dec_clip_nan1', 'dec_clip_nan2', 'cpl_nan1',
             'acc_clip_nan2' }
 
-local function data()
-  ms.manual_seed(7)
-  local x = ms.randn({ N, 4 }, { dtype = 'float64' })
-  local y = ms.randn({ N, 2 }, { dtype = 'float64' })
-  return x, y
-end
-
-local function model()
-  ms.manual_seed(1)
-  local m = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
-  m:to('float64')
-  return m
-end
+local problem = dofile('tests/dist/optim_common.lua')   -- (the same batch and model)
+assert(problem.N == N)
+local data = problem.data
+local function model() return problem.new_model(1) end
 
 local crit = nn.MSELoss()
 

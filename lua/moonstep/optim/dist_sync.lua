@@ -105,14 +105,20 @@ function M.syncs_at_apply(opt)
   return not (rawget(cls, 'loss_only') or rawget(cls, 'multipass'))
 end
 
+-- One float64 scalar to all-reduce (the loss, an agreement flag): made once, not per step.
+local scalar
+local function scalar_of(v)
+  scalar = scalar or ms.zeros({ 1 }, 'float64')
+  return scalar:fill_(v)
+end
+
 -- After the closure: the gradient arena and the loss, averaged over the ranks.
 function M.evaluated(opt, loss)
   opt._synced = nil
   local averaged = buckets.consume(opt)   -- by the buckets, during the backward
   if not passes_sync(opt) then return loss end
   if not averaged then M.mean(opt.arena.gflat) end
-  local l = ms.tensor({ loss }, 'float64')
-  M.mean(l)
+  local l = M.mean(scalar_of(loss))
   broadcast_buffers(opt)
   opt._synced = true
   return l:item()
@@ -131,9 +137,7 @@ end
 
 -- true when ok is true on every rank (one 1-element all-reduce).
 function M.agree(opt, ok)
-  local flag = ms.tensor({ ok and 0 or 1 }, 'float64')
-  dist().all_reduce(flag, 'max')
-  return flag:item() == 0
+  return dist().all_reduce(scalar_of(ok and 0 or 1), 'max'):item() == 0
 end
 
 function M.install(Optimizer)

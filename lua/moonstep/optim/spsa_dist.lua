@@ -35,13 +35,15 @@ local ms = require 'moonstep'
 local S = require 'moonstep.optim.spsa_sample'
 local points = require 'moonstep.optim.spsa_points'
 local check = require 'moonstep.check'
+local dist_sync = require 'moonstep.optim.dist_sync'
+local core = require 'moonstep.core'
 
 local M = {}
 
 M.MODES = { 'directions', 'batch' }
 
 function M.mode(self)
-  if rawget(self, 'distributed') == false or rawget(self, '_no_sync') or ms.dist.world_size() == 1 then return nil end
+  if not dist_sync.on(self) then return nil end   -- (one rank, distributed = false, no_sync)
   return self._zo.dist_split
 end
 
@@ -52,7 +54,7 @@ function M.setup(self, who)
   ms.dist.broadcast(seed, 0)
   self.seed = seed:get(1)
   ms.dist.broadcast(flat, 0)
-  self.dist_setup_bytes = 8 + flat:numel() * (flat.dtype == 'float64' and 8 or flat.dtype == 'float32' and 4 or 2)
+  self.dist_setup_bytes = 8 + flat:numel() * core.C.ms_dtype_size(flat.dtype_id)
   self._dist_ready = true
   check.integer(who, 'opt.seed', self.seed, 0, 2 ^ 53 - 1)
 end
